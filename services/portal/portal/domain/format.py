@@ -1,0 +1,289 @@
+"""Indonesian formatting and parsing for what people see and type in the portal.
+
+Pure functions, no I/O: money as ``Rp1.250.000``, quantities as ``1.234,5 kg``, dates in Asia/Jakarta
+time with Indonesian month names, and the reverse (``"1.250.000"`` or ``"1,5"`` typed in a form back to
+a number). Indonesian uses ``.`` to group thousands and ``,`` for decimals; times are written ``14.30``.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, date, datetime
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+from zoneinfo import ZoneInfo
+
+JAKARTA = ZoneInfo("Asia/Jakarta")
+EMPTY = "–"
+
+MONTHS = (
+    "Januari", "Februari", "Maret", "April", "Mei", "Juni",
+    "Juli", "Agustus", "September", "Oktober", "November", "Desember",
+)  # fmt: skip
+MONTHS_SHORT = ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des")
+
+Number = int | float | Decimal | str
+
+
+def _to_decimal(value: Number | None) -> Decimal | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        result = Decimal(str(value))
+    except (InvalidOperation, ValueError):
+        return None
+    return result if result.is_finite() else None
+
+
+def _group(digits: str) -> str:
+    """'1250000' -> '1.250.000'."""
+    head = len(digits) % 3 or 3
+    parts = [digits[:head]] + [digits[i : i + 3] for i in range(head, len(digits), 3)]
+    return ".".join(parts)
+
+
+def angka(value: Number | None, decimals: int = 1, *, keep_zeros: bool = False) -> str:
+    """A number in Indonesian notation: ``angka(1234.5) == "1.234,5"``, ``angka(1000) == "1.000"``.
+
+    Rounds half up to ``decimals`` places; trailing decimal zeros are dropped unless ``keep_zeros``.
+    """
+    number = _to_decimal(value)
+    if number is None:
+        return EMPTY
+    quantum = Decimal(1).scaleb(-decimals)
+    rounded = number.quantize(quantum, rounding=ROUND_HALF_UP)
+    if rounded == 0:
+        rounded = abs(rounded)  # no "-0"
+    sign = "-" if rounded < 0 else ""
+    text = f"{abs(rounded):.{decimals}f}"
+    whole, _, frac = text.partition(".")
+    if not keep_zeros:
+        frac = frac.rstrip("0")
+    return f"{sign}{_group(whole)}" + (f",{frac}" if frac else "")
+
+
+def rupiah(value: Number | None) -> str:
+    """Money in whole rupiah: ``rupiah(1250000) == "Rp1.250.000"``, ``rupiah(-500) == "-Rp500"``."""
+    number = _to_decimal(value)
+    if number is None:
+        return EMPTY
+    whole = number.quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    sign = "-" if whole < 0 else ""
+    return f"{sign}Rp{_group(str(abs(int(whole))))}"
+
+
+def rupiah_ringkas(value: Number | None) -> str:
+    """Large money, short, for headline tiles: ``Rp1,3 M`` (miliar), ``Rp12,5 jt`` (juta)."""
+    number = _to_decimal(value)
+    if number is None:
+        return EMPTY
+    size = abs(number)
+    for threshold, suffix in ((Decimal(10) ** 12, "T"), (Decimal(10) ** 9, "M"), (Decimal(10) ** 6, "jt")):
+        if size >= threshold:
+            sign = "-" if number < 0 else ""
+            return f"{sign}Rp{angka(size / threshold, 1)} {suffix}"
+    return rupiah(number)
+
+
+UNIT_LABELS = {"tabung": "tabung", "liter": "liter", "kg": "kg", "pcs": "buah", "pack": "pak", "karung": "karung"}
+
+
+def jumlah(value: Number | None, unit: str | None = None, decimals: int = 1) -> str:
+    """A quantity with its unit: ``jumlah(1234.5, "kg") == "1.234,5 kg"``."""
+    text = angka(value, decimals)
+    if text == EMPTY or not unit:
+        return text
+    return f"{text} {UNIT_LABELS.get(unit, unit)}"
+
+
+def persen(value: Number | None, decimals: int = 1, *, ratio: bool = True) -> str:
+    """A percentage: ``persen(0.873) == "87,3%"``; with ``ratio=False`` the value is already in percent."""
+    number = _to_decimal(value)
+    if number is None:
+        return EMPTY
+    return f"{angka(number * 100 if ratio else number, decimals)}%"
+
+
+def parse_timestamp(value: str | datetime | date | None) -> datetime | None:
+    """An ISO 8601 timestamp from an API as an aware datetime; naive values are taken as UTC."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, datetime):
+        moment = value
+    elif isinstance(value, date):
+        moment = datetime(value.year, value.month, value.day)
+    else:
+        text = str(value).strip()
+        if text.endswith(("Z", "z")):
+            text = text[:-1] + "+00:00"
+        try:
+            moment = datetime.fromisoformat(text)
+        except ValueError:
+            return None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment
+
+
+def tanggal(value: str | datetime | date | None, *, short: bool = False) -> str:
+    """A date in Jakarta time: ``"5 Januari 2025"`` (``short``: ``"5 Jan 2025"``).
+
+    A bare date (``"2025-01-05"``) is a calendar date and is not shifted between time zones.
+    """
+    if value is None or value == "":
+        return EMPTY
+    if isinstance(value, date) and not isinstance(value, datetime):
+        day = value
+    elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
+        day = date.fromisoformat(value.strip())
+    else:
+        moment = parse_timestamp(value)
+        if moment is None:
+            return str(value)
+        day = moment.astimezone(JAKARTA).date()
+    months = MONTHS_SHORT if short else MONTHS
+    return f"{day.day} {months[day.month - 1]} {day.year}"
+
+
+def waktu(value: str | datetime | None, *, short: bool = True) -> str:
+    """A moment in Jakarta time: ``"5 Jan 2025 14.30 WIB"``."""
+    moment = parse_timestamp(value)
+    if moment is None:
+        return EMPTY if value in (None, "") else str(value)
+    local = moment.astimezone(JAKARTA)
+    return f"{tanggal(local.date(), short=short)} {local:%H.%M} WIB"
+
+
+def periode(value: str | None) -> str:
+    """A reporting period ``"2025-01"`` as ``"Januari 2025"``."""
+    if not value:
+        return EMPTY
+    match = re.fullmatch(r"(\d{4})-(\d{2})", value.strip())
+    if not match or not 1 <= int(match.group(2)) <= 12:
+        return value
+    return f"{MONTHS[int(match.group(2)) - 1]} {match.group(1)}"
+
+
+def sejak(value: str | datetime | None, now: datetime | None = None) -> str:
+    """How long ago, in words: ``"baru saja"``, ``"5 menit lalu"``, ``"3 jam lalu"``, ``"12 hari lalu"``."""
+    moment = parse_timestamp(value)
+    if moment is None:
+        return EMPTY
+    now = now or datetime.now(UTC)
+    seconds = (now - moment).total_seconds()
+    if seconds < 60:
+        return "baru saja"
+    minutes = int(seconds // 60)
+    if minutes < 60:
+        return f"{minutes} menit lalu"
+    hours = minutes // 60
+    if hours < 48:
+        return f"{hours} jam lalu"
+    days = hours // 24
+    return f"{angka(days, 0)} hari lalu"
+
+
+def durasi_jam(hours: Number | None) -> str:
+    """A duration in hours as words: ``durasi_jam(30) == "1 hari 6 jam"``, ``durasi_jam(5.5) == "5,5 jam"``."""
+    number = _to_decimal(hours)
+    if number is None:
+        return EMPTY
+    if number < 24:
+        return f"{angka(number, 1)} jam"
+    days, rest = divmod(int(number.quantize(Decimal(1), rounding=ROUND_HALF_UP)), 24)
+    return f"{days} hari" + (f" {rest} jam" if rest else "")
+
+
+# --- parsing what people type -------------------------------------------------------------------------
+
+_GROUPED = re.compile(r"^\d{1,3}(\.\d{3})+$")
+
+
+def parse_angka(text: str | None) -> Decimal | None:
+    """A number typed the Indonesian way (or the plain way) as a Decimal; None when empty or not a number.
+
+    ``"1.250.000"`` → 1250000, ``"1,5"`` → 1.5, ``"1.234,5"`` → 1234.5, ``"Rp 12.500"`` → 12500,
+    ``"2.5"`` → 2.5 (a single dot not followed by exactly three digits is a decimal point).
+    """
+    if text is None:
+        return None
+    cleaned = re.sub(r"(?i)^\s*rp\.?\s*", "", text.strip()).replace(" ", "").replace("\u00a0", "")
+    if cleaned == "":
+        return None
+    if "," in cleaned:
+        whole, _, frac = cleaned.rpartition(",")
+        if "," in whole:
+            return None
+        whole = whole.replace(".", "") if (not whole or _GROUPED.match(whole) or whole.isdigit()) else None
+        if whole is None:
+            return None
+        cleaned = f"{whole or '0'}.{frac}"
+    elif _GROUPED.match(cleaned):
+        cleaned = cleaned.replace(".", "")
+    if not re.fullmatch(r"-?\d+(\.\d+)?", cleaned):
+        return None
+    try:
+        return Decimal(cleaned)
+    except InvalidOperation:
+        return None
+
+
+# --- labels for codes the APIs return -------------------------------------------------------------------
+
+STOCK_STATUS = {"ok": "Aman", "low": "Menipis", "stockout": "Habis", "stalled": "Macet"}
+HEALTH_LEVEL = {"aktif": "Aktif", "kurang_aktif": "Kurang aktif", "tidak_aktif": "Tidak aktif"}
+NEED_STATUS = {
+    "open": "Baru",
+    "acknowledged": "Diterima",
+    "in_progress": "Sedang ditangani",
+    "resolved": "Selesai",
+    "rejected": "Ditolak",
+}
+NEED_KIND = {"supply": "Pasokan barang", "capital": "Modal", "training": "Pelatihan", "other": "Lainnya"}
+MOVEMENT_KIND = {
+    "receipt": "Barang masuk",
+    "sale": "Penjualan",
+    "adjustment": "Penyesuaian",
+    "transfer_in": "Terima pindahan",
+    "transfer_out": "Kirim pindahan",
+    "spoilage": "Rusak/susut",
+}
+COOP_STATUS = {"formed": "Baru dibentuk", "operating": "Beroperasi", "suspended": "Dibekukan", "dissolved": "Dibubarkan"}
+FORMATION = {"new": "Pembentukan baru", "revitalized": "Revitalisasi"}
+REDISTRIBUTION_STATUS = {
+    "proposed": "Diusulkan",
+    "pending": "Menunggu jawaban",
+    "accepted": "Diterima",
+    "declined": "Ditolak",
+    "completed": "Selesai",
+    "expired": "Kedaluwarsa",
+    "cancelled": "Dibatalkan",
+}
+ROLE = {"admin": "Administrator", "officer": "Petugas Dinkopdag", "coop_manager": "Pengurus koperasi", "supplier": "Pemasok"}
+MEMBER_KIND = {"resident": "Warga", "umkm": "UMKM"}
+BOARD_ROLE = {
+    "ketua": "Ketua",
+    "wakil_ketua": "Wakil ketua",
+    "sekretaris": "Sekretaris",
+    "bendahara": "Bendahara",
+    "pengawas": "Pengawas",
+    "ketua_pengawas": "Ketua pengawas",
+    "anggota_pengawas": "Anggota pengawas",
+}
+BUSINESS_UNIT = {
+    "sembako": "Sembako",
+    "lpg": "Pangkalan LPG",
+    "apotek": "Apotek desa",
+    "klinik": "Klinik desa",
+    "simpan_pinjam": "Simpan pinjam",
+    "cold_storage": "Gudang pendingin",
+    "logistik": "Logistik",
+    "kantor_koperasi": "Kantor koperasi",
+}
+
+
+def label(mapping: dict[str, str], code: object) -> str:
+    """The Indonesian label for an API code; an unknown code is shown humanised rather than hidden."""
+    if code is None or code == "":
+        return EMPTY
+    text = str(code)
+    return mapping.get(text, text.replace("_", " ").capitalize())

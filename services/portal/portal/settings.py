@@ -1,0 +1,54 @@
+"""Portal settings: where the services are, how the session cookie is signed and sent.
+
+Read from the environment like every service (``kkmp_shared.settings.ServiceSettings``). The session
+secret must be set outside demo mode (``PORTAL_SESSION_SECRET``); the cookie's Secure flag is on by
+default and switched off for plain-http localhost with ``PORTAL_COOKIE_SECURE=0``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kkmp_shared.settings import ServiceSettings
+from pydantic import AliasChoices, Field
+
+DEFAULT_SESSION_SECRET = "kkmp-demo-session-secret"
+
+# services/portal/portal/settings.py → repository root is three levels above the package directory.
+_REPO_ROOT = Path(__file__).resolve().parents[3]
+
+
+class PortalSettings(ServiceSettings):
+    service_name: str = "portal"
+    port: int = 8000
+    broker_enabled: bool = False  # the portal reads and writes only through the services' HTTP APIs
+
+    inventory_url: str = "http://127.0.0.1:8002"
+    sourcing_url: str = "http://127.0.0.1:8003"
+    reporting_url: str = "http://127.0.0.1:8004"
+    notifications_url: str = "http://127.0.0.1:8005"
+
+    session_secret: str = Field(
+        default=DEFAULT_SESSION_SECRET,
+        validation_alias=AliasChoices("PORTAL_SESSION_SECRET", "session_secret"),
+    )
+    session_cookie: str = Field(
+        default="kkmp_session", validation_alias=AliasChoices("PORTAL_SESSION_COOKIE", "session_cookie")
+    )
+    # Seconds a session lives without use; the registry's token usually expires sooner (expires_in).
+    session_max_age_s: int = Field(
+        default=8 * 3600, validation_alias=AliasChoices("PORTAL_SESSION_MAX_AGE_S", "session_max_age_s")
+    )
+    cookie_secure: bool = Field(
+        default=True, validation_alias=AliasChoices("PORTAL_COOKIE_SECURE", "cookie_secure")
+    )
+    upstream_timeout_s: float = Field(
+        default=8.0, validation_alias=AliasChoices("PORTAL_UPSTREAM_TIMEOUT_S", "upstream_timeout_s")
+    )
+    # Reference data (GeoJSON, coordinates) shipped with the project; a container copies data/ here.
+    reference_dir: Path = Field(
+        default=_REPO_ROOT / "data", validation_alias=AliasChoices("PORTAL_REFERENCE_DIR", "reference_dir")
+    )
+
+    def secrets(self) -> dict[str, str | None]:
+        return {**super().secrets(), "PORTAL_SESSION_SECRET": self.session_secret}

@@ -1,0 +1,1 @@
+"""The registry: regions, cooperatives, boards, members, potentials, trainings, users and tokens."""

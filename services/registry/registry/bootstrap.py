@@ -1,0 +1,127 @@
+"""Composition root of the registry: builds the app and wires its dependencies."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from fastapi import FastAPI
+from kkmp_shared.app import create_service_app
+from kkmp_shared.auth import StaticKeySource
+from kkmp_shared.events.contracts import (
+    CooperativeRegistered,
+    CooperativeUpdated,
+    MemberJoined,
+    PotentialMapped,
+    TrainingCompleted,
+    UserCreated,
+)
+from sqlalchemy import select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+from registry.adapters import orm
+from registry.adapters.keys import SigningKey
+from registry.domain.rules import load_regions
+from registry.entrypoints.api import ROUTERS
+from registry.service_layer import handlers
+from registry.settings import RegistrySettings
+
+log = logging.getLogger("kkmp.registry")
+
+SERVICE_DIR = Path(__file__).resolve().parent.parent
+REPO_DATA = SERVICE_DIR.parent.parent / "data"
+DEMO_SERVICE_CLIENTS = "kkmp-service:kkmp-demo-service-secret"
+
+
+def parse_clients(spec: str | None) -> dict[str, str]:
+    clients = {}
+    for item in (spec or "").split(","):
+        if ":" in item:
+            cid, secret = item.split(":", 1)
+            clients[cid.strip()] = secret.strip()
+    return clients
+
+
+async def load_reference_regions(app: FastAPI) -> None:
+    """Upsert the regions from the reference CSVs: restarting never duplicates, a new list extends."""
+    settings: RegistrySettings = app.state.settings
+    kelurahan_csv = settings.regions_csv or REPO_DATA / "surabaya_kelurahan.csv"
+    coords_csv = settings.coords_csv or REPO_DATA / "surabaya_coords.csv"
+    kecamatan, kelurahan = load_regions(kelurahan_csv, coords_csv)
+    db = app.state.db
+    insert = sqlite_insert if db.is_sqlite else pg_insert
+    async with db.transaction() as session:
+        for table, rows in (
+            (
+                orm.kecamatan,
+                [
+                    {"code": r.code, "name": r.name, "city_code": r.parent_code, "lat": r.lat, "lon": r.lon}
+                    for r in kecamatan
+                ],
+            ),
+            (
+                orm.kelurahan,
+                [
+                    {
+                        "code": r.code,
+                        "name": r.name,
+                        "kecamatan_code": r.parent_code,
+                        "lat": r.lat,
+                        "lon": r.lon,
+                    }
+                    for r in kelurahan
+                ],
+            ),
+        ):
+            stmt = insert(table).values(rows)
+            stmt = stmt.on_conflict_do_update(
+                index_elements=[table.c.code], set_={c: stmt.excluded[c] for c in rows[0] if c != "code"}
+            )
+            await session.execute(stmt)
+    log.info("regions loaded: %d kecamatan, %d kelurahan", len(kecamatan), len(kelurahan))
+
+
+async def ensure_admin(app: FastAPI) -> None:
+    settings: RegistrySettings = app.state.settings
+    async with app.state.db.session() as session:
+        existing = (
+            await session.execute(select(orm.users.c.id).where(orm.users.c.username == "admin"))
+        ).scalar()
+        if existing:
+            return
+        created = await handlers.ensure_admin(session, app.state.outbox, settings.effective_admin_password())
+    if created and settings.demo and not settings.admin_password:
+        log.warning(
+            "demo admin created: username 'admin', password '%s'", settings.effective_admin_password()
+        )
+
+
+def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+    settings = settings or RegistrySettings()
+    signing_key = SigningKey.load_or_create(settings.key_path)
+    app = create_service_app(
+        settings,
+        title="KKMP Registry",
+        description="Regions, cooperatives (KKMP), boards, members, potentials, trainings, users and tokens.",
+        tables=orm.messaging,
+        migrations=SERVICE_DIR / "migrations",
+        routers=ROUTERS,
+        publishes=[
+            CooperativeRegistered,
+            CooperativeUpdated,
+            MemberJoined,
+            PotentialMapped,
+            TrainingCompleted,
+            UserCreated,
+        ],
+        on_startup=[load_reference_regions, ensure_admin],
+        # The registry verifies its own tokens with its own public key: no JWKS round trip to itself.
+        key_source=lambda _settings: StaticKeySource(signing_key.jwks()),
+    )
+    app.state.signing_key = signing_key
+    clients = parse_clients(settings.service_clients)
+    if not clients and settings.demo:
+        clients = parse_clients(DEMO_SERVICE_CLIENTS)
+    app.state.service_clients = clients
+    return app

@@ -1,0 +1,41 @@
+"""Registry settings (environment)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from kkmp_shared.settings import ServiceSettings
+from pydantic import AliasChoices, Field
+
+DEMO_ADMIN_PASSWORD = "kkmp-demo-admin"
+
+
+class RegistrySettings(ServiceSettings):
+    service_name: str = "registry"
+    port: int = 8001
+    admin_password: str | None = Field(
+        default=None, validation_alias=AliasChoices("KKMP_ADMIN_PASSWORD", "admin_password")
+    )
+    token_ttl_s: int = 3600
+    signing_key_path: Path | None = None
+    regions_csv: Path | None = None
+    coords_csv: Path | None = None
+    # Login throttling: this many failures per username (or per client address) within the window.
+    login_max_failures: int = 5
+    login_window_s: int = 300
+    # Service accounts: "client_id:secret,client_id:secret" (demo defaults when KKMP_DEMO=1).
+    service_clients: str | None = None
+
+    def effective_admin_password(self) -> str:
+        if self.admin_password:
+            return self.admin_password
+        if self.demo:
+            return DEMO_ADMIN_PASSWORD
+        raise ValueError("KKMP_ADMIN_PASSWORD must be set outside demo mode")
+
+    def secrets(self) -> dict[str, str | None]:
+        return {**super().secrets(), "KKMP_ADMIN_PASSWORD": self.admin_password or DEMO_ADMIN_PASSWORD}
+
+    @property
+    def key_path(self) -> Path:
+        return self.signing_key_path or (self.data_dir / "registry-signing-key.pem")

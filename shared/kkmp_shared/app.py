@@ -1,0 +1,219 @@
+"""The service app factory: every KKMP service is built by `create_service_app`.
+
+It wires what each service would otherwise write again: settings, database and migrations, the outbox
+relay, the consumer runner, token verification, error format, body limit, health, metrics, AsyncAPI,
+telemetry and logs. A service passes its routers, its tables, its subscriptions and its background jobs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from contextlib import asynccontextmanager, suppress
+from pathlib import Path
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from sqlalchemy import MetaData
+from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+
+from kkmp_shared.auth import JwksKeySource, KeySource, StaticKeySource, TokenVerifier
+from kkmp_shared.db import Database
+from kkmp_shared.errors import BodySizeLimitMiddleware, install_error_handlers
+from kkmp_shared.events.asyncapi import asyncapi_document
+from kkmp_shared.events.contracts import EventData
+from kkmp_shared.messaging.broker import Broker
+from kkmp_shared.messaging.consumer import ConsumerGroup, ConsumerRunner
+from kkmp_shared.messaging.outbox import Outbox
+from kkmp_shared.messaging.relay import OutboxRelay
+from kkmp_shared.messaging.tables import MessagingTables
+from kkmp_shared.settings import ServiceSettings
+from kkmp_shared.telemetry import (
+    HTTP_REQUESTS,
+    HTTP_SECONDS,
+    instrument_engine,
+    setup_logging,
+    setup_tracing,
+)
+
+log = logging.getLogger("kkmp.app")
+
+AppHook = Callable[[FastAPI], Awaitable[None]]
+
+
+class _MetricsMiddleware(BaseHTTPMiddleware):
+    def __init__(self, app: Any, service: str) -> None:
+        super().__init__(app)
+        self.service = service
+
+    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+        started = time.perf_counter()
+        response = await call_next(request)
+        route = request.scope.get("route")
+        template = getattr(route, "path", "unmatched")
+        HTTP_REQUESTS.labels(self.service, request.method, template, str(response.status_code)).inc()
+        HTTP_SECONDS.labels(self.service, request.method, template).observe(time.perf_counter() - started)
+        return response
+
+
+def default_key_source(settings: ServiceSettings) -> KeySource:
+    if settings.jwks_file is not None:
+        return StaticKeySource.from_file(settings.jwks_file)
+    return JwksKeySource(settings.resolved_jwks_url)
+
+
+def create_service_app(
+    settings: ServiceSettings,
+    *,
+    title: str,
+    description: str,
+    tables: MessagingTables,
+    migrations: Path | None,
+    routers: Sequence[APIRouter],
+    publishes: Sequence[type[EventData]] = (),
+    consumers: ConsumerGroup | None = None,
+    on_startup: Sequence[AppHook] = (),
+    background: Sequence[AppHook] = (),
+    key_source: Callable[[ServiceSettings], KeySource] | None = None,
+    version: str = "1.0.0",
+    metadata: MetaData | None = None,
+) -> FastAPI:
+    service = settings.service_name
+    db = Database(settings.database_url)
+    outbox = Outbox(tables, source=f"/{service}")
+    broker: Broker | None = None
+    relay: OutboxRelay | None = None
+    runner: ConsumerRunner | None = None
+    if settings.broker_enabled:
+        broker = Broker(settings.amqp_url, name=service, exchange=settings.events_exchange)
+        relay = OutboxRelay(
+            db,
+            tables,
+            broker,
+            service=service,
+            batch_size=settings.relay_batch_size,
+            poll_interval_s=settings.relay_poll_interval_s,
+        )
+        if consumers is not None and consumers.subscriptions:
+            runner = ConsumerRunner(
+                consumers,
+                db,
+                tables,
+                broker,
+                prefetch=settings.prefetch,
+                retry_delays_ms=settings.retry_delays_ms,
+            )
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        setup_logging(service, settings.log_level, settings.log_json)
+        setup_tracing(service, settings.otel_exporter, settings.otel_endpoint)
+        if migrations is not None:
+            await db.migrate(migrations)
+        elif metadata is not None:  # tests of the library itself: no Alembic directory
+            async with db.engine.begin() as conn:
+                await conn.run_sync(metadata.create_all)
+        instrument_engine(db.engine)
+        app.state.verifier = TokenVerifier(
+            (key_source or default_key_source)(settings),
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+        )
+        for hook in on_startup:
+            await hook(app)
+        tasks: list[asyncio.Task[Any]] = []
+        if broker is not None and relay is not None:
+            tasks.append(asyncio.create_task(broker.run(), name=f"{service}:broker"))
+            tasks.append(asyncio.create_task(relay.run(), name=f"{service}:relay"))
+        for job in background:
+            tasks.append(asyncio.create_task(job(app), name=f"{service}:{job.__name__}"))
+        log.info("%s started on port %s", service, settings.port)
+        try:
+            yield
+        finally:
+            for task in tasks:
+                task.cancel()
+            for task in tasks:
+                with suppress(asyncio.CancelledError, Exception):
+                    await task
+            if runner is not None:
+                await runner.stop()
+            if broker is not None:
+                await broker.stop()
+            await db.dispose()
+
+    app = FastAPI(title=title, description=description, version=version, lifespan=lifespan)
+    app.state.settings = settings
+    app.state.db = db
+    app.state.outbox = outbox
+    app.state.broker = broker
+    app.state.relay = relay
+    app.state.runner = runner
+    app.state.max_page_size = settings.max_page_size
+    app.state.service = service
+
+    install_error_handlers(app)
+    app.add_middleware(_MetricsMiddleware, service=service)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    FastAPIInstrumentor.instrument_app(app, excluded_urls="health/.*,metrics")
+
+    published = list(publishes)
+    consumed = consumers.consumed_models if consumers else []
+    queues = consumers.queues() if consumers else {}
+
+    @app.get("/health/live", tags=["operations"], summary="The process is up")
+    async def live() -> dict[str, str]:
+        return {"status": "ok", "service": service}
+
+    @app.get(
+        "/health/ready",
+        tags=["operations"],
+        summary="Database and broker reachable, consumers attached",
+        responses={503: {"description": "Not ready"}},
+    )
+    async def ready() -> JSONResponse:
+        checks: dict[str, Any] = {}
+        try:
+            await asyncio.wait_for(db.ping(), timeout=3)
+            checks["database"] = "ok"
+        except Exception as exc:
+            checks["database"] = f"error: {type(exc).__name__}"
+        if broker is not None:
+            checks["broker"] = "ok" if broker.is_connected else f"error: {broker.last_error or 'connecting'}"
+        if runner is not None:
+            missing = runner.missing_consumers()
+            checks["consumers"] = "ok" if not missing else {"missing": missing}
+        ok = all(v == "ok" for v in checks.values())
+        body = {"status": "ready" if ok else "not_ready", "service": service, "checks": checks}
+        return JSONResponse(body, status_code=200 if ok else 503)
+
+    @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", response_class=Response)
+    async def metrics() -> Response:
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+
+    @app.get("/asyncapi.json", tags=["operations"], summary="The events this service publishes and consumes")
+    async def asyncapi() -> dict[str, Any]:
+        return asyncapi_document(service, published, consumed, settings.events_exchange, queues)
+
+    for router in routers:
+        app.include_router(router)
+    return app
+
+
+async def _session(request: Request) -> AsyncIterator[AsyncSession]:
+    async with request.app.state.db.session() as session:
+        yield session
+
+
+def _outbox(request: Request) -> Outbox:
+    return request.app.state.outbox  # type: ignore[no-any-return]
+
+
+SessionDep = Annotated[AsyncSession, Depends(_session)]
+OutboxDep = Annotated[Outbox, Depends(_outbox)]

@@ -1,0 +1,233 @@
+"""Token verification and access rules shared by every service.
+
+Tokens are RS256 JWTs signed by the registry; services verify them offline against the registry's
+JWKS (cached, refetched when a token names an unknown `kid`), checking issuer, audience and expiry.
+The scope rules (who may see which cooperative) live here so that every service applies the same ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import httpx
+import jwt
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from jwt import PyJWK
+
+from kkmp_shared.errors import ApiError, forbidden, not_found
+
+Role = Literal["admin", "officer", "coop_manager", "supplier", "service"]
+ROLES: tuple[str, ...] = ("admin", "officer", "coop_manager", "supplier", "service")
+
+
+@dataclass(frozen=True)
+class Principal:
+    sub: str
+    role: str
+    cooperative_id: str | None = None
+    supplier_id: str | None = None
+    kecamatan_codes: tuple[str, ...] = ()
+    username: str | None = None
+    claims: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_staff(self) -> bool:
+        """Dinkopdag: administrators and officers."""
+        return self.role in ("admin", "officer")
+
+    def covers_kecamatan(self, kecamatan_code: str | None) -> bool:
+        """Admins and services see the whole city; an officer with no codes too; else only its codes."""
+        if self.role in ("admin", "service"):
+            return True
+        if self.role == "officer":
+            return not self.kecamatan_codes or kecamatan_code in self.kecamatan_codes
+        return False
+
+    def can_read_cooperative(self, cooperative_id: str, kecamatan_code: str | None) -> bool:
+        if self.role == "coop_manager":
+            return self.cooperative_id == cooperative_id
+        return self.covers_kecamatan(kecamatan_code)
+
+    def can_write_cooperative(self, cooperative_id: str, kecamatan_code: str | None) -> bool:
+        if self.role == "coop_manager":
+            return self.cooperative_id == cooperative_id
+        if self.role == "officer":
+            return self.covers_kecamatan(kecamatan_code)
+        return self.role in ("admin", "service")
+
+    def kecamatan_filter(self) -> list[str] | None:
+        """The kecamatan a list must be limited to, or None for no limit."""
+        if self.role == "officer" and self.kecamatan_codes:
+            return list(self.kecamatan_codes)
+        return None
+
+
+def ensure_can_read(
+    principal: Principal, cooperative_id: str, kecamatan_code: str | None, what: str = "cooperative"
+) -> None:
+    """404, not 403, on reads: revealing that another cooperative's object exists would leak."""
+    if not principal.can_read_cooperative(cooperative_id, kecamatan_code):
+        raise not_found(what)
+
+
+def ensure_can_write(principal: Principal, cooperative_id: str, kecamatan_code: str | None) -> None:
+    if principal.role == "supplier":
+        raise forbidden("Suppliers cannot change a cooperative's data.")
+    if not principal.can_write_cooperative(cooperative_id, kecamatan_code):
+        raise forbidden("You may only change your own cooperative's data.")
+
+
+class KeySource:
+    """Where verification keys come from; `get(kid)` returns the key or None."""
+
+    async def get(self, kid: str | None) -> Any:
+        raise NotImplementedError
+
+
+class StaticKeySource(KeySource):
+    def __init__(self, jwks: dict[str, Any]) -> None:
+        self.keys = {k.get("kid"): PyJWK(k).key for k in jwks.get("keys", [])}
+
+    async def get(self, kid: str | None) -> Any:
+        if kid is None and len(self.keys) == 1:
+            return next(iter(self.keys.values()))
+        return self.keys.get(kid)
+
+    @classmethod
+    def from_file(cls, path: Path) -> StaticKeySource:
+        return cls(json.loads(path.read_text()))
+
+
+class JwksKeySource(KeySource):
+    """Fetches the registry's JWKS; refetches on an unknown kid, at most once per `min_refresh_s`."""
+
+    def __init__(self, url: str, *, ttl_s: float = 3600, min_refresh_s: float = 10) -> None:
+        self.url = url
+        self.ttl_s = ttl_s
+        self.min_refresh_s = min_refresh_s
+        self._keys: dict[str | None, Any] = {}
+        self._fetched_at = 0.0
+        self._lock = asyncio.Lock()
+
+    async def _refresh(self) -> None:
+        async with httpx.AsyncClient(timeout=5) as client:
+            response = await client.get(self.url)
+            response.raise_for_status()
+            jwks = response.json()
+        self._keys = {k.get("kid"): PyJWK(k).key for k in jwks.get("keys", [])}
+        self._fetched_at = time.monotonic()
+
+    async def get(self, kid: str | None) -> Any:
+        stale = time.monotonic() - self._fetched_at > self.ttl_s
+        if kid in self._keys and not stale:
+            return self._keys[kid]
+        async with self._lock:
+            if (kid not in self._keys or stale) and time.monotonic() - self._fetched_at > self.min_refresh_s:
+                try:
+                    await self._refresh()
+                except (httpx.HTTPError, ValueError) as exc:
+                    if not self._keys:
+                        raise ApiError(
+                            503,
+                            "auth_unavailable",
+                            "Token keys cannot be fetched from the registry right now.",
+                        ) from exc
+        return self._keys.get(kid)
+
+
+class TokenVerifier:
+    def __init__(self, keys: KeySource, *, issuer: str, audience: str) -> None:
+        self.keys = keys
+        self.issuer = issuer
+        self.audience = audience
+
+    async def verify(self, token: str) -> Principal:
+        try:
+            header = jwt.get_unverified_header(token)
+        except jwt.PyJWTError as exc:
+            raise unauthorized("The token is malformed.") from exc
+        if header.get("alg") != "RS256":
+            raise unauthorized("The token's algorithm is not accepted.")
+        key = await self.keys.get(header.get("kid"))
+        if key is None:
+            raise unauthorized("The token was signed by an unknown key.")
+        try:
+            claims = jwt.decode(
+                token,
+                key,
+                algorithms=["RS256"],
+                audience=self.audience,
+                issuer=self.issuer,
+                options={"require": ["exp", "iat", "sub", "iss", "aud"]},
+            )
+        except jwt.ExpiredSignatureError as exc:
+            raise unauthorized("The token has expired.") from exc
+        except jwt.PyJWTError as exc:
+            raise unauthorized(f"The token is not valid: {exc}.") from exc
+        role = claims.get("role")
+        if role not in ROLES:
+            raise unauthorized("The token carries no known role.")
+        return Principal(
+            sub=str(claims["sub"]),
+            role=role,
+            cooperative_id=claims.get("cooperative_id"),
+            supplier_id=claims.get("supplier_id"),
+            kecamatan_codes=tuple(claims.get("kecamatan_codes") or ()),
+            username=claims.get("username"),
+            claims=claims,
+        )
+
+
+def unauthorized(message: str = "Authentication is required.") -> ApiError:
+    return ApiError(401, "unauthorized", message, headers={"WWW-Authenticate": "Bearer"})
+
+
+_bearer = HTTPBearer(auto_error=False)
+
+
+async def get_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise unauthorized()
+    verifier: TokenVerifier = request.app.state.verifier
+    principal = await verifier.verify(credentials.credentials)
+    request.state.principal = principal
+    return principal
+
+
+async def get_optional_principal(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal | None:
+    if credentials is None:
+        return None
+    return await get_principal(request, credentials)
+
+
+CurrentPrincipal = Annotated[Principal, Depends(get_principal)]
+OptionalPrincipal = Annotated[Principal | None, Depends(get_optional_principal)]
+
+
+def require_roles(*roles: str) -> Any:
+    """A dependency that lets only these roles through (403 for the others)."""
+
+    async def check(principal: CurrentPrincipal) -> Principal:
+        if principal.role not in roles:
+            raise forbidden(f"This needs one of the roles: {', '.join(roles)}.")
+        return principal
+
+    return Depends(check)
+
+
+StaffPrincipal = Annotated[Principal, require_roles("admin", "officer")]
+AdminPrincipal = Annotated[Principal, require_roles("admin")]

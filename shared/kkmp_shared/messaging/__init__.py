@@ -1,0 +1,1 @@
+"""Reliable messaging: transactional outbox + relay for publishing, inbox consumer runner for consuming."""

@@ -1,0 +1,363 @@
+"""The inbox consumer runner: at-most-once effect for at-least-once delivery.
+
+Each service lists its subscriptions in one place (a `ConsumerGroup`). For every message the runner:
+parses the CloudEvent into the contract's pydantic model (undecodable → dead-letter at once), opens one
+transaction, inserts the inbox row (consumer, event id) (already there → a duplicate: no effect), runs
+the handler, commits, and only then acks. A handler failure is never acked as success: the message is
+republished (with confirms) to a delayed retry queue, and after the last retry to the dead-letter
+queue; only then is the original acked.
+
+Messages of one queue are handled in order by one worker, in batches of what has already arrived
+(one transaction per batch; on a failure the batch is redone message by message so only the bad
+message is retried). That keeps per-cooperative order and gives the throughput of few commits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
+from opentelemetry import propagate, trace
+from pydantic import ValidationError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kkmp_shared.db import Database
+from kkmp_shared.events.contracts import EventData
+from kkmp_shared.events.envelope import CloudEvent
+from kkmp_shared.messaging.broker import Broker, declare_consumer_queue, dlq_name, retry_queue_name
+from kkmp_shared.messaging.tables import MessagingTables
+from kkmp_shared.telemetry import CONSUME_SECONDS, CONSUMED
+
+log = logging.getLogger("kkmp.consumer")
+tracer = trace.get_tracer("kkmp.consumer")
+
+Handler = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
+FaultHook = Callable[[str, CloudEvent], Awaitable[None]]
+
+
+class PoisonMessage(Exception):
+    """A message that can never be processed: it goes to the dead-letter queue at once."""
+
+
+@dataclass
+class Subscription:
+    queue: str
+    handlers: dict[str, tuple[type[EventData], Handler]] = field(default_factory=dict)
+
+
+class ConsumerGroup:
+    """The explicit list of what one service consumes, queue by queue."""
+
+    def __init__(self, service: str) -> None:
+        self.service = service
+        self.subscriptions: dict[str, Subscription] = {}
+
+    def on(self, purpose: str, model: type[EventData]) -> Callable[[Handler], Handler]:
+        queue = f"{self.service}.{purpose}"
+
+        def register(handler: Handler) -> Handler:
+            sub = self.subscriptions.setdefault(queue, Subscription(queue))
+            sub.handlers[model.event_type] = (model, handler)
+            return handler
+
+        return register
+
+    def add(self, purpose: str, model: type[EventData], handler: Handler) -> None:
+        self.on(purpose, model)(handler)
+
+    @property
+    def consumed_models(self) -> list[type[EventData]]:
+        return [m for s in self.subscriptions.values() for m, _ in s.handlers.values()]
+
+    def queues(self) -> dict[str, list[str]]:
+        return {q: list(s.handlers) for q, s in self.subscriptions.items()}
+
+
+@dataclass
+class _Active:
+    channel: AbstractChannel
+    tag: str
+    work: asyncio.Queue[AbstractIncomingMessage]
+    worker: asyncio.Task[None]
+
+
+class ConsumerRunner:
+    def __init__(
+        self,
+        group: ConsumerGroup,
+        db: Database,
+        tables: MessagingTables,
+        broker: Broker,
+        *,
+        prefetch: int = 64,
+        retry_delays_ms: list[int] | None = None,
+        batch_size: int = 100,
+    ) -> None:
+        self.group = group
+        self.db = db
+        self.inbox = tables.inbox
+        self.broker = broker
+        self.prefetch = prefetch
+        self.retry_delays_ms = list(retry_delays_ms if retry_delays_ms is not None else [1000, 5000, 30000])
+        self.batch_size = batch_size
+        self._active: dict[str, _Active] = {}
+        self._publish_channel: AbstractChannel | None = None
+        # Tests inject crashes at named points ("before_commit", "after_commit") to prove the guarantees.
+        self.fault_hook: FaultHook | None = None
+        self.stats = {"processed": 0, "duplicates": 0, "retried": 0, "dead_lettered": 0}
+        broker.on_connect(self._start)
+
+    # --- lifecycle ---------------------------------------------------------------------------
+
+    @property
+    def healthy(self) -> bool:
+        """Every subscribed queue has a live consumer on an open channel."""
+        if not self.group.subscriptions:
+            return True
+        return all(
+            (a := self._active.get(q)) is not None and not a.channel.is_closed and not a.worker.done()
+            for q in self.group.subscriptions
+        )
+
+    def missing_consumers(self) -> list[str]:
+        return [
+            q
+            for q in self.group.subscriptions
+            if (a := self._active.get(q)) is None or a.channel.is_closed or a.worker.done()
+        ]
+
+    async def _start(self, connection: AbstractConnection) -> None:
+        for active in self._active.values():
+            active.worker.cancel()
+        self._active.clear()
+        publish_channel = await connection.channel(publisher_confirms=True)
+        self._publish_channel = publish_channel
+        for sub in self.group.subscriptions.values():
+            channel = await connection.channel(publisher_confirms=False)
+            await channel.set_qos(prefetch_count=self.prefetch)
+            queue = await declare_consumer_queue(
+                channel,
+                exchange=self.broker.exchange_name,
+                queue=sub.queue,
+                routing_keys=list(sub.handlers),
+                retry_delays_ms=self.retry_delays_ms,
+            )
+            work: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+            worker = asyncio.create_task(self._work(sub, work, channel), name=f"consume:{sub.queue}")
+
+            def _closed(_sender: Any, exc: BaseException | None = None, q: str = sub.queue) -> None:
+                self.broker.connection_lost(f"consumer channel of {q} closed: {exc!r}")
+
+            channel.close_callbacks.add(_closed)
+            tag = await queue.consume(work.put, no_ack=False)
+            self._active[sub.queue] = _Active(channel=channel, tag=tag, work=work, worker=worker)
+            log.info("consuming %s", sub.queue)
+
+    async def stop(self) -> None:
+        for active in self._active.values():
+            active.worker.cancel()
+        self._active.clear()
+
+    # --- processing --------------------------------------------------------------------------
+
+    async def _work(
+        self, sub: Subscription, work: asyncio.Queue[AbstractIncomingMessage], channel: AbstractChannel
+    ) -> None:
+        while True:
+            batch = [await work.get()]
+            while len(batch) < self.batch_size and not work.empty():
+                batch.append(work.get_nowait())
+            try:
+                await self._process_batch(sub, batch)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Unacked messages return to the queue when the channel closes: nothing is lost.
+                log.exception(
+                    "consumer %s: batch failed outside a handler; rebuilding the connection", sub.queue
+                )
+                self.broker.connection_lost(f"consumer {sub.queue} failed")
+                return
+
+    async def _process_batch(self, sub: Subscription, batch: list[AbstractIncomingMessage]) -> None:
+        parsed: list[tuple[AbstractIncomingMessage, CloudEvent, EventData, Handler]] = []
+        for message in batch:
+            try:
+                event, data, handler = self._parse(sub, message)
+            except PoisonMessage as exc:
+                await self._dead_letter(sub, message, f"poison: {exc}")
+                continue
+            parsed.append((message, event, data, handler))
+        if not parsed:
+            return
+        if len(parsed) > 1:
+            started = time.perf_counter()
+            try:
+                async with self.db.session() as session, session.begin():
+                    outcomes = [
+                        await self._apply(session, sub, ev, data, handler) for _, ev, data, handler in parsed
+                    ]
+                    if self.fault_hook is not None:
+                        await self.fault_hook("before_commit", parsed[-1][1])
+            except Exception as exc:
+                log.info(
+                    "consumer %s: batch of %d failed (%r); retrying one by one", sub.queue, len(parsed), exc
+                )
+            else:
+                elapsed = (time.perf_counter() - started) / len(parsed)
+                for (message, event, _, _), outcome in zip(parsed, outcomes, strict=True):
+                    await self._after_commit(sub, message, event, outcome, elapsed)
+                return
+        for message, event, data, handler in parsed:
+            await self._process_one(sub, message, event, data, handler)
+
+    async def _process_one(
+        self,
+        sub: Subscription,
+        message: AbstractIncomingMessage,
+        event: CloudEvent,
+        data: EventData,
+        handler: Handler,
+    ) -> None:
+        started = time.perf_counter()
+        try:
+            async with self.db.session() as session, session.begin():
+                outcome = await self._apply(session, sub, event, data, handler)
+                if self.fault_hook is not None:
+                    await self.fault_hook("before_commit", event)
+        except Exception as exc:
+            CONSUMED.labels(sub.queue, "failed").inc()
+            log.warning(
+                "consumer %s failed on %s %s: %r",
+                sub.queue,
+                event.type,
+                event.id,
+                exc,
+                extra={"event_id": event.id, "cooperative_id": event.subject},
+            )
+            await self._retry_or_dead_letter(sub, message, exc)
+            return
+        await self._after_commit(sub, message, event, outcome, time.perf_counter() - started)
+
+    async def _after_commit(
+        self,
+        sub: Subscription,
+        message: AbstractIncomingMessage,
+        event: CloudEvent,
+        outcome: str,
+        elapsed: float,
+    ) -> None:
+        if self.fault_hook is not None:
+            await self.fault_hook("after_commit", event)
+        await message.ack()
+        self.stats[outcome] += 1
+        CONSUMED.labels(sub.queue, outcome).inc()
+        CONSUME_SECONDS.labels(sub.queue).observe(elapsed)
+
+    async def _apply(
+        self, session: AsyncSession, sub: Subscription, event: CloudEvent, data: EventData, handler: Handler
+    ) -> str:
+        values = {
+            "consumer": sub.queue,
+            "event_id": event.id,
+            "event_type": event.type,
+            "processed_at": datetime.now(UTC),
+        }
+        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        result = await session.execute(insert(self.inbox).values(**values).on_conflict_do_nothing())
+        if result.rowcount == 0:  # type: ignore[attr-defined]
+            return "duplicates"
+        ctx = propagate.extract({"traceparent": event.traceparent} if event.traceparent else {})
+        with tracer.start_as_current_span(
+            f"{event.type} process",
+            context=ctx,
+            kind=trace.SpanKind.CONSUMER,
+            attributes={
+                "messaging.system": "rabbitmq",
+                "messaging.message.id": event.id,
+                "messaging.destination.name": sub.queue,
+            },
+        ):
+            await handler(session, event, data)
+        return "processed"
+
+    def _parse(
+        self, sub: Subscription, message: AbstractIncomingMessage
+    ) -> tuple[CloudEvent, EventData, Handler]:
+        try:
+            event = CloudEvent.model_validate_json(message.body)
+        except ValidationError as exc:
+            raise PoisonMessage(f"not a CloudEvent: {exc.errors()[:3]}") from exc
+        entry = sub.handlers.get(event.type)
+        if entry is None:
+            raise PoisonMessage(f"no handler for {event.type} on {sub.queue}")
+        model, handler = entry
+        try:
+            data = model.model_validate(event.data)
+        except ValidationError as exc:
+            raise PoisonMessage(f"data does not match {event.type}: {exc.errors()[:3]}") from exc
+        return event, data, handler
+
+    # --- failure paths -----------------------------------------------------------------------
+
+    async def _retry_or_dead_letter(
+        self, sub: Subscription, message: AbstractIncomingMessage, exc: BaseException
+    ) -> None:
+        attempt = int((message.headers or {}).get("x-kkmp-attempt", 1) or 1)
+        if attempt > len(self.retry_delays_ms):
+            await self._dead_letter(sub, message, f"failed after {attempt} attempts: {exc!r}")
+            return
+        delay = self.retry_delays_ms[attempt - 1]
+        headers = dict(message.headers or {})
+        headers["x-kkmp-attempt"] = attempt + 1
+        headers["x-kkmp-last-error"] = repr(exc)[:500]
+        if await self._republish(message, retry_queue_name(sub.queue, delay), headers):
+            self.stats["retried"] += 1
+            await message.ack()
+
+    async def _dead_letter(self, sub: Subscription, message: AbstractIncomingMessage, reason: str) -> None:
+        headers = dict(message.headers or {})
+        headers["x-kkmp-error"] = reason[:1000]
+        headers["x-kkmp-queue"] = sub.queue
+        headers["x-kkmp-dead-lettered-at"] = datetime.now(UTC).isoformat()
+        log.error("dead-lettering a message from %s: %s", sub.queue, reason)
+        if await self._republish(message, dlq_name(sub.queue), headers):
+            await message.ack()
+        else:
+            # The queue's own dead-letter exchange routes a rejected message to the same DLQ.
+            await message.reject(requeue=False)
+        self.stats["dead_lettered"] += 1
+        CONSUMED.labels(sub.queue, "dead_lettered").inc()
+
+    async def _republish(self, message: AbstractIncomingMessage, queue: str, headers: dict[str, Any]) -> bool:
+        channel = self._publish_channel
+        if channel is None or channel.is_closed:
+            return False
+        try:
+            await channel.default_exchange.publish(
+                aio_pika.Message(
+                    body=message.body,
+                    headers=headers,
+                    content_type=message.content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=message.message_id,
+                    type=message.type,
+                    app_id=message.app_id,
+                ),
+                routing_key=queue,
+                mandatory=True,
+                timeout=10,
+            )
+        except Exception as exc:
+            log.warning("could not republish to %s: %r", queue, exc)
+            return False
+        return True

@@ -1,0 +1,55 @@
+"""Writing events to the outbox, in the same transaction as the change they announce."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import orjson
+from opentelemetry import propagate
+from sqlalchemy import insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from kkmp_shared.events.contracts import EventData
+from kkmp_shared.events.envelope import CloudEvent, new_event
+from kkmp_shared.messaging.tables import MessagingTables
+
+
+class Outbox:
+    """`await outbox.add(session, data)` stages an event; it is published only if the session commits."""
+
+    def __init__(self, tables: MessagingTables, source: str) -> None:
+        self.table = tables.outbox
+        self.source = source if source.startswith("/") else f"/{source}"
+
+    async def add(self, session: AsyncSession, data: EventData, *, subject: str | None = None) -> CloudEvent:
+        return (await self.add_many(session, [data], subject=subject))[0]
+
+    async def add_many(
+        self, session: AsyncSession, items: list[EventData], *, subject: str | None = None
+    ) -> list[CloudEvent]:
+        if not items:
+            return []
+        # The trace context of the change travels with the event, so consumers continue the same trace.
+        carrier: dict[str, str] = {}
+        propagate.inject(carrier)
+        now = datetime.now(UTC)
+        events = [
+            new_event(item, source=self.source, subject=subject, traceparent=carrier.get("traceparent"))
+            for item in items
+        ]
+        await session.execute(
+            insert(self.table),
+            [
+                {
+                    "event_id": ev.id,
+                    "event_type": ev.type,
+                    "subject": ev.subject,
+                    "body": orjson.dumps(ev.model_dump(mode="json", exclude_none=True)).decode(),
+                    "headers": carrier,
+                    "created_at": now,
+                }
+                for ev in events
+            ],
+        )
+        session.info["outbox_pending"] = True
+        return events

@@ -1,0 +1,231 @@
+"""The outbox relay: publishes committed events with publisher confirms, then marks them sent.
+
+A row is marked sent only after the broker confirmed it, so a crash between publish and mark means the
+event is published again: consumers' inboxes absorb that. Unroutable messages (`mandatory`) count as
+failures and stay in the outbox. Many publishes are in flight at once; rows are claimed with
+`FOR UPDATE SKIP LOCKED` so replicas of a service never publish the same row concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange
+from opentelemetry import context as otel_context
+from opentelemetry import propagate, trace
+from sqlalchemy import delete, func, select, update
+
+from kkmp_shared.db import Database
+from kkmp_shared.messaging.broker import Broker
+from kkmp_shared.messaging.tables import MessagingTables
+from kkmp_shared.telemetry import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED
+
+log = logging.getLogger("kkmp.relay")
+tracer = trace.get_tracer("kkmp.relay")
+
+FaultHook = Callable[[str], Awaitable[None]]
+
+
+class OutboxRelay:
+    def __init__(
+        self,
+        db: Database,
+        tables: MessagingTables,
+        broker: Broker,
+        *,
+        service: str,
+        batch_size: int = 500,
+        poll_interval_s: float = 0.5,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self.db = db
+        self.table = tables.outbox
+        self.broker = broker
+        self.service = service
+        self.batch_size = batch_size
+        self.poll_interval_s = poll_interval_s
+        self.retention = retention
+        self._wake = asyncio.Event()
+        self._channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+        self._last_stats = 0.0
+        self._last_cleanup = 0.0
+        # Tests inject crashes at named points ("after_publish") to prove exactly-once in effect.
+        self.fault_hook: FaultHook | None = None
+        self.published_total = 0
+        broker.on_connect(self._open_channel)
+        db.outbox_wake = self.wake
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    async def _open_channel(self, connection: AbstractConnection) -> None:
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
+        self._exchange = await channel.get_exchange(self.broker.exchange_name, ensure=False)
+        self._channel = channel
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.broker.connected.wait()
+                published = await self.drain_once()
+                await self._stats()
+                if published >= self.batch_size:
+                    continue
+                try:
+                    await asyncio.wait_for(self._wake.wait(), timeout=self.poll_interval_s)
+                except TimeoutError:
+                    pass
+                self._wake.clear()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox relay cycle failed; retrying")
+                await asyncio.sleep(1.0)
+
+    async def drain_once(self) -> int:
+        """Publish one batch of pending rows; returns how many were confirmed.
+
+        On PostgreSQL the rows stay locked (FOR UPDATE SKIP LOCKED) while they are published, so a
+        second replica skips them. SQLite is the single-process embedded mode: holding its write lock
+        through a slow publish would stall every API write, so there the rows are read, published,
+        and marked in two short transactions.
+        """
+        exchange = self._exchange
+        if exchange is None or self._channel is None or self._channel.is_closed:
+            return 0
+        if self.db.is_sqlite:
+            async with self.db.session() as session:
+                rows = (await session.execute(self._pending())).all()
+                await session.commit()
+            if not rows:
+                return 0
+            results = await self._publish_all(exchange, rows)
+            async with self.db.transaction() as session:
+                ok = await self._mark(session, rows, results)
+        else:
+            async with self.db.session() as session, session.begin():
+                rows = (await session.execute(self._pending().with_for_update(skip_locked=True))).all()
+                if not rows:
+                    return 0
+                results = await self._publish_all(exchange, rows)
+                ok = await self._mark(session, rows, results)
+        OUTBOX_PUBLISHED.labels(self.service).inc(ok)
+        self.published_total += ok
+        if ok < len(rows):
+            failures = [r for r in results if isinstance(r, BaseException)]
+            log.warning("outbox: %d of %d events not confirmed (%r)", len(failures), len(rows), failures[0])
+            if any(
+                not isinstance(exc, (aio_pika.exceptions.DeliveryError, aio_pika.exceptions.PublishError))
+                for exc in failures
+            ):
+                self.broker.connection_lost("publish failed on a broken channel")
+            await asyncio.sleep(0.5)
+        return ok
+
+    def _pending(self) -> Any:
+        t = self.table
+        return (
+            select(t.c.seq, t.c.event_id, t.c.event_type, t.c.body, t.c.headers, t.c.created_at)
+            .where(t.c.published_at.is_(None))
+            .order_by(t.c.seq)
+            .limit(self.batch_size)
+        )
+
+    async def _publish_all(self, exchange: AbstractExchange, rows: list[Any]) -> list[Any]:
+        results = await asyncio.gather(
+            *(self._publish(exchange, row) for row in rows), return_exceptions=True
+        )
+        if self.fault_hook is not None:
+            await self.fault_hook("after_publish")
+        return list(results)
+
+    async def _mark(self, session: Any, rows: list[Any], results: list[Any]) -> int:
+        ok = [
+            row.event_id for row, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)
+        ]
+        now = datetime.now(UTC)
+        if ok:
+            await session.execute(
+                update(self.table)
+                .where(self.table.c.event_id.in_(ok))
+                .values(published_at=now, attempts=self.table.c.attempts + 1)
+            )
+        for row, res in zip(rows, results, strict=True):
+            if isinstance(res, BaseException):
+                await session.execute(
+                    update(self.table)
+                    .where(self.table.c.event_id == row.event_id)
+                    .values(attempts=self.table.c.attempts + 1, last_error=repr(res)[:500])
+                )
+        return len(ok)
+
+    async def _publish(self, exchange: AbstractExchange, row: Any) -> None:
+        headers: dict[str, Any] = dict(row.headers or {})
+        parent = propagate.extract(headers)
+        token = otel_context.attach(parent)
+        try:
+            with tracer.start_as_current_span(
+                f"{row.event_type} publish",
+                kind=trace.SpanKind.PRODUCER,
+                attributes={
+                    "messaging.system": "rabbitmq",
+                    "messaging.message.id": row.event_id,
+                    "messaging.destination.name": self.broker.exchange_name,
+                },
+            ):
+                propagate.inject(headers)
+                message = aio_pika.Message(
+                    body=row.body.encode(),
+                    content_type="application/cloudevents+json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=row.event_id,
+                    type=row.event_type,
+                    app_id=self.service,
+                    timestamp=row.created_at,
+                    headers=headers,
+                )
+                await exchange.publish(message, routing_key=row.event_type, mandatory=True, timeout=10)
+        finally:
+            otel_context.detach(token)
+
+    async def _stats(self) -> None:
+        now = time.monotonic()
+        if now - self._last_stats < 2.0:
+            return
+        self._last_stats = now
+        async with self.db.session() as session:
+            count, oldest = (
+                await session.execute(
+                    select(func.count(), func.min(self.table.c.created_at)).where(
+                        self.table.c.published_at.is_(None)
+                    )
+                )
+            ).one()
+            OUTBOX_BACKLOG.labels(self.service).set(count)
+            if oldest is not None and oldest.tzinfo is None:
+                oldest = oldest.replace(tzinfo=UTC)
+            OUTBOX_OLDEST_AGE.labels(self.service).set(
+                (datetime.now(UTC) - oldest).total_seconds() if oldest else 0
+            )
+            await session.commit()
+        if now - self._last_cleanup > 3600:
+            self._last_cleanup = now
+            async with self.db.transaction() as session:
+                await session.execute(
+                    delete(self.table).where(self.table.c.published_at < datetime.now(UTC) - self.retention)
+                )
+
+    async def backlog(self) -> int:
+        async with self.db.session() as session:
+            return int(
+                (
+                    await session.execute(select(func.count()).where(self.table.c.published_at.is_(None)))
+                ).scalar_one()
+            )

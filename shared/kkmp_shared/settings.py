@@ -1,0 +1,93 @@
+"""Service settings read from the environment (pydantic-settings).
+
+Every service subclasses `ServiceSettings` and sets `service_name`. The database URL follows the
+contract: `<SERVICE>_DATABASE_URL`, then `DATABASE_URL`, then a SQLite file in the data directory.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_SERVICE_SECRET = "kkmp-demo-service-secret"
+
+
+class ServiceSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", populate_by_name=True)
+
+    service_name: str = "kkmp"
+    demo: bool = Field(default=False, validation_alias=AliasChoices("KKMP_DEMO", "demo"))
+    data_dir: Path = Field(default=Path("var"), validation_alias=AliasChoices("KKMP_DATA_DIR", "data_dir"))
+    host: str = "127.0.0.1"
+    port: int = 8000
+
+    amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    events_exchange: str = "kkmp.events"
+    # The broker is optional only for tests of the HTTP surface; a deployed service always has one.
+    broker_enabled: bool = True
+    prefetch: int = 64
+    # Delays of the retry queues, one per attempt after the first; then the dead-letter queue.
+    retry_delays_ms: list[int] = [1000, 5000, 30000]
+    relay_batch_size: int = 500
+    relay_poll_interval_s: float = 0.5
+
+    registry_url: str = "http://127.0.0.1:8001"
+    jwks_url: str | None = None
+    jwks_file: Path | None = None
+    jwt_issuer: str = "kkmp-registry"
+    jwt_audience: str = "kkmp"
+    # Credentials this service uses to get a `service` token from the registry.
+    service_client_id: str | None = None
+    service_client_secret: str = DEFAULT_SERVICE_SECRET
+
+    otel_exporter: str = Field(default="off", pattern="^(off|console|otlp)$")
+    otel_endpoint: str | None = None
+    log_level: str = "INFO"
+    log_json: bool = True
+    max_body_bytes: int = 2 * 1024 * 1024
+    max_page_size: int = 500
+
+    @property
+    def database_url(self) -> str:
+        specific = os.environ.get(f"{self.service_name.upper()}_DATABASE_URL")
+        url = specific or os.environ.get("DATABASE_URL")
+        if url:
+            return normalise_database_url(url)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return f"sqlite+aiosqlite:///{(self.data_dir / f'{self.service_name}.db').resolve()}"
+
+    @property
+    def resolved_jwks_url(self) -> str:
+        return self.jwks_url or f"{self.registry_url.rstrip('/')}/.well-known/jwks.json"
+
+    @model_validator(mode="after")
+    def _refuse_default_secrets(self) -> ServiceSettings:
+        if not self.demo:
+            for name, value in self.secrets().items():
+                if value in DEMO_SECRETS:
+                    raise ValueError(
+                        f"{name} still has its demo default; set it in the environment "
+                        "(or run with KKMP_DEMO=1 for a demo)"
+                    )
+        return self
+
+    def secrets(self) -> dict[str, str | None]:
+        """Secrets that must not keep their demo defaults outside demo mode; subclasses extend."""
+        return {"SERVICE_CLIENT_SECRET": self.service_client_secret} if self.service_client_id else {}
+
+
+DEMO_SECRETS = {DEFAULT_SERVICE_SECRET, "admin", "kkmp-demo-admin", "kkmp-demo-session-secret"}
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept the plain URLs operators write and pick the async driver for them."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url.removeprefix("postgres://")
+    if url.startswith("postgresql://"):
+        return "postgresql+asyncpg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite:///"):
+        return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
+    return url

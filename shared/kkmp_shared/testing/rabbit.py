@@ -1,0 +1,780 @@
+"""RabbitMQ for tests: find a broker, isolate tests in vhosts, and run private nodes to break.
+
+- :func:`ensure_broker` returns an AMQP URL of a broker that answers: ``AMQP_URL``, the machine's
+  local node, a testcontainers container, or the local node started on demand, in that order.
+- :func:`create_vhost` / :func:`delete_vhost` / :func:`temporary_vhost` / :func:`vhost_url` give
+  each test run a vhost of its own, so parallel runs (xdist workers, two CI jobs) on one broker
+  never see each other's queues.
+- :class:`PrivateRabbit` is a RabbitMQ node started for one test module, on its own ports and
+  data directory, that fault tests may SIGKILL, restart or push into a memory alarm. Fault tests
+  must use it and never the machine's shared node on 5672, which other tests (and other
+  engineers' runs) rely on.
+
+How a private node is started (Debian's ``rabbitmq-server`` 3.10 package, checked on this machine):
+``/usr/sbin/rabbitmq-server`` is a wrapper which, run as root, re-runs the real script under
+``su rabbitmq``. ``su`` without ``-l`` keeps the environment apart from HOME/SHELL/USER/LOGNAME/
+PATH, so the ``RABBITMQ_*`` variables set here reach the node, and the node runs as the
+``rabbitmq`` user with ``HOME=/var/lib/rabbitmq``. Its Erlang cookie is therefore
+``/var/lib/rabbitmq/.erlang.cookie`` (not root's). ``rabbitmqctl`` run as root goes through the
+same wrapper and ``su``, so it reads the same cookie and can always talk to the node. Running as
+any other user, the wrapper refuses; :class:`PrivateRabbit` then runs the scripts under
+``/usr/lib/rabbitmq/bin`` directly with ``HOME`` set to the node's own directory, holding a cookie
+of its own, and runs ``rabbitmqctl`` with the same ``HOME``.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+from urllib.parse import quote, urlsplit, urlunsplit
+
+from kkmp_shared.testing._aio import run_sync
+from kkmp_shared.testing.ports import free_ports
+
+__all__ = [
+    "PrivateRabbit",
+    "amqp_answers",
+    "create_vhost",
+    "delete_vhost",
+    "ensure_broker",
+    "rabbitmqctl",
+    "temporary_vhost",
+    "vhost_url",
+]
+
+LOCAL_BROKER_URL = "amqp://guest:guest@127.0.0.1:5672/"
+
+_RABBIT_LIB_BIN = Path("/usr/lib/rabbitmq/bin")
+_ROOT_WRAPPER_DIRS = ("/usr/sbin", "/usr/local/sbin", "/sbin")
+
+
+def _find_tool(name: str) -> str | None:
+    """Locate a RabbitMQ CLI tool; /usr/sbin is often missing from a non-login PATH."""
+    found = shutil.which(name)
+    if found:
+        return found
+    for directory in _ROOT_WRAPPER_DIRS:
+        candidate = Path(directory) / name
+        if candidate.exists():
+            return str(candidate)
+    return None
+
+
+# --------------------------------------------------------------------------------------------
+# Reachability probes
+# --------------------------------------------------------------------------------------------
+
+_AMQP_HEADER = b"AMQP\x00\x00\x09\x01"
+
+
+def amqp_answers(host: str, port: int, timeout: float = 2.0) -> bool:
+    """True when ``host:port`` speaks AMQP 0-9-1: it answers our protocol header with a frame.
+
+    A bare TCP connect is not enough: RabbitMQ's Erlang distribution port, a proxy or an unrelated
+    server would pass it. A broker that is still booting accepts nothing at all on its AMQP port,
+    because the listener is opened as the last boot step.
+    """
+    try:
+        with socket.create_connection((host, port), timeout=timeout) as sock:
+            sock.settimeout(timeout)
+            sock.sendall(_AMQP_HEADER)
+            first = sock.recv(1)
+    except OSError:
+        return False
+    # Frame type 1 is a METHOD frame (connection.start). A broker that dislikes the header
+    # answers with its own header instead ("AMQP..."), which still proves it is a broker.
+    return first in (b"\x01", b"A")
+
+
+def _host_port(url: str) -> tuple[str, int]:
+    parts = urlsplit(url)
+    default_port = 5671 if parts.scheme == "amqps" else 5672
+    return parts.hostname or "127.0.0.1", parts.port or default_port
+
+
+async def _alogin(url: str, timeout: float) -> None:
+    import aio_pika  # lazy: importing this module must not require the broker client
+
+    connection = await aio_pika.connect(url, timeout=timeout)
+    await connection.close()
+
+
+def _can_login(url: str, timeout: float = 5.0) -> bool:
+    """True when a full AMQP connection (credentials and vhost included) opens on ``url``."""
+    try:
+        run_sync(_alogin(url, timeout))
+    except Exception:
+        return False
+    return True
+
+
+def _reachable(url: str) -> bool:
+    host, port = _host_port(url)
+    return amqp_answers(host, port) and _can_login(url)
+
+
+# --------------------------------------------------------------------------------------------
+# rabbitmqctl
+# --------------------------------------------------------------------------------------------
+
+
+def rabbitmqctl(
+    *args: str,
+    node: str | None = None,
+    timeout: float = 60.0,
+    env: dict[str, str] | None = None,
+    executable: str | None = None,
+) -> str:
+    """Run ``rabbitmqctl [-n node] args...`` and return its stdout; raise ``RuntimeError`` on failure.
+
+    ``node=None`` addresses the machine's default node (``NODENAME`` in
+    /etc/rabbitmq/rabbitmq-env.conf, ``rabbit@localhost`` here).
+    """
+    ctl = executable or _find_tool("rabbitmqctl")
+    if ctl is None:
+        raise RuntimeError("rabbitmqctl not found: install the rabbitmq-server package")
+    command = [ctl, *(["-n", node] if node else []), *args]
+    # The Debian wrapper passes arguments through `su -c "..."`, re-quoting only double quotes;
+    # a `$` or a backquote would be expanded by that shell, so refuse them rather than run
+    # something else than what was asked.
+    if ctl.startswith(_ROOT_WRAPPER_DIRS) and any(ch in arg for arg in args for ch in "$`\\"):
+        raise ValueError(f"rabbitmqctl argument unsafe through the Debian wrapper: {args!r}")
+    try:
+        done = subprocess.run(
+            command,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            check=False,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise RuntimeError(f"{' '.join(command)} timed out after {timeout}s") from exc
+    if done.returncode != 0:
+        detail = (done.stderr.strip() or done.stdout.strip()).splitlines()
+        raise RuntimeError(
+            f"{' '.join(command)} failed with exit code {done.returncode}: {' | '.join(detail[-6:])}"
+        )
+    return done.stdout
+
+
+# --------------------------------------------------------------------------------------------
+# ensure_broker
+# --------------------------------------------------------------------------------------------
+
+_broker_lock = threading.Lock()
+_broker_url: str | None = None
+# The testcontainers container, when ensure_broker had to start one (kept for vhost commands).
+_container: Any = None
+
+
+def _docker_answers() -> bool:
+    try:
+        import docker  # installed with testcontainers; lazy so a bare install still imports us
+
+        client = docker.from_env(timeout=3)
+        try:
+            return bool(client.ping())
+        finally:
+            client.close()
+    except Exception:
+        return False
+
+
+def _start_container() -> str:
+    """Start ``rabbitmq:3-management`` with testcontainers and return its AMQP URL."""
+    global _container
+    # DockerContainer rather than testcontainers' RabbitMqContainer: the latter imports pika,
+    # which this project does not install. The readiness wait is ours (AMQP login).
+    from testcontainers.core.container import DockerContainer
+
+    container = DockerContainer("rabbitmq:3-management").with_exposed_ports(5672)
+    container.start()
+    atexit.register(container.stop)
+    host = container.get_container_host_ip()
+    port = int(container.get_exposed_port(5672))
+    # The official image allows guest from any address (loopback_users.guest = false).
+    url = f"amqp://guest:guest@{host}:{port}/"
+    deadline = time.monotonic() + 90
+    while not _reachable(url):
+        if time.monotonic() > deadline:
+            container.stop()
+            raise RuntimeError(f"rabbitmq:3-management container did not accept AMQP on {url}")
+        time.sleep(0.5)
+    _container = container
+    return url
+
+
+def _start_local_default_node(timeout: float) -> str | None:
+    """Start the machine's default node (`rabbitmq-server -detached`) and wait for 5672."""
+    server = _find_tool("rabbitmq-server")
+    if server is None:
+        return None
+    try:
+        subprocess.run(
+            [server, "-detached"], stdin=subprocess.DEVNULL, capture_output=True, timeout=30, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if _reachable(LOCAL_BROKER_URL):
+            return LOCAL_BROKER_URL
+        time.sleep(0.5)
+    return None
+
+
+def ensure_broker(url: str | None = None, *, start_timeout: float = 60.0) -> str:
+    """Return the AMQP URL of a reachable broker for the tests, starting one if need be.
+
+    Order: ``url`` if given; ``$AMQP_URL`` if set; the local ``127.0.0.1:5672``; a
+    ``rabbitmq:3-management`` testcontainer when a Docker engine answers; the machine's default
+    node started with ``rabbitmq-server -detached``. Each candidate counts only if a real AMQP
+    login succeeds. Raises ``RuntimeError`` with one line saying what to do when none works.
+    The answer is cached for the process (a second call only re-checks that it still answers).
+    """
+    global _broker_url
+    with _broker_lock:
+        if url is None and _broker_url is not None and amqp_answers(*_host_port(_broker_url)):
+            return _broker_url
+        tried: list[str] = []
+        # An explicit ``url`` is returned but not cached: it must not become every later
+        # caller's default (it may be a PrivateRabbit that is about to go away).
+        if url:
+            if _reachable(url):
+                return url
+            tried.append(f"url argument {_redact(url)} unreachable")
+        env_url = os.environ.get("AMQP_URL")
+        if env_url:
+            if _reachable(env_url):
+                _broker_url = env_url
+                return env_url
+            tried.append(f"$AMQP_URL {_redact(env_url)} unreachable")
+        if _reachable(LOCAL_BROKER_URL):
+            _broker_url = LOCAL_BROKER_URL
+            return LOCAL_BROKER_URL
+        tried.append("127.0.0.1:5672 unreachable")
+        if _docker_answers():
+            try:
+                _broker_url = _start_container()
+                return _broker_url
+            except Exception as exc:
+                tried.append(f"testcontainers failed ({type(exc).__name__}: {exc})".replace("\n", " "))
+        else:
+            tried.append("no Docker engine")
+        started = _start_local_default_node(start_timeout)
+        if started:
+            _broker_url = started
+            return started
+        tried.append("`rabbitmq-server -detached` did not bring up 5672")
+        raise RuntimeError(
+            "No RabbitMQ broker for the tests: set AMQP_URL=amqp://user:pass@host:port/ to a running "
+            "broker, or start the local one (as root: `rabbitmq-server -detached`), or start a Docker "
+            f"engine for testcontainers [{'; '.join(tried)}]"
+        )
+
+
+def _redact(url: str) -> str:
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+# --------------------------------------------------------------------------------------------
+# vhosts
+# --------------------------------------------------------------------------------------------
+
+
+def vhost_url(base_url: str, vhost: str) -> str:
+    """``base_url`` with its vhost replaced by ``vhost`` (percent-encoded: "/" becomes %2F)."""
+    parts = urlsplit(base_url)
+    return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
+
+
+def _vhost_ctl(args: list[str], node: str | None) -> None:
+    if node is None and _container is not None:
+        # The broker is a container: its own rabbitmqctl has the right cookie and node name.
+        exit_code, output = _container.exec(["rabbitmqctl", *args])
+        if exit_code != 0:
+            raise RuntimeError(f"rabbitmqctl {' '.join(args)} in the container failed: {output!r}")
+        return
+    rabbitmqctl(*args, node=node)
+
+
+def create_vhost(name: str, *, node: str | None = None, user: str = "guest") -> None:
+    """Create vhost ``name`` and give ``user`` full permissions on it.
+
+    ``node`` is a rabbitmqctl node name (``PrivateRabbit.node``); ``None`` means the broker that
+    :func:`ensure_broker` chose (its container) or else the machine's default node.
+    """
+    _vhost_ctl(["add_vhost", name], node)
+    _vhost_ctl(["set_permissions", "-p", name, user, ".*", ".*", ".*"], node)
+
+
+def delete_vhost(name: str, *, node: str | None = None) -> None:
+    """Delete vhost ``name`` with everything in it; a vhost that is already gone is fine."""
+    try:
+        _vhost_ctl(["delete_vhost", name], node)
+    except RuntimeError as exc:
+        if "does not exist" not in str(exc) and "no_such_vhost" not in str(exc):
+            raise
+
+
+@contextlib.contextmanager
+def temporary_vhost(base_url: str, prefix: str = "kkmptest", *, node: str | None = None) -> Iterator[str]:
+    """Create a uniquely named vhost, yield its AMQP URL, and delete it afterwards."""
+    name = f"{prefix}-{uuid.uuid4().hex[:12]}"
+    create_vhost(name, node=node)
+    try:
+        yield vhost_url(base_url, name)
+    finally:
+        delete_vhost(name, node=node)
+
+
+# --------------------------------------------------------------------------------------------
+# PrivateRabbit
+# --------------------------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    """True while ``pid`` exists and is not a zombie (the node's parent may never reap it)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    match = re.search(r"^State:\s+(\S)", status, re.MULTILINE)
+    return match is not None and match.group(1) not in ("Z", "X")
+
+
+def _processes_with_env(marker: bytes) -> list[tuple[int, str]]:
+    """(pid, comm) of every process whose environment contains ``marker`` (e.g. NODENAME=...).
+
+    The node's OS processes (beam.smp, erl_child_setup, inet_gethost, the disk monitor's sh) all
+    inherit the environment the node was started with, so this finds exactly that node's
+    processes, without trusting a pid file or asking the (possibly hung) node itself.
+    """
+    found: list[tuple[int, str]] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if marker not in (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        found.append((int(entry.name), comm))
+    return found
+
+
+class PrivateRabbit:
+    """A RabbitMQ node of the test's own, on free ports, with its data in a temporary directory.
+
+    Usage::
+
+        with PrivateRabbit() as rabbit:       # start() on enter, cleanup() on exit
+            conn = await aio_pika.connect(rabbit.url)
+            rabbit.kill(); rabbit.start()     # crash and recover, data directory kept
+            rabbit.set_memory_alarm(True)     # publishers get blocked
+
+    Start takes ~3-8 s on 2 cores (an Erlang VM boot); keep one node per test module.
+    """
+
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        base_dir: str | os.PathLike[str] | None = None,
+        start_timeout: float = 45.0,
+        extra_config: str = "",
+    ) -> None:
+        self.port, self.dist_port = free_ports(2)
+        self.node = f"{name or 'kkmptest'}-{self.port}@localhost"
+        self.start_timeout = start_timeout
+        self.extra_config = extra_config
+        self._own_base = base_dir is None
+        # /tmp explicitly: the node runs as `rabbitmq` and must be able to reach its directory,
+        # which a TMPDIR under /root would not allow.
+        self.base_dir = (
+            Path(base_dir) if base_dir else Path(tempfile.mkdtemp(prefix="kkmp-rabbit-", dir="/tmp"))
+        )
+        self.pid: int | None = None
+        #: Seconds the last start() took until an AMQP login succeeded (for tuning timeouts).
+        self.last_start_seconds: float | None = None
+        self._prepared = False
+        self._cleaned = False
+        self._atexit_registered = False
+        self._runs_as_root = os.geteuid() == 0
+        self._is_rabbitmq_user = _is_rabbitmq_user()
+
+    # -- paths and environment --------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """AMQP URL of the node's default vhost (guest is allowed because we connect via loopback)."""
+        return f"amqp://guest:guest@127.0.0.1:{self.port}/"
+
+    @property
+    def mnesia_base(self) -> Path:
+        return self.base_dir / "mnesia"
+
+    @property
+    def log_dir(self) -> Path:
+        return self.base_dir / "log"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / f"{self.node}.log"
+
+    @property
+    def pid_file(self) -> Path:
+        return self.base_dir / "node.pid"
+
+    def _uses_wrapper(self) -> bool:
+        return self._runs_as_root or self._is_rabbitmq_user
+
+    def _home(self) -> str | None:
+        # With the Debian wrapper `su` sets HOME=/var/lib/rabbitmq (cookie there). Without it we
+        # are some other user and give the node, and our rabbitmqctl, a HOME with our own cookie.
+        return None if self._uses_wrapper() else str(self.base_dir)
+
+    def _node_env(self) -> dict[str, str]:
+        # Inherited RABBITMQ_* settings (from a developer's shell, say) must not leak into the node.
+        env = {k: v for k, v in os.environ.items() if not k.startswith("RABBITMQ_")}
+        env.update(
+            RABBITMQ_NODENAME=self.node,
+            RABBITMQ_NODE_IP_ADDRESS="127.0.0.1",
+            RABBITMQ_NODE_PORT=str(self.port),
+            RABBITMQ_DIST_PORT=str(self.dist_port),
+            RABBITMQ_MNESIA_BASE=str(self.mnesia_base),
+            RABBITMQ_LOG_BASE=str(self.log_dir),
+            RABBITMQ_PID_FILE=str(self.pid_file),
+            RABBITMQ_ENABLED_PLUGINS_FILE=str(self.base_dir / "enabled_plugins"),
+            RABBITMQ_PLUGINS_EXPAND_DIR=str(self.base_dir / "plugins-expand"),
+            RABBITMQ_CONFIG_FILE=str(self.base_dir / "rabbitmq.conf"),
+            RABBITMQ_ADVANCED_CONFIG_FILE=str(self.base_dir / "advanced.config"),
+            # An empty env file of our own: /etc/rabbitmq/rabbitmq-env.conf sets NODENAME and
+            # ERL_FLAGS for the machine's node and must not apply to ours.
+            RABBITMQ_CONF_ENV_FILE=str(self.base_dir / "rabbitmq-env.conf"),
+        )
+        home = self._home()
+        if home:
+            env["HOME"] = home
+        return env
+
+    def _ctl_env(self) -> dict[str, str] | None:
+        home = self._home()
+        return None if home is None else {**os.environ, "HOME": home}
+
+    def _ctl_executable(self) -> str | None:
+        return None if self._uses_wrapper() else str(_RABBIT_LIB_BIN / "rabbitmqctl")
+
+    def _prepare(self) -> None:
+        if self._prepared:
+            return
+        for directory in (self.base_dir, self.mnesia_base, self.log_dir):
+            directory.mkdir(parents=True, exist_ok=True)
+        (self.base_dir / "enabled_plugins").write_text("[].\n")  # no plugins: faster boot
+        (self.base_dir / "advanced.config").write_text("[].\n")
+        (self.base_dir / "rabbitmq-env.conf").write_text("")
+        # Our own main config replaces /etc/rabbitmq/rabbitmq.conf, whose listener is 5672.
+        (self.base_dir / "rabbitmq.conf").write_text(
+            "\n".join(
+                [
+                    f"listeners.tcp.1 = 127.0.0.1:{self.port}",
+                    "loopback_users.guest = true",
+                    # Test data is tiny; the default 50MB free-disk limit could still trip on a
+                    # nearly full CI disk (seen: 287M free) and block publishers for no reason.
+                    "disk_free_limit.absolute = 1MB",
+                    "log.file.level = info",
+                    "log.console = false",
+                    self.extra_config,
+                ]
+            )
+            + "\n"
+        )
+        if not self._uses_wrapper():
+            cookie = self.base_dir / ".erlang.cookie"
+            cookie.write_text(secrets.token_hex(20))
+            cookie.chmod(0o400)  # Erlang refuses a cookie readable by others
+        if self._runs_as_root:
+            # The node runs as `rabbitmq` (the wrapper's `su`): it must own its directories.
+            rabbit_user = pwd.getpwnam("rabbitmq")
+            for path in [self.base_dir, *self.base_dir.rglob("*")]:
+                os.chown(path, rabbit_user.pw_uid, rabbit_user.pw_gid)
+        self._prepared = True
+
+    # -- process discovery -----------------------------------------------------------------
+
+    def _node_processes(self) -> list[tuple[int, str]]:
+        marker = f"RABBITMQ_NODENAME={self.node}".encode()
+        # epmd is shared by every Erlang node on the machine (the shared broker included); if our
+        # node happened to start it, it carries our environment, but it must never be killed.
+        return [(pid, comm) for pid, comm in _processes_with_env(marker) if comm != "epmd"]
+
+    def _find_beam_pid(self) -> int | None:
+        try:
+            from_file = int(self.pid_file.read_text().strip())
+        except (OSError, ValueError):
+            from_file = None
+        if from_file is not None and _pid_alive(from_file):
+            return from_file
+        for pid, comm in self._node_processes():
+            if comm.startswith("beam") and _pid_alive(pid):
+                return pid
+        return None
+
+    def is_running(self) -> bool:
+        """True while the node's Erlang VM process exists (it may still be booting)."""
+        pid = self.pid if self.pid is not None and _pid_alive(self.pid) else self._find_beam_pid()
+        self.pid = pid
+        return pid is not None
+
+    def log_tail(self, lines: int = 25) -> str:
+        """The end of the node's log, for error messages."""
+        try:
+            return "\n".join(self.log_file.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return "(no node log)"
+
+    # -- lifecycle ---------------------------------------------------------------------------
+
+    def start(self, timeout: float | None = None) -> PrivateRabbit:
+        """Start the node (or restart it on its existing data) and wait until AMQP login works."""
+        if self._cleaned:
+            raise RuntimeError("this PrivateRabbit was cleaned up; make a new one")
+        if self.is_running():
+            return self
+        self._prepare()
+        if not self._atexit_registered:
+            # A test that forgets cleanup() (or dies of an exception) must not leave a node behind.
+            atexit.register(self.cleanup)
+            self._atexit_registered = True
+        with contextlib.suppress(FileNotFoundError):
+            self.pid_file.unlink()  # a stale pid file after kill() would point at a dead pid
+
+        began = time.monotonic()
+        if self._uses_wrapper():
+            server = _find_tool("rabbitmq-server")
+        else:
+            server = str(_RABBIT_LIB_BIN / "rabbitmq-server")
+        if server is None or not Path(server).exists():
+            raise RuntimeError("rabbitmq-server not found: install the rabbitmq-server package")
+        launch_log = self.base_dir / "launch.log"
+        with launch_log.open("ab") as out:
+            done = subprocess.run(
+                [server, "-detached"],
+                env=self._node_env(),
+                cwd="/",
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                timeout=60,
+                check=False,
+            )
+        if done.returncode != 0:
+            raise RuntimeError(
+                f"{server} -detached exited {done.returncode}: {launch_log.read_text(errors='replace')}"
+            )
+
+        deadline = began + (timeout or self.start_timeout)
+        seen_beam = False
+        while True:
+            beam = self._find_beam_pid()
+            if beam is not None:
+                seen_beam = True
+                self.pid = beam
+            elif seen_beam:
+                # The VM came up and died: a port clash, a corrupt data dir, a bad config.
+                raise RuntimeError(f"RabbitMQ node {self.node} died while booting:\n{self.log_tail()}")
+            if beam is not None and amqp_answers("127.0.0.1", self.port, timeout=1.0):
+                if _can_login(self.url, timeout=5.0):
+                    break
+            if time.monotonic() > deadline:
+                self.kill()
+                raise RuntimeError(
+                    f"RabbitMQ node {self.node} not accepting AMQP on port {self.port} after "
+                    f"{time.monotonic() - began:.1f}s:\n{self.log_tail()}"
+                )
+            time.sleep(0.1)
+        self.last_start_seconds = time.monotonic() - began
+        return self
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Stop the node gracefully (`rabbitmqctl stop`); SIGKILL it if it does not go in time."""
+        if not self.is_running():
+            return
+        pid = self.pid
+        try:
+            self.ctl("stop", timeout=timeout)
+        except RuntimeError:
+            # The node may be wedged (or the CLI unable to reach it): SIGTERM makes the Erlang VM
+            # shut down cleanly too.
+            if pid is not None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGTERM)
+        # `rabbitmqctl stop` returns once the node has *agreed* to halt; wait for the OS process,
+        # or a quick start() after it would find the old VM and the ports still taken.
+        if pid is not None and not _wait_gone(pid, timeout):
+            self.kill()
+        self.pid = None
+
+    def kill(self) -> None:
+        """SIGKILL the node's Erlang VM, as a crash or an OOM kill would, and wait until it is gone.
+
+        Only this node's beam.smp is killed (found by the pid file or by its environment), never
+        epmd and never another node. The data directory stays as the crash left it, so start()
+        exercises RabbitMQ's crash recovery.
+        """
+        pid = self.pid if self.pid is not None and _pid_alive(self.pid) else self._find_beam_pid()
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        if not _wait_gone(pid, 15.0):
+            raise RuntimeError(f"RabbitMQ node {self.node} (pid {pid}) survived SIGKILL")
+        self.pid = None
+        # The VM's helper processes (erl_child_setup, inet_gethost, the disk monitor's shell) see
+        # their pipes close and exit by themselves; give them a moment, then make sure.
+        _sweep(self._node_processes, grace=2.0)
+
+    def restart(self, *, hard: bool = False, timeout: float | None = None) -> None:
+        """Stop (or with ``hard=True`` SIGKILL) the node and start it again on the same data and port."""
+        if hard:
+            self.kill()
+        else:
+            self.stop()
+        self.start(timeout=timeout)
+
+    def cleanup(self) -> None:
+        """Make sure the node and all its processes are gone, then remove its directory."""
+        if self._cleaned:
+            return
+        try:
+            if self.is_running():
+                try:
+                    self.stop(timeout=15.0)
+                except Exception:
+                    self.kill()
+            _sweep(self._node_processes, grace=0.5)
+        finally:
+            self._cleaned = True
+            if self._atexit_registered:
+                atexit.unregister(self.cleanup)
+            if self._own_base:
+                shutil.rmtree(self.base_dir, ignore_errors=True)
+
+    # -- control -----------------------------------------------------------------------------
+
+    def ctl(self, *args: str, timeout: float = 30.0) -> str:
+        """Run ``rabbitmqctl -n <this node> args...`` and return its output."""
+        return rabbitmqctl(
+            *args, node=self.node, timeout=timeout, env=self._ctl_env(), executable=self._ctl_executable()
+        )
+
+    def eval(self, expression: str, timeout: float = 30.0) -> str:
+        """Evaluate an Erlang expression on the node (``rabbitmqctl eval``) and return the result text."""
+        return self.ctl("eval", expression, timeout=timeout).strip()
+
+    def os_pid(self) -> int:
+        """The node VM's OS pid as the node itself reports it (``os:getpid()``)."""
+        return int(self.eval("os:getpid().").strip('"'))
+
+    def memory_alarm_active(self) -> bool:
+        """True while this node has a memory resource alarm in force."""
+        return "memory" in self.eval("rabbit_alarm:get_alarms().")
+
+    def set_memory_alarm(self, on: bool, timeout: float = 15.0) -> None:
+        """Raise (``on=True``) or clear the node's memory alarm, and wait until it took effect.
+
+        Raising sets the high watermark to 0 (``set_vm_memory_high_watermark 0``: any memory use
+        is over it), which is the broker's real alarm path: publishing connections are blocked
+        (``connection.blocked``) and stop being read until the alarm clears. Clearing restores the
+        default watermark 0.4. The setting lives in memory only; a restart also clears it.
+        """
+        self.ctl("set_vm_memory_high_watermark", "0" if on else "0.4")
+        deadline = time.monotonic() + timeout
+        while self.memory_alarm_active() != on:
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"memory alarm on {self.node} did not become {'on' if on else 'off'}")
+            time.sleep(0.2)
+
+    def create_vhost(self, name: str, user: str = "guest") -> str:
+        """Create vhost ``name`` on this node and return its AMQP URL."""
+        self.ctl("add_vhost", name)
+        self.ctl("set_permissions", "-p", name, user, ".*", ".*", ".*")
+        return vhost_url(self.url, name)
+
+    def delete_vhost(self, name: str) -> None:
+        """Delete vhost ``name`` on this node."""
+        self.ctl("delete_vhost", name)
+
+    # -- context manager ---------------------------------------------------------------------
+
+    def __enter__(self) -> PrivateRabbit:
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()
+
+    def __repr__(self) -> str:
+        return f"PrivateRabbit(node={self.node!r}, port={self.port}, pid={self.pid})"
+
+
+def _is_rabbitmq_user() -> bool:
+    try:
+        return os.geteuid() == pwd.getpwnam("rabbitmq").pw_uid
+    except KeyError:
+        return False
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.05)
+    return True
+
+
+def _sweep(find: Callable[[], list[tuple[int, str]]], grace: float) -> None:
+    """Wait up to ``grace`` seconds for the processes ``find()`` lists to exit, then SIGKILL them."""
+    deadline = time.monotonic() + grace
+    while True:
+        left = [pid for pid, _ in find() if _pid_alive(pid)]
+        if not left:
+            return
+        if time.monotonic() > deadline:
+            for pid in left:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            return
+        time.sleep(0.1)
