@@ -386,11 +386,13 @@ async def test_create_and_drop_database() -> None:
             await conn.execute(text("INSERT INTO t VALUES (1)"))
         async with engine.connect() as conn:
             assert (await conn.execute(text("SELECT count(*) FROM t"))).scalar_one() == 1
-            # Dropping must work while a session is still connected (a leaked pool in a test).
-            drop_database(url)
     finally:
-        with contextlib.suppress(Exception):
-            await engine.dispose()
+        await engine.dispose()
+
+    # Dropping must work while a session is still connected (a pool a test forgot to dispose).
+    leaked = await asyncpg.connect(url.replace("+asyncpg", ""), timeout=5)
+    drop_database(url)
+    await eventually(leaked.is_closed, timeout=5)
     with pytest.raises(asyncpg.InvalidCatalogNameError):
         await asyncpg.connect(url.replace("+asyncpg", ""), timeout=5)
     drop_database(url)  # idempotent

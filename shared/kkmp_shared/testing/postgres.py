@@ -89,7 +89,10 @@ def _docker_answers() -> bool:
 
 def _start_container() -> str:
     global _container
-    from testcontainers.postgres import PostgresContainer
+    try:
+        from testcontainers.community.postgres import PostgresContainer
+    except ImportError:  # testcontainers < 4.14 kept it at the top level
+        from testcontainers.postgres import PostgresContainer  # type: ignore[no-redef]
 
     container = PostgresContainer("postgres:15-alpine", username="postgres", password="postgres", driver=None)
     container.start()
@@ -152,7 +155,8 @@ def ensure_postgres(*, start_timeout: float = 30.0) -> str:
         if _reachable(LOCAL_POSTGRES_URL):
             _admin_dsn = LOCAL_POSTGRES_URL
             return LOCAL_POSTGRES_URL
-        tried.append("127.0.0.1:5432 unreachable")
+        local = make_url(LOCAL_POSTGRES_URL)
+        tried.append(f"{local.host}:{local.port} unreachable")
         if _docker_answers():
             try:
                 _admin_dsn = _start_container()

@@ -12,8 +12,8 @@
 
 How a private node is started (Debian's ``rabbitmq-server`` 3.10 package, checked on this machine):
 ``/usr/sbin/rabbitmq-server`` is a wrapper which, run as root, re-runs the real script under
-``su rabbitmq``. ``su`` without ``-l`` keeps the environment apart from HOME/SHELL/USER/LOGNAME/
-PATH, so the ``RABBITMQ_*`` variables set here reach the node, and the node runs as the
+``su rabbitmq``. ``su`` without ``-l`` keeps the environment apart from HOME, SHELL, USER and
+LOGNAME, so the ``RABBITMQ_*`` variables set here reach the node, and the node runs as the
 ``rabbitmq`` user with ``HOME=/var/lib/rabbitmq``. Its Erlang cookie is therefore
 ``/var/lib/rabbitmq/.erlang.cookie`` (not root's). ``rabbitmqctl`` run as root goes through the
 same wrapper and ``su``, so it reads the same cookie and can always talk to the node. Running as
@@ -124,9 +124,21 @@ def _can_login(url: str, timeout: float = 5.0) -> bool:
     return True
 
 
-def _reachable(url: str) -> bool:
+def _answers(url: str) -> bool:
+    """Cheap liveness check of the broker behind ``url``, without logging in."""
     host, port = _host_port(url)
-    return amqp_answers(host, port) and _can_login(url)
+    if urlsplit(url).scheme == "amqps":
+        # A TLS listener would answer our plaintext header with a TLS alert: TCP must do.
+        try:
+            socket.create_connection((host, port), timeout=2.0).close()
+        except OSError:
+            return False
+        return True
+    return amqp_answers(host, port)
+
+
+def _reachable(url: str) -> bool:
+    return _answers(url) and _can_login(url)
 
 
 # --------------------------------------------------------------------------------------------
@@ -252,7 +264,7 @@ def ensure_broker(url: str | None = None, *, start_timeout: float = 60.0) -> str
     """
     global _broker_url
     with _broker_lock:
-        if url is None and _broker_url is not None and amqp_answers(*_host_port(_broker_url)):
+        if url is None and _broker_url is not None and _answers(_broker_url):
             return _broker_url
         tried: list[str] = []
         # An explicit ``url`` is returned but not cached: it must not become every later
@@ -270,7 +282,7 @@ def ensure_broker(url: str | None = None, *, start_timeout: float = 60.0) -> str
         if _reachable(LOCAL_BROKER_URL):
             _broker_url = LOCAL_BROKER_URL
             return LOCAL_BROKER_URL
-        tried.append("127.0.0.1:5672 unreachable")
+        tried.append(f"{':'.join(map(str, _host_port(LOCAL_BROKER_URL)))} unreachable")
         if _docker_answers():
             try:
                 _broker_url = _start_container()
@@ -407,8 +419,10 @@ class PrivateRabbit:
         start_timeout: float = 45.0,
         extra_config: str = "",
     ) -> None:
+        self._name = name or "kkmptest"
         self.port, self.dist_port = free_ports(2)
-        self.node = f"{name or 'kkmptest'}-{self.port}@localhost"
+        #: The Erlang node name, for ``rabbitmqctl -n``; unique while the node lives (port inside).
+        self.node = f"{self._name}-{self.port}@localhost"
         self.start_timeout = start_timeout
         self.extra_config = extra_config
         self._own_base = base_dir is None
@@ -421,6 +435,8 @@ class PrivateRabbit:
         #: Seconds the last start() took until an AMQP login succeeded (for tuning timeouts).
         self.last_start_seconds: float | None = None
         self._prepared = False
+        self._booted_once = False
+        self._saved_watermark: str | None = None
         self._cleaned = False
         self._atexit_registered = False
         self._runs_as_root = os.geteuid() == 0
@@ -475,6 +491,10 @@ class PrivateRabbit:
             # An empty env file of our own: /etc/rabbitmq/rabbitmq-env.conf sets NODENAME and
             # ERL_FLAGS for the machine's node and must not apply to ours.
             RABBITMQ_CONF_ENV_FILE=str(self.base_dir / "rabbitmq-env.conf"),
+            # Like the machine's node (its rabbitmq-env.conf): the distribution port and, if this
+            # node is the one that starts it, epmd listen on loopback only.
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+            ERL_EPMD_ADDRESS="127.0.0.1",
         )
         home = self._home()
         if home:
@@ -559,19 +579,52 @@ class PrivateRabbit:
     # -- lifecycle ---------------------------------------------------------------------------
 
     def start(self, timeout: float | None = None) -> PrivateRabbit:
-        """Start the node (or restart it on its existing data) and wait until AMQP login works."""
+        """Start the node (or restart it on its existing data) and wait until AMQP login works.
+
+        On the very first start, a port that someone else grabbed since it was chosen (the kernel
+        may hand an ephemeral port to any outgoing connection) is not an error: the node gets
+        fresh ports, a new name and an empty directory, up to twice. Later starts keep the port,
+        since clients were given ``url``.
+        """
         if self._cleaned:
             raise RuntimeError("this PrivateRabbit was cleaned up; make a new one")
         if self.is_running():
             return self
-        self._prepare()
         if not self._atexit_registered:
             # A test that forgets cleanup() (or dies of an exception) must not leave a node behind.
             atexit.register(self.cleanup)
             self._atexit_registered = True
+        attempts = 1 if self._booted_once else 3
+        for attempt in range(1, attempts + 1):
+            if not self._booted_once and not self._ports_free():
+                self._new_identity()
+            self._prepare()
+            try:
+                self._boot(timeout or self.start_timeout)
+            except _BootFailed as exc:
+                if self._booted_once or attempt == attempts or self._ports_free():
+                    raise RuntimeError(str(exc)) from None
+                self._new_identity()  # a port clash: try again elsewhere
+                continue
+            self._booted_once = True
+            return self
+        raise AssertionError("unreachable")
+
+    def _ports_free(self) -> bool:
+        return _port_free(self.port) and _port_free(self.dist_port)
+
+    def _new_identity(self) -> None:
+        """Fresh ports and node name, and an empty data directory (first start only)."""
+        _sweep(self._node_processes, grace=1.0)
+        for directory in (self.mnesia_base, self.log_dir):
+            shutil.rmtree(directory, ignore_errors=True)
+        self.port, self.dist_port = free_ports(2)
+        self.node = f"{self._name}-{self.port}@localhost"
+        self._prepared = False
+
+    def _boot(self, timeout: float) -> None:
         with contextlib.suppress(FileNotFoundError):
             self.pid_file.unlink()  # a stale pid file after kill() would point at a dead pid
-
         began = time.monotonic()
         if self._uses_wrapper():
             server = _find_tool("rabbitmq-server")
@@ -581,6 +634,8 @@ class PrivateRabbit:
             raise RuntimeError("rabbitmq-server not found: install the rabbitmq-server package")
         launch_log = self.base_dir / "launch.log"
         with launch_log.open("ab") as out:
+            # -detached: the script forks the VM and returns at once; the VM outlives us until
+            # stop()/kill()/cleanup(). Its output goes to the node log, not here.
             done = subprocess.run(
                 [server, "-detached"],
                 env=self._node_env(),
@@ -596,7 +651,7 @@ class PrivateRabbit:
                 f"{server} -detached exited {done.returncode}: {launch_log.read_text(errors='replace')}"
             )
 
-        deadline = began + (timeout or self.start_timeout)
+        deadline = began + timeout
         seen_beam = False
         while True:
             beam = self._find_beam_pid()
@@ -605,7 +660,12 @@ class PrivateRabbit:
                 self.pid = beam
             elif seen_beam:
                 # The VM came up and died: a port clash, a corrupt data dir, a bad config.
-                raise RuntimeError(f"RabbitMQ node {self.node} died while booting:\n{self.log_tail()}")
+                raise _BootFailed(f"RabbitMQ node {self.node} died while booting:\n{self.log_tail()}")
+            elif time.monotonic() - began > 15:
+                raise _BootFailed(
+                    f"RabbitMQ node {self.node} never started (no beam.smp with its name):\n"
+                    f"{launch_log.read_text(errors='replace')[-2000:]}\n{self.log_tail()}"
+                )
             if beam is not None and amqp_answers("127.0.0.1", self.port, timeout=1.0):
                 if _can_login(self.url, timeout=5.0):
                     break
@@ -617,7 +677,6 @@ class PrivateRabbit:
                 )
             time.sleep(0.1)
         self.last_start_seconds = time.monotonic() - began
-        return self
 
     def stop(self, timeout: float = 30.0) -> None:
         """Stop the node gracefully (`rabbitmqctl stop`); SIGKILL it if it does not go in time."""
@@ -706,12 +765,20 @@ class PrivateRabbit:
     def set_memory_alarm(self, on: bool, timeout: float = 15.0) -> None:
         """Raise (``on=True``) or clear the node's memory alarm, and wait until it took effect.
 
-        Raising sets the high watermark to 0 (``set_vm_memory_high_watermark 0``: any memory use
-        is over it), which is the broker's real alarm path: publishing connections are blocked
-        (``connection.blocked``) and stop being read until the alarm clears. Clearing restores the
-        default watermark 0.4. The setting lives in memory only; a restart also clears it.
+        Raising sets the high watermark to 0 (``rabbitmqctl set_vm_memory_high_watermark 0``: any
+        memory use is over it), the broker's real alarm path: publishing connections get
+        ``connection.blocked`` and are no longer read until the alarm clears, so confirms stop.
+        Clearing restores the watermark the node had before (0.4 by default). The setting is
+        runtime-only: a restart also clears the alarm.
         """
-        self.ctl("set_vm_memory_high_watermark", "0" if on else "0.4")
+        if on:
+            if self._saved_watermark is None:
+                self._saved_watermark = self.eval("vm_memory_monitor:get_vm_memory_high_watermark().")
+            self.ctl("set_vm_memory_high_watermark", "0")
+        else:
+            saved = self._saved_watermark or "0.4"
+            # eval rather than the CLI: the saved value may be {absolute, Bytes}.
+            self.eval(f"vm_memory_monitor:set_vm_memory_high_watermark({saved}).")
         deadline = time.monotonic() + timeout
         while self.memory_alarm_active() != on:
             if time.monotonic() > deadline:
@@ -747,6 +814,21 @@ class PrivateRabbit:
 
     def __repr__(self) -> str:
         return f"PrivateRabbit(node={self.node!r}, port={self.port}, pid={self.pid})"
+
+
+class _BootFailed(Exception):
+    """The node died (or never appeared) while booting; start() may retry on fresh ports."""
+
+
+def _port_free(port: int) -> bool:
+    """True if nothing listens on 127.0.0.1:``port`` (TIME_WAIT leftovers do not count)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
 
 
 def _is_rabbitmq_user() -> bool:

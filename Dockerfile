@@ -1,0 +1,23 @@
+# One image for every KKMP service; SERVICE (registry, inventory, sourcing, reporting, notifications,
+# portal) and PORT choose which one a container runs. Migrations run when the service starts.
+FROM python:3.11-slim AS build
+ENV UV_COMPILE_BYTECODE=1 UV_LINK_MODE=copy
+RUN pip install --no-cache-dir uv==0.13.9
+WORKDIR /app
+COPY pyproject.toml uv.lock ./
+COPY shared shared
+COPY cli cli
+COPY services services
+RUN uv sync --all-packages --frozen --no-dev
+
+FROM python:3.11-slim
+RUN useradd --create-home --uid 10001 kkmp
+WORKDIR /app
+COPY --from=build /app /app
+COPY data data
+ENV PATH="/app/.venv/bin:$PATH" KKMP_DATA_DIR=/var/lib/kkmp SERVICE=registry PORT=8001 PYTHONUNBUFFERED=1
+RUN mkdir -p /var/lib/kkmp && chown kkmp /var/lib/kkmp
+USER kkmp
+HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=6 \
+  CMD python -c "import os,urllib.request; urllib.request.urlopen(f'http://127.0.0.1:{os.environ[\"PORT\"]}/health/ready', timeout=2)"
+CMD ["sh", "-c", "exec uvicorn ${SERVICE}.bootstrap:create_app --factory --host 0.0.0.0 --port ${PORT} --no-access-log"]

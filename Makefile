@@ -1,0 +1,47 @@
+# The two commands of the README: `make run` and `make test`. Both set up a fresh machine themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+UV_VERSION := 0.13.9
+UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
+VENV := .venv
+STAMP := $(VENV)/.installed-stamp
+PYTEST_ARGS ?=
+
+.PHONY: install run test bench lint typecheck test-services clean
+
+.tools/bin/uv:
+	$(PYTHON) -m venv .tools
+	.tools/bin/pip install --quiet uv==$(UV_VERSION)
+
+$(STAMP): uv.lock pyproject.toml shared/pyproject.toml cli/pyproject.toml $(wildcard services/*/pyproject.toml) | $(UV)
+	$(UV) sync --all-packages --frozen --python $(PYTHON)
+	touch $@
+
+install: $(STAMP)
+
+## Run every service and the portal (SQLite in var/, demo city of Surabaya seeded on first start).
+run: install
+	@bash deploy/scripts/ensure-services.sh broker
+	KKMP_DEMO=$${KKMP_DEMO:-1} $(VENV)/bin/kkmp run
+
+## Install, start what the tests need, and run the whole suite (unit, integration, end-to-end, browser).
+test: install test-services
+	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+
+test-services:
+	@bash deploy/scripts/ensure-services.sh broker postgres chromium
+
+## Benchmarks: prints a table and writes bench/results.json.
+bench: install
+	@bash deploy/scripts/ensure-services.sh broker postgres
+	$(VENV)/bin/python bench/run.py
+
+lint: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check shared cli
+
+typecheck: install
+	$(VENV)/bin/mypy
+
+clean:
+	rm -rf var test-artifacts bench/results.json

@@ -1,0 +1,135 @@
+"""Operator tools for dead-letter queues: what failed, why, and sending it back once fixed."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import subprocess
+
+import aio_pika
+import httpx
+from rich.console import Console
+from rich.table import Table
+
+from kkmp_cli.services import SERVICES
+
+console = Console()
+
+
+def known_dlqs() -> list[str]:
+    """Every `<queue>.dlq`: from rabbitmqctl when it is here, else from the services' AsyncAPI documents."""
+    ctl = shutil.which("rabbitmqctl")
+    if ctl:
+        result = subprocess.run(
+            [ctl, "list_queues", "-q", "--formatter", "json", "name"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        if result.returncode == 0:
+            try:
+                return sorted(q["name"] for q in json.loads(result.stdout) if q["name"].endswith(".dlq"))
+            except (ValueError, KeyError):
+                pass
+    names = set()
+    for spec in SERVICES:
+        try:
+            doc = httpx.get(f"{spec.url}/asyncapi.json", timeout=3).json()
+        except (httpx.HTTPError, ValueError):
+            continue
+        for channel in doc.get("channels", {}).values():
+            if "x-queue" in channel:
+                names.add(f"{channel['x-queue']}.dlq")
+    return sorted(names)
+
+
+async def _counts(url: str, names: list[str]) -> list[tuple[str, int]]:
+    connection = await aio_pika.connect(url)
+    out = []
+    async with connection:
+        for name in names:
+            channel = await connection.channel()
+            try:
+                queue = await channel.declare_queue(name, passive=True)
+                out.append((name, queue.declaration_result.message_count or 0))
+            except aio_pika.exceptions.ChannelClosed:
+                out.append((name, -1))
+    return out
+
+
+def list_dlqs(url: str) -> None:
+    table = Table("dead-letter queue", "messages")
+    for name, count in asyncio.run(_counts(url, known_dlqs())):
+        table.add_row(name, "missing" if count < 0 else str(count))
+    console.print(table)
+
+
+async def _show(url: str, name: str, limit: int) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        for _ in range(limit):
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                break
+            headers = message.headers or {}
+            console.rule(f"{message.message_id or '?'}  {message.type or ''}")
+            console.print(f"error: {headers.get('x-kkmp-error')}")
+            console.print(
+                f"from queue: {headers.get('x-kkmp-queue')}  at: {headers.get('x-kkmp-dead-lettered-at')}"
+            )
+            console.print(message.body.decode(errors="replace")[:2000])
+        # Closing without acking returns every message to the queue: showing changes nothing.
+
+
+def show(url: str, name: str, limit: int) -> None:
+    asyncio.run(_show(url, name, limit))
+
+
+async def _replay(url: str, name: str, limit: int) -> int:
+    connection = await aio_pika.connect(url)
+    moved = 0
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(name, passive=True)
+        for _ in range(limit):
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                break
+            headers = dict(message.headers or {})
+            target = str(headers.get("x-kkmp-queue") or name.removesuffix(".dlq"))
+            for key in ("x-kkmp-attempt", "x-kkmp-error", "x-kkmp-dead-lettered-at", "x-death"):
+                headers.pop(key, None)
+            await channel.default_exchange.publish(
+                aio_pika.Message(
+                    body=message.body,
+                    headers=headers,
+                    content_type=message.content_type,
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=message.message_id,
+                    type=message.type,
+                ),
+                routing_key=target,
+            )
+            await message.ack()  # only after the broker confirmed the copy: nothing is lost in between
+            moved += 1
+    return moved
+
+
+def replay(url: str, name: str, limit: int) -> None:
+    console.print(f"Replayed {asyncio.run(_replay(url, name, limit))} message(s) from {name}.")
+
+
+async def _purge(url: str, name: str) -> None:
+    connection = await aio_pika.connect(url)
+    async with connection:
+        channel = await connection.channel()
+        queue = await channel.declare_queue(name, passive=True)
+        await queue.purge()
+
+
+def purge(url: str, name: str) -> None:
+    asyncio.run(_purge(url, name))
+    console.print(f"Purged {name}.")

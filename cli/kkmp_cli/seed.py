@@ -1,0 +1,692 @@
+"""`kkmp seed`: a living demo city, generated deterministically from a seed number.
+
+Everything goes through the services' public APIs, as an operator's script would: 153 KKMP with
+boards, members and users; about 90 days of stock movements in which some cooperatives thrive, some
+slow down and some go dormant, and some items stop selling; suppliers, needs and an order; monthly
+reports, some late and some missing. Detection then runs, so the first dashboard shows stalled stock,
+proposals and notifications.
+"""
+
+from __future__ import annotations
+
+import csv
+import os
+import random
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+console = Console()
+DEMO_PASSWORD = "kkmp-demo-2025"
+DATA = Path(__file__).resolve().parents[2] / "data"
+
+FIRST = [
+    "Budi",
+    "Siti",
+    "Agus",
+    "Dewi",
+    "Eko",
+    "Sri",
+    "Hadi",
+    "Wati",
+    "Joko",
+    "Rina",
+    "Bambang",
+    "Yuli",
+    "Slamet",
+    "Endang",
+    "Heru",
+    "Nur",
+    "Teguh",
+    "Lilik",
+    "Sugeng",
+    "Ani",
+    "Rudi",
+    "Fitri",
+    "Dedi",
+    "Umi",
+    "Imam",
+    "Ratna",
+]
+LAST = [
+    "Santoso",
+    "Rahayu",
+    "Wibowo",
+    "Lestari",
+    "Prasetyo",
+    "Susanti",
+    "Hidayat",
+    "Wahyuni",
+    "Setiawan",
+    "Kurniawati",
+    "Saputra",
+    "Handayani",
+    "Nugroho",
+    "Purnomo",
+    "Maulana",
+    "Safitri",
+]
+UMKM = [
+    ("kue", ["kue basah", "roti", "jajan pasar"]),
+    ("katering", ["nasi kotak", "lauk pauk"]),
+    ("warung makan", ["nasi pecel", "lontong balap"]),
+    ("kerupuk", ["kerupuk udang", "rengginang"]),
+    ("jamu", ["jamu kunyit asam", "beras kencur"]),
+    ("sambal", ["sambal bawang", "sambal terasi"]),
+    ("minuman", ["es tebu", "sari kedelai"]),
+    ("toko kelontong", ["sembako eceran"]),
+]
+POTENTIALS = [
+    ("kue dan jajanan", "Sentra pembuatan kue basah dan kering; butuh tepung, gula, telur rutin"),
+    ("kuliner", "Banyak warung makan dan katering rumahan di sekitar pasar"),
+    ("perikanan", "Nelayan dan pengolahan ikan asap di pesisir"),
+    ("kerajinan", "Perajin batik dan sepatu rumahan"),
+    ("pertanian kota", "Kebun sayur dan hidroponik warga"),
+    ("jasa", "Titik layanan pembayaran dan agen LPG"),
+]
+SEMBAKO = ["beras_medium", "beras_premium", "beras_sphp", "minyakita", "gula", "telur", "tepung_terigu"]
+
+
+@dataclass
+class Urls:
+    registry: str = os.environ.get("REGISTRY_URL", "http://127.0.0.1:8001")
+    inventory: str = os.environ.get("INVENTORY_URL", "http://127.0.0.1:8002")
+    sourcing: str = os.environ.get("SOURCING_URL", "http://127.0.0.1:8003")
+    reporting: str = os.environ.get("REPORTING_URL", "http://127.0.0.1:8004")
+    notifications: str = os.environ.get("NOTIFICATIONS_URL", "http://127.0.0.1:8005")
+
+
+@dataclass
+class Coop:
+    id: str
+    name: str
+    kelurahan_code: str
+    kecamatan_code: str
+    profile: str  # thriving | slowing | dormant | new
+    units: list[str]
+    manager_token: str | None = None
+    items: list[str] = field(default_factory=list)
+
+
+class SeedError(RuntimeError):
+    pass
+
+
+def _check(response: httpx.Response, what: str) -> Any:
+    if response.status_code >= 400:
+        raise SeedError(f"{what}: {response.status_code} {response.text[:300]}")
+    return response.json() if response.content else None
+
+
+def token(client: httpx.Client, url: str, username: str, password: str) -> str:
+    body = _check(
+        client.post(f"{url}/auth/token", data={"username": username, "password": password}),
+        f"login {username}",
+    )
+    return str(body["access_token"])
+
+
+def bearer(tok: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {tok}"}
+
+
+def commodities() -> dict[str, dict[str, str]]:
+    with (DATA / "commodities.csv").open(encoding="utf-8") as fh:
+        return {row["code"]: row for row in csv.DictReader(fh)}
+
+
+def kelurahan() -> list[dict[str, str]]:
+    with (DATA / "surabaya_kelurahan.csv").open(encoding="utf-8") as fh:
+        return list(csv.DictReader(fh))
+
+
+def person(rng: random.Random) -> str:
+    return f"{rng.choice(FIRST)} {rng.choice(LAST)}"
+
+
+def progress() -> Progress:
+    return Progress(
+        TextColumn("{task.description:<34}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    )
+
+
+def already_seeded(urls: Urls, admin_password: str) -> bool:
+    with httpx.Client(timeout=30) as client:
+        admin = token(client, urls.registry, "admin", admin_password)
+        body = _check(
+            client.get(f"{urls.registry}/cooperatives", params={"limit": 1}, headers=bearer(admin)),
+            "list cooperatives",
+        )
+    return int(body["total"]) > 0
+
+
+def seed_if_empty(seed: int) -> None:
+    urls = Urls()
+    admin_password = os.environ.get("KKMP_ADMIN_PASSWORD", "kkmp-demo-admin")
+    if already_seeded(urls, admin_password):
+        console.print("Demo data already present: not seeding again.")
+        return
+    seed_city(seed, urls, admin_password)
+
+
+def seed_city(seed: int, urls: Urls | None = None, admin_password: str | None = None) -> None:
+    urls = urls or Urls()
+    admin_password = admin_password or os.environ.get("KKMP_ADMIN_PASSWORD", "kkmp-demo-admin")
+    rng = random.Random(seed)
+    today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+    with httpx.Client(timeout=120) as client:
+        admin = token(client, urls.registry, "admin", admin_password)
+        coops = seed_registry(client, urls, admin, rng, today)
+        services = {
+            "inventory": _up(client, urls.inventory),
+            "sourcing": _up(client, urls.sourcing),
+            "reporting": _up(client, urls.reporting),
+        }
+        if services["inventory"]:
+            seed_inventory(client, urls, admin, coops, rng, today)
+        if services["sourcing"]:
+            seed_sourcing(client, urls, admin, coops, rng, today)
+        if services["reporting"]:
+            seed_reports(client, urls, coops, rng, today)
+        if services["inventory"]:
+            found = _check(
+                client.post(f"{urls.inventory}/detections/run", json={}, headers=bearer(admin)),
+                "run detection",
+            )
+            console.print(f"Detection: {found}")
+    console.print(f"[green]Seeded[/] {len(coops)} KKMP (seed {seed}).")
+
+
+def _up(client: httpx.Client, url: str) -> bool:
+    try:
+        return client.get(f"{url}/health/live", timeout=3).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def seed_registry(
+    client: httpx.Client, urls: Urls, admin: str, rng: random.Random, today: datetime
+) -> list[Coop]:
+    h = bearer(admin)
+    coops: list[Coop] = []
+    rows = kelurahan()
+    with progress() as bar:
+        task = bar.add_task("Koperasi, pengurus, anggota", total=len(rows))
+        for i, row in enumerate(rows):
+            roll = rng.random()
+            profile = (
+                "thriving"
+                if roll < 0.55
+                else "slowing"
+                if roll < 0.8
+                else "dormant"
+                if roll < 0.93
+                else "new"
+            )
+            units = ["sembako"] + [
+                u
+                for u, p in (
+                    ("lpg", 0.6),
+                    ("payment_services", 0.4),
+                    ("apotek", 0.2),
+                    ("klinik", 0.15),
+                    ("simpan_pinjam", 0.5),
+                    ("kemitraan", 0.3),
+                )
+                if rng.random() < p
+            ]
+            deed_day = date(2025, 6, 1) + timedelta(days=rng.randint(0, 50))
+            body = {
+                "name": f"KKMP {row['kelurahan_name'].title()}",
+                "kelurahan_code": row["kelurahan_code"],
+                "formation": "revitalized" if rng.random() < 0.3 else "new",
+                "deed": {
+                    "number": f"AHU-{rng.randint(10000, 99999):05d}.AH.01.29.TAHUN 2025",
+                    "date": deed_day.isoformat(),
+                    "notary": f"{person(rng)}, S.H., M.Kn.",
+                },
+                "business_units": units,
+            }
+            coop = _check(client.post(f"{urls.registry}/cooperatives", json=body, headers=h), "register")
+            if profile != "new":
+                _check(
+                    client.patch(
+                        f"{urls.registry}/cooperatives/{coop['id']}",
+                        json={"status": "operating", "status_reason": "gerai mulai beroperasi"},
+                        headers=h,
+                    ),
+                    "operating",
+                )
+            if profile == "dormant" and rng.random() < 0.3:
+                _check(
+                    client.patch(
+                        f"{urls.registry}/cooperatives/{coop['id']}",
+                        json={"status": "suspended", "status_reason": "pengurus tidak aktif"},
+                        headers=h,
+                    ),
+                    "suspend",
+                )
+            board = [
+                {"name": person(rng), "position": p}
+                for p in ("ketua", "wakil_ketua", "sekretaris", "bendahara", "pengawas_ketua", "pengawas")
+            ]
+            _check(
+                client.put(
+                    f"{urls.registry}/cooperatives/{coop['id']}/board", json={"members": board}, headers=h
+                ),
+                "board",
+            )
+            for _ in range(
+                {"thriving": 12, "slowing": 7, "dormant": 3, "new": 2}[profile] + rng.randint(0, 4)
+            ):
+                if rng.random() < 0.35:
+                    sector, products = rng.choice(UMKM)
+                    member = {
+                        "name": f"UMKM {person(rng)}",
+                        "kind": "umkm",
+                        "business": {"sector": sector, "products": products},
+                    }
+                else:
+                    member = {"name": person(rng), "kind": "resident"}
+                _check(
+                    client.post(f"{urls.registry}/cooperatives/{coop['id']}/members", json=member, headers=h),
+                    "member",
+                )
+            username = "pengurus-" + row["kelurahan_code"].replace(".", "")
+            _check(
+                client.post(
+                    f"{urls.registry}/users",
+                    headers=h,
+                    json={
+                        "username": username,
+                        "password": DEMO_PASSWORD,
+                        "role": "coop_manager",
+                        "cooperative_id": coop["id"],
+                        "full_name": board[0]["name"],
+                    },
+                ),
+                "manager user",
+            )
+            coops.append(
+                Coop(coop["id"], coop["name"], row["kelurahan_code"], row["kecamatan_code"], profile, units)
+            )
+            if i % 5 == 0 and rng.random() < 0.6:
+                sector, description = rng.choice(POTENTIALS)
+                _check(
+                    client.post(
+                        f"{urls.registry}/kelurahan/{row['kelurahan_code']}/potentials",
+                        headers=h,
+                        json={"sector": sector, "description": description, "priority": rng.randint(1, 3)},
+                    ),
+                    "potential",
+                )
+            bar.advance(task)
+        _check(
+            client.post(
+                f"{urls.registry}/users",
+                headers=h,
+                json={
+                    "username": "petugas",
+                    "password": DEMO_PASSWORD,
+                    "role": "officer",
+                    "full_name": "Petugas Dinkopdag",
+                    "supervisor": True,
+                },
+            ),
+            "officer",
+        )
+        _check(
+            client.post(
+                f"{urls.registry}/users",
+                headers=h,
+                json={
+                    "username": "petugas-wonocolo",
+                    "password": DEMO_PASSWORD,
+                    "role": "officer",
+                    "full_name": "Petugas Kec. Wonocolo",
+                    "kecamatan_codes": ["35.78.02"],
+                },
+            ),
+            "scoped officer",
+        )
+        seed_trainings(client, urls, h, coops, rng, today)
+    return coops
+
+
+def seed_trainings(
+    client: httpx.Client,
+    urls: Urls,
+    h: dict[str, str],
+    coops: list[Coop],
+    rng: random.Random,
+    today: datetime,
+) -> None:
+    plans = [
+        ("Pembukuan koperasi dasar", "pembukuan", 60, True),
+        ("Manajemen stok gerai sembako", "stok", 35, True),
+        ("Layanan LPG dan MAP Pertamina", "lpg", 20, True),
+        ("Akses permodalan UMKM", "permodalan", -10, False),
+    ]
+    for title, topic, days_ago, done in plans:
+        start = (today - timedelta(days=days_ago)).date()
+        training = _check(
+            client.post(
+                f"{urls.registry}/trainings",
+                headers=h,
+                json={
+                    "title": title,
+                    "topic": topic,
+                    "starts_on": start.isoformat(),
+                    "location": "Kantor Dinkopdag Surabaya",
+                },
+            ),
+            "training",
+        )
+        chosen = rng.sample([c for c in coops if c.profile != "dormant"], 25)
+        _check(
+            client.post(
+                f"{urls.registry}/trainings/{training['id']}/participants",
+                headers=h,
+                json={
+                    "participants": [
+                        {"cooperative_id": c.id, "name": person(rng), "role": "pengurus"} for c in chosen
+                    ]
+                },
+            ),
+            "participants",
+        )
+        if done:
+            _check(
+                client.post(f"{urls.registry}/trainings/{training['id']}/complete", headers=h, json={}),
+                "complete training",
+            )
+
+
+def seed_inventory(
+    client: httpx.Client, urls: Urls, admin: str, coops: list[Coop], rng: random.Random, today: datetime
+) -> None:
+    catalogue = commodities()
+    h = bearer(admin)
+    with progress() as bar:
+        task = bar.add_task("Pergerakan stok 90 hari", total=len(coops))
+        for coop in coops:
+            items = list(rng.sample(SEMBAKO, rng.randint(3, 6)))
+            if "lpg" in coop.units:
+                items.append("lpg_3kg")
+            coop.items = items
+            movements = coop_movements(coop, items, catalogue, rng, today)
+            for start in range(0, len(movements), 1000):
+                _check(
+                    client.post(
+                        f"{urls.inventory}/cooperatives/{coop.id}/movements/batch",
+                        headers=h,
+                        json={"movements": movements[start : start + 1000]},
+                    ),
+                    f"movements {coop.name}",
+                )
+            bar.advance(task)
+
+
+def coop_movements(
+    coop: Coop, items: list[str], catalogue: dict[str, dict[str, str]], rng: random.Random, today: datetime
+) -> list[dict[str, Any]]:
+    """About 90 days of receipts and daily sales, shaped by the cooperative's profile; some items stall."""
+    out: list[dict[str, Any]] = []
+    horizon = 90 if coop.profile != "new" else 20
+    last_sale_day = {"thriving": 0, "slowing": 8, "dormant": 40, "new": 0}[coop.profile]
+    for commodity in items:
+        info = catalogue[commodity]
+        price = int(info["typical_price"])
+        ceiling = int(info["price_ceiling"]) if info["price_ceiling"] else None
+        cost = int(price * 0.9)
+        base = {
+            "beras_medium": 25,
+            "beras_premium": 12,
+            "beras_sphp": 15,
+            "minyakita": 10,
+            "gula": 8,
+            "telur": 9,
+            "tepung_terigu": 6,
+            "lpg_3kg": 14,
+        }.get(commodity, 5) * rng.uniform(0.5, 1.5)
+        # An item that stalls: restocked, then nobody buys it any more (stok macet).
+        stalls_from = rng.randint(16, 30) if rng.random() < 0.12 else 0
+        on_hand = 0.0
+        for day in range(horizon, -1, -1):
+            at = today - timedelta(days=day, hours=rng.randint(0, 6))
+            if day % 14 == horizon % 14 or on_hand < base * 2:
+                qty = round(base * 16)
+                out.append(
+                    {
+                        "commodity": commodity,
+                        "kind": "receipt",
+                        "quantity": str(qty),
+                        "unit_price": cost,
+                        "occurred_at": at.isoformat(),
+                        "reference": f"SJ-{uuid.UUID(int=rng.getrandbits(128)).hex[:8]}",
+                    }
+                )
+                on_hand += qty
+            if day < last_sale_day or (stalls_from and day < stalls_from):
+                continue
+            sold = min(
+                on_hand,
+                round(
+                    base * rng.uniform(0.3, 1.3) * (0.4 if coop.profile == "slowing" and day < 30 else 1.0)
+                ),
+            )
+            if sold <= 0:
+                continue
+            unit_price = price
+            if ceiling and rng.random() < 0.004:
+                unit_price = ceiling + rng.choice([500, 1000, 2000])  # an occasional sale above the HET
+            out.append(
+                {
+                    "commodity": commodity,
+                    "kind": "sale",
+                    "quantity": str(sold),
+                    "unit_price": unit_price,
+                    "occurred_at": (at + timedelta(hours=4)).isoformat(),
+                }
+            )
+            on_hand -= sold
+    out.sort(key=lambda m: m["occurred_at"])
+    return out
+
+
+def seed_sourcing(
+    client: httpx.Client, urls: Urls, admin: str, coops: list[Coop], rng: random.Random, today: datetime
+) -> None:
+    h = bearer(admin)
+    all_kec = sorted({c.kecamatan_code for c in coops})
+    suppliers = [
+        (
+            "Perum Bulog Kanwil Jatim",
+            "bulog",
+            all_kec,
+            [
+                ("beras_sphp", 12000, 500, 20000, 3),
+                ("beras_medium", 12600, 500, 10000, 4),
+                ("minyakita", 14500, 100, 3000, 5),
+                ("gula", 15800, 100, 3000, 5),
+            ],
+        ),
+        ("Agen LPG Sinar Jaya", "pertamina_agent", all_kec[:16], [("lpg_3kg", 16000, 50, 3000, 1)]),
+        ("Agen LPG Mitra Timur", "pertamina_agent", all_kec[12:], [("lpg_3kg", 16000, 50, 2500, 2)]),
+        (
+            "CV Sumber Pangan Surabaya",
+            "wholesaler",
+            all_kec,
+            [
+                ("beras_premium", 13800, 200, 5000, 2),
+                ("beras_medium", 12900, 200, 6000, 2),
+                ("tepung_terigu", 10500, 100, 2000, 2),
+                ("telur", 26500, 50, 800, 1),
+            ],
+        ),
+        ("UD Telur Makmur", "umkm_producer", all_kec[:10], [("telur", 25500, 20, 400, 1)]),
+        (
+            "Gapoktan Lamongan (mitra daerah)",
+            "partner_region",
+            all_kec,
+            [("beras_medium", 12300, 1000, 15000, 5)],
+        ),
+    ]
+    supplier_ids = []
+    for name, kind, kec, offers in suppliers:
+        body = {
+            "name": name,
+            "kind": kind,
+            "contact": f"{person(rng)} / 08{rng.randint(1000000000, 9999999999)}",
+            "service_kecamatan_codes": kec,
+            "offers": [
+                {
+                    "commodity": c,
+                    "unit_price": p,
+                    "min_order": m,
+                    "capacity_per_week": cap,
+                    "lead_time_days": lt,
+                }
+                for c, p, m, cap, lt in offers
+            ],
+        }
+        supplier = _check(client.post(f"{urls.sourcing}/suppliers", json=body, headers=h), "supplier")
+        supplier_ids.append(supplier["id"])
+    _check(
+        client.post(
+            f"{urls.registry}/users",
+            headers=h,
+            json={
+                "username": "pemasok-bulog",
+                "password": DEMO_PASSWORD,
+                "role": "supplier",
+                "supplier_id": supplier_ids[0],
+                "full_name": "Bulog Kanwil Jatim",
+            },
+        ),
+        "supplier user",
+    )
+    active = [c for c in coops if c.profile in ("thriving", "slowing", "new")]
+    needs = []
+    for coop in rng.sample(active, 30):
+        roll = rng.random()
+        if roll < 0.6:
+            commodity = rng.choice(["beras_medium", "beras_sphp", "minyakita", "gula", "lpg_3kg", "telur"])
+            body = {
+                "cooperative_id": coop.id,
+                "kind": "supply",
+                "commodity": commodity,
+                "quantity": str(rng.choice([200, 500, 1000, 2000])),
+                "needed_by": (today + timedelta(days=rng.randint(7, 30))).date().isoformat(),
+                "description": f"Kebutuhan {commodity.replace('_', ' ')} untuk gerai sembako",
+            }
+        elif roll < 0.8:
+            body = {
+                "cooperative_id": coop.id,
+                "kind": "capital",
+                "description": "Butuh modal kerja untuk stok awal gerai sembako (± Rp50 juta)",
+            }
+        elif roll < 0.93:
+            body = {
+                "cooperative_id": coop.id,
+                "kind": "training",
+                "description": "Pengurus butuh pelatihan pembukuan dan aplikasi kasir",
+            }
+        else:
+            body = {
+                "cooperative_id": coop.id,
+                "kind": "other",
+                "description": "Kendala: tempat gerai belum ada, masih menumpang di balai RW",
+            }
+        needs.append(_check(client.post(f"{urls.sourcing}/needs", json=body, headers=h), "need"))
+    for need in needs[:12]:
+        _check(
+            client.post(
+                f"{urls.sourcing}/needs/{need['id']}/status",
+                headers=h,
+                json={"status": "acknowledged", "note": "Diterima, sedang dicarikan pemasok"},
+            ),
+            "ack",
+        )
+    for need in needs[:5]:
+        _check(
+            client.post(
+                f"{urls.sourcing}/needs/{need['id']}/status",
+                headers=h,
+                json={"status": "in_progress", "note": "Koordinasi dengan pemasok"},
+            ),
+            "in progress",
+        )
+    supply = [n for n in needs[:5] if n.get("kind") == "supply"]
+    if supply:
+        need = supply[0]
+        detail = _check(client.get(f"{urls.sourcing}/needs/{need['id']}", headers=h), "need detail")
+        if detail.get("matches"):
+            match = detail["matches"][0]
+            order = _check(
+                client.post(
+                    f"{urls.sourcing}/orders",
+                    headers=h,
+                    json={
+                        "need_id": need["id"],
+                        "supplier_id": match["supplier_id"],
+                        "quantity": need["quantity"],
+                    },
+                ),
+                "order",
+            )
+            _check(
+                client.post(f"{urls.sourcing}/orders/{order['id']}/confirm", headers=h, json={}), "confirm"
+            )
+            _check(
+                client.post(f"{urls.sourcing}/orders/{order['id']}/deliver", headers=h, json={}), "deliver"
+            )
+
+
+def seed_reports(
+    client: httpx.Client, urls: Urls, coops: list[Coop], rng: random.Random, today: datetime
+) -> None:
+    """Monthly reports for the last three months: thriving cooperatives report, others less often."""
+    with progress() as bar:
+        task = bar.add_task("Laporan bulanan", total=len(coops))
+        for coop in coops:
+            manager = token(
+                client, urls.registry, "pengurus-" + coop.kelurahan_code.replace(".", ""), DEMO_PASSWORD
+            )
+            chance = {"thriving": 0.95, "slowing": 0.7, "dormant": 0.25, "new": 0.5}[coop.profile]
+            for back in (3, 2, 1):
+                month = (today.replace(day=1) - timedelta(days=28 * back)).strftime("%Y-%m")
+                if rng.random() > chance:
+                    continue
+                omzet = {
+                    "thriving": 45_000_000,
+                    "slowing": 15_000_000,
+                    "dormant": 2_000_000,
+                    "new": 5_000_000,
+                }[coop.profile]
+                body = {
+                    "period": month,
+                    "omzet": int(omzet * rng.uniform(0.6, 1.4)),
+                    "transactions": rng.randint(50, 900),
+                    "members": rng.randint(5, 60),
+                    "simpanan": rng.randint(1, 30) * 500_000,
+                    "notes": "Laporan bulanan gerai sembako",
+                }
+                response = client.post(
+                    f"{urls.reporting}/cooperatives/{coop.id}/reports", json=body, headers=bearer(manager)
+                )
+                if response.status_code not in (200, 201, 409):
+                    raise SeedError(
+                        f"report {coop.name} {month}: {response.status_code} {response.text[:200]}"
+                    )
+            bar.advance(task)

@@ -1,0 +1,107 @@
+"""Fixtures for the portal's tests: the fake services and the portal, each served by uvicorn in a thread
+on a free port, and a headless Chromium (Debian's, never a downloaded one)."""
+
+from __future__ import annotations
+
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import uvicorn
+
+from portal_fake_upstream import World, build_fake
+
+REPO_ROOT = Path(__file__).resolve().parents[3]
+ARTIFACTS = REPO_ROOT / "test-artifacts"
+CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+class ThreadedServer:
+    """uvicorn in a background thread, stopped cleanly at the end of the session."""
+
+    def __init__(self, app: Any, port: int, *, factory: bool = False) -> None:
+        config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", factory=factory, lifespan="on")
+        self.server = uvicorn.Server(config)
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+        self.url = f"http://127.0.0.1:{port}"
+
+    def __enter__(self) -> ThreadedServer:
+        self.thread.start()
+        deadline = time.monotonic() + 20
+        while not self.server.started:
+            if not self.thread.is_alive() or time.monotonic() > deadline:
+                raise RuntimeError("server did not start")
+            time.sleep(0.05)
+        return self
+
+    def __exit__(self, *_: Any) -> None:
+        self.server.should_exit = True
+        self.thread.join(timeout=10)
+
+
+@dataclass
+class PortalUnderTest:
+    url: str
+    world: World
+    upstream_url: str
+
+
+@pytest.fixture(scope="session")
+def world() -> World:
+    return World()
+
+
+@pytest.fixture(scope="session")
+def portal(world: World) -> Iterator[PortalUnderTest]:
+    from portal.bootstrap import create_app
+    from portal.settings import PortalSettings
+
+    with ThreadedServer(build_fake(world), free_port()) as upstream:
+        settings = PortalSettings(
+            demo=True,
+            cookie_secure=False,
+            session_secret="test-session-secret-of-enough-length",
+            registry_url=f"{upstream.url}/registry",
+            inventory_url=f"{upstream.url}/inventory",
+            sourcing_url=f"{upstream.url}/sourcing",
+            reporting_url=f"{upstream.url}/reporting",
+            notifications_url=f"{upstream.url}/notifications",
+            upstream_timeout_s=5,
+            log_json=True,
+        )
+        with ThreadedServer(create_app(settings), free_port()) as server:
+            yield PortalUnderTest(server.url, world, upstream.url)
+
+
+@pytest.fixture(scope="session")
+def browser() -> Iterator[Any]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        instance = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield instance
+        instance.close()
+
+
+@pytest.fixture(scope="session")
+def artifacts() -> Path:
+    ARTIFACTS.mkdir(exist_ok=True)
+    return ARTIFACTS
