@@ -17,10 +17,6 @@ from collections.abc import AsyncIterator, Iterator
 import aio_pika
 import asyncpg
 import pytest
-from pamqp.commands import Basic
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
-
 from kkmp_shared.testing.ports import free_port, free_ports
 from kkmp_shared.testing.postgres import (
     acreate_database,
@@ -38,6 +34,9 @@ from kkmp_shared.testing.rabbit import (
     vhost_url,
 )
 from kkmp_shared.testing.wait import eventually, wait_until
+from pamqp.commands import Basic
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 pytestmark = pytest.mark.integration
 
@@ -127,7 +126,10 @@ async def test_eventually_returns_value_and_reports_last_failure() -> None:
 
 
 def test_vhost_url_encodes_the_vhost() -> None:
-    assert vhost_url("amqp://guest:guest@127.0.0.1:5672/", "a/b c") == "amqp://guest:guest@127.0.0.1:5672/a%2Fb%20c"
+    assert (
+        vhost_url("amqp://guest:guest@127.0.0.1:5672/", "a/b c")
+        == "amqp://guest:guest@127.0.0.1:5672/a%2Fb%20c"
+    )
     assert vhost_url("amqp://u:p@h:1/old?heartbeat=5", "new") == "amqp://u:p@h:1/new?heartbeat=5"
     assert vhost_url("amqp://u:p@h:1", "/") == "amqp://u:p@h:1/%2F"
 
@@ -327,7 +329,10 @@ def test_chaos_proxy_works_from_sync_code() -> None:
                 conn.sendall(data)
 
     threading.Thread(target=echo, daemon=True).start()
-    with ChaosProxy("127.0.0.1", target_port) as proxy, socket.create_connection(proxy.address, timeout=5) as c:
+    with (
+        ChaosProxy("127.0.0.1", target_port) as proxy,
+        socket.create_connection(proxy.address, timeout=5) as c,
+    ):
         c.sendall(b"hello")
         assert c.recv(1024) == b"hello"
         assert wait_until(lambda: proxy.connection_count == 1, timeout=2)
@@ -403,7 +408,9 @@ async def test_create_and_drop_database() -> None:
     await adrop_database(other)
 
 
-async def test_ensure_broker_prefers_a_reachable_url(rabbit: PrivateRabbit, monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_ensure_broker_prefers_a_reachable_url(
+    rabbit: PrivateRabbit, monkeypatch: pytest.MonkeyPatch
+) -> None:
     # An explicit URL that answers wins; one that does not falls through to a working broker.
     assert ensure_broker(rabbit.url) == rabbit.url
     dead = f"amqp://guest:guest@127.0.0.1:{free_port()}/"

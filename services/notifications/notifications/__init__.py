@@ -1,0 +1,1 @@
+"""KKMP notifications: who hears about which event, on which channel (inbox, email, webhook), once."""

@@ -118,8 +118,11 @@ async def _error_page(
         return JSONResponse({"error": {"code": "error", "message": message, "details": None}}, status)
     try:
         return await render(
-            request, "error.html", {"heading": heading, "message": message, "retry": retry},
-            status_code=status, with_badge=False,
+            request,
+            "error.html",
+            {"heading": heading, "message": message, "retry": retry},
+            status_code=status,
+            with_badge=False,
         )
     except Exception:  # the error page itself must never fail into a stack trace
         log.exception("error page failed to render")
@@ -144,13 +147,18 @@ def install_page_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(PageForbidden)
     async def _forbidden(request: Request, _: PageForbidden) -> Response:
-        return await _error_page(request, 403, "Tidak ada akses", "Halaman ini tidak tersedia untuk peran akun Anda.")
+        return await _error_page(
+            request, 403, "Tidak ada akses", "Halaman ini tidak tersedia untuk peran akun Anda."
+        )
 
     @app.exception_handler(CsrfFailed)
     async def _csrf(request: Request, _: CsrfFailed) -> Response:
         return await _error_page(
-            request, 400, "Formulir kedaluwarsa",
-            "Formulir ini sudah tidak berlaku (mungkin terbuka terlalu lama). Muat ulang halaman lalu kirim lagi.",
+            request,
+            400,
+            "Formulir kedaluwarsa",
+            "Formulir ini sudah tidak berlaku (mungkin terbuka terlalu lama). "
+            "Muat ulang halaman lalu kirim lagi.",
         )
 
     @app.exception_handler(UpstreamError)
@@ -173,19 +181,27 @@ def install_page_handlers(app: FastAPI) -> None:
         if exc.status_code == 404:
             return await _error_page(request, 404, *NOT_FOUND)
         if exc.status_code == 405:
-            return await _error_page(request, 405, "Tindakan tidak didukung", "Alamat ini tidak menerima cara akses tersebut.")
-        return await _error_page(request, exc.status_code, "Permintaan tidak dapat diproses",
-                                 "Permintaan tidak dapat diproses.")
+            return await _error_page(
+                request, 405, "Tindakan tidak didukung", "Alamat ini tidak menerima cara akses tersebut."
+            )
+        return await _error_page(
+            request, exc.status_code, "Permintaan tidak dapat diproses", "Permintaan tidak dapat diproses."
+        )
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, _: RequestValidationError) -> Response:
-        return await _error_page(request, 400, "Alamat tidak valid", "Alamat atau isian yang dikirim tidak valid.")
+        return await _error_page(
+            request, 400, "Alamat tidak valid", "Alamat atau isian yang dikirim tidak valid."
+        )
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, _: Exception) -> Response:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return await _error_page(
-            request, 500, "Terjadi kesalahan", "Maaf, terjadi kesalahan di portal. Kejadian ini sudah dicatat; coba lagi.",
+            request,
+            500,
+            "Terjadi kesalahan",
+            "Maaf, terjadi kesalahan di portal. Kejadian ini sudah dicatat; coba lagi.",
             retry=True,
         )
 
@@ -216,13 +232,17 @@ async def upstream_health(request: Request) -> JSONResponse:
     results = await asyncio.gather(*(probe(u) for u in targets.values()))
     checks = dict(zip(targets, results, strict=True))
     ok = all(v == "ok" for v in checks.values())
-    return JSONResponse({"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503)
+    return JSONResponse(
+        {"status": "ok" if ok else "degraded", "checks": checks}, status_code=200 if ok else 503
+    )
 
 
 # --- the app -------------------------------------------------------------------------------------------
 
 
-def create_app(settings: PortalSettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None) -> FastAPI:
+def create_app(
+    settings: PortalSettings | None = None, *, transport: httpx.AsyncBaseTransport | None = None
+) -> FastAPI:
     """The portal app. ``transport`` lets tests route the services' calls to in-process fakes."""
     settings = settings or PortalSettings()
     app = create_service_app(
@@ -244,7 +264,9 @@ def create_app(settings: PortalSettings | None = None, *, transport: httpx.Async
     @asynccontextmanager
     async def lifespan(app_: FastAPI) -> AsyncIterator[Any]:
         async with inner_lifespan(app_) as state:
-            timeout = httpx.Timeout(settings.upstream_timeout_s, connect=min(3.0, settings.upstream_timeout_s))
+            timeout = httpx.Timeout(
+                settings.upstream_timeout_s, connect=min(3.0, settings.upstream_timeout_s)
+            )
             limits = httpx.Limits(max_connections=100, max_keepalive_connections=20)
             async with httpx.AsyncClient(timeout=timeout, limits=limits, transport=transport) as http:
                 app_.state.upstreams = Upstreams(

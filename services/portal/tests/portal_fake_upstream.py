@@ -47,8 +47,13 @@ def make_token(claims: dict[str, Any]) -> str:
     def b64(obj: dict[str, Any]) -> str:
         return base64.urlsafe_b64encode(json.dumps(obj).encode()).decode().rstrip("=")
 
-    body = {"iss": "kkmp-registry", "aud": "kkmp", "iat": int(NOW.timestamp()), "exp": int(NOW.timestamp()) + 3600,
-            **claims}
+    body = {
+        "iss": "kkmp-registry",
+        "aud": "kkmp",
+        "iat": int(NOW.timestamp()),
+        "exp": int(NOW.timestamp()) + 3600,
+        **claims,
+    }
     return f"{b64({'alg': 'none', 'typ': 'JWT'})}.{b64(body)}.sig"
 
 
@@ -68,7 +73,8 @@ class World:
 
     def __init__(self, seed: int = 7) -> None:
         rng = random.Random(seed)
-        self.down: set[str] = set()  # services answering 503 / refusing, for failure tests
+        self.down: set[str] = set()  # services answering 503, for failure tests
+        self.reject_tokens = False  # every token refused (401), as after expiry or key rotation
         self.kecamatan: list[dict[str, Any]] = []
         self.kelurahan: list[dict[str, Any]] = []
         coords: dict[str, tuple[float, float]] = {}
@@ -82,8 +88,15 @@ class World:
                     seen.add(row["kecamatan_code"])
                     self.kecamatan.append({"code": row["kecamatan_code"], "name": row["kecamatan_name"]})
                 lat, lon = coords.get(row["kelurahan_code"], (None, None))
-                self.kelurahan.append({"code": row["kelurahan_code"], "name": row["kelurahan_name"],
-                                       "kecamatan_code": row["kecamatan_code"], "lat": lat, "lon": lon})
+                self.kelurahan.append(
+                    {
+                        "code": row["kelurahan_code"],
+                        "name": row["kelurahan_name"],
+                        "kecamatan_code": row["kecamatan_code"],
+                        "lat": lat,
+                        "lon": lon,
+                    }
+                )
         self.coops: dict[str, dict[str, Any]] = {}
         self.health: dict[str, dict[str, Any]] = {}
         self.stock: dict[str, dict[str, dict[str, Any]]] = {}
@@ -96,20 +109,40 @@ class World:
                 "kelurahan_code": kel["code"],
                 "kecamatan_code": kel["kecamatan_code"],
                 "formation": "new" if i % 3 else "revitalized",
-                "deed": {"number": f"AHU-{1000 + i:04d}.AH.01.29", "date": "2025-07-12", "notary": "Rina Hartati, S.H., M.Kn."},
+                "deed": {
+                    "number": f"AHU-{1000 + i:04d}.AH.01.29",
+                    "date": "2025-07-12",
+                    "notary": "Rina Hartati, S.H., M.Kn.",
+                },
                 "status": "operating" if i % 11 else "formed",
                 "business_units": ["sembako", "lpg"] + (["apotek"] if i % 4 == 0 else []),
-                "board": {"ketua": f"Budi Santoso {i}", "sekretaris": f"Siti Aminah {i}", "bendahara": f"Dewi Lestari {i}",
-                          "pengawas": [f"Agus Salim {i}"]},
+                "board": {
+                    "ketua": f"Budi Santoso {i}",
+                    "sekretaris": f"Siti Aminah {i}",
+                    "bendahara": f"Dewi Lestari {i}",
+                    "pengawas": [f"Agus Salim {i}"],
+                },
                 "member_count": 40 + rng.randint(0, 260),
             }
             score = rng.randint(15, 98)
             level = "aktif" if score >= 70 else "kurang_aktif" if score >= 40 else "tidak_aktif"
             self.health[coop_id] = {
-                "cooperative_id": coop_id, "score": score, "level": level,
+                "cooperative_id": coop_id,
+                "score": score,
+                "level": level,
                 "factors": [
-                    {"name": "sales_activity", "value": round(score / 100, 2), "weight": 0.4, "note": "Penjualan 28 hari terakhir"},
-                    {"name": "report_timeliness", "value": 1.0 if score > 50 else 0.0, "weight": 0.3, "note": "Laporan bulan lalu"},
+                    {
+                        "name": "sales_activity",
+                        "value": round(score / 100, 2),
+                        "weight": 0.4,
+                        "note": "Penjualan 28 hari terakhir",
+                    },
+                    {
+                        "name": "report_timeliness",
+                        "value": 1.0 if score > 50 else 0.0,
+                        "weight": 0.3,
+                        "note": "Laporan bulan lalu",
+                    },
                     {"name": "stock_health", "value": round(rng.random(), 2), "weight": 0.3, "note": None},
                 ],
             }
@@ -117,7 +150,9 @@ class World:
             for c in COMMODITIES:
                 if rng.random() < 0.25:
                     continue
-                on_hand = round(rng.uniform(0, 400), 1) if c["unit"] != "tabung" else float(rng.randint(0, 120))
+                on_hand = (
+                    round(rng.uniform(0, 400), 1) if c["unit"] != "tabung" else float(rng.randint(0, 120))
+                )
                 avg = round(rng.uniform(0.5, 20), 2)
                 status = "ok"
                 last_sale = NOW - timedelta(days=rng.randint(0, 3), hours=rng.randint(0, 20))
@@ -128,9 +163,14 @@ class World:
                     last_sale = NOW - timedelta(days=rng.randint(15, 40))
                 elif on_hand / avg < 7:
                     status = "low"
-                items[c["code"]] = {"commodity": c["code"], "on_hand": on_hand, "last_sale_at": last_sale.isoformat(),
-                                    "avg_daily_sales": avg, "days_of_cover": round(on_hand / avg, 1) if avg else None,
-                                    "status": status}
+                items[c["code"]] = {
+                    "commodity": c["code"],
+                    "on_hand": on_hand,
+                    "last_sale_at": last_sale.isoformat(),
+                    "avg_daily_sales": avg,
+                    "days_of_cover": round(on_hand / avg, 1) if avg else None,
+                    "status": status,
+                }
             self.stock[coop_id] = items
             self.movements[coop_id] = []
         self.coop_ids = list(self.coops)
@@ -143,56 +183,111 @@ class World:
             status = rng.choice(["open", "open", "acknowledged", "in_progress", "resolved", "rejected"])
             history = [{"status": "open", "at": created.isoformat()}]
             if status != "open":
-                history.append({"status": "acknowledged", "at": (created + timedelta(hours=rng.randint(2, 96))).isoformat()})
+                history.append(
+                    {
+                        "status": "acknowledged",
+                        "at": (created + timedelta(hours=rng.randint(2, 96))).isoformat(),
+                    }
+                )
             need_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"need/{n}"))
             self.needs[need_id] = {
-                "id": need_id, "cooperative_id": coop_id, "kind": kind,
+                "id": need_id,
+                "cooperative_id": coop_id,
+                "kind": kind,
                 "commodity": rng.choice(COMMODITIES)["code"] if kind == "supply" else None,
                 "quantity": float(rng.choice([50, 100, 250, 500])) if kind == "supply" else None,
                 "needed_by": (NOW + timedelta(days=rng.randint(3, 20))).date().isoformat(),
-                "description": "Permintaan warga meningkat menjelang hari raya; stok di gudang tidak cukup." if kind == "supply"
+                "description": "Permintaan warga meningkat menjelang hari raya; stok di gudang tidak cukup."
+                if kind == "supply"
                 else "Butuh pendampingan pembukuan dan akses modal kerja.",
-                "status": status, "created_at": created.isoformat(), "history": history,
+                "status": status,
+                "created_at": created.isoformat(),
+                "history": history,
             }
         self.suppliers = [
-            {"id": f"sup-{i}", "name": name, "contact": {"phone": f"0812-3456-78{i:02d}", "email": f"sales{i}@contoh.id"},
-             "service_kecamatan_codes": codes,
-             "offers": [{"commodity": c, "unit_price": PRICE[c] * 0.9, "min_order": 50, "capacity_per_week": 2000,
-                         "lead_time_days": 2 + i} for c in offers]}
-            for i, (name, codes, offers) in enumerate([
-                ("CV Sumber Pangan Jaya", [], ["beras_medium", "beras_premium", "gula"]),
-                ("PT Agen LPG Surabaya Timur", ["35.78.03", "35.78.08"], ["lpg_3kg"]),
-                ("UD Minyak Nusantara", [], ["minyakita", "tepung_terigu"]),
-                ("Koperasi Peternak Telur Benowo", ["35.78.26", "35.78.27"], ["telur"]),
-            ])
+            {
+                "id": f"sup-{i}",
+                "name": name,
+                "contact": {"phone": f"0812-3456-78{i:02d}", "email": f"sales{i}@contoh.id"},
+                "service_kecamatan_codes": codes,
+                "offers": [
+                    {
+                        "commodity": c,
+                        "unit_price": PRICE[c] * 0.9,
+                        "min_order": 50,
+                        "capacity_per_week": 2000,
+                        "lead_time_days": 2 + i,
+                    }
+                    for c in offers
+                ],
+            }
+            for i, (name, codes, offers) in enumerate(
+                [
+                    ("CV Sumber Pangan Jaya", [], ["beras_medium", "beras_premium", "gula"]),
+                    ("PT Agen LPG Surabaya Timur", ["35.78.03", "35.78.08"], ["lpg_3kg"]),
+                    ("UD Minyak Nusantara", [], ["minyakita", "tepung_terigu"]),
+                    ("Koperasi Peternak Telur Benowo", ["35.78.26", "35.78.27"], ["telur"]),
+                ]
+            )
         ]
         self.orders: list[dict[str, Any]] = []
         self.redistributions: dict[str, dict[str, Any]] = {}
-        stalled_coops = [(cid, code) for cid, items in self.stock.items() for code, it in items.items() if it["status"] == "stalled"]
+        stalled_coops = [
+            (cid, code)
+            for cid, items in self.stock.items()
+            for code, it in items.items()
+            if it["status"] == "stalled"
+        ]
         for n, (cid, code) in enumerate(stalled_coops[:8]):
             to = self.coop_ids[(self.coop_ids.index(cid) + 1) % len(self.coop_ids)]
             pid = f"red-{n}"
-            self.redistributions[pid] = {"id": pid, "commodity": code, "from_cooperative_id": cid, "to_cooperative_id": to,
-                                         "quantity": round(self.stock[cid][code]["on_hand"] / 2, 1),
-                                         "distance_km": round(rng.uniform(0.8, 6), 1), "status": "proposed",
-                                         "created_at": (NOW - timedelta(hours=n * 5)).isoformat()}
+            self.redistributions[pid] = {
+                "id": pid,
+                "commodity": code,
+                "from_cooperative_id": cid,
+                "to_cooperative_id": to,
+                "quantity": round(self.stock[cid][code]["on_hand"] / 2, 1),
+                "distance_km": round(rng.uniform(0.8, 6), 1),
+                "status": "proposed",
+                "created_at": (NOW - timedelta(hours=n * 5)).isoformat(),
+            }
         self.reports: dict[str, list[dict[str, Any]]] = {cid: [] for cid in self.coop_ids}
         self.notifications: dict[str, list[dict[str, Any]]] = {}
         self.users = {
-            "admin": {"password": "rahasia-admin", "claims": {"sub": "u-admin", "role": "admin", "kecamatan_codes": []}},
-            "petugas": {"password": "rahasia-petugas", "claims": {"sub": "u-officer", "role": "officer", "kecamatan_codes": []}},
-            "pengurus": {"password": "rahasia-pengurus",
-                         "claims": {"sub": "u-manager", "role": "coop_manager", "cooperative_id": self.coop_ids[0]}},
+            "admin": {
+                "password": "rahasia-admin",
+                "claims": {"sub": "u-admin", "role": "admin", "kecamatan_codes": []},
+            },
+            "petugas": {
+                "password": "rahasia-petugas",
+                "claims": {"sub": "u-officer", "role": "officer", "kecamatan_codes": []},
+            },
+            "pengurus": {
+                "password": "rahasia-pengurus",
+                "claims": {"sub": "u-manager", "role": "coop_manager", "cooperative_id": self.coop_ids[0]},
+            },
         }
         for username, user in self.users.items():
             coop = user["claims"].get("cooperative_id") or self.coop_ids[3]
             self.notifications[user["claims"]["sub"]] = [
-                {"id": f"{username}-n1", "event_type": "stock.stalled", "title": "Stok macet: Beras medium",
-                 "body": "Beras medium tidak terjual selama 16 hari.", "cooperative_id": coop,
-                 "created_at": (NOW - timedelta(hours=3)).isoformat(), "read_at": None},
-                {"id": f"{username}-n2", "event_type": "need.status_changed", "title": "Kebutuhan ditanggapi",
-                 "body": "Dinkopdag menerima kebutuhan pasokan LPG Anda.", "cooperative_id": coop,
-                 "created_at": (NOW - timedelta(days=2)).isoformat(), "read_at": (NOW - timedelta(days=1)).isoformat()},
+                {
+                    "id": f"{username}-n1",
+                    "event_type": "stock.stalled",
+                    "title": "Stok macet: Beras medium",
+                    "body": "Beras medium tidak terjual selama 16 hari.",
+                    "cooperative_id": coop,
+                    "created_at": (NOW - timedelta(hours=3)).isoformat(),
+                    "read_at": None,
+                },
+                {
+                    "id": f"{username}-n2",
+                    "event_type": "need.status_changed",
+                    "title": "Kebutuhan ditanggapi",
+                    "body": "Dinkopdag menerima kebutuhan pasokan LPG Anda.",
+                    "cooperative_id": coop,
+                    "created_at": (NOW - timedelta(days=2)).isoformat(),
+                    "read_at": (NOW - timedelta(days=1)).isoformat(),
+                },
             ]
         self.idempotency: dict[str, tuple[int, Any]] = {}
         self.requests: list[tuple[str, str, dict[str, str], Any]] = []  # (method, path, headers, body) seen
@@ -218,7 +313,7 @@ def build_fake(world: World) -> Starlette:
             if path.startswith(("/auth/", "/health")):
                 return await call_next(request)
             claims = claims_of(request.headers.get("authorization"))
-            if claims is None:
+            if claims is None or world.reject_tokens:
                 return error(401, "unauthorized", "Authentication is required.")
             request.state.claims = claims
             return await call_next(request)
@@ -251,7 +346,11 @@ def build_fake(world: World) -> Starlette:
         user = world.users.get(username)
         if not user or user["password"] != password:
             return error(401, "invalid_credentials", "Wrong username or password.")
-        return {"access_token": make_token({**user["claims"], "username": username}), "token_type": "bearer", "expires_in": 3600}
+        return {
+            "access_token": make_token({**user["claims"], "username": username}),
+            "token_type": "bearer",
+            "expires_in": 3600,
+        }
 
     @registry.get("/regions/kecamatan")
     async def kecamatan() -> Any:
@@ -262,12 +361,23 @@ def build_fake(world: World) -> Starlette:
         return [k for k in world.kelurahan if not kecamatan_code or k["kecamatan_code"] == kecamatan_code]
 
     @registry.get("/cooperatives")
-    async def cooperatives(request: Request, kecamatan_code: str | None = None, status: str | None = None,
-                           q: str | None = None, limit: int = 50, offset: int = 0) -> Any:
+    async def cooperatives(
+        request: Request,
+        kecamatan_code: str | None = None,
+        status: str | None = None,
+        q: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> Any:
         rows = [c for c in world.coops.values() if world.can_read(request.state.claims, c["id"])]
-        rows = [c for c in rows if (not kecamatan_code or c["kecamatan_code"] == kecamatan_code)
-                and (not status or c["status"] == status) and (not q or q.lower() in c["name"].lower())]
-        return {"items": rows[offset:offset + limit], "total": len(rows)}
+        rows = [
+            c
+            for c in rows
+            if (not kecamatan_code or c["kecamatan_code"] == kecamatan_code)
+            and (not status or c["status"] == status)
+            and (not q or q.lower() in c["name"].lower())
+        ]
+        return {"items": rows[offset : offset + limit], "total": len(rows)}
 
     @registry.get("/cooperatives/{coop_id}")
     async def cooperative(request: Request, coop_id: str) -> Any:
@@ -275,22 +385,56 @@ def build_fake(world: World) -> Starlette:
 
     @registry.get("/cooperatives/{coop_id}/members")
     async def members(request: Request, coop_id: str) -> Any:
-        return scope_read(request, coop_id) or {"items": [
-            {"id": f"m{i}", "name": name, "kind": kind, "business": {"sector": "kuliner", "products": ["nasi bungkus"]} if kind == "umkm" else None}
-            for i, (name, kind) in enumerate([("Sri Wahyuni", "resident"), ("Warung Bu Yati", "umkm"), ("Ahmad Fauzi", "resident")])
-        ], "total": 3}
+        return scope_read(request, coop_id) or {
+            "items": [
+                {
+                    "id": f"m{i}",
+                    "name": name,
+                    "kind": kind,
+                    "business": {"sector": "kuliner", "products": ["nasi bungkus"]}
+                    if kind == "umkm"
+                    else None,
+                }
+                for i, (name, kind) in enumerate(
+                    [("Sri Wahyuni", "resident"), ("Warung Bu Yati", "umkm"), ("Ahmad Fauzi", "resident")]
+                )
+            ],
+            "total": 3,
+        }
 
     @registry.get("/kelurahan/{code}/potentials")
     async def potentials(code: str) -> Any:
-        return [{"id": f"p-{code}", "sector": "kuliner", "description": "Sentra olahan ikan asap dan kerupuk", "priority": "high"}] \
-            if code.endswith(("1", "3")) else []
+        return (
+            [
+                {
+                    "id": f"p-{code}",
+                    "sector": "kuliner",
+                    "description": "Sentra olahan ikan asap dan kerupuk",
+                    "priority": "high",
+                }
+            ]
+            if code.endswith(("1", "3"))
+            else []
+        )
 
     @registry.get("/trainings")
     async def trainings(cooperative_id: str | None = None) -> Any:
-        return [{"id": "t1", "title": "Pembukuan koperasi dasar", "date": "2025-09-14", "location": "Gedung Dinkopdag",
-                 "participants": [{"cooperative_id": world.coop_ids[0]}]},
-                {"id": "t2", "title": "Digitalisasi penjualan sembako", "date": "2025-10-02", "location": "Balai RW 5 Rungkut",
-                 "participants": []}]
+        return [
+            {
+                "id": "t1",
+                "title": "Pembukuan koperasi dasar",
+                "date": "2025-09-14",
+                "location": "Gedung Dinkopdag",
+                "participants": [{"cooperative_id": world.coop_ids[0]}],
+            },
+            {
+                "id": "t2",
+                "title": "Digitalisasi penjualan sembako",
+                "date": "2025-10-02",
+                "location": "Balai RW 5 Rungkut",
+                "participants": [],
+            },
+        ]
 
     # --- inventory ---
     @inventory.get("/commodities")
@@ -317,13 +461,35 @@ def build_fake(world: World) -> Starlette:
         qty = float(body.get("quantity") or 0)
         code = body.get("commodity")
         if qty <= 0 or code not in PRICE:
-            return error(422, "validation_error", "Invalid input: quantity.",
-                         [{"field": "quantity", "message": "must be > 0", "type": "greater_than", "ctx": {"gt": 0}}])
-        item = world.stock[coop_id].setdefault(code, {"commodity": code, "on_hand": 0.0, "last_sale_at": None,
-                                                      "avg_daily_sales": 0.0, "days_of_cover": None, "status": "ok"})
+            return error(
+                422,
+                "validation_error",
+                "Invalid input: quantity.",
+                [{"field": "quantity", "message": "must be > 0", "type": "greater_than", "ctx": {"gt": 0}}],
+            )
+        item = world.stock[coop_id].setdefault(
+            code,
+            {
+                "commodity": code,
+                "on_hand": 0.0,
+                "last_sale_at": None,
+                "avg_daily_sales": 0.0,
+                "days_of_cover": None,
+                "status": "ok",
+            },
+        )
         sign = 1 if body["kind"] in ("receipt", "transfer_in", "adjustment") else -1
         if item["on_hand"] + sign * qty < 0:
-            result = (409, {"error": {"code": "insufficient_stock", "message": "Not enough stock.", "details": {"on_hand": item["on_hand"]}}})
+            result = (
+                409,
+                {
+                    "error": {
+                        "code": "insufficient_stock",
+                        "message": "Not enough stock.",
+                        "details": {"on_hand": item["on_hand"]},
+                    }
+                },
+            )
         else:
             item["on_hand"] = round(item["on_hand"] + sign * qty, 3)
             if body["kind"] == "sale":
@@ -332,7 +498,12 @@ def build_fake(world: World) -> Starlette:
                     item["status"] = "ok"
             if item["on_hand"] > 0 and item["status"] == "stockout":
                 item["status"] = "ok"
-            movement = {"id": str(uuid.uuid4()), "cooperative_id": coop_id, **body, "recorded_at": datetime.now(UTC).isoformat()}
+            movement = {
+                "id": str(uuid.uuid4()),
+                "cooperative_id": coop_id,
+                **body,
+                "recorded_at": datetime.now(UTC).isoformat(),
+            }
             world.movements[coop_id].append(movement)
             result = (201, movement)
         if idempotency_key:
@@ -344,11 +515,21 @@ def build_fake(world: World) -> Starlette:
         return [n for n in world.needs.values() if world.can_read(request.state.claims, n["cooperative_id"])]
 
     @sourcing.get("/needs")
-    async def needs(request: Request, status: str | None = None, cooperative_id: str | None = None, kind: str | None = None) -> Any:
+    async def needs(
+        request: Request,
+        status: str | None = None,
+        cooperative_id: str | None = None,
+        kind: str | None = None,
+    ) -> Any:
         if cooperative_id and not world.can_read(request.state.claims, cooperative_id):
             return []
-        return [n for n in visible_needs(request) if (not status or n["status"] == status)
-                and (not cooperative_id or n["cooperative_id"] == cooperative_id) and (not kind or n["kind"] == kind)]
+        return [
+            n
+            for n in visible_needs(request)
+            if (not status or n["status"] == status)
+            and (not cooperative_id or n["cooperative_id"] == cooperative_id)
+            and (not kind or n["kind"] == kind)
+        ]
 
     @sourcing.get("/needs/{need_id}")
     async def need(request: Request, need_id: str) -> Any:
@@ -357,12 +538,21 @@ def build_fake(world: World) -> Starlette:
             return error(404, "not_found", "The need does not exist.")
         matches = []
         if n["kind"] == "supply":
-            for rank, s in enumerate(x for x in world.suppliers if any(o["commodity"] == n["commodity"] for o in x["offers"])):
+            for rank, s in enumerate(
+                x for x in world.suppliers if any(o["commodity"] == n["commodity"] for o in x["offers"])
+            ):
                 offer = next(o for o in s["offers"] if o["commodity"] == n["commodity"])
-                matches.append({"supplier_id": s["id"], "supplier_name": s["name"], "score": round(0.92 - rank * 0.1, 2),
-                                "unit_price": offer["unit_price"], "lead_time_days": offer["lead_time_days"],
-                                "can_fill_quantity": min(n["quantity"] or 0, offer["capacity_per_week"]),
-                                "reasons": ["melayani kecamatan ini", "harga di bawah HET"]})
+                matches.append(
+                    {
+                        "supplier_id": s["id"],
+                        "supplier_name": s["name"],
+                        "score": round(0.92 - rank * 0.1, 2),
+                        "unit_price": offer["unit_price"],
+                        "lead_time_days": offer["lead_time_days"],
+                        "can_fill_quantity": min(n["quantity"] or 0, offer["capacity_per_week"]),
+                        "reasons": ["melayani kecamatan ini", "harga di bawah HET"],
+                    }
+                )
         return {**n, "matches": matches}
 
     @sourcing.post("/needs")
@@ -373,16 +563,30 @@ def build_fake(world: World) -> Starlette:
         if denied:
             return denied
         if not body.get("description"):
-            return error(422, "validation_error", "Invalid input: description.",
-                         [{"field": "description", "message": "Field required", "type": "missing"}])
+            return error(
+                422,
+                "validation_error",
+                "Invalid input: description.",
+                [{"field": "description", "message": "Field required", "type": "missing"}],
+            )
         need_id = str(uuid.uuid4())
-        world.needs[need_id] = {"id": need_id, "status": "open", "created_at": datetime.now(UTC).isoformat(),
-                                "history": [{"status": "open", "at": datetime.now(UTC).isoformat()}], "commodity": None,
-                                "quantity": None, "needed_by": None, **body}
+        world.needs[need_id] = {
+            "id": need_id,
+            "status": "open",
+            "created_at": datetime.now(UTC).isoformat(),
+            "history": [{"status": "open", "at": datetime.now(UTC).isoformat()}],
+            "commodity": None,
+            "quantity": None,
+            "needed_by": None,
+            **body,
+        }
         return JSONResponse(world.needs[need_id], status_code=201)
 
-    flow = {"open": {"acknowledged", "in_progress", "rejected"}, "acknowledged": {"in_progress", "rejected"},
-            "in_progress": {"resolved", "rejected"}}
+    flow = {
+        "open": {"acknowledged", "in_progress", "rejected"},
+        "acknowledged": {"in_progress", "rejected"},
+        "in_progress": {"resolved", "rejected"},
+    }
 
     @sourcing.post("/needs/{need_id}/status")
     async def need_status(request: Request, need_id: str) -> Any:
@@ -395,12 +599,18 @@ def build_fake(world: World) -> Starlette:
         if body.get("status") not in flow.get(n["status"], set()):
             return error(409, "illegal_transition", f"Cannot go from {n['status']} to {body.get('status')}.")
         n["status"] = body["status"]
-        n["history"].append({"status": body["status"], "at": datetime.now(UTC).isoformat(), "note": body.get("note")})
+        n["history"].append(
+            {"status": body["status"], "at": datetime.now(UTC).isoformat(), "note": body.get("note")}
+        )
         return n
 
     @sourcing.get("/suppliers")
     async def suppliers(commodity: str | None = None) -> Any:
-        return [s for s in world.suppliers if not commodity or any(o["commodity"] == commodity for o in s["offers"])]
+        return [
+            s
+            for s in world.suppliers
+            if not commodity or any(o["commodity"] == commodity for o in s["offers"])
+        ]
 
     @sourcing.get("/orders")
     async def orders(need_id: str | None = None) -> Any:
@@ -409,17 +619,31 @@ def build_fake(world: World) -> Starlette:
     @sourcing.post("/orders")
     async def place_order(request: Request) -> Any:
         body = await request.json()
-        order = {"id": str(uuid.uuid4()), "status": "placed", "created_at": datetime.now(UTC).isoformat(), **body}
+        order = {
+            "id": str(uuid.uuid4()),
+            "status": "placed",
+            "created_at": datetime.now(UTC).isoformat(),
+            **body,
+        }
         world.orders.append(order)
         return JSONResponse(order, status_code=201)
 
     @sourcing.get("/redistributions")
-    async def redistributions(request: Request, commodity: str | None = None, status: str | None = None) -> Any:
+    async def redistributions(
+        request: Request, commodity: str | None = None, status: str | None = None
+    ) -> Any:
         claims = request.state.claims
-        rows = [p for p in world.redistributions.values() if (not commodity or p["commodity"] == commodity)
-                and (not status or p["status"] == status)]
+        rows = [
+            p
+            for p in world.redistributions.values()
+            if (not commodity or p["commodity"] == commodity) and (not status or p["status"] == status)
+        ]
         if claims.get("role") == "coop_manager":
-            rows = [p for p in rows if claims.get("cooperative_id") in (p["from_cooperative_id"], p["to_cooperative_id"])]
+            rows = [
+                p
+                for p in rows
+                if claims.get("cooperative_id") in (p["from_cooperative_id"], p["to_cooperative_id"])
+            ]
         return rows
 
     @sourcing.post("/redistributions/{pid}/{decision}")
@@ -437,14 +661,29 @@ def build_fake(world: World) -> Starlette:
         by = {"aktif": 0, "kurang_aktif": 0, "tidak_aktif": 0}
         for cid in coop_ids:
             by[world.health[cid]["level"]] += 1
-        stalled = [(cid, it) for cid in coop_ids for it in world.stock[cid].values() if it["status"] == "stalled"]
+        stalled = [
+            (cid, it) for cid in coop_ids for it in world.stock[cid].values() if it["status"] == "stalled"
+        ]
         return {
             "cooperatives": {"total": len(coop_ids), "by_health": by},
-            "needs": {"open": sum(1 for n in world.needs.values() if n["status"] == "open" and n["cooperative_id"] in coop_ids),
-                      "median_response_hours": 31.5},
-            "stock": {"stalled_items": len(stalled), "stalled_value": sum(it["on_hand"] * PRICE[it["commodity"]] for _, it in stalled),
-                      "low_items": sum(1 for cid in coop_ids for it in world.stock[cid].values() if it["status"] == "low"),
-                      "stockout_items": sum(1 for cid in coop_ids for it in world.stock[cid].values() if it["status"] == "stockout")},
+            "needs": {
+                "open": sum(
+                    1
+                    for n in world.needs.values()
+                    if n["status"] == "open" and n["cooperative_id"] in coop_ids
+                ),
+                "median_response_hours": 31.5,
+            },
+            "stock": {
+                "stalled_items": len(stalled),
+                "stalled_value": sum(it["on_hand"] * PRICE[it["commodity"]] for _, it in stalled),
+                "low_items": sum(
+                    1 for cid in coop_ids for it in world.stock[cid].values() if it["status"] == "low"
+                ),
+                "stockout_items": sum(
+                    1 for cid in coop_ids for it in world.stock[cid].values() if it["status"] == "stockout"
+                ),
+            },
             "reports": {"on_time_rate": 0.72},
         }
 
@@ -454,13 +693,21 @@ def build_fake(world: World) -> Starlette:
 
     @reporting.get("/kecamatan")
     async def per_kecamatan() -> Any:
-        return [{"kecamatan_code": k["code"], "name": k["name"],
-                 **figures([c for c in world.coop_ids if world.coops[c]["kecamatan_code"] == k["code"]])}
-                for k in world.kecamatan]
+        return [
+            {
+                "kecamatan_code": k["code"],
+                "name": k["name"],
+                **figures([c for c in world.coop_ids if world.coops[c]["kecamatan_code"] == k["code"]]),
+            }
+            for k in world.kecamatan
+        ]
 
     @reporting.get("/cooperatives")
     async def coop_health() -> Any:
-        return [{"cooperative_id": cid, "score": h["score"], "level": h["level"]} for cid, h in world.health.items()]
+        return [
+            {"cooperative_id": cid, "score": h["score"], "level": h["level"]}
+            for cid, h in world.health.items()
+        ]
 
     @reporting.get("/cooperatives/{coop_id}/health")
     async def health(request: Request, coop_id: str) -> Any:
@@ -468,18 +715,35 @@ def build_fake(world: World) -> Starlette:
 
     @reporting.get("/stalled")
     async def stalled(request: Request) -> Any:
-        return [{"cooperative_id": cid, "cooperative_name": world.coops[cid]["name"], "commodity": it["commodity"],
-                 "on_hand": it["on_hand"], "unit": next(c["unit"] for c in COMMODITIES if c["code"] == it["commodity"]),
-                 "days_since_sale": (NOW - datetime.fromisoformat(it["last_sale_at"])).days,
-                 "value": it["on_hand"] * PRICE[it["commodity"]]}
-                for cid in world.coop_ids if world.can_read(request.state.claims, cid)
-                for it in world.stock[cid].values() if it["status"] == "stalled"]
+        return [
+            {
+                "cooperative_id": cid,
+                "cooperative_name": world.coops[cid]["name"],
+                "commodity": it["commodity"],
+                "on_hand": it["on_hand"],
+                "unit": next(c["unit"] for c in COMMODITIES if c["code"] == it["commodity"]),
+                "days_since_sale": (NOW - datetime.fromisoformat(it["last_sale_at"])).days,
+                "value": it["on_hand"] * PRICE[it["commodity"]],
+            }
+            for cid in world.coop_ids
+            if world.can_read(request.state.claims, cid)
+            for it in world.stock[cid].values()
+            if it["status"] == "stalled"
+        ]
 
     @reporting.get("/dashboard/timeseries")
     async def timeseries(weeks: int = 12) -> Any:
         start = (NOW - timedelta(days=NOW.weekday(), weeks=weeks - 1)).date()
-        return {"weeks": [{"week_start": (start + timedelta(weeks=i)).isoformat(), "sales": 180_000_000 + i * 9_000_000 + (i % 3) * 14_000_000,
-                           "stalled_value": 42_000_000 - i * 1_500_000} for i in range(weeks)]}
+        return {
+            "weeks": [
+                {
+                    "week_start": (start + timedelta(weeks=i)).isoformat(),
+                    "sales": 180_000_000 + i * 9_000_000 + (i % 3) * 14_000_000,
+                    "stalled_value": 42_000_000 - i * 1_500_000,
+                }
+                for i in range(weeks)
+            ]
+        }
 
     @reporting.get("/cooperatives/{coop_id}/reports")
     async def reports(request: Request, coop_id: str) -> Any:
@@ -493,7 +757,12 @@ def build_fake(world: World) -> Starlette:
         body = await request.json()
         if any(r["period"] == body.get("period") for r in world.reports[coop_id]):
             return error(409, "duplicate", "A report for this period exists.")
-        report = {**body, "cooperative_id": coop_id, "submitted_at": datetime.now(UTC).isoformat(), "on_time": True}
+        report = {
+            **body,
+            "cooperative_id": coop_id,
+            "submitted_at": datetime.now(UTC).isoformat(),
+            "on_time": True,
+        }
         world.reports[coop_id].append(report)
         return JSONResponse(report, status_code=201)
 
@@ -524,6 +793,15 @@ def build_fake(world: World) -> Starlette:
                 return n
         return error(404, "not_found", "No such notification.")
 
-    return Starlette(routes=[Mount(f"/{name}", app=app) for name, app in (
-        ("registry", registry), ("inventory", inventory), ("sourcing", sourcing),
-        ("reporting", reporting), ("notifications", notifications))])
+    return Starlette(
+        routes=[
+            Mount(f"/{name}", app=app)
+            for name, app in (
+                ("registry", registry),
+                ("inventory", inventory),
+                ("sourcing", sourcing),
+                ("reporting", reporting),
+                ("notifications", notifications),
+            )
+        ]
+    )

@@ -20,8 +20,9 @@ class RegistrySettings(ServiceSettings):
     signing_key_path: Path | None = None
     regions_csv: Path | None = None
     coords_csv: Path | None = None
-    # Login throttling: this many failures per username (or per client address) within the window.
+    # Login throttling: this many failures per username, or per client address, within the window.
     login_max_failures: int = 5
+    login_max_failures_per_ip: int = 20
     login_window_s: int = 300
     # Service accounts: "client_id:secret,client_id:secret" (demo defaults when KKMP_DEMO=1).
     service_clients: str | None = None

@@ -1,0 +1,1 @@
+"""KKMP reporting: read models built from every event, cooperative health, monthly reports, exports."""

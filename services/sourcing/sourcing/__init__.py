@@ -1,0 +1,1 @@
+"""KKMP sourcing: suppliers, needs (kebutuhan/kendala), supplier matching, redistribution, orders."""

@@ -408,7 +408,15 @@ class PrivateRabbit:
             rabbit.kill(); rabbit.start()     # crash and recover, data directory kept
             rabbit.set_memory_alarm(True)     # publishers get blocked
 
-    Start takes ~3-8 s on 2 cores (an Erlang VM boot); keep one node per test module.
+    A start takes ~5-7 s on 2 cores (mostly the VM loading RabbitMQ's modules), a graceful stop
+    ~1.5 s, a SIGKILL ~0.1 s: keep one node per test module, not per test.
+
+    Args:
+        name: node name prefix; the node is ``<name>-<port>@localhost``.
+        base_dir: where data, logs and config go (default: a new ``/tmp/kkmp-rabbit-*``,
+            removed by ``cleanup()``; a given directory is left in place).
+        start_timeout: seconds ``start()`` waits for an AMQP login before giving up.
+        extra_config: extra ``rabbitmq.conf`` lines (new-style sysctl format).
     """
 
     def __init__(
@@ -438,9 +446,11 @@ class PrivateRabbit:
         self._booted_once = False
         self._saved_watermark: str | None = None
         self._cleaned = False
-        self._atexit_registered = False
         self._runs_as_root = os.geteuid() == 0
         self._is_rabbitmq_user = _is_rabbitmq_user()
+        # A test that forgets cleanup() (or dies of an exception) must not leave a node or a
+        # directory behind.
+        atexit.register(self.cleanup)
 
     # -- paths and environment --------------------------------------------------------------
 
@@ -532,8 +542,8 @@ class PrivateRabbit:
             )
             + "\n"
         )
-        if not self._uses_wrapper():
-            cookie = self.base_dir / ".erlang.cookie"
+        cookie = self.base_dir / ".erlang.cookie"
+        if not self._uses_wrapper() and not cookie.exists():
             cookie.write_text(secrets.token_hex(20))
             cookie.chmod(0o400)  # Erlang refuses a cookie readable by others
         if self._runs_as_root:
@@ -551,13 +561,26 @@ class PrivateRabbit:
         # node happened to start it, it carries our environment, but it must never be killed.
         return [(pid, comm) for pid, comm in _processes_with_env(marker) if comm != "epmd"]
 
-    def _find_beam_pid(self) -> int | None:
+    def _is_our_beam(self, pid: int) -> bool:
+        """True if ``pid`` is alive and is this node's VM: a pid from a pid file or from an
+        earlier start may have been reused by an unrelated process, which must never be killed."""
         try:
-            from_file = int(self.pid_file.read_text().strip())
-        except (OSError, ValueError):
-            from_file = None
-        if from_file is not None and _pid_alive(from_file):
-            return from_file
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        marker = f"RABBITMQ_NODENAME={self.node}".encode()
+        return comm.startswith("beam") and marker in environ and _pid_alive(pid)
+
+    def _find_beam_pid(self) -> int | None:
+        candidates: list[int] = []
+        if self.pid is not None:
+            candidates.append(self.pid)
+        with contextlib.suppress(OSError, ValueError):
+            candidates.append(int(self.pid_file.read_text().strip()))
+        for pid in candidates:
+            if self._is_our_beam(pid):
+                return pid
         for pid, comm in self._node_processes():
             if comm.startswith("beam") and _pid_alive(pid):
                 return pid
@@ -565,9 +588,8 @@ class PrivateRabbit:
 
     def is_running(self) -> bool:
         """True while the node's Erlang VM process exists (it may still be booting)."""
-        pid = self.pid if self.pid is not None and _pid_alive(self.pid) else self._find_beam_pid()
-        self.pid = pid
-        return pid is not None
+        self.pid = self._find_beam_pid()
+        return self.pid is not None
 
     def log_tail(self, lines: int = 25) -> str:
         """The end of the node's log, for error messages."""
@@ -590,10 +612,6 @@ class PrivateRabbit:
             raise RuntimeError("this PrivateRabbit was cleaned up; make a new one")
         if self.is_running():
             return self
-        if not self._atexit_registered:
-            # A test that forgets cleanup() (or dies of an exception) must not leave a node behind.
-            atexit.register(self.cleanup)
-            self._atexit_registered = True
         attempts = 1 if self._booted_once else 3
         for attempt in range(1, attempts + 1):
             if not self._booted_once and not self._ports_free():
@@ -704,7 +722,7 @@ class PrivateRabbit:
         epmd and never another node. The data directory stays as the crash left it, so start()
         exercises RabbitMQ's crash recovery.
         """
-        pid = self.pid if self.pid is not None and _pid_alive(self.pid) else self._find_beam_pid()
+        pid = self._find_beam_pid()
         if pid is None:
             return
         with contextlib.suppress(ProcessLookupError):
@@ -737,8 +755,7 @@ class PrivateRabbit:
             _sweep(self._node_processes, grace=0.5)
         finally:
             self._cleaned = True
-            if self._atexit_registered:
-                atexit.unregister(self.cleanup)
+            atexit.unregister(self.cleanup)
             if self._own_base:
                 shutil.rmtree(self.base_dir, ignore_errors=True)
 

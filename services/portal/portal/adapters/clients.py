@@ -13,9 +13,8 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import httpx
-from pydantic import BaseModel
-
 from portal.domain.messages import UNREACHABLE, field_errors, message_for, service_name
+from pydantic import BaseModel
 
 log = logging.getLogger("portal.upstream")
 
@@ -135,13 +134,23 @@ class ServiceClient:
                 headers=self._headers(headers),
             )
         except (httpx.TransportError, httpx.TimeoutException) as exc:
-            log.warning("upstream unreachable", extra={"service": self.service, "path": path, "error": repr(exc)})
+            log.warning(
+                "upstream unreachable", extra={"service": self.service, "path": path, "error": repr(exc)}
+            )
             raise ServiceUnavailable(self.service, repr(exc)) from exc
         if response.status_code >= 400:
             error = _error_from(self.service, response)
             level = logging.WARNING if response.status_code >= 500 else logging.INFO
-            log.log(level, "upstream error", extra={"service": self.service, "path": path,
-                                                     "status": response.status_code, "code": error.code})
+            log.log(
+                level,
+                "upstream error",
+                extra={
+                    "service": self.service,
+                    "path": path,
+                    "status": response.status_code,
+                    "code": error.code,
+                },
+            )
             raise error
         return response
 
@@ -241,9 +250,13 @@ class InventoryClient(ServiceClient):
         """Recent movements, newest first (not in the contract's list; callers treat failure as 'none')."""
         return items_of(await self.get(f"/cooperatives/{cooperative_id}/movements", limit=limit))
 
-    async def record_movement(self, cooperative_id: str, movement: dict[str, Any], idempotency_key: str) -> Json:
+    async def record_movement(
+        self, cooperative_id: str, movement: dict[str, Any], idempotency_key: str
+    ) -> Json:
         return await self.post(
-            f"/cooperatives/{cooperative_id}/movements", movement, headers={"Idempotency-Key": idempotency_key}
+            f"/cooperatives/{cooperative_id}/movements",
+            movement,
+            headers={"Idempotency-Key": idempotency_key},
         )
 
 
@@ -270,14 +283,18 @@ class SourcingClient(ServiceClient):
             body["note"] = note
         return await self.post(f"/needs/{need_id}/status", body)
 
-    async def redistributions(self, *, commodity: str | None = None, status: str | None = None) -> list[dict[str, Any]]:
+    async def redistributions(
+        self, *, commodity: str | None = None, status: str | None = None
+    ) -> list[dict[str, Any]]:
         return items_of(await self.get("/redistributions", commodity=commodity, status=status))
 
     async def decide_redistribution(self, proposal_id: str, accept: bool) -> Json:
         return await self.post(f"/redistributions/{proposal_id}/{'accept' if accept else 'decline'}", {})
 
     async def place_order(self, need_id: str, supplier_id: str, quantity: float) -> Json:
-        return await self.post("/orders", {"need_id": need_id, "supplier_id": supplier_id, "quantity": quantity})
+        return await self.post(
+            "/orders", {"need_id": need_id, "supplier_id": supplier_id, "quantity": quantity}
+        )
 
     async def orders(self, need_id: str | None = None) -> list[dict[str, Any]]:
         return items_of(await self.get("/orders", need_id=need_id))
@@ -318,7 +335,9 @@ class NotificationsClient(ServiceClient):
 
     async def inbox(self, unread: bool | None = None, limit: int = 50) -> list[dict[str, Any]]:
         return items_of(
-            await self.get("/me/notifications", unread=None if unread is None else str(unread).lower(), limit=limit)
+            await self.get(
+                "/me/notifications", unread=None if unread is None else str(unread).lower(), limit=limit
+            )
         )
 
     async def mark_read(self, notification_id: str) -> Json:

@@ -40,7 +40,9 @@ class ReferenceData:
         return place.name if place else (code or "")
 
     def kelurahan_in(self, kecamatan_code: str) -> list[Place]:
-        return sorted((p for p in self.kelurahan.values() if p.parent_code == kecamatan_code), key=lambda p: p.code)
+        return sorted(
+            (p for p in self.kelurahan.values() if p.parent_code == kecamatan_code), key=lambda p: p.code
+        )
 
 
 def load_reference(directory: Path, map_width: float = 800) -> ReferenceData:
@@ -50,7 +52,14 @@ def load_reference(directory: Path, map_width: float = 800) -> ReferenceData:
     kelurahan: dict[str, Place] = {}
     with (directory / "surabaya_coords.csv").open(encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh):
-            place = Place(row["level"], row["code"], row["name"], row["parent_code"], float(row["lat"]), float(row["lon"]))
+            place = Place(
+                row["level"],
+                row["code"],
+                row["name"],
+                row["parent_code"],
+                float(row["lat"]),
+                float(row["lon"]),
+            )
             if place.level == "kecamatan":
                 kecamatan[place.code] = place
             elif place.level == "kelurahan":

@@ -135,9 +135,22 @@ def colour_map(city: SvgMap, figures: Mapping[str, KecamatanFigures], mode: str)
         for shape in city.shapes:
             fig = figures.get(shape.code)
             value = fig.stalled_value if fig else None
-            title = f"Kec. {shape.name}: stok macet {fmt.rupiah(value)}" if fig else f"Kec. {shape.name}: belum ada data"
-            areas.append(MapArea(shape.code, shape.name, shape.path, stalled_colour(value, breaks), title,
-                                 shape.label_x, shape.label_y))
+            title = (
+                f"Kec. {shape.name}: stok macet {fmt.rupiah(value)}"
+                if fig
+                else f"Kec. {shape.name}: belum ada data"
+            )
+            areas.append(
+                MapArea(
+                    shape.code,
+                    shape.name,
+                    shape.path,
+                    stalled_colour(value, breaks),
+                    title,
+                    shape.label_x,
+                    shape.label_y,
+                )
+            )
         legend = [LegendEntry(STALLED_RAMP[0], "Tidak ada")]
         lower = 0.0
         for colour, upper in zip(STALLED_RAMP[1:], breaks, strict=False):
@@ -148,12 +161,23 @@ def colour_map(city: SvgMap, figures: Mapping[str, KecamatanFigures], mode: str)
             fig = figures.get(shape.code)
             share = fig.active_share if fig else None
             if fig and fig.total:
-                title = (f"Kec. {shape.name}: {fig.aktif} dari {fig.total} koperasi aktif "
-                         f"({fmt.persen(share, 0)}), {fig.tidak_aktif} tidak aktif")
+                title = (
+                    f"Kec. {shape.name}: {fig.aktif} dari {fig.total} koperasi aktif "
+                    f"({fmt.persen(share, 0)}), {fig.tidak_aktif} tidak aktif"
+                )
             else:
                 title = f"Kec. {shape.name}: belum ada data"
-            areas.append(MapArea(shape.code, shape.name, shape.path, health_colour(share), title,
-                                 shape.label_x, shape.label_y))
+            areas.append(
+                MapArea(
+                    shape.code,
+                    shape.name,
+                    shape.path,
+                    health_colour(share),
+                    title,
+                    shape.label_x,
+                    shape.label_y,
+                )
+            )
         legend = [
             LegendEntry(HEALTH_RAMP[0], "≤20% aktif"),
             LegendEntry(HEALTH_RAMP[1], "21–40%"),
@@ -178,14 +202,25 @@ def cooperative_points(
         x, y = projection.point(lon, lat)
         coop = cooperatives.get(code)
         if coop is None:
-            points.append(MapPoint(round(x, 1), round(y, 1), f"Kel. {name}: belum ada koperasi terdaftar", None, "no-coop"))
+            points.append(
+                MapPoint(
+                    round(x, 1), round(y, 1), f"Kel. {name}: belum ada koperasi terdaftar", None, "no-coop"
+                )
+            )
             continue
         coop_id = str(coop.get("id"))
         level = levels.get(coop_id)
         status = f" – {fmt.label(fmt.HEALTH_LEVEL, level)}" if level else ""
         css = f"level-{level}" if level in fmt.HEALTH_LEVEL else "has-coop"
-        points.append(MapPoint(round(x, 1), round(y, 1), f"{coop.get('name') or 'KKMP'} (Kel. {name}){status}",
-                               f"/koperasi/{coop_id}", css))
+        points.append(
+            MapPoint(
+                round(x, 1),
+                round(y, 1),
+                f"{coop.get('name') or 'KKMP'} (Kel. {name}){status}",
+                f"/koperasi/{coop_id}",
+                css,
+            )
+        )
     return points
 
 
@@ -221,7 +256,9 @@ def need_first_response_at(need: Mapping[str, Any]) -> datetime | None:
             continue
         status = entry.get("status") or entry.get("to_status") or entry.get("to")
         if status and status != "open":
-            moment = fmt.parse_timestamp(entry.get("at") or entry.get("changed_at") or entry.get("created_at"))
+            moment = fmt.parse_timestamp(
+                entry.get("at") or entry.get("changed_at") or entry.get("created_at")
+            )
             if moment:
                 moments.append(moment)
     if moments:
@@ -238,7 +275,10 @@ class Series:
 
 
 def needs_on_time_series(
-    needs: Iterable[Mapping[str, Any]], now: datetime, weeks: int = 8, target_hours: int = RESPONSE_TARGET_HOURS
+    needs: Iterable[Mapping[str, Any]],
+    now: datetime,
+    weeks: int = 8,
+    target_hours: int = RESPONSE_TARGET_HOURS,
 ) -> Series:
     """Per week of submission, the share (percent) of needs first answered within ``target_hours``.
 
@@ -269,22 +309,36 @@ def needs_on_time_series(
     return Series(labels, values)
 
 
-def stalled_by_kecamatan(figures: Mapping[str, KecamatanFigures], names: Mapping[str, str], top: int = 10) -> Series:
+def stalled_by_kecamatan(
+    figures: Mapping[str, KecamatanFigures], names: Mapping[str, str], top: int = 10
+) -> Series:
     """The kecamatan with the most stalled-stock value, largest first."""
-    ranked = sorted((f for f in figures.values() if f.stalled_value > 0), key=lambda f: f.stalled_value, reverse=True)
+    ranked = sorted(
+        (f for f in figures.values() if f.stalled_value > 0), key=lambda f: f.stalled_value, reverse=True
+    )
     ranked = ranked[:top]
     return Series([names.get(f.code, f.code) for f in ranked], [round(f.stalled_value) for f in ranked])
 
 
 def weekly_series(payload: Any, key: str) -> Series | None:
-    """A weekly series from reporting's timeseries answer, accepting ``{key: [{"week"|"week_start", "value"}]}``
-    or ``{"weeks": [{"week_start", key: v}]}``; None when it is not there."""
+    """A weekly series from reporting's timeseries answer.
+
+    Accepts ``{key: [{"week"|"week_start", "value"}]}`` or ``{"weeks": [{"week_start", key: v}]}``;
+    None when the series is not there."""
     rows = None
     if isinstance(payload, Mapping):
         if isinstance(payload.get(key), list):
-            rows = [(r.get("week_start") or r.get("week"), r.get("value")) for r in payload[key] if isinstance(r, Mapping)]
+            rows = [
+                (r.get("week_start") or r.get("week"), r.get("value"))
+                for r in payload[key]
+                if isinstance(r, Mapping)
+            ]
         elif isinstance(payload.get("weeks"), list):
-            rows = [(r.get("week_start") or r.get("week"), r.get(key)) for r in payload["weeks"] if isinstance(r, Mapping)]
+            rows = [
+                (r.get("week_start") or r.get("week"), r.get(key))
+                for r in payload["weeks"]
+                if isinstance(r, Mapping)
+            ]
     if not rows:
         return None
     labels, values = [], []

@@ -84,7 +84,14 @@ def rupiah_ringkas(value: Number | None) -> str:
     return rupiah(number)
 
 
-UNIT_LABELS = {"tabung": "tabung", "liter": "liter", "kg": "kg", "pcs": "buah", "pack": "pak", "karung": "karung"}
+UNIT_LABELS = {
+    "tabung": "tabung",
+    "liter": "liter",
+    "kg": "kg",
+    "pcs": "buah",
+    "pack": "pak",
+    "karung": "karung",
+}
 
 
 def jumlah(value: Number | None, unit: str | None = None, decimals: int = 1) -> str:
@@ -183,7 +190,7 @@ def sejak(value: str | datetime | None, now: datetime | None = None) -> str:
 
 
 def durasi_jam(hours: Number | None) -> str:
-    """A duration in hours as words: ``durasi_jam(30) == "1 hari 6 jam"``, ``durasi_jam(5.5) == "5,5 jam"``."""
+    """Hours in words: ``durasi_jam(30) == "1 hari 6 jam"``, ``durasi_jam(5.5) == "5,5 jam"``."""
     number = _to_decimal(hours)
     if number is None:
         return EMPTY
@@ -247,7 +254,12 @@ MOVEMENT_KIND = {
     "transfer_out": "Kirim pindahan",
     "spoilage": "Rusak/susut",
 }
-COOP_STATUS = {"formed": "Baru dibentuk", "operating": "Beroperasi", "suspended": "Dibekukan", "dissolved": "Dibubarkan"}
+COOP_STATUS = {
+    "formed": "Baru dibentuk",
+    "operating": "Beroperasi",
+    "suspended": "Dibekukan",
+    "dissolved": "Dibubarkan",
+}
 FORMATION = {"new": "Pembentukan baru", "revitalized": "Revitalisasi"}
 REDISTRIBUTION_STATUS = {
     "proposed": "Diusulkan",
@@ -258,7 +270,12 @@ REDISTRIBUTION_STATUS = {
     "expired": "Kedaluwarsa",
     "cancelled": "Dibatalkan",
 }
-ROLE = {"admin": "Administrator", "officer": "Petugas Dinkopdag", "coop_manager": "Pengurus koperasi", "supplier": "Pemasok"}
+ROLE = {
+    "admin": "Administrator",
+    "officer": "Petugas Dinkopdag",
+    "coop_manager": "Pengurus koperasi",
+    "supplier": "Pemasok",
+}
 MEMBER_KIND = {"resident": "Warga", "umkm": "UMKM"}
 BOARD_ROLE = {
     "ketua": "Ketua",

@@ -187,7 +187,10 @@ def build_map(collection: dict[str, Any], width: float = 800, padding: float = 1
         if props.get("lon") is not None and props.get("lat") is not None:
             anchor = (float(props["lon"]), float(props["lat"]))
         else:
-            anchor = label_point(feature["geometry"]) or (projection.bounds.min_lon, projection.bounds.max_lat)
+            anchor = label_point(feature["geometry"]) or (
+                projection.bounds.min_lon,
+                projection.bounds.max_lat,
+            )
         lx, ly = projection.point(*anchor)
         shapes.append(
             Shape(

@@ -54,7 +54,11 @@ class User:
         """Dinkopdag may open any (the services narrow an officer's scope); a manager only their own."""
         if self.is_dinkopdag:
             return True
-        return self.is_manager and self.cooperative_id is not None and str(self.cooperative_id) == str(cooperative_id)
+        return (
+            self.is_manager
+            and self.cooperative_id is not None
+            and str(self.cooperative_id) == str(cooperative_id)
+        )
 
     def to_session(self) -> dict[str, Any]:
         return {

@@ -35,7 +35,9 @@ BY_CODE: dict[str, str] = {
     "payload_too_large": "Data yang dikirim terlalu besar.",
     "rate_limited": "Terlalu banyak permintaan. Tunggu sebentar lalu coba lagi.",
     "too_many_requests": "Terlalu banyak permintaan. Tunggu sebentar lalu coba lagi.",
-    "idempotency_conflict": "Formulir ini sudah pernah dikirim dengan isi berbeda. Muat ulang halaman lalu coba lagi.",
+    "idempotency_conflict": (
+        "Formulir ini sudah pernah dikirim dengan isi berbeda. Muat ulang halaman lalu coba lagi."
+    ),
     "unknown_commodity": "Komoditas tidak dikenal.",
 }
 
@@ -129,9 +131,11 @@ def field_errors(details: Any) -> dict[str, str]:
     or the simpler ``{"field", "message"}``). Unknown shapes give an empty dict."""
     result: dict[str, str] = {}
     if isinstance(details, dict):
-        details = details.get("errors") or details.get("fields") or [
-            {"field": k, "message": v} for k, v in details.items() if isinstance(v, str)
-        ]
+        details = (
+            details.get("errors")
+            or details.get("fields")
+            or [{"field": k, "message": v} for k, v in details.items() if isinstance(v, str)]
+        )
     if not isinstance(details, list):
         return result
     for item in details:

@@ -10,7 +10,6 @@ import logging
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
-
 from portal.adapters.clients import ServiceUnavailable, UpstreamError
 from portal.domain.identity import MalformedToken, User, token_claims
 from portal.entrypoints.web import (

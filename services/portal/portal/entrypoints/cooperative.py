@@ -14,7 +14,6 @@ from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
-
 from portal.adapters.clients import ServiceUnavailable, UpstreamError
 from portal.domain import format as fmt
 from portal.domain.format import parse_angka
@@ -99,8 +98,12 @@ def _board_rows(board: Any) -> list[dict[str, str]]:
     elif isinstance(board, list):
         for p in board:
             if isinstance(p, dict) and p.get("name"):
-                rows.append({"position": fmt.label(fmt.BOARD_ROLE, p.get("position") or p.get("role")),
-                             "name": str(p["name"])})
+                rows.append(
+                    {
+                        "position": fmt.label(fmt.BOARD_ROLE, p.get("position") or p.get("role")),
+                        "name": str(p["name"]),
+                    }
+                )
     return rows
 
 
@@ -137,8 +140,14 @@ async def stock(visit: SignedIn, cooperative_id: str) -> Response:
     return await render(
         visit.request,
         "stock.html",
-        {"coop": coop, "rows": rows, "counts": counts, "names": names, "movements": r["movements"].or_([]),
-         "waiting_proposals": len(waiting)},
+        {
+            "coop": coop,
+            "rows": rows,
+            "counts": counts,
+            "names": names,
+            "movements": r["movements"].or_([]),
+            "waiting_proposals": len(waiting),
+        },
         visit=visit,
     )
 
@@ -147,12 +156,24 @@ async def stock(visit: SignedIn, cooperative_id: str) -> Response:
 
 
 def _movement_form(kind: str) -> dict[str, Any]:
-    return {"kind": kind, "commodity": "", "quantity": "", "unit_price": "", "occurred_at": "", "reference": ""}
+    return {
+        "kind": kind,
+        "commodity": "",
+        "quantity": "",
+        "unit_price": "",
+        "occurred_at": "",
+        "reference": "",
+    }
 
 
 async def _render_movement(
-    visit: Visit, coop: dict[str, Any], form: dict[str, Any], key: str, errors: dict[str, str] | None = None,
-    error: str | None = None, status_code: int = 200,
+    visit: Visit,
+    coop: dict[str, Any],
+    form: dict[str, Any],
+    key: str,
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
 ) -> Response:
     r = await gather(commodities=commodities_by_code(visit), stock=visit.inventory.stock(str(coop.get("id"))))
     commodities = r["commodities"].or_({})
@@ -178,7 +199,9 @@ async def _render_movement(
 
 
 @router.get("/koperasi/{cooperative_id}/catat", include_in_schema=False)
-async def movement_form(visit: SignedIn, cooperative_id: str, jenis: str = "sale", komoditas: str = "") -> Response:
+async def movement_form(
+    visit: SignedIn, cooperative_id: str, jenis: str = "sale", komoditas: str = ""
+) -> Response:
     coop = await _cooperative(visit, cooperative_id)
     form = _movement_form(jenis if jenis in QUICK_KINDS else "sale")
     form["commodity"] = komoditas
@@ -223,7 +246,11 @@ async def record_movement(visit: SignedIn, cooperative_id: str, _csrf: CsrfCheck
     if errors:
         return await _render_movement(visit, coop, form, key, errors, status_code=422)
 
-    movement: dict[str, Any] = {"commodity": form["commodity"], "kind": form["kind"], "quantity": float(quantity)}
+    movement: dict[str, Any] = {
+        "commodity": form["commodity"],
+        "kind": form["kind"],
+        "quantity": float(quantity),
+    }
     if unit_price is not None:
         movement["unit_price"] = float(unit_price)
     if occurred_at is not None:
@@ -235,23 +262,45 @@ async def record_movement(visit: SignedIn, cooperative_id: str, _csrf: CsrfCheck
     except ServiceUnavailable as exc:
         # The outcome is unknown: keep the same key so pressing "Simpan" again cannot record it twice.
         return await _render_movement(
-            visit, coop, form, key, error=f"{exc.message} Data mungkin belum tersimpan; tekan Simpan lagi "
-            "(tidak akan tercatat dua kali).", status_code=503)
+            visit,
+            coop,
+            form,
+            key,
+            error=f"{exc.message} Data mungkin belum tersimpan; tekan Simpan lagi "
+            "(tidak akan tercatat dua kali).",
+            status_code=503,
+        )
     except UpstreamError as exc:
         if exc.status in (401, 404):
             raise
         # A refused movement is final for this key (same key → same answer): a corrected form needs a new key.
-        return await _render_movement(visit, coop, form, new_idempotency_key(), exc.fields, exc.message,
-                                      status_code=exc.status if exc.status < 500 else 502)
+        return await _render_movement(
+            visit,
+            coop,
+            form,
+            new_idempotency_key(),
+            exc.fields,
+            exc.message,
+            status_code=exc.status if exc.status < 500 else 502,
+        )
     names = await names_for(visit, coops=False)
     what = QUICK_KINDS[form["kind"]][0]
-    flash(visit.request, f"{what} {fmt.jumlah(quantity, names.unit(form['commodity']))} "
-                         f"{names.commodity(form['commodity'])} tercatat.")
-    commodity = (await commodities_by_code(visit)).get(form["commodity"], {}) if form["kind"] == "sale" else {}
+    flash(
+        visit.request,
+        f"{what} {fmt.jumlah(quantity, names.unit(form['commodity']))} "
+        f"{names.commodity(form['commodity'])} tercatat.",
+    )
+    commodity = (
+        (await commodities_by_code(visit)).get(form["commodity"], {}) if form["kind"] == "sale" else {}
+    )
     ceiling = commodity.get("price_ceiling") if commodity else None
     if unit_price is not None and ceiling is not None and unit_price > Decimal(str(ceiling)):
-        flash(visit.request, f"Harga jual {fmt.rupiah(unit_price)} di atas HET {fmt.rupiah(ceiling)}. "
-                             "Dinkopdag akan menerima pemberitahuan.", "warning")
+        flash(
+            visit.request,
+            f"Harga jual {fmt.rupiah(unit_price)} di atas HET {fmt.rupiah(ceiling)}. "
+            "Dinkopdag akan menerima pemberitahuan.",
+            "warning",
+        )
     return redirect(f"/koperasi/{cooperative_id}/catat?jenis={form['kind']}")
 
 
@@ -262,19 +311,35 @@ def _need_form() -> dict[str, str]:
     return {"kind": "supply", "commodity": "", "quantity": "", "needed_by": "", "description": ""}
 
 
-async def _render_needs(visit: Visit, coop: dict[str, Any], form: dict[str, str], errors: dict[str, str] | None = None,
-                        error: str | None = None, status_code: int = 200) -> Response:
+async def _render_needs(
+    visit: Visit,
+    coop: dict[str, Any],
+    form: dict[str, str],
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     cooperative_id = str(coop.get("id"))
-    r = await gather(needs=visit.sourcing.needs(cooperative_id=cooperative_id), commodities=commodities_by_code(visit))
+    r = await gather(
+        needs=visit.sourcing.needs(cooperative_id=cooperative_id), commodities=commodities_by_code(visit)
+    )
     commodities = r["commodities"].or_({})
     needs = sorted(r["needs"].or_([]), key=lambda n: str(n.get("created_at") or ""), reverse=True)
     return await render(
         visit.request,
         "coop_needs.html",
-        {"coop": coop, "needs": needs, "needs_error": r["needs"].message, "form": form, "errors": errors or {},
-         "error": error, "kinds": NEED_KINDS, "names": Names(visit, {cooperative_id: coop}, commodities),
-         "commodities": sorted(commodities.values(), key=lambda c: str(c.get("name"))),
-         "today": date.today().isoformat()},
+        {
+            "coop": coop,
+            "needs": needs,
+            "needs_error": r["needs"].message,
+            "form": form,
+            "errors": errors or {},
+            "error": error,
+            "kinds": NEED_KINDS,
+            "names": Names(visit, {cooperative_id: coop}, commodities),
+            "commodities": sorted(commodities.values(), key=lambda c: str(c.get("name"))),
+            "today": date.today().isoformat(),
+        },
         visit=visit,
         status_code=status_code,
     )
@@ -309,7 +374,11 @@ async def submit_need(visit: SignedIn, cooperative_id: str, _csrf: CsrfChecked) 
         errors["description"] = "Jelaskan kebutuhan atau kendala Anda (paling sedikit 5 huruf)."
     if errors:
         return await _render_needs(visit, coop, form, errors, status_code=422)
-    need: dict[str, Any] = {"cooperative_id": cooperative_id, "kind": form["kind"], "description": form["description"][:2000]}
+    need: dict[str, Any] = {
+        "cooperative_id": cooperative_id,
+        "kind": form["kind"],
+        "description": form["description"][:2000],
+    }
     if form["commodity"] and form["kind"] == "supply":
         need["commodity"] = form["commodity"]
     if quantity is not None:
@@ -321,8 +390,9 @@ async def submit_need(visit: SignedIn, cooperative_id: str, _csrf: CsrfChecked) 
     except UpstreamError as exc:
         if exc.status in (401, 404):
             raise
-        return await _render_needs(visit, coop, form, exc.fields, exc.message,
-                                   status_code=exc.status if exc.status < 500 else 502)
+        return await _render_needs(
+            visit, coop, form, exc.fields, exc.message, status_code=exc.status if exc.status < 500 else 502
+        )
     flash(visit.request, "Kebutuhan terkirim ke Dinkopdag. Anda akan menerima notifikasi saat ditanggapi.")
     return redirect(f"/koperasi/{cooperative_id}/kebutuhan")
 
@@ -331,7 +401,11 @@ async def submit_need(visit: SignedIn, cooperative_id: str, _csrf: CsrfChecked) 
 
 
 def _involving(rows: list[dict[str, Any]], cooperative_id: str) -> list[dict[str, Any]]:
-    return [p for p in rows if cooperative_id in (str(p.get("from_cooperative_id")), str(p.get("to_cooperative_id")))]
+    return [
+        p
+        for p in rows
+        if cooperative_id in (str(p.get("from_cooperative_id")), str(p.get("to_cooperative_id")))
+    ]
 
 
 def _open_proposal(p: dict[str, Any]) -> bool:
@@ -342,14 +416,24 @@ def _open_proposal(p: dict[str, Any]) -> bool:
 async def coop_redistributions(visit: SignedIn, cooperative_id: str) -> Response:
     coop = await _cooperative(visit, cooperative_id)
     r = await gather(rows=visit.sourcing.redistributions())
-    rows = sorted(_involving(required(r["rows"]), cooperative_id), key=lambda p: (not _open_proposal(p),
-                  str(p.get("created_at") or "")))
+    rows = sorted(
+        _involving(required(r["rows"]), cooperative_id),
+        key=lambda p: (not _open_proposal(p), str(p.get("created_at") or "")),
+    )
     names = await names_for(visit)
     return await render(
         visit.request,
         "redistributions.html",
-        {"rows": rows, "names": names, "coop": coop, "scope_id": cooperative_id,
-         "back": f"/koperasi/{cooperative_id}/usulan", "status": "", "komoditas": "", "commodity_options": []},
+        {
+            "rows": rows,
+            "names": names,
+            "coop": coop,
+            "scope_id": cooperative_id,
+            "back": f"/koperasi/{cooperative_id}/usulan",
+            "status": "",
+            "komoditas": "",
+            "commodity_options": [],
+        },
         visit=visit,
     )
 
@@ -368,16 +452,28 @@ def _recent_periods(today: date, count: int = 4) -> list[str]:
     return periods
 
 
-async def _render_report(visit: Visit, coop: dict[str, Any], form: dict[str, str], errors: dict[str, str] | None = None,
-                         error: str | None = None, status_code: int = 200) -> Response:
+async def _render_report(
+    visit: Visit,
+    coop: dict[str, Any],
+    form: dict[str, str],
+    errors: dict[str, str] | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
     r = await gather(reports=visit.reporting.reports(str(coop.get("id"))))
     reports = sorted(r["reports"].or_([]), key=lambda x: str(x.get("period") or ""), reverse=True)
     today = datetime.now(UTC).astimezone(fmt.JAKARTA).date()
     return await render(
         visit.request,
         "report_form.html",
-        {"coop": coop, "form": form, "errors": errors or {}, "error": error, "reports": reports,
-         "periods": _recent_periods(today)},
+        {
+            "coop": coop,
+            "form": form,
+            "errors": errors or {},
+            "error": error,
+            "reports": reports,
+            "periods": _recent_periods(today),
+        },
         visit=visit,
         status_code=status_code,
     )
@@ -404,9 +500,11 @@ async def submit_report(visit: SignedIn, cooperative_id: str, _csrf: CsrfChecked
     if form["period"] not in _recent_periods(today, 13):
         errors["period"] = "Pilih periode laporan."
     values: dict[str, Decimal | None] = {}
-    for name, text in (("omzet", "Isi omzet dalam rupiah, misalnya 12.500.000."),
-                       ("members", "Isi jumlah anggota dengan bilangan bulat."),
-                       ("transactions", "Isi jumlah transaksi dengan bilangan bulat.")):
+    for name, text in (
+        ("omzet", "Isi omzet dalam rupiah, misalnya 12.500.000."),
+        ("members", "Isi jumlah anggota dengan bilangan bulat."),
+        ("transactions", "Isi jumlah transaksi dengan bilangan bulat."),
+    ):
         value = parse_angka(form[name])
         if value is None or value < 0 or (name != "omzet" and value != value.to_integral_value()):
             errors[name] = text
@@ -426,7 +524,8 @@ async def submit_report(visit: SignedIn, cooperative_id: str, _csrf: CsrfChecked
     except UpstreamError as exc:
         if exc.status in (401, 404):
             raise
-        return await _render_report(visit, coop, form, exc.fields, exc.message,
-                                    status_code=exc.status if exc.status < 500 else 502)
+        return await _render_report(
+            visit, coop, form, exc.fields, exc.message, status_code=exc.status if exc.status < 500 else 502
+        )
     flash(visit.request, f"Laporan {fmt.periode(form['period'])} terkirim. Terima kasih.")
     return redirect(f"/koperasi/{cooperative_id}/laporan")

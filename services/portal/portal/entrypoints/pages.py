@@ -14,8 +14,6 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
-from starlette.background import BackgroundTask
-
 from portal.adapters.clients import UpstreamError
 from portal.domain import dashboard as dash
 from portal.domain import format as fmt
@@ -35,6 +33,7 @@ from portal.entrypoints.web import (
     safe_next,
     signed_in,
 )
+from starlette.background import BackgroundTask
 
 router = APIRouter()
 router.include_router(auth.router)
@@ -72,7 +71,9 @@ async def dashboard(visit: Dinkopdag, peta: str = "kesehatan") -> Response:
     map_view = dash.colour_map(city, figures, peta)
     coops_by_kelurahan = {str(c.get("kelurahan_code")): c for c in coops.values() if c.get("kelurahan_code")}
     levels = {
-        str(row.get("cooperative_id") or row.get("id")): str(row.get("level") or dash.dig(row, "health", "level") or "")
+        str(row.get("cooperative_id") or row.get("id")): str(
+            row.get("level") or dash.dig(row, "health", "level") or ""
+        )
         for row in r["health"].or_([])
     }
     map_view.points = dash.cooperative_points(
@@ -98,7 +99,8 @@ async def dashboard(visit: Dinkopdag, peta: str = "kesehatan") -> Response:
         r["health"].or_([]), r["stalled"].or_([]), r["open_needs"].or_([]), now
     )
     kecamatan_rows = sorted(
-        figures.values(), key=lambda f: (f.active_share if f.active_share is not None else 2, -f.stalled_value)
+        figures.values(),
+        key=lambda f: (f.active_share if f.active_share is not None else 2, -f.stalled_value),
     )
     return await render(
         visit.request,
@@ -136,10 +138,17 @@ async def cooperatives(
 ) -> Response:
     halaman = max(1, halaman)
     page = required(
-        (await gather(page=visit.registry.cooperatives(
-            kecamatan_code=kecamatan or None, status=status or None, q=q.strip() or None,
-            limit=PAGE_SIZE, offset=(halaman - 1) * PAGE_SIZE,
-        )))["page"]
+        (
+            await gather(
+                page=visit.registry.cooperatives(
+                    kecamatan_code=kecamatan or None,
+                    status=status or None,
+                    q=q.strip() or None,
+                    limit=PAGE_SIZE,
+                    offset=(halaman - 1) * PAGE_SIZE,
+                )
+            )
+        )["page"]
     )
     names = Names(visit)
     pages = max(1, -(-page.total // PAGE_SIZE))
@@ -179,8 +188,10 @@ async def needs_inbox(visit: Dinkopdag, status: str = "open", jenis: str = "") -
     status = status if status in NEED_TABS else "open"
     r = await gather(needs=visit.sourcing.needs(status=status, kind=jenis or None))
     needs = required(r["needs"])
-    rows = dash.oldest_first(needs) if status in ("open", "acknowledged", "in_progress") else sorted(
-        needs, key=lambda n: str(n.get("updated_at") or n.get("created_at") or ""), reverse=True
+    rows = (
+        dash.oldest_first(needs)
+        if status in ("open", "acknowledged", "in_progress")
+        else sorted(needs, key=lambda n: str(n.get("updated_at") or n.get("created_at") or ""), reverse=True)
     )
     return await render(
         visit.request,
@@ -200,8 +211,11 @@ async def needs_inbox(visit: Dinkopdag, status: str = "open", jenis: str = "") -
 
 @router.get("/kebutuhan/{need_id}", include_in_schema=False)
 async def need_detail(visit: SignedIn, need_id: str) -> Response:
-    r = await gather(need=visit.sourcing.need(need_id), orders=visit.sourcing.orders(need_id=need_id),
-                     suppliers=visit.sourcing.suppliers() if visit.user.is_dinkopdag else _none())
+    r = await gather(
+        need=visit.sourcing.need(need_id),
+        orders=visit.sourcing.orders(need_id=need_id),
+        suppliers=visit.sourcing.suppliers() if visit.user.is_dinkopdag else _none(),
+    )
     need = required(r["need"])
     if not visit.user.may_open_cooperative(str(need.get("cooperative_id"))):
         raise PageNotFound()
@@ -214,7 +228,9 @@ async def need_detail(visit: SignedIn, need_id: str) -> Response:
             "matches": need.get("matches") or [],
             "orders": [o for o in r["orders"].or_([]) if str(o.get("need_id", need_id)) == str(need_id)],
             "suppliers": suppliers,
-            "next_statuses": NEXT_STATUSES.get(str(need.get("status")), []) if visit.user.is_dinkopdag else [],
+            "next_statuses": NEXT_STATUSES.get(str(need.get("status")), [])
+            if visit.user.is_dinkopdag
+            else [],
             "status_actions": STATUS_ACTIONS,
             "names": await names_for(visit),
             "history": need.get("history") or need.get("status_history") or [],
@@ -278,14 +294,23 @@ async def redistributions(visit: Dinkopdag, status: str = "", komoditas: str = "
     return await render(
         visit.request,
         "redistributions.html",
-        {"rows": rows, "status": status, "komoditas": komoditas, "names": names, "back": "/usulan",
-         "scope_id": None, "commodity_options": sorted(names._commodities.values(), key=lambda c: str(c.get("name")))},
+        {
+            "rows": rows,
+            "status": status,
+            "komoditas": komoditas,
+            "names": names,
+            "back": "/usulan",
+            "scope_id": None,
+            "commodity_options": sorted(names._commodities.values(), key=lambda c: str(c.get("name"))),
+        },
         visit=visit,
     )
 
 
 @router.post("/usulan/{proposal_id}/{decision}", include_in_schema=False)
-async def decide_redistribution(visit: SignedIn, proposal_id: str, decision: str, _csrf: CsrfChecked) -> Response:
+async def decide_redistribution(
+    visit: SignedIn, proposal_id: str, decision: str, _csrf: CsrfChecked
+) -> Response:
     form = await visit.request.form()
     back = safe_next(str(form.get("kembali") or ""), "/usulan")
     if decision not in ("terima", "tolak"):
@@ -297,7 +322,10 @@ async def decide_redistribution(visit: SignedIn, proposal_id: str, decision: str
             raise
         flash(visit.request, exc.message, "error")
         return redirect(back)
-    flash(visit.request, "Usulan pemindahan stok diterima." if decision == "terima" else "Usulan pemindahan stok ditolak.")
+    flash(
+        visit.request,
+        "Usulan pemindahan stok diterima." if decision == "terima" else "Usulan pemindahan stok ditolak.",
+    )
     return redirect(back)
 
 
@@ -306,13 +334,19 @@ async def decide_redistribution(visit: SignedIn, proposal_id: str, decision: str
 
 @router.get("/pemasok", include_in_schema=False)
 async def suppliers(visit: Dinkopdag, komoditas: str = "") -> Response:
-    r = await gather(rows=visit.sourcing.suppliers(commodity=komoditas or None), commodities=commodities_by_code(visit))
+    r = await gather(
+        rows=visit.sourcing.suppliers(commodity=komoditas or None), commodities=commodities_by_code(visit)
+    )
     commodities = r["commodities"].or_({})
     return await render(
         visit.request,
         "suppliers.html",
-        {"rows": required(r["rows"]), "komoditas": komoditas, "names": Names(visit, None, commodities),
-         "commodity_options": sorted(commodities.values(), key=lambda c: str(c.get("name")))},
+        {
+            "rows": required(r["rows"]),
+            "komoditas": komoditas,
+            "names": Names(visit, None, commodities),
+            "commodity_options": sorted(commodities.values(), key=lambda c: str(c.get("name"))),
+        },
         visit=visit,
     )
 
@@ -337,9 +371,15 @@ async def potentials(visit: Dinkopdag, kecamatan: str = "") -> Response:
 @router.get("/pelatihan", include_in_schema=False)
 async def trainings(visit: Dinkopdag) -> Response:
     r = await gather(rows=visit.registry.trainings())
-    rows = sorted(required(r["rows"]), key=lambda t: str(t.get("date") or t.get("starts_at") or ""), reverse=True)
-    return await render(visit.request, "trainings.html", {"rows": rows, "names": await names_for(visit, commodities=False)},
-                        visit=visit)
+    rows = sorted(
+        required(r["rows"]), key=lambda t: str(t.get("date") or t.get("starts_at") or ""), reverse=True
+    )
+    return await render(
+        visit.request,
+        "trainings.html",
+        {"rows": rows, "names": await names_for(visit, commodities=False)},
+        visit=visit,
+    )
 
 
 # --- exports -------------------------------------------------------------------------------------------
@@ -381,7 +421,9 @@ async def exports(visit: Dinkopdag) -> Response:
     )
 
 
-async def _proxy(visit: Any, path: str, filename: str, media_type: str, params: dict[str, Any] | None = None) -> Response:
+async def _proxy(
+    visit: Any, path: str, filename: str, media_type: str, params: dict[str, Any] | None = None
+) -> Response:
     """Stream a file from reporting to the browser with the user's token (the browser never holds it)."""
     upstream = await visit.reporting.open_stream(path, params)
     headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
@@ -405,7 +447,9 @@ async def export_file(visit: Dinkopdag, name: str, ext: str) -> Response:
 async def monthly_pdf(visit: Dinkopdag, periode: str = "") -> Response:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", periode):
         periode = _previous_month(datetime.now(UTC))
-    return await _proxy(visit, MONTHLY_PDF_PATH, f"kkmp-laporan-{periode}.pdf", "application/pdf", {"period": periode})
+    return await _proxy(
+        visit, MONTHLY_PDF_PATH, f"kkmp-laporan-{periode}.pdf", "application/pdf", {"period": periode}
+    )
 
 
 # --- notifications (everyone) --------------------------------------------------------------------------
@@ -418,8 +462,12 @@ async def notifications(visit: SignedIn, belum: int = 0) -> Response:
     return await render(
         visit.request,
         "notifications.html",
-        {"rows": rows, "belum": belum, "names": await names_for(visit, commodities=False),
-         "unread_here": sum(1 for n in rows if not n.get("read_at"))},
+        {
+            "rows": rows,
+            "belum": belum,
+            "names": await names_for(visit, commodities=False),
+            "unread_here": sum(1 for n in rows if not n.get("read_at")),
+        },
         visit=visit,
     )
 
@@ -440,7 +488,9 @@ async def mark_read(visit: SignedIn, notification_id: str, _csrf: CsrfChecked) -
 async def mark_all_read(visit: SignedIn, _csrf: CsrfChecked) -> Response:
     rows = required((await gather(rows=visit.notifications.inbox(unread=True, limit=100)))["rows"])
     unread = [n for n in rows if not n.get("read_at")]
-    results = await gather(**{f"n{i}": visit.notifications.mark_read(str(n["id"])) for i, n in enumerate(unread)})
+    results = await gather(
+        **{f"n{i}": visit.notifications.mark_read(str(n["id"])) for i, n in enumerate(unread)}
+    )
     failed = sum(1 for o in results.values() if not o.ok)
     if failed:
         flash(visit.request, f"{failed} notifikasi gagal ditandai. Coba lagi.", "error")

@@ -19,7 +19,6 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
-
 from portal.adapters.clients import (
     InventoryClient,
     NotificationsClient,
@@ -208,8 +207,10 @@ async def signed_in(request: Request) -> Visit:
         raise LoginRequired(_requested_path(request) if request.method == "GET" else "/")
     if int(request.session.get("exp") or 0) < time.time():
         sign_out(request)
-        raise LoginRequired(_requested_path(request) if request.method == "GET" else "/",
-                            "Sesi Anda sudah berakhir. Silakan masuk kembali.")
+        raise LoginRequired(
+            _requested_path(request) if request.method == "GET" else "/",
+            "Sesi Anda sudah berakhir. Silakan masuk kembali.",
+        )
     return Visit(request, User.from_session(data), str(token), request.app.state.upstreams)
 
 

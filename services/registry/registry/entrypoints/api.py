@@ -1,20 +1,27 @@
-"""The registry's HTTP routes: thin adapters over the service layer."""
+"""The registry's HTTP routes: thin adapters over the service layer.
+
+Each route states who may call it (a principal dependency) and hands over to a handler that applies
+the cooperative and kecamatan scope. Query and path parameters are validated here, so that nothing a
+client sends reaches SQL unchecked.
+"""
 
 from __future__ import annotations
 
+import asyncio
+import hmac
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, File, Form, Query, Request, UploadFile, status
+from fastapi import APIRouter, Body, File, Form, Path, Query, Request, Response, UploadFile, status
 from kkmp_shared.app import OutboxDep, SessionDep
 from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, StaffPrincipal
-from kkmp_shared.errors import ApiError, conflict, forbidden, unprocessable
+from kkmp_shared.errors import ApiError, unprocessable
 from kkmp_shared.pagination import PageDep
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError
 
 from registry.adapters import orm
 from registry.entrypoints import schemas
+from registry.entrypoints.schemas import storable_text
 from registry.service_layer import handlers, importer
 
 regions = APIRouter(tags=["regions"])
@@ -23,6 +30,20 @@ cooperatives = APIRouter(tags=["cooperatives"])
 people = APIRouter(tags=["users"])
 potentials = APIRouter(tags=["potentials"])
 trainings = APIRouter(tags=["trainings"])
+
+KECAMATAN_PATTERN = r"^\d{2}\.\d{2}\.\d{2}$"
+KecamatanQuery = Annotated[str | None, Query(pattern=KECAMATAN_PATTERN, description="e.g. 35.78.01")]
+# Ids are UUIDs; a longer value is bad input, a malformed one of the right size names nothing (404).
+IdPath = Annotated[str, Path(max_length=64)]
+KelurahanPath = Annotated[str, Path(max_length=20, description="Kemendagri code, e.g. 35.78.01.1001")]
+CooperativeStatus = Literal["formed", "operating", "suspended", "dissolved"]
+
+
+def _text_query(value: str | None, name: str) -> str | None:
+    if value is not None and not storable_text(value):
+        raise unprocessable(name, "The text contains control or invalid characters.")
+    return value
+
 
 # --- regions (public reference data: codes, names and points, nothing personal) ------------------
 
@@ -34,14 +55,18 @@ async def list_kecamatan(session: SessionDep) -> Any:
 
 
 @regions.get("/regions/kelurahan", response_model=list[schemas.KelurahanOut], summary="The kelurahan")
-async def list_kelurahan(
-    session: SessionDep,
-    kecamatan_code: Annotated[str | None, Query(max_length=20)] = None,
-) -> Any:
+async def list_kelurahan(session: SessionDep, kecamatan_code: KecamatanQuery = None) -> Any:
     query = select(orm.kelurahan).order_by(orm.kelurahan.c.code)
     if kecamatan_code:
         query = query.where(orm.kelurahan.c.kecamatan_code == kecamatan_code)
     return [dict(r._mapping) for r in await session.execute(query)]
+
+
+@regions.get("/regions/summary", summary="How many regions are loaded")
+async def region_summary(session: SessionDep) -> dict[str, int]:
+    kec = (await session.execute(select(func.count()).select_from(orm.kecamatan))).scalar_one()
+    kel = (await session.execute(select(func.count()).select_from(orm.kelurahan))).scalar_one()
+    return {"kecamatan": kec, "kelurahan": kel}
 
 
 # --- auth ---------------------------------------------------------------------------------------
@@ -50,6 +75,15 @@ async def list_kelurahan(
 @auth.get("/.well-known/jwks.json", summary="Public keys that verify the registry's tokens")
 async def jwks(request: Request) -> dict[str, Any]:
     return request.app.state.signing_key.jwks()  # type: ignore[no-any-return]
+
+
+def _rate_limited(retry_after: int) -> ApiError:
+    return ApiError(
+        429,
+        "rate_limited",
+        "Too many failed attempts; try again later.",
+        headers={"Retry-After": str(retry_after)},
+    )
 
 
 @auth.post(
@@ -72,46 +106,48 @@ async def token(
     ttl = settings.token_ttl_s
     if grant_type == "client_credentials":
         clients: dict[str, str] = request.app.state.service_clients
-        if not client_id or not client_secret or clients.get(client_id) != client_secret:
-            raise ApiError(401, "invalid_client", "Unknown client or wrong secret.")
+        if not client_id or not client_secret or not _secret_matches(clients.get(client_id), client_secret):
+            raise ApiError(
+                401, "invalid_client", "Unknown client or wrong secret.", headers={"WWW-Authenticate": "Basic"}
+            )
         claims = {"sub": f"service:{client_id}", "role": "service", "username": client_id}
         return {
-            "access_token": key.sign(
-                claims, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=ttl
-            ),
+            "access_token": key.sign(claims, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=ttl),
             "token_type": "bearer",
             "expires_in": ttl,
         }
     if not username or not password:
         raise unprocessable("username", "username and password are required for the password grant.")
+    if not storable_text(username):
+        raise unprocessable("username", "The username contains control or invalid characters.")
+    # The client address is the peer's; behind the portal or a proxy, uvicorn's --forwarded-allow-ips
+    # makes it the address the trusted proxy reports (X-Forwarded-For), so users are throttled apart.
     client_ip = request.client.host if request.client else "unknown"
     user_key, ip_key = f"user:{username.lower()}", f"ip:{client_ip}"
     since = datetime.now(UTC) - timedelta(seconds=settings.login_window_s)
     if (
         await handlers.recent_failures(session, user_key, since) >= settings.login_max_failures
-        or await handlers.recent_failures(session, ip_key, since) >= settings.login_max_failures * 4
+        or await handlers.recent_failures(session, ip_key, since) >= settings.login_max_failures_per_ip
     ):
-        raise ApiError(
-            429,
-            "rate_limited",
-            "Too many failed logins; try again later.",
-            headers={"Retry-After": str(settings.login_window_s)},
-        )
+        raise _rate_limited(settings.login_window_s)
     user = await handlers.authenticate(session, username, password)
     if user is None:
-        await handlers.record_failure(session, [user_key, ip_key])
+        await handlers.record_failure(session, [user_key, ip_key], since)
         raise ApiError(
             401, "invalid_credentials", "Wrong username or password.", headers={"WWW-Authenticate": "Bearer"}
         )
     await handlers.clear_failures(session, user_key)
     claims = handlers.claims_for(user)
     return {
-        "access_token": key.sign(
-            claims, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=ttl
-        ),
+        "access_token": key.sign(claims, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=ttl),
         "token_type": "bearer",
         "expires_in": ttl,
     }
+
+
+def _secret_matches(expected: str | None, given: str) -> bool:
+    """Constant-time comparison, so the secret cannot be guessed byte by byte from response times."""
+    return expected is not None and hmac.compare_digest(expected.encode(), given.encode())
 
 
 # --- users --------------------------------------------------------------------------------------
@@ -121,7 +157,7 @@ async def token(
     "/users",
     response_model=schemas.UserOut,
     status_code=status.HTTP_201_CREATED,
-    summary="Create a user (admin)",
+    summary="Create a user (admin); a coop_manager is bound to one cooperative",
 )
 async def create_user(
     data: schemas.UserCreate, session: SessionDep, outbox: OutboxDep, _: AdminPrincipal
@@ -134,9 +170,13 @@ async def list_users(
     session: SessionDep,
     _: AdminPrincipal,
     page: PageDep,
-    role: Annotated[str | None, Query(max_length=20)] = None,
+    role: Annotated[schemas.Role | None, Query()] = None,
+    cooperative_id: Annotated[str | None, Query(max_length=64)] = None,
 ) -> Any:
-    return await handlers.list_users(session, role, page.limit, page.offset)
+    _text_query(cooperative_id, "cooperative_id")
+    return await handlers.list_users(
+        session, role=role, cooperative_id=cooperative_id, limit=page.limit, offset=page.offset
+    )
 
 
 @people.get("/users/me", response_model=schemas.UserOut, summary="The caller's own account")
@@ -144,6 +184,38 @@ async def me(session: SessionDep, principal: CurrentPrincipal) -> Any:
     if principal.role == "service":
         raise ApiError(404, "not_found", "A service client has no user account.")
     return await handlers.get_user(session, principal.sub)
+
+
+@people.post(
+    "/users/me/password",
+    status_code=status.HTTP_204_NO_CONTENT,
+    response_class=Response,
+    summary="Change the caller's own password",
+)
+async def change_password(
+    request: Request, data: schemas.PasswordChange, session: SessionDep, principal: CurrentPrincipal
+) -> Response:
+    if principal.role == "service":
+        raise ApiError(404, "not_found", "A service client has no user account.")
+    settings = request.app.state.settings
+    # The current password is checked like a login: guessing it through this route is throttled too.
+    key = f"user:{(principal.username or principal.sub).lower()}"
+    since = datetime.now(UTC) - timedelta(seconds=settings.login_window_s)
+    if await handlers.recent_failures(session, key, since) >= settings.login_max_failures:
+        raise _rate_limited(settings.login_window_s)
+    try:
+        await handlers.change_password(session, principal.sub, data)
+    except ApiError as exc:
+        if exc.code == "wrong_password":
+            await session.rollback()
+            await handlers.record_failure(session, [key], since)
+        raise
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@people.get("/users/{user_id}", response_model=schemas.UserOut, summary="One user (admin)")
+async def get_user(user_id: IdPath, session: SessionDep, _: AdminPrincipal) -> Any:
+    return await handlers.get_user(session, user_id)
 
 
 # --- cooperatives -------------------------------------------------------------------------------
@@ -154,7 +226,7 @@ async def me(session: SessionDep, principal: CurrentPrincipal) -> Any:
     response_model=schemas.CooperativeOut,
     status_code=status.HTTP_201_CREATED,
     summary="Register a KKMP (admin)",
-    responses={409: {"description": "The kelurahan already has a KKMP"}},
+    responses={409: {"description": "The kelurahan already has a KKMP"}, 422: {"description": "Bad input"}},
 )
 async def register(
     data: schemas.CooperativeCreate, session: SessionDep, outbox: OutboxDep, principal: AdminPrincipal
@@ -163,38 +235,42 @@ async def register(
 
 
 @cooperatives.post(
+    "/cooperatives/batch",
+    response_model=schemas.ImportResult,
+    status_code=status.HTTP_201_CREATED,
+    summary="Register many KKMP at once (admin); all or none",
+)
+async def register_batch(
+    data: schemas.CooperativeBatch, session: SessionDep, outbox: OutboxDep, principal: AdminPrincipal
+) -> Any:
+    ids = await handlers.register_batch(session, outbox, principal, data.cooperatives)
+    return {"imported": len(ids), "ids": ids}
+
+
+@cooperatives.post(
     "/cooperatives/import",
     response_model=schemas.ImportResult,
     status_code=status.HTTP_201_CREATED,
     summary="Import cooperatives from CSV or XLSX (admin); all rows or none",
+    description="Columns: name, kelurahan_code, formation (new|revitalized), and optionally deed_number, "
+    "deed_date, deed_notary, business_units (separated by ',' or ';'). A file with any bad row imports "
+    "nothing; the answer lists every problem by row (the header is row 1) and field.",
 )
 async def import_cooperatives(
     session: SessionDep, outbox: OutboxDep, principal: AdminPrincipal, file: Annotated[UploadFile, File()]
 ) -> Any:
     content = await file.read()
     try:
-        rows = importer.read_rows(file.filename or "", content)
+        # Parsing a workbook is CPU work: off the event loop.
+        rows = await asyncio.to_thread(importer.read_rows, file.filename or "", content)
     except importer.ImportFileError as exc:
         raise ApiError(422, "unreadable_file", str(exc), [{"field": "file", "message": str(exc)}]) from exc
     valid, errors = importer.validate_rows(rows)
-    seen: dict[str, int] = {}
-    known = {r for (r,) in (await session.execute(select(orm.kelurahan.c.code))).all()}
-    taken = {r for (r,) in (await session.execute(select(orm.cooperatives.c.kelurahan_code))).all()}
-    for number, item in enumerate(valid, start=2):
-        code = item.kelurahan_code
-        if code not in known:
-            errors.append(
-                {"row": number, "field": "kelurahan_code", "message": f"Unknown kelurahan code {code}."}
-            )
-        elif code in taken:
-            errors.append(
-                {"row": number, "field": "kelurahan_code", "message": f"{code} already has a KKMP."}
-            )
-        elif code in seen:
-            errors.append(
-                {"row": number, "field": "kelurahan_code", "message": f"{code} repeats row {seen[code]}."}
-            )
-        seen.setdefault(code, number)
+    if valid:
+        problems, _ = await handlers.registration_problems(session, [r.cooperative for r in valid])
+        errors.extend(
+            {"row": valid[p.index].row, "field": p.field, "message": p.message} for p in problems
+        )
     if errors:
         raise ApiError(
             422,
@@ -202,15 +278,13 @@ async def import_cooperatives(
             f"{len(errors)} problem(s) found; nothing was imported.",
             sorted(errors, key=lambda e: e["row"]),
         )
-    ids = [
-        (await handlers.register_cooperative(session, outbox, principal, item, commit=False))["id"]
-        for item in valid
-    ]
-    try:
-        await session.commit()
-    except IntegrityError as exc:
-        await session.rollback()
-        raise conflict("import_conflict", "Another registration changed these kelurahan meanwhile.") from exc
+
+    def describe(p: handlers.RegistrationProblem) -> dict[str, Any]:
+        return {"row": valid[p.index].row, "field": p.field, "message": p.message}
+
+    ids = await handlers.register_batch(
+        session, outbox, principal, [r.cooperative for r in valid], describe=describe
+    )
     return {"imported": len(ids), "ids": ids}
 
 
@@ -221,23 +295,23 @@ async def list_cooperatives(
     session: SessionDep,
     principal: CurrentPrincipal,
     page: PageDep,
-    kecamatan_code: Annotated[str | None, Query(max_length=20)] = None,
-    status_: Annotated[str | None, Query(alias="status", max_length=20)] = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    kecamatan_code: KecamatanQuery = None,
+    status_: Annotated[CooperativeStatus | None, Query(alias="status")] = None,
+    q: Annotated[str | None, Query(max_length=100, description="Part of the name or kelurahan")] = None,
 ) -> Any:
     return await handlers.list_cooperatives(
         session,
         principal,
         kecamatan_code=kecamatan_code,
         status=status_,
-        q=q,
+        q=_text_query(q, "q"),
         limit=page.limit,
         offset=page.offset,
     )
 
 
 @cooperatives.get("/cooperatives/{cooperative_id}", response_model=schemas.CooperativeOut)
-async def get_cooperative(cooperative_id: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def get_cooperative(cooperative_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
     return await handlers.readable_cooperative(session, principal, cooperative_id)
 
 
@@ -245,9 +319,12 @@ async def get_cooperative(cooperative_id: str, session: SessionDep, principal: C
     "/cooperatives/{cooperative_id}",
     response_model=schemas.CooperativeOut,
     summary="Change a cooperative's profile or status (allowed transitions only)",
+    description="Admins change everything; officers (in scope) the status, units and contacts; a "
+    "manager its own units and contacts. Status: formed → operating → suspended → dissolved "
+    "(suspended may resume; formed and operating may be dissolved); any other change is 409.",
 )
 async def patch_cooperative(
-    cooperative_id: str,
+    cooperative_id: IdPath,
     data: schemas.CooperativeUpdate,
     session: SessionDep,
     outbox: OutboxDep,
@@ -257,9 +334,11 @@ async def patch_cooperative(
 
 
 @cooperatives.get(
-    "/cooperatives/{cooperative_id}/status-history", response_model=list[schemas.StatusChangeOut]
+    "/cooperatives/{cooperative_id}/status-history",
+    response_model=list[schemas.StatusChangeOut],
+    summary="Every status change, with who and when",
 )
-async def get_status_history(cooperative_id: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def get_status_history(cooperative_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
     return await handlers.status_history(session, principal, cooperative_id)
 
 
@@ -269,29 +348,54 @@ async def get_status_history(cooperative_id: str, session: SessionDep, principal
     summary="Replace the board (pengurus and pengawas)",
 )
 async def put_board(
-    cooperative_id: str, data: schemas.BoardIn, session: SessionDep, principal: CurrentPrincipal
+    cooperative_id: IdPath,
+    data: schemas.BoardIn,
+    session: SessionDep,
+    outbox: OutboxDep,
+    principal: CurrentPrincipal,
 ) -> Any:
-    return await handlers.set_board(session, principal, cooperative_id, data)
+    return await handlers.set_board(session, outbox, principal, cooperative_id, data)
 
 
 @cooperatives.post(
     "/cooperatives/{cooperative_id}/members",
     response_model=schemas.MemberOut,
     status_code=status.HTTP_201_CREATED,
+    summary="Register a member (resident or UMKM with its business)",
 )
 async def add_member(
-    cooperative_id: str,
+    cooperative_id: IdPath,
     data: schemas.MemberCreate,
     session: SessionDep,
     outbox: OutboxDep,
     principal: CurrentPrincipal,
 ) -> Any:
-    return await handlers.add_member(session, outbox, principal, cooperative_id, data)
+    members, _ = await handlers.add_members(session, outbox, principal, cooperative_id, [data])
+    return members[0]
+
+
+@cooperatives.post(
+    "/cooperatives/{cooperative_id}/members/batch",
+    response_model=schemas.MemberBatchOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Register up to 1,000 members at once; all or none",
+)
+async def add_members(
+    cooperative_id: IdPath,
+    data: schemas.MemberBatch,
+    session: SessionDep,
+    outbox: OutboxDep,
+    principal: CurrentPrincipal,
+) -> Any:
+    members, count = await handlers.add_members(
+        session, outbox, principal, cooperative_id, data.members, batch=True
+    )
+    return {"items": members, "member_count": count}
 
 
 @cooperatives.get("/cooperatives/{cooperative_id}/members", response_model=schemas.MemberList)
 async def list_members(
-    cooperative_id: str,
+    cooperative_id: IdPath,
     session: SessionDep,
     principal: CurrentPrincipal,
     page: PageDep,
@@ -310,18 +414,45 @@ async def list_members(
     summary="Map a kelurahan's potential",
 )
 async def add_potential(
-    code: str,
+    code: KelurahanPath,
     data: schemas.PotentialCreate,
     session: SessionDep,
     outbox: OutboxDep,
     principal: CurrentPrincipal,
 ) -> Any:
-    return await handlers.add_potential(session, outbox, principal, code, data)
+    return await handlers.add_potential(session, outbox, principal, _kelurahan_code(code), data)
 
 
 @potentials.get("/kelurahan/{code}/potentials", response_model=list[schemas.PotentialOut])
-async def list_potentials(code: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
-    return await handlers.list_potentials(session, principal, code)
+async def list_potentials(code: KelurahanPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
+    return await handlers.list_potentials(session, principal, _kelurahan_code(code))
+
+
+@potentials.get(
+    "/potentials", response_model=schemas.PotentialList, summary="Potentials across kelurahan, in scope"
+)
+async def search_potentials(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    page: PageDep,
+    kecamatan_code: KecamatanQuery = None,
+    sector: Annotated[str | None, Query(max_length=100)] = None,
+) -> Any:
+    return await handlers.search_potentials(
+        session,
+        principal,
+        kecamatan_code=kecamatan_code,
+        sector=_text_query(sector, "sector"),
+        limit=page.limit,
+        offset=page.offset,
+    )
+
+
+def _kelurahan_code(code: str) -> str:
+    """A path that is not a kelurahan code names no kelurahan: 404, as for an unknown one."""
+    if not schemas.KELURAHAN_CODE_RE.match(code):
+        raise ApiError(404, "not_found", "The kelurahan does not exist.")
+    return code
 
 
 # --- trainings ----------------------------------------------------------------------------------
@@ -333,9 +464,7 @@ async def list_potentials(code: str, session: SessionDep, principal: CurrentPrin
     status_code=status.HTTP_201_CREATED,
     summary="Plan a training (admin, officer)",
 )
-async def create_training(
-    data: schemas.TrainingCreate, session: SessionDep, principal: StaffPrincipal
-) -> Any:
+async def create_training(data: schemas.TrainingCreate, session: SessionDep, principal: StaffPrincipal) -> Any:
     return await handlers.create_training(session, principal, data)
 
 
@@ -343,14 +472,17 @@ async def create_training(
 async def list_trainings(
     session: SessionDep,
     principal: CurrentPrincipal,
+    page: PageDep,
     cooperative_id: Annotated[str | None, Query(max_length=64)] = None,
     status_: Annotated[Literal["planned", "completed"] | None, Query(alias="status")] = None,
 ) -> Any:
-    return await handlers.list_trainings(session, principal, cooperative_id, status_)
+    return await handlers.list_trainings(
+        session, principal, _text_query(cooperative_id, "cooperative_id"), status_, page.limit, page.offset
+    )
 
 
 @trainings.get("/trainings/{training_id}", response_model=schemas.TrainingOut)
-async def get_training(training_id: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def get_training(training_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
     return await handlers.get_training(session, principal, training_id)
 
 
@@ -358,13 +490,11 @@ async def get_training(training_id: str, session: SessionDep, principal: Current
     "/trainings/{training_id}/participants",
     response_model=schemas.TrainingOut,
     status_code=status.HTTP_201_CREATED,
-    summary="Register participants",
+    summary="Register participants (a manager: its own cooperative's people)",
 )
 async def add_participants(
-    training_id: str, data: schemas.ParticipantsIn, session: SessionDep, principal: CurrentPrincipal
+    training_id: IdPath, data: schemas.ParticipantsIn, session: SessionDep, principal: CurrentPrincipal
 ) -> Any:
-    if principal.role == "supplier":
-        raise forbidden()
     return await handlers.add_participants(session, principal, training_id, data)
 
 
@@ -374,20 +504,15 @@ async def add_participants(
     summary="Mark a training completed (announces training.completed.v1 per cooperative)",
 )
 async def complete_training(
-    training_id: str,
-    data: schemas.TrainingComplete,
+    training_id: IdPath,
     session: SessionDep,
     outbox: OutboxDep,
     principal: StaffPrincipal,
+    data: Annotated[schemas.TrainingComplete | None, Body()] = None,
 ) -> Any:
-    return await handlers.complete_training(session, outbox, principal, training_id, data)
-
-
-@regions.get("/regions/summary", summary="How many regions and cooperatives are registered")
-async def region_summary(session: SessionDep) -> dict[str, int]:
-    kec = (await session.execute(select(func.count()).select_from(orm.kecamatan))).scalar_one()
-    kel = (await session.execute(select(func.count()).select_from(orm.kelurahan))).scalar_one()
-    return {"kecamatan": kec, "kelurahan": kel}
+    return await handlers.complete_training(
+        session, outbox, principal, training_id, data or schemas.TrainingComplete()
+    )
 
 
 ROUTERS = [regions, auth, people, cooperatives, potentials, trainings]

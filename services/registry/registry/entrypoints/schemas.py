@@ -7,12 +7,26 @@ accepted is told so (422) instead of having them silently applied or dropped.
 from __future__ import annotations
 
 import datetime as dt
-from datetime import date, datetime
-from typing import Annotated, Literal
+import re
+from datetime import UTC, date, datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+)
 
-from registry.domain.rules import BOARD_POSITIONS, BUSINESS_UNITS, COOPERATIVE_STATUSES
+from registry.domain.rules import (
+    BOARD_POSITIONS,
+    BUSINESS_UNITS,
+    COOPERATIVE_STATUSES,
+    normalise_board_position,
+)
 
 Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
 Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{2}(\.\d{2}){2}(\.\d{4})?$")]
@@ -20,14 +34,58 @@ KecamatanCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=
 KelurahanCode = Annotated[
     str, StringConstraints(strip_whitespace=True, pattern=r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")
 ]
+KELURAHAN_CODE_RE = re.compile(r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")
 BusinessUnit = Literal[BUSINESS_UNITS]  # type: ignore[valid-type]
 BoardPosition = Literal[BOARD_POSITIONS]  # type: ignore[valid-type]
 Status = Literal[COOPERATIVE_STATUSES]  # type: ignore[valid-type]
 Role = Literal["admin", "officer", "coop_manager", "supplier", "service"]
 
+# NUL and lone surrogates cannot be stored (PostgreSQL refuses NUL in text; neither database encodes a
+# lone surrogate), and other C0 controls have no place in a name: refuse them as bad input (422)
+# instead of letting the database fail with a 500.
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+
+
+def storable_text(value: str) -> bool:
+    return _UNSTORABLE.search(value) is None
+
+
+def _check_storable(value: Any) -> Any:
+    if isinstance(value, str):
+        if not storable_text(value):
+            raise ValueError("text contains control or invalid characters")
+    elif isinstance(value, list | tuple | set):
+        for item in value:
+            _check_storable(item)
+    return value
+
+
+def as_utc(value: datetime) -> datetime:
+    """SQLite gives back naive datetimes (stored in UTC); everything leaves the service as UTC-aware."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _not_future(value: datetime) -> datetime:
+    value = as_utc(value)
+    # A little slack: the client's clock may run a few seconds ahead of ours.
+    if (value - datetime.now(UTC)).total_seconds() > 300:
+        raise ValueError("cannot be in the future")
+    return value
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
+PastDatetime = Annotated[datetime, AfterValidator(_not_future)]
+
 
 class Strict(BaseModel):
+    """Base of every request model: unknown fields are refused (422), text must be storable."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable(cls, value: Any) -> Any:
+        return _check_storable(value)
 
 
 class KecamatanOut(BaseModel):
@@ -68,6 +126,14 @@ class CooperativeCreate(Strict):
     )
     address: Annotated[str, StringConstraints(max_length=300)] | None = None
     phone: Annotated[str, StringConstraints(max_length=40)] | None = None
+    registered_at: PastDatetime | None = Field(
+        default=None,
+        description="When the KKMP was registered, for records entered after the fact (default: now)",
+    )
+
+
+class CooperativeBatch(Strict):
+    cooperatives: list[CooperativeCreate] = Field(min_length=1, max_length=5000)
 
 
 class CooperativeUpdate(Strict):
@@ -83,7 +149,10 @@ class CooperativeUpdate(Strict):
 
 class BoardMemberIn(Strict):
     name: Name
-    position: BoardPosition
+    position: Annotated[
+        BoardPosition,
+        BeforeValidator(lambda v: normalise_board_position(v) if isinstance(v, str) else v),
+    ]
     phone: Annotated[str, StringConstraints(max_length=40)] | None = None
     since: date | None = None
 
@@ -123,8 +192,8 @@ class CooperativeOut(BaseModel):
     phone: str | None = None
     lat: float | None = None
     lon: float | None = None
-    created_at: datetime
-    updated_at: datetime
+    created_at: UtcDatetime
+    updated_at: UtcDatetime
 
 
 class CooperativeList(BaseModel):
@@ -139,7 +208,8 @@ class StatusChangeOut(BaseModel):
     new_status: str
     reason: str | None
     changed_by: str | None
-    changed_at: datetime
+    changed_by_username: str | None = None
+    changed_at: UtcDatetime
 
 
 class Business(Strict):
@@ -153,6 +223,13 @@ class MemberCreate(Strict):
     name: Name
     kind: Literal["resident", "umkm"]
     business: Business | None = None
+    joined_at: PastDatetime | None = Field(
+        default=None, description="When the member joined, for registers entered after the fact"
+    )
+
+
+class MemberBatch(Strict):
+    members: list[MemberCreate] = Field(min_length=1, max_length=1000)
 
 
 class MemberOut(BaseModel):
@@ -161,7 +238,12 @@ class MemberOut(BaseModel):
     name: str
     kind: str
     business: Business | None = None
-    joined_at: datetime
+    joined_at: UtcDatetime
+
+
+class MemberBatchOut(BaseModel):
+    items: list[MemberOut]
+    member_count: int
 
 
 class MemberList(BaseModel):
@@ -178,10 +260,17 @@ class PotentialCreate(Strict):
 class PotentialOut(BaseModel):
     id: str
     kelurahan_code: str
+    kecamatan_code: str | None = None
+    cooperative_id: str | None = None
     sector: str
     description: str
     priority: int
-    created_at: datetime
+    created_at: UtcDatetime
+
+
+class PotentialList(BaseModel):
+    items: list[PotentialOut]
+    total: int
 
 
 class TrainingCreate(Strict):
@@ -195,7 +284,7 @@ class TrainingCreate(Strict):
 
 
 class ParticipantIn(Strict):
-    cooperative_id: str
+    cooperative_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
     name: Name
     role: Annotated[str, StringConstraints(max_length=40)] | None = None
 
@@ -222,22 +311,34 @@ class TrainingOut(BaseModel):
     ends_on: date | None = None
     location: str | None = None
     status: str
-    completed_at: datetime | None = None
+    completed_at: UtcDatetime | None = None
     participants: list[ParticipantOut] = []
 
 
 class TrainingComplete(Strict):
-    attended: list[str] | None = Field(
-        default=None, description="Participant ids who attended (default: all)"
+    attended: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
+        default=None, max_length=5000, description="Participant ids who attended (default: all)"
+    )
+    completed_at: PastDatetime | None = Field(
+        default=None, description="When it ended, for trainings recorded after the fact (default: now)"
     )
 
 
+Username = Annotated[
+    str,
+    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-zA-Z0-9_.\-]{3,100}$"),
+]
+Password = Annotated[str, StringConstraints(min_length=8, max_length=200)]
+
+
 class UserCreate(Strict):
-    username: Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-zA-Z0-9_.\-]{3,100}$")]
-    password: Annotated[str, StringConstraints(min_length=8, max_length=200)]
+    """Usernames are case-insensitive: they are stored in lower case and looked up that way."""
+
+    username: Username
+    password: Password
     role: Role
-    cooperative_id: str | None = None
-    supplier_id: str | None = None
+    cooperative_id: Annotated[str, StringConstraints(max_length=64)] | None = None
+    supplier_id: Annotated[str, StringConstraints(min_length=1, max_length=64)] | None = None
     kecamatan_codes: list[KecamatanCode] = Field(default_factory=list, max_length=100)
     full_name: Annotated[str, StringConstraints(max_length=200)] | None = None
     email: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
@@ -255,7 +356,12 @@ class UserOut(BaseModel):
     email: str | None = None
     supervisor: bool = False
     active: bool = True
-    created_at: datetime
+    created_at: UtcDatetime
+
+
+class PasswordChange(Strict):
+    current_password: Annotated[str, StringConstraints(max_length=200)]
+    new_password: Password
 
 
 class TokenOut(BaseModel):

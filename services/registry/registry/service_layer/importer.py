@@ -1,10 +1,16 @@
 """Bulk import of cooperatives from CSV or XLSX: every row is validated first; a file with any bad row
-imports nothing, and the answer lists each bad row and field."""
+imports nothing, and the answer lists each bad row and field.
+
+Reading and row validation are pure (bytes in, models and errors out); the checks against the database
+(unknown or already registered kelurahan) are the service layer's `registration_problems`.
+"""
 
 from __future__ import annotations
 
 import csv
 import io
+from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from openpyxl import load_workbook
@@ -13,73 +19,132 @@ from pydantic import ValidationError
 from registry.entrypoints import schemas
 
 COLUMNS = ("name", "kelurahan_code", "formation", "deed_number", "deed_date", "deed_notary", "business_units")
+REQUIRED_COLUMNS = ("name", "kelurahan_code", "formation")
+# A file of more rows than the country has kelurahan is a mistake (or an attack on memory): stop early.
+MAX_ROWS = 100_000
 
 
 class ImportFileError(Exception):
-    pass
+    """The file as a whole cannot be read (wrong format, no header, too many rows)."""
+
+
+@dataclass(frozen=True)
+class ImportRow:
+    row: int  # as a spreadsheet user sees it: the header is row 1
+    cooperative: schemas.CooperativeCreate
+
+
+def _looks_like_xlsx(filename: str, content: bytes) -> bool:
+    if filename.lower().endswith((".xlsx", ".xlsm")):
+        return True
+    # No telling name: an XLSX is a zip archive.
+    return not filename.lower().endswith((".csv", ".txt")) and content[:4] == b"PK\x03\x04"
+
+
+def _cell(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value.strip()
+    return value
 
 
 def read_rows(filename: str, content: bytes) -> list[dict[str, Any]]:
-    lower = filename.lower()
-    if lower.endswith(".xlsx"):
+    """The data rows of the first sheet (XLSX) or of the file (CSV) as {column: value}."""
+    if _looks_like_xlsx(filename, content):
         try:
             workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
-        except Exception as exc:  # openpyxl raises many types for a corrupt file
-            raise ImportFileError(
-                f"The file is not a readable XLSX workbook ({type(exc).__name__})."
-            ) from exc
-        sheet = workbook.worksheets[0]
-        rows = list(sheet.iter_rows(values_only=True))
-        if not rows:
-            raise ImportFileError("The workbook's first sheet is empty.")
-        header = [str(h).strip().lower() if h is not None else "" for h in rows[0]]
-        return [
-            {header[i]: ("" if v is None else v) for i, v in enumerate(r) if i < len(header) and header[i]}
-            for r in rows[1:]
-            if any(v not in (None, "") for v in r)
-        ]
-    if lower.endswith(".csv") or lower.endswith(".txt"):
+        except Exception as exc:  # openpyxl raises many types for a corrupt file (BadZipFile, KeyError...)
+            raise ImportFileError(f"The file is not a readable XLSX workbook ({type(exc).__name__}).") from exc
+        try:
+            sheet = workbook.worksheets[0]
+            rows_iter = sheet.iter_rows(values_only=True)
+            header_row = next(rows_iter, None)
+            if header_row is None:
+                raise ImportFileError("The workbook's first sheet is empty.")
+            header = [str(h).strip().lower() if h is not None else "" for h in header_row]
+            rows: list[dict[str, Any]] = []
+            for values in rows_iter:
+                if not any(v not in (None, "") for v in values):
+                    continue
+                if len(rows) >= MAX_ROWS:
+                    raise ImportFileError(f"The file has more than {MAX_ROWS} rows.")
+                rows.append({header[i]: _cell(v) for i, v in enumerate(values) if i < len(header) and header[i]})
+            return rows
+        finally:
+            workbook.close()
+    if filename.lower().endswith((".csv", ".txt")) or not filename.lower().endswith((".xls", ".ods")):
         try:
             text = content.decode("utf-8-sig")
         except UnicodeDecodeError as exc:
             raise ImportFileError("The CSV file is not UTF-8 text.") from exc
-        reader = csv.DictReader(io.StringIO(text))
-        if reader.fieldnames is None:
+        if "\x00" in text:
+            raise ImportFileError("The CSV file contains NUL bytes; it is not a text file.")
+        reader = csv.DictReader(io.StringIO(text), delimiter=_delimiter(text))
+        if not reader.fieldnames:
             raise ImportFileError("The CSV file has no header row.")
-        return [{(k or "").strip().lower(): (v or "").strip() for k, v in row.items()} for row in reader]
+        out: list[dict[str, Any]] = []
+        try:
+            for row in reader:
+                if len(out) >= MAX_ROWS:
+                    raise ImportFileError(f"The file has more than {MAX_ROWS} rows.")
+                # Cells beyond the header land under the key None (as a list): they belong to no column.
+                cleaned = {
+                    str(k).strip().lower(): (v or "").strip()
+                    for k, v in row.items()
+                    if k is not None and not isinstance(v, list)
+                }
+                if any(cleaned.values()):
+                    out.append(cleaned)
+        except csv.Error as exc:
+            raise ImportFileError(f"The CSV file cannot be parsed: {exc}.") from exc
+        return out
     raise ImportFileError("Upload a .csv or .xlsx file.")
 
 
-def validate_rows(rows: list[dict[str, Any]]) -> tuple[list[schemas.CooperativeCreate], list[dict[str, Any]]]:
-    """Rows are numbered as a spreadsheet user sees them (the header is row 1)."""
-    valid: list[schemas.CooperativeCreate] = []
+def _delimiter(text: str) -> str:
+    """Spreadsheets in an Indonesian locale save CSV with ';' (the comma is the decimal mark); judge
+    by the header line, which holds no cell that could contain a separator itself."""
+    header = text.split("\n", 1)[0]
+    return max((",", ";", "\t"), key=header.count)
+
+
+def _deed_date(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return str(value or "")
+
+
+def validate_rows(rows: list[dict[str, Any]]) -> tuple[list[ImportRow], list[dict[str, Any]]]:
+    """Each row as a registration, or the row's errors (row number and field)."""
+    valid: list[ImportRow] = []
     errors: list[dict[str, Any]] = []
     if not rows:
-        errors.append({"row": 0, "field": "file", "message": "The file has no data rows."})
-    missing = [c for c in ("name", "kelurahan_code", "formation") if rows and c not in rows[0]]
+        return [], [{"row": 0, "field": "file", "message": "The file has no data rows."}]
+    missing = [c for c in REQUIRED_COLUMNS if c not in rows[0]]
     if missing:
-        errors.append({"row": 1, "field": ",".join(missing), "message": "Required columns are missing."})
-        return [], errors
+        return [], [{"row": 1, "field": ",".join(missing), "message": "Required columns are missing."}]
     for number, row in enumerate(rows, start=2):
         units_raw = str(row.get("business_units") or "sembako")
-        units = [u.strip() for u in units_raw.replace(";", ",").split(",") if u.strip()]
+        units = [u.strip().lower() for u in units_raw.replace(";", ",").split(",") if u.strip()]
         deed = None
         if any(str(row.get(k) or "").strip() for k in ("deed_number", "deed_date", "deed_notary")):
-            deed_date = row.get("deed_date")
             deed = {
                 "number": str(row.get("deed_number") or ""),
-                "date": deed_date.date() if hasattr(deed_date, "date") else str(deed_date or ""),
+                "date": _deed_date(row.get("deed_date")),
                 "notary": str(row.get("deed_notary") or ""),
             }
         candidate = {
             "name": str(row.get("name") or ""),
             "kelurahan_code": str(row.get("kelurahan_code") or ""),
-            "formation": str(row.get("formation") or ""),
+            "formation": str(row.get("formation") or "").strip().lower(),
             "deed": deed,
             "business_units": units,
         }
         try:
-            valid.append(schemas.CooperativeCreate.model_validate(candidate))
+            valid.append(ImportRow(number, schemas.CooperativeCreate.model_validate(candidate)))
         except ValidationError as exc:
             for err in exc.errors():
                 field = ".".join(str(p) for p in err["loc"]) or "row"

@@ -1,0 +1,1 @@
+"""Adapters: tables, channel senders (SMTP, HTTP) and the name lookups templates need."""

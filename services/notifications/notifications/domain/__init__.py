@@ -1,0 +1,1 @@
+"""Pure rules of the notifications context: routing, message templates, delivery policy, digests."""

@@ -1,0 +1,1 @@
+"""Use cases of the notifications context: fan-out, recipients, deliveries, escalation, digests."""

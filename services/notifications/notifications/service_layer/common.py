@@ -1,0 +1,47 @@
+"""Small helpers every use case shares: clock, ids, dialect-aware upserts, UTC normalisation."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+# Ids made up for things that are not events on the bus (escalations, digests, announcements) are
+# derived from what they are about, so doing the same thing twice yields the same id (and no copy).
+NAMESPACE = uuid.UUID("6a1f6a52-7d1b-4f0e-9c39-3b7c4b0b5e10")
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+def derived_id(*parts: str) -> str:
+    return str(uuid.uuid5(NAMESPACE, "|".join(parts)))
+
+
+def utc(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes (we always store UTC): make every moment aware, in UTC."""
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        return moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC)
+
+
+def insert_for(session: AsyncSession, table: Table) -> Any:
+    """INSERT with ON CONFLICT support in the session's dialect."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    return (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
+
+
+def is_postgres(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "postgresql"

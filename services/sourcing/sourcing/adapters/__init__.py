@@ -1,0 +1,1 @@
+"""Sourcing's adapters: tables and reference data."""

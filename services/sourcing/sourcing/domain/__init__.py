@@ -1,0 +1,1 @@
+"""Sourcing's pure rules: no I/O, no framework."""

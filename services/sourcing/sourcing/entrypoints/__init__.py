@@ -1,0 +1,1 @@
+"""Sourcing's entrypoints: HTTP routes and event subscriptions."""

@@ -1,0 +1,1 @@
+"""Sourcing's use cases: handlers shared by the HTTP routes and the event consumers."""
