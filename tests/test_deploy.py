@@ -13,8 +13,14 @@ import yaml
 pytestmark = pytest.mark.unit
 
 ROOT = Path(__file__).resolve().parents[1]
-SERVICES = {"registry": 8001, "inventory": 8002, "sourcing": 8003, "reporting": 8004, "notifications": 8005,
-            "portal": 8000}
+SERVICES = {
+    "registry": 8001,
+    "inventory": 8002,
+    "sourcing": 8003,
+    "reporting": 8004,
+    "notifications": 8005,
+    "portal": 8000,
+}
 
 
 def compose() -> dict:
@@ -24,7 +30,10 @@ def compose() -> dict:
 def test_every_service_is_in_compose_with_healthcheck_and_healthy_dependencies() -> None:
     services = compose()["services"]
     assert {"rabbitmq", "postgres"} <= set(services)
-    assert services["rabbitmq"]["image"].startswith("rabbitmq:") and "management" in services["rabbitmq"]["image"]
+    assert (
+        services["rabbitmq"]["image"].startswith("rabbitmq:")
+        and "management" in services["rabbitmq"]["image"]
+    )
     for name, port in SERVICES.items():
         svc = services[name]
         assert svc["environment"]["SERVICE"] == name
@@ -32,7 +41,7 @@ def test_every_service_is_in_compose_with_healthcheck_and_healthy_dependencies()
         assert "/health/ready" in " ".join(svc["healthcheck"]["test"])
         conditions = {dep: spec["condition"] for dep, spec in svc["depends_on"].items()}
         assert conditions and set(conditions.values()) == {"service_healthy"}, (name, conditions)
-        assert svc["build"] == "." , "one Dockerfile shared by the services"
+        assert svc["build"] == ".", "one Dockerfile shared by the services"
     for name in ("inventory", "sourcing", "reporting", "notifications"):
         assert {"rabbitmq", "postgres", "registry"} <= set(services[name]["depends_on"])
         assert services[name]["environment"]["DATABASE_URL"].endswith(f"/{name}")
@@ -50,12 +59,25 @@ def test_docker_compose_config_where_the_plugin_exists() -> None:
     """`docker compose config` validates the file where the compose plugin is installed; without the
     plugin, the structural checks above are the proof and this checks the plugin's absence is real."""
     docker = shutil.which("docker")
-    has_plugin = bool(docker) and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    has_plugin = (
+        bool(docker) and subprocess.run([docker, "compose", "version"], capture_output=True).returncode == 0
+    )
     if not has_plugin:
-        assert docker is None or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0
+        assert (
+            docker is None
+            or subprocess.run([docker, "compose", "version"], capture_output=True).returncode != 0
+        )
         return
-    env = {**os.environ, "SERVICE_CLIENT_SECRET": "x" * 32, "KKMP_ADMIN_PASSWORD": "y" * 16,
-           "PORTAL_SESSION_SECRET": "z" * 32}
-    result = subprocess.run([docker, "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
-                            capture_output=True, text=True, env=env)
+    env = {
+        **os.environ,
+        "SERVICE_CLIENT_SECRET": "x" * 32,
+        "KKMP_ADMIN_PASSWORD": "y" * 16,
+        "PORTAL_SESSION_SECRET": "z" * 32,
+    }
+    result = subprocess.run(
+        [docker, "compose", "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        env=env,
+    )
     assert result.returncode == 0, result.stderr

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
@@ -44,7 +44,7 @@ from kkmp_shared.telemetry import (
 
 log = logging.getLogger("kkmp.app")
 
-AppHook = Callable[[FastAPI], Awaitable[None]]
+AppHook = Callable[[FastAPI], Coroutine[Any, Any, None]]
 
 
 class _MetricsMiddleware(BaseHTTPMiddleware):
@@ -212,7 +212,8 @@ async def _session(request: Request) -> AsyncIterator[AsyncSession]:
 
 
 def _outbox(request: Request) -> Outbox:
-    return request.app.state.outbox  # type: ignore[no-any-return]
+    outbox: Outbox = request.app.state.outbox
+    return outbox
 
 
 SessionDep = Annotated[AsyncSession, Depends(_session)]

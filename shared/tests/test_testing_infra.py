@@ -225,7 +225,10 @@ async def test_kill_and_restart_keeps_durable_messages(rabbit: PrivateRabbit) ->
 
     async with _connection(rabbit.url) as again:
         channel = await again.channel()
-        queue = await channel.declare_queue(queue_name, durable=True, passive=True)
+        try:
+            queue = await channel.declare_queue(queue_name, durable=True, passive=True)
+        except aio_pika.exceptions.ChannelNotFoundEntity:
+            pytest.fail(f"durable queue lost in the crash; node log:\n{rabbit.log_tail(80)}")
         bodies = []
         for _ in range(3):
             message = await queue.get(no_ack=True, timeout=5)

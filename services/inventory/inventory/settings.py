@@ -13,8 +13,6 @@ class InventorySettings(ServiceSettings):
     port: int = 8002
     # Seconds between scheduled detection scans; 0 disables the schedule (on-demand runs still work).
     detection_interval_s: float = Field(default=300, ge=0)
-    # How far in the future an `occurred_at` may be before it is refused (clocks of shop devices drift).
-    max_clock_skew_s: int = Field(default=300, ge=0)
     # The catalogue seed; defaults to the repository's data/commodities.csv.
     commodities_csv: Path | None = None
     # Idempotency keys are kept this long; a retry after that is treated as a new request.

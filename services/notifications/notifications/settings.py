@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from kkmp_shared.settings import ServiceSettings
 from pydantic import Field
 
@@ -12,6 +14,8 @@ class NotificationsSettings(ServiceSettings):
 
     # Links in messages point at the portal's pages (/koperasi/{id}, /kebutuhan/{id}).
     portal_url: str = "http://127.0.0.1:8000"
+    # Commodity and kelurahan names for messages (the repository's data/ directory by default).
+    reference_data_dir: Path | None = None
 
     # Email over SMTP. Without SMTP_HOST the email channel is off: users get the inbox only, and an
     # email subscription's deliveries are recorded as failed with the reason, never silently dropped.
@@ -20,7 +24,8 @@ class NotificationsSettings(ServiceSettings):
     smtp_from: str = "KKMP Surabaya <notifikasi@kkmp.surabaya.go.id>"
     smtp_username: str | None = None
     smtp_password: str | None = None
-    smtp_starttls: bool = False
+    # None: use STARTTLS when the server offers it.
+    smtp_starttls: bool | None = None
     smtp_use_tls: bool = False
     smtp_timeout_s: float = Field(default=10.0, gt=0)
 

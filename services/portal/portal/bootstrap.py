@@ -289,7 +289,7 @@ def create_app(
         session_cookie=settings.session_cookie,
         max_age=settings.session_max_age_s,
         same_site="lax",
-        https_only=settings.cookie_secure,
+        https_only=bool(settings.cookie_secure),
     )
-    app.add_middleware(SecurityHeaders, hsts=settings.cookie_secure)
+    app.add_middleware(SecurityHeaders, hsts=bool(settings.cookie_secure))
     return app

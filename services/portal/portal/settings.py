@@ -2,7 +2,7 @@
 
 Read from the environment like every service (``kkmp_shared.settings.ServiceSettings``). The session
 secret must be set outside demo mode (``PORTAL_SESSION_SECRET``); the cookie's Secure flag is on by
-default and switched off for plain-http localhost with ``PORTAL_COOKIE_SECURE=0``.
+default (off by default in demo mode) and can be set either way with ``PORTAL_COOKIE_SECURE``.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from kkmp_shared.settings import ServiceSettings
-from pydantic import AliasChoices, Field
+from pydantic import AliasChoices, Field, model_validator
 
 DEFAULT_SESSION_SECRET = "kkmp-demo-session-secret"
 
@@ -39,8 +39,9 @@ class PortalSettings(ServiceSettings):
     session_max_age_s: int = Field(
         default=8 * 3600, validation_alias=AliasChoices("PORTAL_SESSION_MAX_AGE_S", "session_max_age_s")
     )
-    cookie_secure: bool = Field(
-        default=True, validation_alias=AliasChoices("PORTAL_COOKIE_SECURE", "cookie_secure")
+    # Secure cookie: on unless set otherwise; demo mode (plain http on localhost) turns it off by default.
+    cookie_secure: bool | None = Field(
+        default=None, validation_alias=AliasChoices("PORTAL_COOKIE_SECURE", "cookie_secure")
     )
     upstream_timeout_s: float = Field(
         default=8.0, validation_alias=AliasChoices("PORTAL_UPSTREAM_TIMEOUT_S", "upstream_timeout_s")
@@ -49,6 +50,14 @@ class PortalSettings(ServiceSettings):
     reference_dir: Path = Field(
         default=_REPO_ROOT / "data", validation_alias=AliasChoices("PORTAL_REFERENCE_DIR", "reference_dir")
     )
+
+    @model_validator(mode="after")
+    def _cookie_secure_default(self) -> PortalSettings:
+        if self.cookie_secure is None:
+            self.cookie_secure = not self.demo
+        if not self.demo and len(self.session_secret) < 32:
+            raise ValueError("PORTAL_SESSION_SECRET must be at least 32 characters (it signs the session cookie)")
+        return self
 
     def secrets(self) -> dict[str, str | None]:
         return {**super().secrets(), "PORTAL_SESSION_SECRET": self.session_secret}

@@ -116,12 +116,13 @@ class World:
                 },
                 "status": "operating" if i % 11 else "formed",
                 "business_units": ["sembako", "lpg"] + (["apotek"] if i % 4 == 0 else []),
-                "board": {
-                    "ketua": f"Budi Santoso {i}",
-                    "sekretaris": f"Siti Aminah {i}",
-                    "bendahara": f"Dewi Lestari {i}",
-                    "pengawas": [f"Agus Salim {i}"],
-                },
+                "board": [
+                    {"id": f"b{i}-1", "name": f"Budi Santoso {i}", "position": "ketua"},
+                    {"id": f"b{i}-2", "name": f"Siti Aminah {i}", "position": "sekretaris"},
+                    {"id": f"b{i}-3", "name": f"Dewi Lestari {i}", "position": "bendahara"},
+                    {"id": f"b{i}-4", "name": f"Agus Salim {i}", "position": "pengawas_ketua"},
+                ],
+                "kelurahan_name": kel["name"],
                 "member_count": 40 + rng.randint(0, 260),
             }
             score = rng.randint(15, 98)
@@ -132,19 +133,20 @@ class World:
                 "level": level,
                 "factors": [
                     {
-                        "name": "sales_activity",
+                        "name": "trading_activity",
                         "value": round(score / 100, 2),
-                        "weight": 0.4,
-                        "note": "Penjualan 28 hari terakhir",
+                        "weight": 0.3,
+                        "note": "Ada penjualan pada 12 dari 28 hari terakhir (target 20 hari).",
                     },
                     {
-                        "name": "report_timeliness",
+                        "name": "reports_on_time",
                         "value": 1.0 if score > 50 else 0.0,
-                        "weight": 0.3,
-                        "note": "Laporan bulan lalu",
+                        "weight": 0.2,
+                        "note": "1 dari 1 laporan bulanan terakhir tepat waktu.",
                     },
-                    {"name": "stock_health", "value": round(rng.random(), 2), "weight": 0.3, "note": None},
+                    {"name": "stalled_stock", "value": round(rng.random(), 2), "weight": 0.2, "note": "–"},
                 ],
+                "computed_at": NOW.isoformat(),
             }
             items: dict[str, dict[str, Any]] = {}
             for c in COMMODITIES:
@@ -165,6 +167,8 @@ class World:
                     status = "low"
                 items[c["code"]] = {
                     "commodity": c["code"],
+                    "name": c["name"],
+                    "unit": c["unit"],
                     "on_hand": on_hand,
                     "last_sale_at": last_sale.isoformat(),
                     "avg_daily_sales": avg,
@@ -190,30 +194,40 @@ class World:
                     }
                 )
             need_id = str(uuid.uuid5(uuid.NAMESPACE_URL, f"need/{n}"))
+            commodity = rng.choice(COMMODITIES)["code"] if kind == "supply" else None
             self.needs[need_id] = {
                 "id": need_id,
                 "cooperative_id": coop_id,
                 "kind": kind,
-                "commodity": rng.choice(COMMODITIES)["code"] if kind == "supply" else None,
+                "commodity": commodity,
                 "quantity": float(rng.choice([50, 100, 250, 500])) if kind == "supply" else None,
                 "needed_by": (NOW + timedelta(days=rng.randint(3, 20))).date().isoformat(),
                 "description": "Permintaan warga meningkat menjelang hari raya; stok di gudang tidak cukup."
                 if kind == "supply"
                 else "Butuh pendampingan pembukuan dan akses modal kerja.",
                 "status": status,
+                "submitted_at": created.isoformat(),
                 "created_at": created.isoformat(),
                 "history": history,
+                "unit": next(c["unit"] for c in COMMODITIES if c["code"] == commodity) if commodity else None,
+                "cooperative_name": self.coops[coop_id]["name"],
             }
         self.suppliers = [
             {
                 "id": f"sup-{i}",
                 "name": name,
-                "contact": {"phone": f"0812-3456-78{i:02d}", "email": f"sales{i}@contoh.id"},
+                "kind": "wholesaler",
+                "contact": "Bagian penjualan",
+                "phone": f"0812-3456-78{i:02d}",
+                "email": f"sales{i}@contoh.id",
+                "active": True,
+                "performance": {"orders": 4 + i, "on_time": 3, "on_time_rate": 0.75, "fill_rate": 0.9},
                 "service_kecamatan_codes": codes,
                 "offers": [
                     {
                         "commodity": c,
-                        "unit_price": PRICE[c] * 0.9,
+                        "unit_price": int(PRICE[c] * 0.9),
+                        "unit": next(x["unit"] for x in COMMODITIES if x["code"] == c),
                         "min_order": 50,
                         "capacity_per_week": 2000,
                         "lead_time_days": 2 + i,
@@ -249,6 +263,9 @@ class World:
                 "quantity": round(self.stock[cid][code]["on_hand"] / 2, 1),
                 "distance_km": round(rng.uniform(0.8, 6), 1),
                 "status": "proposed",
+                "reason": "Koperasi tujuan kehabisan stok komoditas ini.",
+                "from_side": {"decision": None},
+                "to_side": {"decision": None},
                 "created_at": (NOW - timedelta(hours=n * 5)).isoformat(),
             }
         self.reports: dict[str, list[dict[str, Any]]] = {cid: [] for cid in self.coop_ids}
@@ -410,7 +427,7 @@ def build_fake(world: World) -> Starlette:
                     "id": f"p-{code}",
                     "sector": "kuliner",
                     "description": "Sentra olahan ikan asap dan kerupuk",
-                    "priority": "high",
+                    "priority": 1,
                 }
             ]
             if code.endswith(("1", "3"))
@@ -423,14 +440,25 @@ def build_fake(world: World) -> Starlette:
             {
                 "id": "t1",
                 "title": "Pembukuan koperasi dasar",
-                "date": "2025-09-14",
+                "topic": "pembukuan",
+                "starts_on": "2025-09-14",
+                "status": "completed",
                 "location": "Gedung Dinkopdag",
-                "participants": [{"cooperative_id": world.coop_ids[0]}],
+                "participants": [
+                    {
+                        "id": "pa1",
+                        "cooperative_id": world.coop_ids[0],
+                        "name": "Siti Aminah 0",
+                        "attended": True,
+                    }
+                ],
             },
             {
                 "id": "t2",
                 "title": "Digitalisasi penjualan sembako",
-                "date": "2025-10-02",
+                "topic": "digital",
+                "starts_on": "2025-10-02",
+                "status": "planned",
                 "location": "Balai RW 5 Rungkut",
                 "participants": [],
             },
@@ -447,7 +475,8 @@ def build_fake(world: World) -> Starlette:
 
     @inventory.get("/cooperatives/{coop_id}/movements")
     async def movements(request: Request, coop_id: str, limit: int = 10) -> Any:
-        return scope_read(request, coop_id) or list(reversed(world.movements[coop_id]))[:limit]
+        rows = list(reversed(world.movements[coop_id])) if coop_id in world.movements else []
+        return scope_read(request, coop_id) or {"items": rows[:limit], "total": len(rows)}
 
     @inventory.post("/cooperatives/{coop_id}/movements")
     async def record(request: Request, coop_id: str, idempotency_key: str | None = Header(None)) -> Any:
@@ -458,6 +487,13 @@ def build_fake(world: World) -> Starlette:
             status, body = world.idempotency[idempotency_key]
             return JSONResponse(body, status_code=status)
         body = await request.json()
+        if "unit_price" in body and not isinstance(body["unit_price"], int):
+            return error(
+                422,
+                "validation_error",
+                "Invalid input: unit_price.",
+                [{"field": "unit_price", "message": "whole rupiah", "type": "int_type"}],
+            )
         qty = float(body.get("quantity") or 0)
         code = body.get("commodity")
         if qty <= 0 or code not in PRICE:
@@ -506,11 +542,14 @@ def build_fake(world: World) -> Starlette:
             }
             world.movements[coop_id].append(movement)
             result = (201, movement)
-        if idempotency_key:
+        if idempotency_key and result[0] == 201:  # like inventory: only a recorded movement is remembered
             world.idempotency[idempotency_key] = result
         return JSONResponse(result[1], status_code=result[0])
 
     # --- sourcing ---
+    def page(rows: list[dict[str, Any]], limit: int = 500) -> dict[str, Any]:
+        return {"items": rows[:limit], "total": len(rows), "limit": limit, "offset": 0}
+
     def visible_needs(request: Request) -> list[dict[str, Any]]:
         return [n for n in world.needs.values() if world.can_read(request.state.claims, n["cooperative_id"])]
 
@@ -522,14 +561,20 @@ def build_fake(world: World) -> Starlette:
         kind: str | None = None,
     ) -> Any:
         if cooperative_id and not world.can_read(request.state.claims, cooperative_id):
-            return []
-        return [
-            n
-            for n in visible_needs(request)
-            if (not status or n["status"] == status)
-            and (not cooperative_id or n["cooperative_id"] == cooperative_id)
-            and (not kind or n["kind"] == kind)
-        ]
+            return page([])
+        return page(
+            sorted(
+                (
+                    n
+                    for n in visible_needs(request)
+                    if (not status or n["status"] == status)
+                    and (not cooperative_id or n["cooperative_id"] == cooperative_id)
+                    and (not kind or n["kind"] == kind)
+                ),
+                key=lambda n: n["created_at"],
+                reverse=True,
+            )
+        )
 
     @sourcing.get("/needs/{need_id}")
     async def need(request: Request, need_id: str) -> Any:
@@ -569,11 +614,20 @@ def build_fake(world: World) -> Starlette:
                 "Invalid input: description.",
                 [{"field": "description", "message": "Field required", "type": "missing"}],
             )
+        allowed = {"cooperative_id", "kind", "commodity", "quantity", "amount", "needed_by", "description"}
+        if set(body) - allowed or (
+            body["kind"] == "supply" and not (body.get("commodity") and body.get("quantity"))
+        ):
+            return error(
+                422, "validation_error", "Invalid input.", [{"field": "quantity", "type": "missing"}]
+            )
         need_id = str(uuid.uuid4())
         world.needs[need_id] = {
             "id": need_id,
             "status": "open",
             "created_at": datetime.now(UTC).isoformat(),
+            "submitted_at": datetime.now(UTC).isoformat(),
+            "cooperative_name": world.coops[coop_id]["name"],
             "history": [{"status": "open", "at": datetime.now(UTC).isoformat()}],
             "commodity": None,
             "quantity": None,
@@ -596,32 +650,48 @@ def build_fake(world: World) -> Starlette:
         if not n:
             return error(404, "not_found", "The need does not exist.")
         body = await request.json()
+        if set(body) - {"status", "note", "assigned_to"}:
+            return error(422, "validation_error", "Unknown field.")
         if body.get("status") not in flow.get(n["status"], set()):
             return error(409, "illegal_transition", f"Cannot go from {n['status']} to {body.get('status')}.")
         n["status"] = body["status"]
+        n["assigned_to"] = body.get("assigned_to") or n.get("assigned_to")
         n["history"].append(
-            {"status": body["status"], "at": datetime.now(UTC).isoformat(), "note": body.get("note")}
+            {
+                "old_status": n["history"][-1]["status"],
+                "status": body["status"],
+                "at": datetime.now(UTC).isoformat(),
+                "note": body.get("note"),
+                "assigned_to": body.get("assigned_to"),
+            }
         )
         return n
 
     @sourcing.get("/suppliers")
     async def suppliers(commodity: str | None = None) -> Any:
-        return [
-            s
-            for s in world.suppliers
-            if not commodity or any(o["commodity"] == commodity for o in s["offers"])
-        ]
+        return page(
+            [
+                s
+                for s in world.suppliers
+                if not commodity or any(o["commodity"] == commodity for o in s["offers"])
+            ]
+        )
 
     @sourcing.get("/orders")
     async def orders(need_id: str | None = None) -> Any:
-        return [o for o in world.orders if not need_id or o["need_id"] == need_id]
+        return page([o for o in world.orders if not need_id or o["need_id"] == need_id])
 
     @sourcing.post("/orders")
     async def place_order(request: Request) -> Any:
         body = await request.json()
+        supplier = next((s for s in world.suppliers if s["id"] == body.get("supplier_id")), None)
+        if supplier is None:
+            return error(404, "not_found", "No such supplier.")
         order = {
             "id": str(uuid.uuid4()),
             "status": "placed",
+            "supplier_name": supplier["name"],
+            "placed_at": datetime.now(UTC).isoformat(),
             "created_at": datetime.now(UTC).isoformat(),
             **body,
         }
@@ -630,13 +700,18 @@ def build_fake(world: World) -> Starlette:
 
     @sourcing.get("/redistributions")
     async def redistributions(
-        request: Request, commodity: str | None = None, status: str | None = None
+        request: Request,
+        commodity: str | None = None,
+        status: str | None = None,
+        cooperative_id: str | None = None,
     ) -> Any:
         claims = request.state.claims
         rows = [
             p
             for p in world.redistributions.values()
-            if (not commodity or p["commodity"] == commodity) and (not status or p["status"] == status)
+            if (not commodity or p["commodity"] == commodity)
+            and (not status or p["status"] == status)
+            and (not cooperative_id or cooperative_id in (p["from_cooperative_id"], p["to_cooperative_id"]))
         ]
         if claims.get("role") == "coop_manager":
             rows = [
@@ -644,7 +719,7 @@ def build_fake(world: World) -> Starlette:
                 for p in rows
                 if claims.get("cooperative_id") in (p["from_cooperative_id"], p["to_cooperative_id"])
             ]
-        return rows
+        return page(rows)
 
     @sourcing.post("/redistributions/{pid}/{decision}")
     async def decide(request: Request, pid: str, decision: str) -> Any:
@@ -653,7 +728,24 @@ def build_fake(world: World) -> Starlette:
             return error(404, "not_found", "No such proposal.")
         if p["status"] != "proposed":
             return error(409, "already_decided", "The proposal was already answered.")
-        p["status"] = "accepted" if decision == "accept" else "declined"
+        claims = request.state.claims
+        if claims.get("role") == "coop_manager":
+            mine = claims.get("cooperative_id")
+            sides = [
+                s
+                for s, key in (("from_side", "from_cooperative_id"), ("to_side", "to_cooperative_id"))
+                if p[key] == mine
+            ]
+            if not sides:
+                return error(404, "not_found", "No such proposal.")
+        else:
+            sides = ["from_side", "to_side"]
+        for side in sides:
+            p[side] = {"decision": decision, "decided_at": datetime.now(UTC).isoformat()}
+        if decision == "decline":
+            p["status"] = "declined"
+        elif all(p[s].get("decision") == "accept" for s in ("from_side", "to_side")):
+            p["status"] = "accepted"
         return p
 
     # --- reporting ---
@@ -704,10 +796,16 @@ def build_fake(world: World) -> Starlette:
 
     @reporting.get("/cooperatives")
     async def coop_health() -> Any:
-        return [
-            {"cooperative_id": cid, "score": h["score"], "level": h["level"]}
+        rows = [
+            {
+                "cooperative_id": cid,
+                "name": world.coops[cid]["name"],
+                "score": h["score"],
+                "level": h["level"],
+            }
             for cid, h in world.health.items()
         ]
+        return {"items": rows, "total": len(rows)}
 
     @reporting.get("/cooperatives/{coop_id}/health")
     async def health(request: Request, coop_id: str) -> Any:
@@ -738,7 +836,9 @@ def build_fake(world: World) -> Starlette:
             "weeks": [
                 {
                     "week_start": (start + timedelta(weeks=i)).isoformat(),
-                    "sales": 180_000_000 + i * 9_000_000 + (i % 3) * 14_000_000,
+                    "value": 180_000_000 + i * 9_000_000 + (i % 3) * 14_000_000,
+                    "sales": 1200 + i * 40,
+                    "transactions": 1200 + i * 40,
                     "stalled_value": 42_000_000 - i * 1_500_000,
                 }
                 for i in range(weeks)
@@ -747,7 +847,10 @@ def build_fake(world: World) -> Starlette:
 
     @reporting.get("/cooperatives/{coop_id}/reports")
     async def reports(request: Request, coop_id: str) -> Any:
-        return scope_read(request, coop_id) or world.reports[coop_id]
+        return scope_read(request, coop_id) or {
+            "items": world.reports[coop_id],
+            "total": len(world.reports[coop_id]),
+        }
 
     @reporting.post("/cooperatives/{coop_id}/reports")
     async def submit_report(request: Request, coop_id: str) -> Any:
@@ -755,6 +858,10 @@ def build_fake(world: World) -> Starlette:
         if denied:
             return denied
         body = await request.json()
+        allowed = {"period", "omzet", "transactions", "members", "simpanan", "notes"}
+        strict_ints = [k for k in ("omzet", "transactions", "members", "simpanan") if k in body]
+        if set(body) - allowed or any(not isinstance(body[k], int) for k in strict_ints):
+            return error(422, "validation_error", "Invalid input.", [{"field": "omzet", "type": "int_type"}])
         if any(r["period"] == body.get("period") for r in world.reports[coop_id]):
             return error(409, "duplicate", "A report for this period exists.")
         report = {
@@ -773,7 +880,7 @@ def build_fake(world: World) -> Starlette:
         lines = ["id,name"] + [f"{c['id']},{c['name']}" for c in list(world.coops.values())[:5]]
         return Response("\n".join(lines) + "\n", media_type="text/csv")
 
-    @reporting.get("/exports/monthly.pdf")
+    @reporting.get("/exports/monthly-report.pdf")
     async def monthly_pdf(period: str = "") -> Any:
         return Response(b"%PDF-1.4\n% fake\n", media_type="application/pdf")
 
@@ -784,6 +891,18 @@ def build_fake(world: World) -> Starlette:
         if unread == "true":
             rows = [n for n in rows if not n["read_at"]]
         return rows
+
+    @notifications.get("/me/notifications/summary")
+    async def inbox_summary(request: Request) -> Any:
+        rows = world.notifications.get(request.state.claims["sub"], [])
+        return {"total": len(rows), "unread": sum(1 for n in rows if not n["read_at"])}
+
+    @notifications.post("/me/notifications/read-all")
+    async def read_all(request: Request) -> Any:
+        rows = [n for n in world.notifications.get(request.state.claims["sub"], []) if not n["read_at"]]
+        for n in rows:
+            n["read_at"] = datetime.now(UTC).isoformat()
+        return {"marked": len(rows)}
 
     @notifications.post("/me/notifications/{nid}/read")
     async def read(request: Request, nid: str) -> Any:

@@ -97,7 +97,7 @@ def test_officer_dashboard(desktop: Page, artifacts: Path) -> None:
     assert page.get_by_role("heading", name="Peta kecamatan: Nilai stok macet").is_visible()
     page.screenshot(path=str(artifacts / "dashboard-stalled-map.png"), full_page=False)
     # clicking a cooperative's point opens its page
-    page.locator("svg.map a").first.dispatch_event("click")
+    page.locator("svg.map a circle").first.click()
     page.wait_for_load_state("networkidle")
     assert "/koperasi/" in page.url
     assert page.get_by_role("heading", name="Kesehatan koperasi").is_visible()

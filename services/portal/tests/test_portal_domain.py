@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from portal.domain import dashboard as dash
-from portal.domain import geo
+from portal.domain import geo, proposals
 from portal.domain.identity import MalformedToken, User, token_claims
 from portal.domain.messages import field_errors, message_for
 
@@ -246,3 +246,37 @@ def test_officers_may_open_any_cooperative_page() -> None:
 def test_malformed_tokens(token: str) -> None:
     with pytest.raises(MalformedToken):
         token_claims(token)
+
+
+# --- proposals ---
+
+
+def proposal(
+    status: str = "proposed", from_decision: str | None = None, to_decision: str | None = None
+) -> dict:
+    return {
+        "status": status,
+        "from_cooperative_id": "a",
+        "to_cooperative_id": "b",
+        "from_side": {"decision": from_decision},
+        "to_side": {"decision": to_decision},
+    }
+
+
+def test_who_still_has_to_answer_a_proposal() -> None:
+    assert proposals.awaits_answer(proposal(), "a") and proposals.awaits_answer(proposal(), "b")
+    half = proposal(to_decision="accept")
+    assert proposals.awaits_answer(half, "a")
+    assert not proposals.awaits_answer(half, "b")
+    assert proposals.awaits_answer(half, None)  # an officer sees it still open
+    assert not proposals.awaits_answer(proposal("accepted", "accept", "accept"), None)
+    assert not proposals.awaits_answer(proposal("declined", "decline"), "b")
+    assert not proposals.awaits_answer(proposal(), "c")  # not one of its sides
+    assert proposals.involves(proposal(), "a") and not proposals.involves(proposal(), "c")
+
+
+def test_server_errors_name_the_service_whatever_their_code() -> None:
+    assert message_for(503, "unavailable", "reporting").startswith(
+        "Layanan laporan sedang mengalami gangguan"
+    )
+    assert message_for(503, "auth_unavailable", "inventory").startswith("Layanan akun")

@@ -19,14 +19,16 @@ import pytest
 
 pytestmark = pytest.mark.integration
 
-CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
+CSRF = re.compile(r'name="csrf_token" value="([^"]*)"')
 IDEMPOTENCY = re.compile(r'name="idempotency_key" value="([^"]+)"')
 
 
 def csrf_of(html: str) -> str:
-    match = CSRF.search(html)
-    assert match, "page has no CSRF field"
-    return match.group(1)
+    """The page's CSRF token; every form on the page (logout in the header included) must carry it."""
+    tokens = CSRF.findall(html)
+    assert tokens, "page has no CSRF field"
+    assert len(set(tokens)) == 1 and tokens[0], f"forms carry different or empty CSRF tokens: {tokens}"
+    return tokens[0]
 
 
 def login(base: str, username: str, password: str) -> httpx.Client:
@@ -518,16 +520,25 @@ def test_manager_answers_a_redistribution_proposal(manager: httpx.Client, world:
         "quantity": 40.0,
         "distance_km": 2.3,
         "status": "proposed",
+        "from_side": {"decision": None},
+        "to_side": {"decision": None},
     }
     world.redistributions["red-mine"] = proposal
     page = manager.get(f"/koperasi/{coop}/usulan")
     assert "Koperasi Anda akan menerima barang ini." in page.text
+    assert 'action="/usulan/red-mine/terima"' in page.text
     response = manager.post(
         "/usulan/red-mine/terima",
         data={"csrf_token": csrf_of(page.text), "kembali": f"/koperasi/{coop}/usulan"},
     )
     assert response.headers["location"] == f"/koperasi/{coop}/usulan"
-    assert proposal["status"] == "accepted"
+    call = upstream_calls(world, "POST", "/sourcing/redistributions/red-mine/accept")[-1]
+    assert json.loads(call[3]) == {}
+    # this side has answered; the other side still has to, so no buttons for this cooperative any more
+    assert proposal["to_side"]["decision"] == "accept" and proposal["status"] == "proposed"
+    after = manager.get(f"/koperasi/{coop}/usulan").text
+    assert "Penerima menerima" in after
+    assert 'action="/usulan/red-mine/terima"' not in after
 
 
 def test_notifications_mark_read(manager: httpx.Client, world: Any) -> None:

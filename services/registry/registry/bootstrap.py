@@ -1,13 +1,19 @@
-"""Composition root of the registry: builds the app and wires its dependencies."""
+"""Composition root of the registry: builds the app and wires its dependencies.
+
+`uvicorn registry.bootstrap:create_app --factory --port 8001` runs it; tests call `create_app(settings,
+key_source=...)` with their own settings and, optionally, extra token keys.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from fastapi import FastAPI
 from kkmp_shared.app import create_service_app
-from kkmp_shared.auth import StaticKeySource
+from kkmp_shared.auth import KeySource, StaticKeySource
 from kkmp_shared.events.contracts import (
     CooperativeRegistered,
     CooperativeUpdated,
@@ -32,6 +38,23 @@ log = logging.getLogger("kkmp.registry")
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 REPO_DATA = SERVICE_DIR.parent.parent / "data"
 DEMO_SERVICE_CLIENTS = "kkmp-service:kkmp-demo-service-secret"
+# Rows per INSERT of the region upsert: both databases cap bound parameters per statement (a province's
+# or the country's 83,000 kelurahan would not fit in one).
+REGION_CHUNK = 1000
+
+
+class OwnKeyFirst(KeySource):
+    """The registry's own public key, then (tests, key rotation) any further source."""
+
+    def __init__(self, own: StaticKeySource, extra: KeySource | None = None) -> None:
+        self.own = own
+        self.extra = extra
+
+    async def get(self, kid: str | None) -> Any:
+        key = await self.own.get(kid)
+        if key is None and self.extra is not None:
+            key = await self.extra.get(kid)
+        return key
 
 
 def parse_clients(spec: str | None) -> dict[str, str]:
@@ -74,11 +97,13 @@ async def load_reference_regions(app: FastAPI) -> None:
                 ],
             ),
         ):
-            stmt = insert(table).values(rows)
-            stmt = stmt.on_conflict_do_update(
-                index_elements=[table.c.code], set_={c: stmt.excluded[c] for c in rows[0] if c != "code"}
-            )
-            await session.execute(stmt)
+            for start in range(0, len(rows), REGION_CHUNK):
+                chunk = rows[start : start + REGION_CHUNK]
+                stmt = insert(table).values(chunk)
+                stmt = stmt.on_conflict_do_update(
+                    index_elements=[table.c.code], set_={c: stmt.excluded[c] for c in chunk[0] if c != "code"}
+                )
+                await session.execute(stmt)
     log.info("regions loaded: %d kecamatan, %d kelurahan", len(kecamatan), len(kelurahan))
 
 
@@ -97,9 +122,17 @@ async def ensure_admin(app: FastAPI) -> None:
         )
 
 
-def create_app(settings: RegistrySettings | None = None) -> FastAPI:
+def create_app(
+    settings: RegistrySettings | None = None,
+    *,
+    key_source: Callable[[RegistrySettings], KeySource] | None = None,
+) -> FastAPI:
+    """The registry app. `key_source` adds keys that verify tokens besides the registry's own (tests
+    mint tokens with their own key; an operator rotating keys can accept the previous one a while)."""
     settings = settings or RegistrySettings()
     signing_key = SigningKey.load_or_create(settings.key_path)
+    own = StaticKeySource(signing_key.jwks())
+    extra = key_source(settings) if key_source is not None else None
     app = create_service_app(
         settings,
         title="KKMP Registry",
@@ -117,7 +150,7 @@ def create_app(settings: RegistrySettings | None = None) -> FastAPI:
         ],
         on_startup=[load_reference_regions, ensure_admin],
         # The registry verifies its own tokens with its own public key: no JWKS round trip to itself.
-        key_source=lambda _settings: StaticKeySource(signing_key.jwks()),
+        key_source=lambda _settings: OwnKeyFirst(own, extra),
     )
     app.state.signing_key = signing_key
     clients = parse_clients(settings.service_clients)

@@ -14,7 +14,10 @@ class RegistrySettings(ServiceSettings):
     service_name: str = "registry"
     port: int = 8001
     admin_password: str | None = Field(
-        default=None, validation_alias=AliasChoices("KKMP_ADMIN_PASSWORD", "admin_password")
+        default=None,
+        min_length=8,
+        max_length=200,
+        validation_alias=AliasChoices("KKMP_ADMIN_PASSWORD", "admin_password"),
     )
     token_ttl_s: int = 3600
     signing_key_path: Path | None = None
@@ -35,7 +38,16 @@ class RegistrySettings(ServiceSettings):
         raise ValueError("KKMP_ADMIN_PASSWORD must be set outside demo mode")
 
     def secrets(self) -> dict[str, str | None]:
-        return {**super().secrets(), "KKMP_ADMIN_PASSWORD": self.admin_password or DEMO_ADMIN_PASSWORD}
+        clients = {
+            f"SERVICE_CLIENTS ({item.split(':', 1)[0].strip()})": item.split(":", 1)[1].strip()
+            for item in (self.service_clients or "").split(",")
+            if ":" in item
+        }
+        return {
+            **super().secrets(),
+            **clients,
+            "KKMP_ADMIN_PASSWORD": self.admin_password or DEMO_ADMIN_PASSWORD,
+        }
 
     @property
     def key_path(self) -> Path:

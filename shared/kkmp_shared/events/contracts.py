@@ -127,6 +127,12 @@ class StockMoved(CooperativeRef):
     on_hand_after: Decimal
     occurred_at: datetime
     reference: str | None = None
+    # Signed change in stock on hand (negative for sales, transfers out, spoilage, decreasing adjustments).
+    delta: Decimal | None = None
+    # Average unit cost booked with the movement (whole rupiah), and why it happened.
+    unit_cost: int | None = None
+    reason: str | None = None
+    note: str | None = None
 
 
 class StockLow(CooperativeRef):
@@ -138,6 +144,7 @@ class StockLow(CooperativeRef):
     avg_daily_sales: Decimal
     days_of_cover: Decimal
     detected_at: datetime
+    low_cover_days: int | None = None
 
 
 class StockStockout(CooperativeRef):
@@ -160,6 +167,9 @@ class StockStalled(CooperativeRef):
     value: int
     unit_cost: int | None = None
     detected_at: datetime
+    # The threshold in force and when the stock last moved (last sale, transfer out or oldest receipt).
+    stall_days: int | None = None
+    unmoved_since: datetime | None = None
 
 
 class StockRecovered(CooperativeRef):
@@ -183,6 +193,9 @@ class PriceCeilingExceeded(CooperativeRef):
     price_ceiling: int
     excess: int
     occurred_at: datetime
+    # HET (binding maximum) or HAP (reference price); excess over the whole sale (excess × quantity).
+    ceiling_kind: str | None = None
+    total_excess: int | None = None
 
 
 # --- sourcing -----------------------------------------------------------------------------------
@@ -221,6 +234,9 @@ class SupplierMatch(BaseModel):
     score: float
     quantity: Decimal | None = None
     unit_price: int | None = None
+    lead_time_days: int | None = None
+    distance_km: float | None = None
+    reasons: list[str] = []
 
 
 class SupplierMatched(CooperativeRef):
@@ -231,6 +247,8 @@ class SupplierMatched(CooperativeRef):
     quantity: Decimal | None = None
     matches: list[SupplierMatch]
     split: bool = False
+    # When `split`: how the quantity divides over suppliers (supplier_id, quantity, unit_price).
+    split_parts: list[SupplierMatch] = []
 
 
 class RedistributionProposed(CooperativeRef):
@@ -276,6 +294,9 @@ class OrderPlaced(CooperativeRef):
     quantity: Decimal
     unit_price: int
     placed_at: datetime
+    # A pooled order (several cooperatives' needs) announces one event per cooperative, same order_id.
+    pooled: bool = False
+    total_quantity: Decimal | None = None
 
 
 class OrderDelivered(CooperativeRef):

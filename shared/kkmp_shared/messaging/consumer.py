@@ -312,7 +312,7 @@ class ConsumerRunner:
     async def _retry_or_dead_letter(
         self, sub: Subscription, message: AbstractIncomingMessage, exc: BaseException
     ) -> None:
-        attempt = int((message.headers or {}).get("x-kkmp-attempt", 1) or 1)
+        attempt = int(str((message.headers or {}).get("x-kkmp-attempt", 1) or 1))
         if attempt > len(self.retry_delays_ms):
             await self._dead_letter(sub, message, f"failed after {attempt} attempts: {exc!r}")
             return

@@ -102,7 +102,7 @@ class OutboxRelay:
             return 0
         if self.db.is_sqlite:
             async with self.db.session() as session:
-                rows = (await session.execute(self._pending())).all()
+                rows = list((await session.execute(self._pending())).all())
                 await session.commit()
             if not rows:
                 return 0
@@ -111,7 +111,7 @@ class OutboxRelay:
                 ok = await self._mark(session, rows, results)
         else:
             async with self.db.session() as session, session.begin():
-                rows = (await session.execute(self._pending().with_for_update(skip_locked=True))).all()
+                rows = list((await session.execute(self._pending().with_for_update(skip_locked=True))).all())
                 if not rows:
                     return 0
                 results = await self._publish_all(exchange, rows)

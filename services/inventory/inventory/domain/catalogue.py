@@ -53,7 +53,7 @@ def read_catalogue(path: Path) -> list[CatalogueEntry]:
                     name=row["name"].strip(),
                     unit=row["unit"].strip(),
                     price_ceiling=ceiling,
-                    ceiling_kind=(row.get("ceiling_kind") or "").strip() or None if ceiling else None,
+                    ceiling_kind=((row.get("ceiling_kind") or "").strip() or None) if ceiling else None,
                     legal_basis=(row.get("legal_basis") or "").strip() or None,
                     stall_days=_int_or_none(row.get("stall_days")) or DEFAULT_STALL_DAYS,
                     low_cover_days=_int_or_none(row.get("low_cover_days")) or DEFAULT_LOW_COVER_DAYS,
@@ -84,3 +84,33 @@ def ceiling_excess(unit_price: int | None, ceiling: int | None) -> int | None:
     if unit_price is None or ceiling is None or unit_price <= ceiling:
         return None
     return unit_price - ceiling
+
+
+def read_ceiling_history(path: Path) -> dict[str, list[CeilingPeriod]]:
+    """Known earlier ceilings (code,price_ceiling,ceiling_kind,legal_basis,effective_from), per commodity."""
+    history: dict[str, list[CeilingPeriod]] = {}
+    with path.open(encoding="utf-8", newline="") as handle:
+        for row in csv.DictReader(handle):
+            history.setdefault(row["code"].strip(), []).append(
+                CeilingPeriod(
+                    price_ceiling=_int_or_none(row.get("price_ceiling")),
+                    ceiling_kind=(row.get("ceiling_kind") or "").strip() or None,
+                    legal_basis=(row.get("legal_basis") or "").strip() or None,
+                    effective_from=datetime.fromisoformat(row["effective_from"].strip()).replace(tzinfo=UTC),
+                )
+            )
+    return history
+
+
+def initial_ceilings(entry: CatalogueEntry, history: Sequence[CeilingPeriod]) -> list[CeilingPeriod]:
+    """The ceiling periods a newly seeded commodity starts with: its known history, ending with the
+    catalogue's current ceiling (from the catalogue epoch when no history dates it)."""
+    periods = sorted(history, key=lambda p: p.effective_from)
+    if periods and periods[-1].price_ceiling == entry.price_ceiling:
+        return periods
+    if entry.price_ceiling is None and not periods:
+        return []
+    start = CATALOGUE_EPOCH if not periods else max(periods[-1].effective_from, CATALOGUE_EPOCH)
+    current = CeilingPeriod(entry.price_ceiling, entry.ceiling_kind, entry.legal_basis, start)
+    # A catalogue value that contradicts the history's last entry wins from that entry's date on.
+    return [*periods[:-1], current] if periods else [current]

@@ -125,7 +125,9 @@ class AppliedMovement:
     value: int | None
 
 
-def apply_movement(state: StockState, draft: MovementDraft, fallback_unit_cost: int | None) -> AppliedMovement:
+def apply_movement(
+    state: StockState, draft: MovementDraft, fallback_unit_cost: int | None
+) -> AppliedMovement:
     """Apply one movement to `state` in place; raises InsufficientStock instead of going below zero.
 
     Inflows add a lot and their cost (their unit price, else the current average cost, else the last

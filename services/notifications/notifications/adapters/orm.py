@@ -94,7 +94,9 @@ routing_rules = Table(
     Column("created_by", String(100)),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
-    UniqueConstraint("event_type", "audience", "match_field", "conditions_key", name="uq_routing_rules_identity"),
+    UniqueConstraint(
+        "event_type", "audience", "match_field", "conditions_key", name="uq_routing_rules_identity"
+    ),
 )
 
 # --- in-app inbox -----------------------------------------------------------------------------------
@@ -176,7 +178,9 @@ subscriptions = Table(
 subscription_types = Table(
     "subscription_types",
     metadata,
-    Column("subscription_id", String(36), ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "subscription_id", String(36), ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("event_type", String(100), primary_key=True),
     Index("ix_subscription_types_event_type", "event_type"),
 )
@@ -184,7 +188,9 @@ subscription_types = Table(
 subscription_scopes = Table(
     "subscription_scopes",
     metadata,
-    Column("subscription_id", String(36), ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True),
+    Column(
+        "subscription_id", String(36), ForeignKey("subscriptions.id", ondelete="CASCADE"), primary_key=True
+    ),
     Column("kecamatan_code", String(20), primary_key=True),
 )
 
@@ -226,7 +232,9 @@ delivery_attempts = Table(
     "delivery_attempts",
     metadata,
     Column("id", SeqType, primary_key=True, autoincrement=True),
-    Column("delivery_id", String(36), ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False, index=True),
+    Column(
+        "delivery_id", String(36), ForeignKey("deliveries.id", ondelete="CASCADE"), nullable=False, index=True
+    ),
     Column("number", Integer, nullable=False),
     Column("started_at", DateTime(timezone=True), nullable=False),
     Column("duration_ms", Integer, nullable=False),

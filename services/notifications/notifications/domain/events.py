@@ -14,8 +14,13 @@ from typing import ClassVar
 from kkmp_shared.events.contracts import EVENT_MODELS, CooperativeRef, EventData, NeedKind
 
 NOT_ROUTABLE = frozenset(
-    {"stock.moved.v1", "member.joined.v1", "user.created.v1", "notification.delivered.v1",
-     "notification.failed.v1"}
+    {
+        "stock.moved.v1",
+        "member.joined.v1",
+        "user.created.v1",
+        "notification.delivered.v1",
+        "notification.failed.v1",
+    }
 )
 
 #: Contract event types the alerts queue is bound to.

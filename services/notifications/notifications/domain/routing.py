@@ -81,7 +81,9 @@ def targets(rules: Iterable[RoutingRule], data: Mapping[str, Any]) -> list[Targe
     return found
 
 
-def _rule(event_type: str, audience: str, match_field: str | None = None, **when: tuple[str, ...]) -> RoutingRule:
+def _rule(
+    event_type: str, audience: str, match_field: str | None = None, **when: tuple[str, ...]
+) -> RoutingRule:
     return RoutingRule(event_type, audience, match_field, when)
 
 
@@ -89,7 +91,12 @@ def _rule(event_type: str, audience: str, match_field: str | None = None, **when
 CONTRACT_RULES: tuple[RoutingRule, ...] = (
     *(
         rule
-        for event_type in ("stock.stalled.v1", "stock.low.v1", "stock.stockout.v1", "price.ceiling_exceeded.v1")
+        for event_type in (
+            "stock.stalled.v1",
+            "stock.low.v1",
+            "stock.stockout.v1",
+            "price.ceiling_exceeded.v1",
+        )
         for rule in (_rule(event_type, "cooperative_managers"), _rule(event_type, "officers_in_scope"))
     ),
     _rule("need.submitted.v1", "officers_in_scope"),

@@ -41,17 +41,21 @@ class CooperativeName:
 
 @dataclass(frozen=True)
 class Names:
-    """What a template may look up: cooperatives by id, commodity names by code."""
+    """What a template may look up: cooperatives by id, kelurahan and commodity names by code."""
 
     cooperatives: Mapping[str, CooperativeName] = field(default_factory=dict)
     commodities: Mapping[str, str] = field(default_factory=dict)
+    kelurahan: Mapping[str, str] = field(default_factory=dict)
 
     def cooperative(self, cooperative_id: Any, kelurahan_code: Any = None) -> str:
+        """The cooperative's registered name; before the registry's event arrived, "KKMP <kelurahan>"
+        (one KKMP per kelurahan, so that names it unambiguously)."""
         known = self.cooperatives.get(str(cooperative_id)) if cooperative_id else None
         if known is not None:
             return known.name
         if kelurahan_code:
-            return f"KKMP kelurahan {kelurahan_code}"
+            name = self.kelurahan.get(str(kelurahan_code))
+            return f"KKMP {name}" if name else f"KKMP kelurahan {kelurahan_code}"
         return f"koperasi {str(cooperative_id)[:8]}" if cooperative_id else "koperasi"
 
     def commodity(self, code: Any) -> str:
@@ -254,7 +258,8 @@ def _order_placed(d: Mapping[str, Any], n: Names) -> Message:
     coop = n.cooperative(d.get("cooperative_id"), d.get("kelurahan_code"))
     return Message(
         f"Pesanan dibuat: {capitalised(commodity)}",
-        f"Pesanan {_qty(d)} {commodity} untuk {coop} dibuat dengan harga {rupiah(d.get('unit_price'))} per satuan.",
+        f"Pesanan {_qty(d)} {commodity} untuk {coop} dibuat dengan harga "
+        f"{rupiah(d.get('unit_price'))} per satuan.",
         _need_path(d) or _coop_path(d),
     )
 
@@ -265,7 +270,8 @@ def _order_delivered(d: Mapping[str, Any], n: Names) -> Message:
     done = "" if d.get("complete", True) else " (sebagian; sisanya menyusul)"
     return Message(
         f"Pesanan tiba: {capitalised(commodity)}",
-        f"{_qty(d)} {commodity} dari pemasok telah diterima {coop} pada {tanggal(d.get('delivered_at'))}{done}.",
+        f"{_qty(d)} {commodity} dari pemasok telah diterima {coop} pada "
+        f"{tanggal(d.get('delivered_at'))}{done}.",
         _coop_path(d),
     )
 

@@ -43,5 +43,16 @@ def insert_for(session: AsyncSession, table: Table) -> Any:
     return (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
 
 
+async def insert_rows(
+    session: AsyncSession, table: Table, rows: list[dict[str, Any]], chunk: int = 500
+) -> None:
+    """Multi-row INSERT ... ON CONFLICT DO NOTHING, in chunks that stay under SQLite's bind-variable
+    limit however many recipients an event has."""
+    for start in range(0, len(rows), chunk):
+        await session.execute(
+            insert_for(session, table).values(rows[start : start + chunk]).on_conflict_do_nothing()
+        )
+
+
 def is_postgres(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "postgresql"

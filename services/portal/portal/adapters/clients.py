@@ -213,7 +213,7 @@ class RegistryClient(ServiceClient):
         total = payload.get("total", len(rows)) if isinstance(payload, dict) else len(rows)
         return Page(rows, int(total))
 
-    async def all_cooperatives(self, page_size: int = 200) -> list[dict[str, Any]]:
+    async def all_cooperatives(self, page_size: int = 500) -> list[dict[str, Any]]:
         """Every cooperative the caller may see (153 in Surabaya: one or two pages)."""
         rows: list[dict[str, Any]] = []
         offset = 0
@@ -267,9 +267,17 @@ class SourcingClient(ServiceClient):
         return items_of(await self.get("/suppliers", commodity=commodity))
 
     async def needs(
-        self, *, status: str | None = None, cooperative_id: str | None = None, kind: str | None = None
+        self,
+        *,
+        status: str | None = None,
+        cooperative_id: str | None = None,
+        kind: str | None = None,
+        limit: int = 500,
     ) -> list[dict[str, Any]]:
-        return items_of(await self.get("/needs", status=status, cooperative_id=cooperative_id, kind=kind))
+        """Needs in the caller's scope (newest first; one page of up to ``limit``, the services' maximum)."""
+        return items_of(
+            await self.get("/needs", status=status, cooperative_id=cooperative_id, kind=kind, limit=limit)
+        )
 
     async def need(self, need_id: str) -> dict[str, Any]:
         return await self.get(f"/needs/{need_id}")
@@ -277,16 +285,33 @@ class SourcingClient(ServiceClient):
     async def submit_need(self, need: dict[str, Any]) -> dict[str, Any]:
         return await self.post("/needs", need)
 
-    async def change_need_status(self, need_id: str, status: str, note: str | None = None) -> Json:
+    async def change_need_status(
+        self, need_id: str, status: str, note: str | None = None, assigned_to: str | None = None
+    ) -> Json:
         body: dict[str, Any] = {"status": status}
         if note:
             body["note"] = note
+        if assigned_to:
+            body["assigned_to"] = assigned_to
         return await self.post(f"/needs/{need_id}/status", body)
 
     async def redistributions(
-        self, *, commodity: str | None = None, status: str | None = None
+        self,
+        *,
+        commodity: str | None = None,
+        status: str | None = None,
+        cooperative_id: str | None = None,
+        limit: int = 500,
     ) -> list[dict[str, Any]]:
-        return items_of(await self.get("/redistributions", commodity=commodity, status=status))
+        return items_of(
+            await self.get(
+                "/redistributions",
+                commodity=commodity,
+                status=status,
+                cooperative_id=cooperative_id,
+                limit=limit,
+            )
+        )
 
     async def decide_redistribution(self, proposal_id: str, accept: bool) -> Json:
         return await self.post(f"/redistributions/{proposal_id}/{'accept' if accept else 'decline'}", {})
@@ -297,7 +322,7 @@ class SourcingClient(ServiceClient):
         )
 
     async def orders(self, need_id: str | None = None) -> list[dict[str, Any]]:
-        return items_of(await self.get("/orders", need_id=need_id))
+        return items_of(await self.get("/orders", need_id=need_id, limit=100))
 
 
 class ReportingClient(ServiceClient):
@@ -322,8 +347,8 @@ class ReportingClient(ServiceClient):
         return await self.post(f"/cooperatives/{cooperative_id}/reports", report)
 
     async def cooperatives_health(self) -> list[dict[str, Any]]:
-        """Health of every cooperative (beyond the contract's list; callers degrade without it)."""
-        return items_of(await self.get("/cooperatives"))
+        """Every cooperative with its health level (not in the contract; callers degrade without it)."""
+        return items_of(await self.get("/cooperatives", limit=500))
 
     async def timeseries(self, weeks: int = 12) -> dict[str, Any]:
         """Weekly series for the dashboard charts (beyond the contract's list; optional)."""
@@ -342,6 +367,14 @@ class NotificationsClient(ServiceClient):
 
     async def mark_read(self, notification_id: str) -> Json:
         return await self.post(f"/me/notifications/{notification_id}/read", {})
+
+    async def unread_count(self) -> int:
+        """For the badge: ``GET /me/notifications/summary`` → ``{"total", "unread"}``."""
+        summary = await self.get("/me/notifications/summary")
+        return int((summary or {}).get("unread") or 0)
+
+    async def mark_all_read(self) -> Json:
+        return await self.post("/me/notifications/read-all", {})
 
 
 @dataclass(frozen=True)

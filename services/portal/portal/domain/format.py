@@ -262,12 +262,21 @@ COOP_STATUS = {
 }
 FORMATION = {"new": "Pembentukan baru", "revitalized": "Revitalisasi"}
 REDISTRIBUTION_STATUS = {
-    "proposed": "Diusulkan",
+    "proposed": "Menunggu jawaban",
     "pending": "Menunggu jawaban",
     "accepted": "Diterima",
     "declined": "Ditolak",
+    "withdrawn": "Ditarik",
     "completed": "Selesai",
     "expired": "Kedaluwarsa",
+    "cancelled": "Dibatalkan",
+}
+DECISION = {"accept": "menerima", "accepted": "menerima", "decline": "menolak", "declined": "menolak"}
+ORDER_STATUS = {
+    "placed": "Dipesan",
+    "confirmed": "Dikonfirmasi pemasok",
+    "partially_delivered": "Dikirim sebagian",
+    "delivered": "Diterima koperasi",
     "cancelled": "Dibatalkan",
 }
 ROLE = {
@@ -282,9 +291,9 @@ BOARD_ROLE = {
     "wakil_ketua": "Wakil ketua",
     "sekretaris": "Sekretaris",
     "bendahara": "Bendahara",
+    "manajer": "Manajer",
+    "pengawas_ketua": "Ketua pengawas",
     "pengawas": "Pengawas",
-    "ketua_pengawas": "Ketua pengawas",
-    "anggota_pengawas": "Anggota pengawas",
 }
 BUSINESS_UNIT = {
     "sembako": "Sembako",
@@ -294,7 +303,27 @@ BUSINESS_UNIT = {
     "simpan_pinjam": "Simpan pinjam",
     "cold_storage": "Gudang pendingin",
     "logistik": "Logistik",
-    "kantor_koperasi": "Kantor koperasi",
+    "payment_services": "Layanan pembayaran",
+    "kemitraan": "Kemitraan",
+    "seragam": "Seragam",
+    "jasa_konstruksi": "Jasa konstruksi",
+    "transportasi": "Transportasi",
+    "others": "Lainnya",
+    "lainnya": "Lainnya",
+}
+TRAINING_STATUS = {
+    "planned": "Direncanakan",
+    "ongoing": "Berlangsung",
+    "completed": "Selesai",
+    "cancelled": "Dibatalkan",
+}
+HEALTH_FACTOR = {
+    "trading_activity": "Kegiatan jual beli",
+    "stalled_stock": "Stok macet",
+    "unanswered_needs": "Kebutuhan belum ditanggapi",
+    "reports_on_time": "Laporan tepat waktu",
+    "member_growth": "Pertumbuhan anggota",
+    "training": "Pelatihan",
 }
 
 

@@ -39,7 +39,25 @@ BY_CODE: dict[str, str] = {
         "Formulir ini sudah pernah dikirim dengan isi berbeda. Muat ulang halaman lalu coba lagi."
     ),
     "unknown_commodity": "Komoditas tidak dikenal.",
+    "idempotency_key_reused": (
+        "Formulir ini sudah pernah dikirim dengan isi berbeda. Muat ulang halaman lalu coba lagi."
+    ),
+    "duplicate_reference": "Nomor nota ini sudah pernah dicatat untuk jenis catatan yang sama.",
+    "illegal_status_change": "Status tidak dapat diubah ke tahap itu. Muat ulang halaman.",
+    "concurrent_change": "Data ini baru saja diubah orang lain. Muat ulang halaman lalu coba lagi.",
+    "need_closed": "Kebutuhan ini sudah selesai atau ditolak.",
+    "exceeds_need": "Jumlah pesanan melebihi kebutuhan yang belum dipesan.",
+    "supplier_inactive": "Pemasok ini sedang tidak aktif.",
+    "proposal_closed": "Usulan ini sudah ditutup.",
+    "already_answered": "Usulan ini sudah dijawab sebelumnya.",
+    "cooperative_dissolved": "Koperasi ini sudah dibubarkan.",
+    "illegal_order_change": "Pesanan tidak dapat diubah dari status sekarang.",
+    "exceeds_order": "Jumlah melebihi pesanan.",
+    "auth_unavailable": "Layanan akun sedang tidak dapat dihubungi. Coba lagi beberapa saat lagi.",
 }
+
+# 5xx codes with a sentence of their own; any other 5xx says which service is in trouble.
+SERVER_CODES = frozenset({"auth_unavailable"})
 
 BY_STATUS: dict[int, str] = {
     400: "Permintaan tidak dapat diproses.",
@@ -74,6 +92,8 @@ FIELD_NAMES: dict[str, str] = {
     "reference": "Catatan/nomor bukti",
     "description": "Uraian",
     "needed_by": "Dibutuhkan paling lambat",
+    "simpanan": "Simpanan",
+    "assigned_to": "Petugas",
     "cooperative_id": "Koperasi",
     "period": "Periode",
     "omzet": "Omzet",
@@ -112,10 +132,10 @@ def service_name(service: str) -> str:
 
 def message_for(status: int, code: str | None, service: str = "") -> str:
     """One sentence for a failed call, by error code first, then by HTTP status."""
+    if status >= 500 and code not in SERVER_CODES:
+        return SERVER_TROUBLE.format(service=service_name(service))
     if code and code in BY_CODE:
         return BY_CODE[code]
-    if status >= 500:
-        return SERVER_TROUBLE.format(service=service_name(service))
     return BY_STATUS.get(status, "Permintaan tidak dapat diproses.")
 
 

@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from fastapi.responses import Response
 from portal.adapters.clients import ServiceUnavailable, UpstreamError
 from portal.domain import format as fmt
+from portal.domain import proposals
 from portal.domain.format import parse_angka
 from portal.entrypoints.lookups import Names, commodities_by_code, names_for
 from portal.entrypoints.web import (
@@ -114,7 +115,13 @@ def _stock_rows(stock: list[dict[str, Any]], names: Names) -> list[dict[str, Any
     rows = []
     for item in stock:
         code = item.get("commodity")
-        rows.append({**item, "name": names.commodity(code), "unit": names.unit(code)})
+        rows.append(
+            {
+                **item,
+                "name": item.get("name") or names.commodity(code),
+                "unit": item.get("unit") or names.unit(code),
+            }
+        )
     return sorted(rows, key=lambda x: (STATUS_ORDER.get(str(x.get("status")), 9), x["name"]))
 
 
@@ -129,13 +136,17 @@ async def stock(visit: SignedIn, cooperative_id: str) -> Response:
         stock=visit.inventory.stock(cooperative_id),
         commodities=commodities_by_code(visit),
         movements=visit.inventory.movements(cooperative_id, limit=8),
-        proposals=visit.sourcing.redistributions(),
+        proposals=visit.sourcing.redistributions(cooperative_id=cooperative_id, status="proposed"),
     )
     coop = required(r["coop"])
     stock_rows = required(r["stock"])
     names = Names(visit, {str(coop.get("id")): coop}, r["commodities"].or_({}))
     rows = _stock_rows(stock_rows, names)
-    waiting = [p for p in _involving(r["proposals"].or_([]), cooperative_id) if _open_proposal(p)]
+    waiting = [
+        p
+        for p in r["proposals"].or_([])
+        if proposals.involves(p, cooperative_id) and proposals.awaits_answer(p, cooperative_id)
+    ]
     counts = {s: sum(1 for x in rows if x.get("status") == s) for s in ("stockout", "low", "stalled")}
     return await render(
         visit.request,
@@ -209,6 +220,11 @@ async def movement_form(
     return await _render_movement(visit, coop, form, new_idempotency_key())
 
 
+def _number(value: Decimal) -> int | float:
+    """A JSON number for a quantity: whole numbers stay integers (``5``, not ``5.0``)."""
+    return int(value) if value == value.to_integral_value() else float(value)
+
+
 def _local_datetime(text: str) -> datetime | None:
     """``2025-01-05T14:30`` from a datetime-local input, meant in Jakarta time."""
     try:
@@ -231,11 +247,15 @@ async def record_movement(visit: SignedIn, cooperative_id: str, _csrf: CsrfCheck
     quantity = parse_angka(form["quantity"])
     if quantity is None or quantity <= 0:
         errors["quantity"] = "Isi jumlah dengan angka lebih dari nol, misalnya 10 atau 2,5."
+    elif quantity != quantity.quantize(Decimal("0.001")):
+        errors["quantity"] = "Jumlah paling banyak tiga angka di belakang koma."
     unit_price: Decimal | None = None
     if form["unit_price"]:
         unit_price = parse_angka(form["unit_price"])
         if unit_price is None or unit_price < 0:
             errors["unit_price"] = "Isi harga dengan angka, misalnya 13.500."
+        elif unit_price != unit_price.to_integral_value():
+            errors["unit_price"] = "Harga dalam rupiah bulat, tanpa sen."
     occurred_at: datetime | None = None
     if form["occurred_at"]:
         occurred_at = _local_datetime(form["occurred_at"])
@@ -249,10 +269,10 @@ async def record_movement(visit: SignedIn, cooperative_id: str, _csrf: CsrfCheck
     movement: dict[str, Any] = {
         "commodity": form["commodity"],
         "kind": form["kind"],
-        "quantity": float(quantity),
+        "quantity": _number(quantity),
     }
     if unit_price is not None:
-        movement["unit_price"] = float(unit_price)
+        movement["unit_price"] = int(unit_price)  # whole rupiah: the services refuse fractions
     if occurred_at is not None:
         movement["occurred_at"] = occurred_at.isoformat()
     if form["reference"]:
@@ -361,6 +381,8 @@ async def submit_need(visit: SignedIn, cooperative_id: str, _csrf: CsrfChecked) 
         errors["kind"] = "Pilih jenis kebutuhan."
     if form["kind"] == "supply" and not form["commodity"]:
         errors["commodity"] = "Untuk kebutuhan pasokan, pilih komoditasnya."
+    if form["kind"] == "supply" and not form["quantity"]:
+        errors["quantity"] = "Untuk kebutuhan pasokan, isi jumlah yang dibutuhkan."
     quantity = parse_angka(form["quantity"]) if form["quantity"] else None
     if form["quantity"] and (quantity is None or quantity <= 0):
         errors["quantity"] = "Isi jumlah dengan angka lebih dari nol."
@@ -382,7 +404,7 @@ async def submit_need(visit: SignedIn, cooperative_id: str, _csrf: CsrfChecked) 
     if form["commodity"] and form["kind"] == "supply":
         need["commodity"] = form["commodity"]
     if quantity is not None:
-        need["quantity"] = float(quantity)
+        need["quantity"] = _number(quantity)
     if form["needed_by"]:
         need["needed_by"] = form["needed_by"]
     try:
@@ -400,25 +422,13 @@ async def submit_need(visit: SignedIn, cooperative_id: str, _csrf: CsrfChecked) 
 # --- redistribution proposals --------------------------------------------------------------------------
 
 
-def _involving(rows: list[dict[str, Any]], cooperative_id: str) -> list[dict[str, Any]]:
-    return [
-        p
-        for p in rows
-        if cooperative_id in (str(p.get("from_cooperative_id")), str(p.get("to_cooperative_id")))
-    ]
-
-
-def _open_proposal(p: dict[str, Any]) -> bool:
-    return str(p.get("status")) in ("proposed", "pending", "open")
-
-
 @router.get("/koperasi/{cooperative_id}/usulan", include_in_schema=False)
 async def coop_redistributions(visit: SignedIn, cooperative_id: str) -> Response:
     coop = await _cooperative(visit, cooperative_id)
-    r = await gather(rows=visit.sourcing.redistributions())
+    r = await gather(rows=visit.sourcing.redistributions(cooperative_id=cooperative_id))
     rows = sorted(
-        _involving(required(r["rows"]), cooperative_id),
-        key=lambda p: (not _open_proposal(p), str(p.get("created_at") or "")),
+        [p for p in required(r["rows"]) if proposals.involves(p, cooperative_id)],
+        key=lambda p: (not proposals.awaits_answer(p, cooperative_id), str(p.get("created_at") or "")),
     )
     names = await names_for(visit)
     return await render(
@@ -440,7 +450,7 @@ async def coop_redistributions(visit: SignedIn, cooperative_id: str) -> Response
 
 # --- monthly report ------------------------------------------------------------------------------------
 
-REPORT_FIELDS = ("period", "omzet", "members", "transactions", "notes")
+REPORT_FIELDS = ("period", "omzet", "members", "transactions", "simpanan", "notes")
 
 
 def _recent_periods(today: date, count: int = 4) -> list[str]:
@@ -499,24 +509,31 @@ async def submit_report(visit: SignedIn, cooperative_id: str, _csrf: CsrfChecked
     today = datetime.now(UTC).astimezone(fmt.JAKARTA).date()
     if form["period"] not in _recent_periods(today, 13):
         errors["period"] = "Pilih periode laporan."
-    values: dict[str, Decimal | None] = {}
-    for name, text in (
-        ("omzet", "Isi omzet dalam rupiah, misalnya 12.500.000."),
-        ("members", "Isi jumlah anggota dengan bilangan bulat."),
-        ("transactions", "Isi jumlah transaksi dengan bilangan bulat."),
+    # Reporting takes whole numbers only (rupiah without sen, counts): checked here, in words.
+    values: dict[str, int] = {}
+    for name, text, needed in (
+        ("omzet", "Isi omzet dalam rupiah bulat, misalnya 12.500.000.", True),
+        ("members", "Isi jumlah anggota dengan bilangan bulat.", True),
+        ("transactions", "Isi jumlah transaksi dengan bilangan bulat.", True),
+        ("simpanan", "Isi simpanan dalam rupiah bulat, atau kosongkan.", False),
     ):
+        if not form[name] and not needed:
+            continue
         value = parse_angka(form[name])
-        if value is None or value < 0 or (name != "omzet" and value != value.to_integral_value()):
+        if value is None or value < 0 or value != value.to_integral_value():
             errors[name] = text
-        values[name] = value
+        else:
+            values[name] = int(value)
     if errors:
         return await _render_report(visit, coop, form, errors, status_code=422)
     report: dict[str, Any] = {
         "period": form["period"],
-        "omzet": float(values["omzet"] or 0),
-        "members": int(values["members"] or 0),
-        "transactions": int(values["transactions"] or 0),
+        "omzet": values["omzet"],
+        "members": values["members"],
+        "transactions": values["transactions"],
     }
+    if "simpanan" in values:
+        report["simpanan"] = values["simpanan"]
     if form["notes"]:
         report["notes"] = form["notes"][:2000]
     try:

@@ -85,7 +85,12 @@ async def dashboard(visit: Dinkopdag, peta: str = "kesehatan") -> Response:
     kecamatan_names = {code: place.name for code, place in reference.kecamatan.items()}
     stalled_chart = dash.stalled_by_kecamatan(figures, kecamatan_names)
     on_time_chart = dash.needs_on_time_series(r["all_needs"].or_([]), now)
-    sales_chart = dash.weekly_series(r["series"].value, "sales") if r["series"].ok else None
+    # Reporting's weeks carry the sales value in rupiah as "value" (older drafts called it "sales").
+    sales_chart = (
+        (dash.weekly_series(r["series"].value, "value") or dash.weekly_series(r["series"].value, "sales"))
+        if r["series"].ok
+        else None
+    )
     stalled_weekly = dash.weekly_series(r["series"].value, "stalled_value") if r["series"].ok else None
     charts = {
         "sales": sales_chart.__dict__ if sales_chart else None,
@@ -248,12 +253,13 @@ async def change_need_status(visit: Dinkopdag, need_id: str, _csrf: CsrfChecked)
     form = await visit.request.form()
     status = str(form.get("status") or "")
     note = str(form.get("note") or "").strip()[:1000]
+    assigned_to = str(form.get("assigned_to") or "").strip()[:200]
     back = safe_next(str(form.get("kembali") or ""), f"/kebutuhan/{need_id}")
     if status not in STATUS_ACTIONS:
         flash(visit.request, "Pilihan status tidak dikenal.", "error")
         return redirect(back)
     try:
-        await visit.sourcing.change_need_status(need_id, status, note or None)
+        await visit.sourcing.change_need_status(need_id, status, note or None, assigned_to or None)
     except UpstreamError as exc:
         if exc.status == 401:
             raise
@@ -394,8 +400,8 @@ EXPORT_TYPES = {
     "csv": "text/csv; charset=utf-8",
     "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
 }
-# The monthly PDF is not named in the contract; this is the path the reporting service serves.
-MONTHLY_PDF_PATH = "/exports/monthly.pdf"
+# The monthly PDF is not named in the contract; reporting serves it here (``?period=YYYY-MM``).
+MONTHLY_PDF_PATH = "/exports/monthly-report.pdf"
 
 
 def _previous_month(now: datetime) -> str:
@@ -486,14 +492,12 @@ async def mark_read(visit: SignedIn, notification_id: str, _csrf: CsrfChecked) -
 
 @router.post("/notifikasi/baca-semua", include_in_schema=False)
 async def mark_all_read(visit: SignedIn, _csrf: CsrfChecked) -> Response:
-    rows = required((await gather(rows=visit.notifications.inbox(unread=True, limit=100)))["rows"])
-    unread = [n for n in rows if not n.get("read_at")]
-    results = await gather(
-        **{f"n{i}": visit.notifications.mark_read(str(n["id"])) for i, n in enumerate(unread)}
-    )
-    failed = sum(1 for o in results.values() if not o.ok)
-    if failed:
-        flash(visit.request, f"{failed} notifikasi gagal ditandai. Coba lagi.", "error")
+    try:
+        await visit.notifications.mark_all_read()
+    except UpstreamError as exc:
+        if exc.status == 401:
+            raise
+        flash(visit.request, exc.message, "error")
     else:
         flash(visit.request, "Semua notifikasi sudah ditandai dibaca.")
     return redirect("/notifikasi")

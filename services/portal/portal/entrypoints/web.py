@@ -31,6 +31,7 @@ from portal.adapters.clients import (
 )
 from portal.adapters.reference import ReferenceData
 from portal.domain import format as fmt
+from portal.domain import proposals
 from portal.domain.identity import User
 
 log = logging.getLogger("portal.web")
@@ -66,8 +67,14 @@ _env.globals.update(
     MEMBER_KIND=fmt.MEMBER_KIND,
     BOARD_ROLE=fmt.BOARD_ROLE,
     BUSINESS_UNIT=fmt.BUSINESS_UNIT,
+    HEALTH_FACTOR=fmt.HEALTH_FACTOR,
+    TRAINING_STATUS=fmt.TRAINING_STATUS,
+    ORDER_STATUS=fmt.ORDER_STATUS,
+    DECISION=fmt.DECISION,
     EMPTY=fmt.EMPTY,
 )
+
+_env.globals["awaits_answer"] = proposals.awaits_answer
 
 
 # --- exceptions turned into pages by bootstrap's handlers ----------------------------------------------
@@ -301,15 +308,20 @@ def navigation(user: User | None) -> list[tuple[str, str]]:
     return []
 
 
+def current_nav(nav: list[tuple[str, str]], path: str) -> str | None:
+    """The menu entry for this page: the longest one that is the path or a parent of it."""
+    matches = [href for href, _ in nav if path == href or path.startswith(href + "/")]
+    return max(matches, key=len, default=None)
+
+
 async def unread_count(visit: Visit | None) -> int | None:
     """The badge next to 'Notifikasi'; a slow or absent notifications service never delays a page long."""
     if visit is None:
         return None
     try:
-        rows = await asyncio.wait_for(visit.notifications.inbox(unread=True, limit=100), timeout=1.5)
-    except (UpstreamError, TimeoutError):
+        return await asyncio.wait_for(visit.notifications.unread_count(), timeout=1.5)
+    except (UpstreamError, TimeoutError, ValueError):
         return None
-    return sum(1 for r in rows if not r.get("read_at"))
 
 
 async def render(
@@ -331,6 +343,7 @@ async def render(
         "flashes": pop_flashes(request),
         "unread": await unread_count(visit) if with_badge else None,
         "current_path": request.url.path,
+        "current_nav": current_nav(navigation(user), request.url.path),
         "asset_version": request.app.state.asset_version,
     }
     page.update(context or {})

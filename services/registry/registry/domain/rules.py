@@ -172,7 +172,9 @@ def load_regions(kelurahan_csv: Path, coords_csv: Path | None = None) -> tuple[l
                 city_code = kec_code.rsplit(".", 1)[0]
                 kecamatan[kec_code] = Region("kecamatan", kec_code, kec_name, city_code, lat, lon)
             elif known.name != kec_name:
-                raise RegionFileError(f"{where}: kecamatan {kec_code} is named both {known.name!r} and {kec_name!r}")
+                raise RegionFileError(
+                    f"{where}: kecamatan {kec_code} is named both {known.name!r} and {kec_name!r}"
+                )
             lat, lon = points.get(code, (None, None))
             kelurahan[code] = Region("kelurahan", code, name, kec_code, lat, lon)
     if not kelurahan:

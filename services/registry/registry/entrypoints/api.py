@@ -108,11 +108,16 @@ async def token(
         clients: dict[str, str] = request.app.state.service_clients
         if not client_id or not client_secret or not _secret_matches(clients.get(client_id), client_secret):
             raise ApiError(
-                401, "invalid_client", "Unknown client or wrong secret.", headers={"WWW-Authenticate": "Basic"}
+                401,
+                "invalid_client",
+                "Unknown client or wrong secret.",
+                headers={"WWW-Authenticate": "Basic"},
             )
         claims = {"sub": f"service:{client_id}", "role": "service", "username": client_id}
         return {
-            "access_token": key.sign(claims, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=ttl),
+            "access_token": key.sign(
+                claims, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=ttl
+            ),
             "token_type": "bearer",
             "expires_in": ttl,
         }
@@ -139,7 +144,9 @@ async def token(
     await handlers.clear_failures(session, user_key)
     claims = handlers.claims_for(user)
     return {
-        "access_token": key.sign(claims, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=ttl),
+        "access_token": key.sign(
+            claims, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=ttl
+        ),
         "token_type": "bearer",
         "expires_in": ttl,
     }
@@ -268,9 +275,7 @@ async def import_cooperatives(
     valid, errors = importer.validate_rows(rows)
     if valid:
         problems, _ = await handlers.registration_problems(session, [r.cooperative for r in valid])
-        errors.extend(
-            {"row": valid[p.index].row, "field": p.field, "message": p.message} for p in problems
-        )
+        errors.extend({"row": valid[p.index].row, "field": p.field, "message": p.message} for p in problems)
     if errors:
         raise ApiError(
             422,
@@ -464,7 +469,9 @@ def _kelurahan_code(code: str) -> str:
     status_code=status.HTTP_201_CREATED,
     summary="Plan a training (admin, officer)",
 )
-async def create_training(data: schemas.TrainingCreate, session: SessionDep, principal: StaffPrincipal) -> Any:
+async def create_training(
+    data: schemas.TrainingCreate, session: SessionDep, principal: StaffPrincipal
+) -> Any:
     return await handlers.create_training(session, principal, data)
 
 

@@ -254,7 +254,9 @@ async def registration_problems(
         code = item.kelurahan_code
         if code not in regions:
             problems.append(
-                RegistrationProblem(index, "kelurahan_code", "unknown_kelurahan", f"Unknown kelurahan code {code}.")
+                RegistrationProblem(
+                    index, "kelurahan_code", "unknown_kelurahan", f"Unknown kelurahan code {code}."
+                )
             )
         elif code in taken:
             problems.append(
@@ -268,7 +270,10 @@ async def registration_problems(
         elif code in first_seen:
             problems.append(
                 RegistrationProblem(
-                    index, "kelurahan_code", "duplicate_kelurahan", f"{code} is already used by item {first_seen[code]}."
+                    index,
+                    "kelurahan_code",
+                    "duplicate_kelurahan",
+                    f"{code} is already used by item {first_seen[code]}.",
                 )
             )
         first_seen.setdefault(code, index)
@@ -393,7 +398,9 @@ async def register_batch(
         await session.commit()
     except IntegrityError as exc:
         await session.rollback()
-        raise conflict("batch_conflict", "Another registration took one of these kelurahan meanwhile.") from exc
+        raise conflict(
+            "batch_conflict", "Another registration took one of these kelurahan meanwhile."
+        ) from exc
     return ids
 
 
@@ -514,9 +521,7 @@ async def update_cooperative(
         raise conflict("concurrent_change", "The cooperative changed meanwhile; reload and try again.")
     updated = await load_cooperative(session, cooperative_id)
     assert updated is not None
-    changed = sorted(
-        {"deed" if k.startswith("deed_") else k for k in values if k != "updated_at"}
-    )
+    changed = sorted({"deed" if k.startswith("deed_") else k for k in values if k != "updated_at"})
     await outbox.add(session, _updated_event(updated, changed))
     await session.commit()
     return updated
@@ -816,7 +821,9 @@ async def search_potentials(
         raise forbidden("Suppliers cannot read potentials.")
     query = _potentials_query()
     if principal.role == "coop_manager":
-        query = query.where(orm.potentials.c.kelurahan_code == (await _managed_kelurahan(session, principal) or ""))
+        query = query.where(
+            orm.potentials.c.kelurahan_code == (await _managed_kelurahan(session, principal) or "")
+        )
     scope = principal.kecamatan_filter()
     if scope is not None:
         query = query.where(orm.kelurahan.c.kecamatan_code.in_(scope))
@@ -891,7 +898,9 @@ async def create_training(
         raise unprocessable("ends_on", "A training cannot end before it starts.")
     if data.kecamatan_code is not None:
         exists = (
-            await session.execute(select(orm.kecamatan.c.code).where(orm.kecamatan.c.code == data.kecamatan_code))
+            await session.execute(
+                select(orm.kecamatan.c.code).where(orm.kecamatan.c.code == data.kecamatan_code)
+            )
         ).scalar()
         if not exists:
             raise unprocessable("kecamatan_code", f"Unknown kecamatan code {data.kecamatan_code}.")
@@ -938,8 +947,11 @@ async def add_participants(
         ):
             known[coop_id] = kecamatan_code
     unknown = [
-        {"field": f"participants.{i}.cooperative_id", "message": f"Unknown cooperative {p.cooperative_id}.",
-         "type": "unknown_cooperative"}
+        {
+            "field": f"participants.{i}.cooperative_id",
+            "message": f"Unknown cooperative {p.cooperative_id}.",
+            "type": "unknown_cooperative",
+        }
         for i, p in enumerate(data.participants)
         if p.cooperative_id not in known
     ]
@@ -1193,11 +1205,15 @@ async def change_password(session: AsyncSession, user_id: str, data: schemas.Pas
         raise not_found("user")
     if not await verify_password(row.password_hash, data.current_password):
         raise ApiError(
-            403, "wrong_password", "The current password is wrong.", [{"field": "current_password",
-                                                                    "message": "wrong password"}]
+            403,
+            "wrong_password",
+            "The current password is wrong.",
+            [{"field": "current_password", "message": "wrong password"}],
         )
     await session.execute(
-        update(orm.users).where(orm.users.c.id == user_id).values(password_hash=await hash_password(data.new_password))
+        update(orm.users)
+        .where(orm.users.c.id == user_id)
+        .values(password_hash=await hash_password(data.new_password))
     )
     await session.commit()
 

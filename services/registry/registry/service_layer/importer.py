@@ -55,7 +55,9 @@ def read_rows(filename: str, content: bytes) -> list[dict[str, Any]]:
         try:
             workbook = load_workbook(io.BytesIO(content), read_only=True, data_only=True)
         except Exception as exc:  # openpyxl raises many types for a corrupt file (BadZipFile, KeyError...)
-            raise ImportFileError(f"The file is not a readable XLSX workbook ({type(exc).__name__}).") from exc
+            raise ImportFileError(
+                f"The file is not a readable XLSX workbook ({type(exc).__name__})."
+            ) from exc
         try:
             sheet = workbook.worksheets[0]
             rows_iter = sheet.iter_rows(values_only=True)
@@ -69,7 +71,9 @@ def read_rows(filename: str, content: bytes) -> list[dict[str, Any]]:
                     continue
                 if len(rows) >= MAX_ROWS:
                     raise ImportFileError(f"The file has more than {MAX_ROWS} rows.")
-                rows.append({header[i]: _cell(v) for i, v in enumerate(values) if i < len(header) and header[i]})
+                rows.append(
+                    {header[i]: _cell(v) for i, v in enumerate(values) if i < len(header) and header[i]}
+                )
             return rows
         finally:
             workbook.close()

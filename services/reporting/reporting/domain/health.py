@@ -69,8 +69,16 @@ class HealthPolicy:
             raise ValueError("at least one health weight must be positive")
         if not 0 <= self.kurang_aktif_min <= self.aktif_min <= 100:
             raise ValueError("thresholds must satisfy 0 <= kurang_aktif_min <= aktif_min <= 100")
-        for name in ("sales_window_days", "sale_days_target", "unanswered_limit", "report_periods",
-                     "member_window_days", "member_target", "training_window_days", "training_target"):
+        for name in (
+            "sales_window_days",
+            "sale_days_target",
+            "unanswered_limit",
+            "report_periods",
+            "member_window_days",
+            "member_target",
+            "training_window_days",
+            "training_target",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1")
 

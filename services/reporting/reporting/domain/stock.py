@@ -25,7 +25,7 @@ def to_milli(quantity: Decimal | int | float | str) -> int:
 
 
 def from_milli(milli: int | None) -> Decimal:
-    return (Decimal(milli or 0) / MILLI).normalize() + Decimal(0)
+    return Decimal(milli or 0).scaleb(-3)
 
 
 def quantity_out(milli: int | None) -> float:
@@ -97,12 +97,16 @@ def start_stalled(item: StockItem, detected_at: datetime, details: StalledDetail
     )
 
 
-def start_condition(item: StockItem, condition: Literal["low", "stockout"], detected_at: datetime) -> StockItem:
+def start_condition(
+    item: StockItem, condition: Literal["low", "stockout"], detected_at: datetime
+) -> StockItem:
     changed_at = getattr(item, f"{condition}_changed_at")
     if not _is_current(changed_at, detected_at):
         return item
     since = getattr(item, f"{condition}_since") if getattr(item, condition) else detected_at
-    return replace(item, **{condition: True, f"{condition}_since": since, f"{condition}_changed_at": detected_at})
+    return replace(
+        item, **{condition: True, f"{condition}_since": since, f"{condition}_changed_at": detected_at}
+    )
 
 
 def end_condition(item: StockItem, condition: Condition, detected_at: datetime) -> StockItem:
@@ -110,15 +114,17 @@ def end_condition(item: StockItem, condition: Condition, detected_at: datetime) 
     changed_at = getattr(item, f"{condition}_changed_at")
     if not _is_current(changed_at, detected_at):
         return item
-    changes: dict[str, object] = {condition: False, f"{condition}_since": None, f"{condition}_changed_at": detected_at}
+    changes: dict[str, object] = {
+        condition: False,
+        f"{condition}_since": None,
+        f"{condition}_changed_at": detected_at,
+    }
     if condition == "stalled":
         changes["stalled_details"] = None
     return replace(item, **changes)  # type: ignore[arg-type]
 
 
-def days_since_sale_now(
-    days_at_detection: int, detected_at: datetime, now: datetime
-) -> int:
+def days_since_sale_now(days_at_detection: int, detected_at: datetime, now: datetime) -> int:
     """Days without a sale as of `now`: the count inventory reported plus the whole days since then."""
     elapsed = (now - detected_at).days
     return days_at_detection + max(0, elapsed)

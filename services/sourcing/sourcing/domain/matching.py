@@ -27,11 +27,13 @@ from decimal import Decimal
 from sourcing.domain.commodities import Commodity, format_quantity, format_rupiah
 from sourcing.domain.geo import Point, nearest_km
 
+# Price and the ability to deliver in time decide most; speed beyond "in time" is a small bonus, since
+# a cooperative saves more from a cheaper sack than from rice that arrives days before it is needed.
 WEIGHTS: dict[str, float] = {
-    "price": 0.30,
+    "price": 0.35,
     "fill": 0.30,
     "distance": 0.15,
-    "speed": 0.10,
+    "speed": 0.05,
     "performance": 0.15,
 }
 # A distance of this many km halves the distance component.
@@ -168,7 +170,8 @@ def _price_component(price: int, cheapest: int, commodity: Commodity) -> tuple[f
     if price == cheapest:
         text = f"Harga termurah: {format_rupiah(price)}/{unit}"
     else:
-        text = f"Harga {format_rupiah(price)}/{unit}, {round((price / cheapest - 1) * 100)}% di atas yang termurah"
+        dearer = round((price / cheapest - 1) * 100)
+        text = f"Harga {format_rupiah(price)}/{unit}, {dearer}% di atas yang termurah"
     if ceiling is not None:
         margin = round((ceiling - price) / ceiling * 100)
         text += f" ({margin}% di bawah {commodity.ceiling_kind or 'HET'} {format_rupiah(ceiling)})"

@@ -87,9 +87,7 @@ def response_figures(needs: Iterable[NeedTimes], now: datetime) -> dict[str, obj
             overdue += n.status == "open"
         if n.status == "resolved" and n.resolved_at is not None:
             resolution.append(_hours(n.resolved_at - n.submitted_at))
-    oldest_open = max(
-        (_hours(now - n.submitted_at) for n in rows if n.status == "open"), default=None
-    )
+    oldest_open = max((_hours(now - n.submitted_at) for n in rows if n.status == "open"), default=None)
     return {
         "total": len(rows),
         "open": by_status["open"],

@@ -44,7 +44,9 @@ class LineOwed:
     remaining: Decimal
 
 
-def split_delivery(lines: Sequence[LineOwed], quantity: Decimal, commodity: Commodity) -> list[tuple[str, Decimal]]:
+def split_delivery(
+    lines: Sequence[LineOwed], quantity: Decimal, commodity: Commodity
+) -> list[tuple[str, Decimal]]:
     """Divide a delivered quantity over the lines still owed, in proportion to what each is owed.
 
     Shares are rounded down to what can be handed over; the last line owed takes the rounding rest.

@@ -187,7 +187,8 @@ def stalled_suggestions(
     urgency = " segera, barang mudah rusak" if commodity.perishable else ""
     promo = f"Adakan promosi{urgency}: potongan harga atau paket bundling dengan barang yang laku"
     if commodity.price_ceiling is not None:
-        promo += f"; harga tetap di bawah {commodity.ceiling_kind or 'HET'} {format_rupiah(commodity.price_ceiling)}"
+        ceiling = f"{commodity.ceiling_kind or 'HET'} {format_rupiah(commodity.price_ceiling)}"
+        promo += f"; harga tetap di bawah {ceiling}"
     suggestions.append(Suggestion("promotion", promo + f" (tidak terjual {days_since_sale} hari)."))
     if commodity.perishable:
         back = "Retur ke pemasok jarang diterima untuk barang segar; utamakan promosi dan penjualan ke UMKM."

@@ -1,0 +1,400 @@
+"""`make bench`: the platform's figures, each measured in one run beside its target.
+
+Starts every service as its own process on PostgreSQL (throwaway databases) and a fresh vhost of the
+real broker, then measures ingest throughput against the raw broker ceiling, alert latency under that
+load, HTTP stock reads at 64 connections, memory, and (through the services' own bench modules)
+detection and dashboards at national scale. Prints a table and writes bench/results.json.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import statistics
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import aio_pika
+import httpx
+import uvicorn
+from fastapi import FastAPI, Request
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from kkmp_shared.testing.ports import free_port  # noqa: E402
+from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres  # noqa: E402
+from kkmp_shared.testing.processes import Platform  # noqa: E402
+from kkmp_shared.testing.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url  # noqa: E402
+
+SERVICES = ("registry", "reporting", "inventory", "sourcing", "notifications")
+TARGETS = {
+    "ingest_movements_per_s": (">=", 1000),
+    "ingest_ratio": (">=", 0.5),
+    "alert_latency_p99_ms": ("<", 500),
+    "detection_scan_s": ("<", 10),
+    "dashboard_summary_p95_ms": ("<", 50),
+    "dashboard_kecamatan_p95_ms": ("<", 50),
+    "http_stock_p99_ms": ("<", 50),
+}
+INGEST_MOVEMENTS = int(os.environ.get("BENCH_MOVEMENTS", "20000"))
+STALLS = int(os.environ.get("BENCH_STALLS", "200"))
+
+
+def machine() -> dict[str, Any]:
+    mem_kb = next(
+        int(line.split()[1])
+        for line in Path("/proc/meminfo").read_text().splitlines()
+        if line.startswith("MemTotal")
+    )
+    return {
+        "cores": os.cpu_count(),
+        "memory_gb": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "kernel": platform.release(),
+    }
+
+
+def rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS"):
+            return round(int(line.split()[1]) / 1024, 1)
+    return 0.0
+
+
+def percentile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
+    return ordered[index]
+
+
+async def consumed(client: httpx.AsyncClient, url: str, event_type_queue_prefix: str) -> float:
+    """Events a service's consumers processed, from its Prometheus metrics."""
+    text = (await client.get(f"{url}/metrics")).text
+    total = 0.0
+    for line in text.splitlines():
+        if (
+            line.startswith("kkmp_events_consumed_total{")
+            and 'outcome="processed"' in line
+            and f'queue="{event_type_queue_prefix}' in line
+        ):
+            total += float(line.rsplit(" ", 1)[1])
+    return total
+
+
+async def broker_ceiling(amqp_url: str, count: int, size: int) -> float:
+    """Raw aio-pika: persistent, confirmed publishes and acked consumption of `count` messages."""
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        queue = await channel.declare_queue(
+            f"bench.ceiling.{uuid.uuid4().hex[:6]}", durable=True, auto_delete=True
+        )
+        consumer_channel = await connection.channel()
+        await consumer_channel.set_qos(prefetch_count=256)
+        got = 0
+        done = asyncio.Event()
+
+        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+            nonlocal got
+            await message.ack()
+            got += 1
+            if got >= count:
+                done.set()
+
+        consumer_queue = await consumer_channel.declare_queue(queue.name, durable=True, auto_delete=True)
+        await consumer_queue.consume(on_message)
+        body = b"x" * size
+        started = time.perf_counter()
+        window = 500
+        for start in range(0, count, window):
+            await asyncio.gather(
+                *(
+                    channel.default_exchange.publish(
+                        aio_pika.Message(body=body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
+                        routing_key=queue.name,
+                    )
+                    for _ in range(min(window, count - start))
+                )
+            )
+        await asyncio.wait_for(done.wait(), timeout=300)
+        return count / (time.perf_counter() - started)
+
+
+class Receiver:
+    """A local webhook receiver that timestamps each stalled event's arrival."""
+
+    def __init__(self) -> None:
+        self.arrivals: dict[str, float] = {}
+        self.port = free_port()
+        app = FastAPI()
+
+        @app.post("/hook")
+        async def hook(request: Request) -> dict[str, str]:
+            body = await request.json()
+            if body.get("type") == "stock.stalled.v1":
+                self.arrivals.setdefault(body["id"], time.time())
+            return {"ok": "yes"}
+
+        self.server = uvicorn.Server(
+            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
+        )
+
+    async def __aenter__(self) -> Receiver:
+        self.task = asyncio.create_task(self.server.serve())
+        while not self.server.started:
+            await asyncio.sleep(0.05)
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        self.server.should_exit = True
+        await self.task
+
+
+async def platform_figures(results: dict[str, Any]) -> None:
+    base = ensure_broker()
+    vhost = f"bench-{uuid.uuid4().hex[:8]}"
+    create_vhost(vhost)
+    amqp_url = vhost_url(base, vhost)
+    ensure_postgres()
+    databases = {name: await acreate_database(f"bench_{name}") for name in SERVICES}
+    work = Path(tempfile.mkdtemp(prefix="kkmp-bench-"))
+    plat = Platform(amqp_url, work, databases, extra_env={"LOG_LEVEL": "WARNING"})
+    try:
+        await asyncio.to_thread(plat.start, SERVICES)
+        results["rss_mb_idle"] = {n: rss_mb(s.proc.pid) for n, s in plat.services.items() if s.proc}
+        async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=80)) as client:
+            admin = {"Authorization": f"Bearer {await asyncio.to_thread(plat.admin_token)}"}
+            coops = await make_cooperatives(client, plat, admin, 60)
+            ceiling = await broker_ceiling(amqp_url, INGEST_MOVEMENTS, 700)
+            results["broker_ceiling_msgs_per_s"] = round(ceiling)
+            async with Receiver() as receiver:
+                await client.post(
+                    f"{plat.url('notifications')}/subscriptions",
+                    headers=admin,
+                    json={
+                        "channel": "webhook",
+                        "target": f"http://127.0.0.1:{receiver.port}/hook",
+                        "event_types": ["stock.stalled.v1"],
+                    },
+                )
+                await ingest_and_alerts(client, plat, admin, coops, results, receiver, amqp_url)
+            await stock_reads(client, plat, admin, coops, results)
+        results["rss_mb"] = {n: rss_mb(s.proc.pid) for n, s in plat.services.items() if s.proc}
+    finally:
+        await asyncio.to_thread(plat.stop)
+        for url in databases.values():
+            await adrop_database(url)
+        delete_vhost(vhost)
+
+
+async def make_cooperatives(
+    client: httpx.AsyncClient, plat: Platform, admin: dict[str, str], n: int
+) -> list[str]:
+    kelurahan = (await client.get(f"{plat.url('registry')}/regions/kelurahan")).json()[:n]
+    ids = []
+    for kel in kelurahan:
+        response = await client.post(
+            f"{plat.url('registry')}/cooperatives",
+            headers=admin,
+            json={"name": f"KKMP {kel['name']}", "kelurahan_code": kel["code"], "formation": "new"},
+        )
+        response.raise_for_status()
+        ids.append(response.json()["id"])
+    # Inventory learns cooperatives from registry events: wait until it knows the last one.
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        r = await client.get(f"{plat.url('inventory')}/cooperatives/{ids[-1]}/stock", headers=admin)
+        if r.status_code == 200:
+            return ids
+        await asyncio.sleep(0.2)
+    raise RuntimeError("inventory never learned the cooperatives")
+
+
+async def ingest_and_alerts(
+    client: httpx.AsyncClient,
+    plat: Platform,
+    admin: dict[str, str],
+    coops: list[str],
+    results: dict[str, Any],
+    receiver: Receiver,
+    amqp_url: str,
+) -> None:
+    now = datetime.now(UTC)
+    # Items that will stall: a receipt 20 days ago, never sold (one commodity on the stalled coops).
+    stall_coops = coops[: min(len(coops), STALLS // 4)]
+    stall_items = ["gula", "telur", "tepung_terigu", "minyakita"]
+    for coop in stall_coops:
+        movements = [
+            {
+                "commodity": c,
+                "kind": "receipt",
+                "quantity": "40",
+                "unit_price": 10000,
+                "occurred_at": (now - timedelta(days=20)).isoformat(),
+            }
+            for c in stall_items
+        ]
+        (
+            await client.post(
+                f"{plat.url('inventory')}/cooperatives/{coop}/movements/batch",
+                headers=admin,
+                json={"movements": movements},
+            )
+        ).raise_for_status()
+    before = await consumed(client, plat.url("reporting"), "reporting.")
+    batches: list[tuple[str, list[dict[str, Any]]]] = []
+    per_batch = 1000
+    for b in range(INGEST_MOVEMENTS // per_batch):
+        coop = coops[len(stall_coops) + b % (len(coops) - len(stall_coops))]
+        movements = [
+            {"commodity": "beras_medium", "kind": "receipt", "quantity": "100000", "unit_price": 12000}
+        ]
+        movements += [
+            {"commodity": "beras_medium", "kind": "sale", "quantity": "1", "unit_price": 13000}
+            for _ in range(per_batch - 1)
+        ]
+        batches.append((coop, movements))
+
+    probe_times: dict[str, float] = {}
+    connection = await aio_pika.connect(amqp_url)
+    channel = await connection.channel()
+    exchange = await channel.declare_exchange("kkmp.events", aio_pika.ExchangeType.TOPIC, durable=True)
+    probe = await channel.declare_queue(exclusive=True, auto_delete=True)
+    await probe.bind(exchange, "stock.stalled.v1")
+
+    async def on_stalled(message: aio_pika.abc.AbstractIncomingMessage) -> None:
+        probe_times.setdefault(json.loads(message.body)["id"], time.time())
+
+    await probe.consume(on_stalled, no_ack=True)
+    started = time.perf_counter()
+
+    async def post(coop: str, movements: list[dict[str, Any]]) -> None:
+        r = await client.post(
+            f"{plat.url('inventory')}/cooperatives/{coop}/movements/batch",
+            headers=admin,
+            json={"movements": movements},
+        )
+        r.raise_for_status()
+
+    sem = asyncio.Semaphore(4)
+
+    async def limited(coop: str, movements: list[dict[str, Any]]) -> None:
+        async with sem:
+            await post(coop, movements)
+
+    ingest = asyncio.gather(*(limited(c, m) for c, m in batches))
+    await asyncio.sleep(1.0)  # detection under load
+    (await client.post(f"{plat.url('inventory')}/detections/run", headers=admin, json={})).raise_for_status()
+    await ingest
+    target = before + INGEST_MOVEMENTS
+    deadline = time.monotonic() + 600
+    while (
+        await consumed(client, plat.url("reporting"), "reporting.") < target and time.monotonic() < deadline
+    ):
+        await asyncio.sleep(0.2)
+    elapsed = time.perf_counter() - started
+    results["ingest_movements_per_s"] = round(INGEST_MOVEMENTS / elapsed)
+    results["ingest_ratio"] = round(
+        results["ingest_movements_per_s"] / results["broker_ceiling_msgs_per_s"], 3
+    )
+
+    # Alert latency: from the stalled event's publication (seen on the exchange) to the officer's inbox
+    # (admin's inbox too: admins get what officers in scope get) and to the webhook.
+    deadline = time.monotonic() + 60
+    while len(receiver.arrivals) < len(probe_times) and time.monotonic() < deadline:
+        await asyncio.sleep(0.2)
+    inbox = (
+        await client.get(
+            f"{plat.url('notifications')}/me/notifications", headers=admin, params={"limit": 500}
+        )
+    ).json()
+    items = inbox["items"] if isinstance(inbox, dict) else inbox
+    inbox_latencies = []
+    for item in items:
+        if item.get("event_type") == "stock.stalled.v1" and item.get("event_id") in probe_times:
+            created = datetime.fromisoformat(item["created_at"]).timestamp()
+            inbox_latencies.append((created - probe_times[item["event_id"]]) * 1000)
+    hook_latencies = [
+        (receiver.arrivals[i] - t) * 1000 for i, t in probe_times.items() if i in receiver.arrivals
+    ]
+    await connection.close()
+    latencies = inbox_latencies + hook_latencies
+    results["stalls_announced"] = len(probe_times)
+    results["alert_latency_p50_ms"] = round(percentile(latencies, 50), 1)
+    results["alert_latency_p99_ms"] = round(percentile(latencies, 99), 1)
+    results["alert_latency_inbox_p99_ms"] = round(percentile(inbox_latencies, 99), 1)
+    results["alert_latency_webhook_p99_ms"] = round(percentile(hook_latencies, 99), 1)
+
+
+async def stock_reads(
+    client: httpx.AsyncClient,
+    plat: Platform,
+    admin: dict[str, str],
+    coops: list[str],
+    results: dict[str, Any],
+) -> None:
+    url = plat.url("inventory")
+    latencies: list[float] = []
+    stop_at = time.perf_counter() + 10
+
+    async def worker(i: int) -> None:
+        async with httpx.AsyncClient(timeout=30) as own:
+            while time.perf_counter() < stop_at:
+                t = time.perf_counter()
+                r = await own.get(f"{url}/cooperatives/{coops[i % len(coops)]}/stock", headers=admin)
+                latencies.append((time.perf_counter() - t) * 1000)
+                r.raise_for_status()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(i) for i in range(64)))
+    results["http_stock_rps"] = round(len(latencies) / (time.perf_counter() - started))
+    results["http_stock_p99_ms"] = round(percentile(latencies, 99), 1)
+    results["http_stock_p50_ms"] = round(statistics.median(latencies), 1)
+
+
+async def main() -> None:
+    results: dict[str, Any] = {"machine": machine(), "measured_at": datetime.now(UTC).isoformat()}
+    await platform_figures(results)
+    for module_name in ("inventory_bench", "reporting_bench"):
+        try:
+            module = __import__(module_name)
+        except ImportError as exc:
+            results[f"{module_name}_error"] = str(exc)
+            continue
+        await module.run(results)
+    out = ROOT / "bench" / "results.json"
+    out.write_text(json.dumps(results, indent=2, default=str))
+    print_table(results)
+    print(f"\nwritten: {out}")
+
+
+def print_table(results: dict[str, Any]) -> None:
+    print(f"\nKKMP benchmark on {results['machine']['cores']} cores, {results['machine']['memory_gb']} GB")
+    print(f"{'figure':<32} {'value':>12}  target")
+    for key, value in results.items():
+        if key in ("machine", "measured_at") or isinstance(value, dict):
+            continue
+        op, limit = TARGETS.get(key, ("", ""))
+        verdict = ""
+        if op and isinstance(value, (int, float)):
+            ok = value >= limit if op == ">=" else value < limit
+            verdict = f"{op} {limit}  {'ok' if ok else 'MISSED'}"
+        print(f"{key:<32} {value!s:>12}  {verdict}")
+    for key in ("rss_mb_idle", "rss_mb"):
+        if key in results:
+            worst = max(results[key].values()) if results[key] else 0
+            print(f"{key:<32} {json.dumps(results[key])}  (< 150 each: {'ok' if worst < 150 else 'MISSED'})")
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

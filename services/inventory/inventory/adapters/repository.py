@@ -1,0 +1,305 @@
+"""Reading and writing the inventory's rows: the catalogue, stock items with their lots, the ledger.
+
+Stock items are locked before they change (`SELECT ... FOR UPDATE` on PostgreSQL, in a fixed order so
+two requests never deadlock; SQLite's BEGIN IMMEDIATE already makes writers take turns), which is what
+makes two sales racing for the last unit end with exactly one winner.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from decimal import Decimal
+from typing import Any
+
+from kkmp_shared.directory import CooperativeDirectory
+from sqlalchemy import and_, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inventory.adapters import orm
+from inventory.domain.catalogue import CeilingPeriod, ceiling_at
+from inventory.domain.detection import Thresholds
+from inventory.domain.ledger import Lot, StockState, from_milli, to_milli
+
+directory = CooperativeDirectory(orm.known_cooperatives)
+
+Key = tuple[str, str]  # (cooperative_id, commodity)
+
+
+def is_sqlite(session: AsyncSession) -> bool:
+    return session.bind is not None and session.bind.dialect.name == "sqlite"
+
+
+def dialect_insert(session: AsyncSession) -> Any:
+    return sqlite_insert if is_sqlite(session) else pg_insert
+
+
+def aware(moment: datetime | None) -> datetime | None:
+    """SQLite hands back naive datetimes; everything stored is UTC."""
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+# --- catalogue --------------------------------------------------------------------------------------
+
+
+@dataclass
+class CommodityInfo:
+    code: str
+    name: str
+    unit: str
+    stall_days: int
+    low_cover_days: int
+    typical_price: int | None
+    active: bool
+    created_at: datetime
+    updated_at: datetime
+    ceilings: list[CeilingPeriod] = field(default_factory=list)
+
+    @property
+    def thresholds(self) -> Thresholds:
+        return Thresholds(stall_days=self.stall_days, low_cover_days=self.low_cover_days)
+
+    def ceiling_at(self, moment: datetime) -> CeilingPeriod | None:
+        return ceiling_at(self.ceilings, moment)
+
+
+async def load_catalogue(
+    session: AsyncSession, codes: Iterable[str] | None = None
+) -> dict[str, CommodityInfo]:
+    """Commodities with their whole ceiling history (a handful of rows each)."""
+    query = select(orm.commodities).order_by(orm.commodities.c.code)
+    ceilings_query = select(orm.commodity_ceilings).order_by(
+        orm.commodity_ceilings.c.effective_from, orm.commodity_ceilings.c.id
+    )
+    if codes is not None:
+        wanted = sorted(set(codes))
+        query = query.where(orm.commodities.c.code.in_(wanted))
+        ceilings_query = ceilings_query.where(orm.commodity_ceilings.c.commodity.in_(wanted))
+    catalogue = {
+        r.code: CommodityInfo(
+            code=r.code,
+            name=r.name,
+            unit=r.unit,
+            stall_days=r.stall_days,
+            low_cover_days=r.low_cover_days,
+            typical_price=r.typical_price,
+            active=bool(r.active),
+            created_at=aware(r.created_at),  # type: ignore[arg-type]
+            updated_at=aware(r.updated_at),  # type: ignore[arg-type]
+        )
+        for r in await session.execute(query)
+    }
+    for r in await session.execute(ceilings_query):
+        if r.commodity in catalogue:
+            catalogue[r.commodity].ceilings.append(
+                CeilingPeriod(
+                    price_ceiling=r.price_ceiling,
+                    ceiling_kind=r.ceiling_kind,
+                    legal_basis=r.legal_basis,
+                    effective_from=aware(r.effective_from),  # type: ignore[arg-type]
+                )
+            )
+    return catalogue
+
+
+async def load_thresholds(session: AsyncSession) -> dict[str, tuple[Thresholds, str]]:
+    rows = await session.execute(
+        select(
+            orm.commodities.c.code,
+            orm.commodities.c.stall_days,
+            orm.commodities.c.low_cover_days,
+            orm.commodities.c.unit,
+        )
+    )
+    return {r.code: (Thresholds(r.stall_days, r.low_cover_days), r.unit) for r in rows}
+
+
+# --- stock items ------------------------------------------------------------------------------------
+
+
+def _state(row: Any) -> StockState:
+    return StockState(
+        cooperative_id=row.cooperative_id,
+        commodity=row.commodity,
+        on_hand=from_milli(row.on_hand_milli),
+        stock_value=int(row.stock_value),
+        last_unit_cost=row.last_unit_cost,
+        last_sale_at=aware(row.last_sale_at),
+        last_transfer_out_at=aware(row.last_transfer_out_at),
+        stall_clock_at=aware(row.stall_clock_at),
+        condition=row.condition,
+        condition_since=aware(row.condition_since),
+        version=int(row.version),
+    )
+
+
+async def lock_stock(session: AsyncSession, keys: Iterable[Key], now: datetime) -> dict[Key, StockState]:
+    """The current state of these items, locked for this transaction (created empty if new)."""
+    ordered = sorted(set(keys))
+    if not ordered:
+        return {}
+    t = orm.stock_items
+    insert_ = dialect_insert(session)
+    await session.execute(
+        insert_(t)
+        .values([{"cooperative_id": c, "commodity": m, "updated_at": now} for c, m in ordered])
+        .on_conflict_do_nothing(index_elements=[t.c.cooperative_id, t.c.commodity])
+    )
+    query = (
+        select(t)
+        .where(tuple_(t.c.cooperative_id, t.c.commodity).in_(ordered))
+        .order_by(t.c.cooperative_id, t.c.commodity)
+    )
+    if not is_sqlite(session):
+        query = query.with_for_update()
+    states = {(r.cooperative_id, r.commodity): _state(r) for r in await session.execute(query)}
+    lots = orm.stock_lots
+    rows = await session.execute(
+        select(lots)
+        .where(tuple_(lots.c.cooperative_id, lots.c.commodity).in_(ordered))
+        .order_by(lots.c.cooperative_id, lots.c.commodity, lots.c.received_at, lots.c.id)
+    )
+    for r in rows:
+        states[(r.cooperative_id, r.commodity)].lots.append(
+            Lot(received_at=aware(r.received_at), remaining=from_milli(r.remaining_milli), id=r.id)  # type: ignore[arg-type]
+        )
+    return states
+
+
+async def save_stock(session: AsyncSession, states: Sequence[StockState], now: datetime) -> None:
+    """Write the items back (version bumped) and replace their lots."""
+    if not states:
+        return
+    t = orm.stock_items
+    await session.execute(
+        update(t)
+        .where(t.c.cooperative_id == bindparam("k_coop"), t.c.commodity == bindparam("k_commodity"))
+        .values(
+            on_hand_milli=bindparam("b_on_hand_milli"),
+            stock_value=bindparam("b_stock_value"),
+            last_unit_cost=bindparam("b_last_unit_cost"),
+            last_sale_at=bindparam("b_last_sale_at"),
+            last_transfer_out_at=bindparam("b_last_transfer_out_at"),
+            stall_clock_at=bindparam("b_stall_clock_at"),
+            condition=bindparam("b_condition"),
+            condition_since=bindparam("b_condition_since"),
+            version=t.c.version + 1,
+            updated_at=bindparam("b_updated_at"),
+        ),
+        [
+            {
+                "k_coop": s.cooperative_id,
+                "k_commodity": s.commodity,
+                "b_on_hand_milli": to_milli(s.on_hand),
+                "b_stock_value": s.stock_value,
+                "b_last_unit_cost": s.last_unit_cost,
+                "b_last_sale_at": s.last_sale_at,
+                "b_last_transfer_out_at": s.last_transfer_out_at,
+                "b_stall_clock_at": s.stall_clock_at,
+                "b_condition": s.condition,
+                "b_condition_since": s.condition_since,
+                "b_updated_at": now,
+            }
+            for s in states
+        ],
+    )
+    lots = orm.stock_lots
+    keys = [(s.cooperative_id, s.commodity) for s in states]
+    await session.execute(delete(lots).where(tuple_(lots.c.cooperative_id, lots.c.commodity).in_(keys)))
+    rows = [
+        {
+            "cooperative_id": s.cooperative_id,
+            "commodity": s.commodity,
+            "received_at": lot.received_at,
+            "remaining_milli": to_milli(lot.remaining),
+        }
+        for s in states
+        for lot in s.lots
+        if lot.remaining > 0
+    ]
+    if rows:
+        await session.execute(insert(lots), rows)
+
+
+async def stock_rows(
+    session: AsyncSession, cooperative_id: str, commodity: str | None = None
+) -> list[StockState]:
+    t = orm.stock_items
+    query = select(t).where(t.c.cooperative_id == cooperative_id).order_by(t.c.commodity)
+    if commodity is not None:
+        query = query.where(t.c.commodity == commodity)
+    return [_state(r) for r in await session.execute(query)]
+
+
+# --- sales ------------------------------------------------------------------------------------------
+
+
+async def add_daily_sales(session: AsyncSession, sold: dict[tuple[str, str, date], tuple[int, int]]) -> None:
+    """Add (quantity in thousandths, takings) to each (cooperative, commodity, day)."""
+    if not sold:
+        return
+    t = orm.daily_sales
+    statement = dialect_insert(session)(t).values(
+        [
+            {"cooperative_id": c, "commodity": m, "day": d, "quantity_milli": q, "value": v}
+            for (c, m, d), (q, v) in sorted(sold.items())
+        ]
+    )
+    statement = statement.on_conflict_do_update(
+        index_elements=[t.c.cooperative_id, t.c.commodity, t.c.day],
+        set_={
+            "quantity_milli": t.c.quantity_milli + statement.excluded.quantity_milli,
+            "value": t.c.value + statement.excluded.value,
+        },
+    )
+    await session.execute(statement)
+
+
+async def sold_between(
+    session: AsyncSession, keys: Iterable[Key], first_day: date, last_day: date
+) -> dict[Key, Decimal]:
+    """Quantity sold per item over [first_day, last_day]."""
+    wanted = sorted(set(keys))
+    if not wanted:
+        return {}
+    t = orm.daily_sales
+    rows = await session.execute(
+        select(t.c.cooperative_id, t.c.commodity, func.sum(t.c.quantity_milli))
+        .where(
+            tuple_(t.c.cooperative_id, t.c.commodity).in_(wanted),
+            and_(t.c.day >= first_day, t.c.day <= last_day),
+        )
+        .group_by(t.c.cooperative_id, t.c.commodity)
+    )
+    sold = {k: Decimal("0.000") for k in wanted}
+    for c, m, q in rows:
+        sold[(c, m)] = from_milli(int(q or 0))
+    return sold
+
+
+# --- ledger -----------------------------------------------------------------------------------------
+
+
+async def existing_references(
+    session: AsyncSession, cooperative_id: str, wanted: set[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (kind, reference) pairs this cooperative has already booked."""
+    if not wanted:
+        return set()
+    t = orm.movements
+    rows = await session.execute(
+        select(t.c.kind, t.c.reference).where(
+            t.c.cooperative_id == cooperative_id, t.c.reference.in_(sorted({r for _, r in wanted}))
+        )
+    )
+    return {(k, r) for k, r in rows} & wanted
+
+
+async def insert_movements(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert(orm.movements), rows)

@@ -1,0 +1,74 @@
+"""Composition root of the inventory: builds the app and wires its dependencies.
+
+Started as `uvicorn inventory.bootstrap:create_app --factory --port 8002`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+from kkmp_shared.app import create_service_app
+from kkmp_shared.auth import KeySource
+from kkmp_shared.events.contracts import (
+    PriceCeilingExceeded,
+    StockLow,
+    StockMoved,
+    StockRecovered,
+    StockStalled,
+    StockStockout,
+)
+from kkmp_shared.messaging.outbox import Outbox
+from kkmp_shared.settings import ServiceSettings
+
+from inventory.adapters import orm
+from inventory.entrypoints.api import ROUTERS
+from inventory.entrypoints.consumers import subscriptions
+from inventory.service_layer.catalogue import seed_catalogue
+from inventory.service_layer.detection import detection_loop
+from inventory.settings import InventorySettings
+
+log = logging.getLogger("kkmp.inventory")
+
+SERVICE_DIR = Path(__file__).resolve().parent.parent
+REPO_DATA = SERVICE_DIR.parent.parent / "data"
+
+
+async def load_catalogue(app: FastAPI) -> None:
+    """Seed the commodity catalogue from data/commodities.csv (new codes only; admin changes stay)."""
+    settings: InventorySettings = app.state.settings
+    path = settings.commodities_csv or REPO_DATA / "commodities.csv"
+    async with app.state.db.transaction() as session:
+        await seed_catalogue(session, path, datetime.now(UTC))
+
+
+def create_app(
+    settings: InventorySettings | None = None,
+    *,
+    key_source: Callable[[ServiceSettings], KeySource] | None = None,
+) -> FastAPI:
+    settings = settings or InventorySettings()
+    # The same outbox table and source the app's own Outbox uses; the consumers stage events with it.
+    outbox = Outbox(orm.messaging, source=f"/{settings.service_name}")
+    app = create_service_app(
+        settings,
+        title="KKMP Inventory",
+        description=(
+            "Commodity catalogue (HET/HAP ceilings), each cooperative's stock ledger and stock on hand, and "
+            "detection of stalled (stok macet), low and out-of-stock items and of sales above the ceiling."
+        ),
+        tables=orm.messaging,
+        migrations=SERVICE_DIR / "migrations",
+        routers=ROUTERS,
+        publishes=[StockMoved, StockLow, StockStockout, StockStalled, StockRecovered, PriceCeilingExceeded],
+        consumers=subscriptions(outbox),
+        on_startup=[load_catalogue],
+        background=[detection_loop],
+        key_source=key_source,
+    )
+    app.state.scan_lock = asyncio.Lock()
+    return app

@@ -1,0 +1,218 @@
+"""Catalogue use cases: seeding the commodities, adding them, changing thresholds and ceilings.
+
+A ceiling change is a new period from its effective date; earlier periods stay, so history is kept and
+a back-dated sale is judged against the ceiling of its day.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from kkmp_shared.auth import Principal
+from kkmp_shared.errors import conflict, not_found, unprocessable
+from sqlalchemy import insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from inventory.adapters import orm, repository
+from inventory.adapters.repository import CommodityInfo
+from inventory.domain.catalogue import (
+    CeilingPeriod,
+    initial_ceilings,
+    read_catalogue,
+    read_ceiling_history,
+)
+from inventory.domain.ledger import utc
+
+log = logging.getLogger("kkmp.inventory.catalogue")
+
+PACKAGE_DIR = Path(__file__).resolve().parent.parent
+CEILING_HISTORY = PACKAGE_DIR / "ceiling_history.csv"
+
+
+async def seed_catalogue(session: AsyncSession, csv_path: Path, now: datetime) -> int:
+    """Add the commodities of the seed file that are not there yet (an admin's later changes stay)."""
+    entries = read_catalogue(csv_path)
+    history = read_ceiling_history(CEILING_HISTORY) if CEILING_HISTORY.exists() else {}
+    existing = set((await session.execute(select(orm.commodities.c.code))).scalars())
+    new = [e for e in entries if e.code not in existing]
+    if not new:
+        return 0
+    await session.execute(
+        insert(orm.commodities),
+        [
+            {
+                "code": e.code,
+                "name": e.name,
+                "unit": e.unit,
+                "stall_days": e.stall_days,
+                "low_cover_days": e.low_cover_days,
+                "typical_price": e.typical_price,
+                "active": True,
+                "created_at": now,
+                "updated_at": now,
+            }
+            for e in new
+        ],
+    )
+    ceilings = [
+        {
+            "commodity": e.code,
+            "price_ceiling": p.price_ceiling,
+            "ceiling_kind": p.ceiling_kind,
+            "legal_basis": p.legal_basis,
+            "effective_from": p.effective_from,
+            "recorded_at": now,
+            "recorded_by": "catalogue seed",
+        }
+        for e in new
+        for p in initial_ceilings(e, history.get(e.code, []))
+    ]
+    if ceilings:
+        await session.execute(insert(orm.commodity_ceilings), ceilings)
+    log.info("catalogue seeded with %d commodities", len(new))
+    return len(new)
+
+
+def commodity_out(info: CommodityInfo, now: datetime) -> dict[str, Any]:
+    current = info.ceiling_at(now)
+    has_ceiling = current is not None and current.price_ceiling is not None
+    return {
+        "code": info.code,
+        "name": info.name,
+        "unit": info.unit,
+        "price_ceiling": current.price_ceiling if has_ceiling else None,  # type: ignore[union-attr]
+        "ceiling_kind": current.ceiling_kind if has_ceiling else None,  # type: ignore[union-attr]
+        "legal_basis": current.legal_basis if has_ceiling else None,  # type: ignore[union-attr]
+        "ceiling_effective_from": current.effective_from if has_ceiling else None,  # type: ignore[union-attr]
+        "stall_days": info.stall_days,
+        "low_cover_days": info.low_cover_days,
+        "typical_price": info.typical_price,
+        "active": info.active,
+        "updated_at": info.updated_at,
+    }
+
+
+def ceiling_out(period: CeilingPeriod, now: datetime, current: CeilingPeriod | None) -> dict[str, Any]:
+    return {
+        "price_ceiling": period.price_ceiling,
+        "ceiling_kind": period.ceiling_kind,
+        "legal_basis": period.legal_basis,
+        "effective_from": period.effective_from,
+        "in_force": period is current,
+        "upcoming": period.effective_from > now,
+    }
+
+
+async def get_commodity(session: AsyncSession, code: str) -> CommodityInfo:
+    info = (await repository.load_catalogue(session, [code])).get(code)
+    if info is None:
+        raise not_found("commodity")
+    return info
+
+
+async def create_commodity(
+    session: AsyncSession, principal: Principal, data: Any, now: datetime
+) -> CommodityInfo:
+    if (await repository.load_catalogue(session, [data.code])).get(data.code) is not None:
+        raise conflict("duplicate_commodity", f"Commodity {data.code!r} already exists.")
+    await session.execute(
+        insert(orm.commodities).values(
+            code=data.code,
+            name=data.name,
+            unit=data.unit,
+            stall_days=data.stall_days,
+            low_cover_days=data.low_cover_days,
+            typical_price=data.typical_price,
+            active=True,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    if data.price_ceiling is not None:
+        await _add_ceiling(
+            session, data.code, data.price_ceiling, data.ceiling_kind, data.legal_basis, now, principal, now
+        )
+    await session.commit()
+    return await get_commodity(session, data.code)
+
+
+async def update_commodity(
+    session: AsyncSession, principal: Principal, code: str, data: Any, now: datetime
+) -> CommodityInfo:
+    await get_commodity(session, code)
+    fields = data.model_dump(exclude_unset=True)
+    ceiling_fields = {
+        k: fields.pop(k) for k in ("price_ceiling", "ceiling_kind", "legal_basis") if k in fields
+    }
+    for name in ("name", "stall_days", "low_cover_days", "active"):
+        if name in fields and fields[name] is None:
+            raise unprocessable(name, f"{name} cannot be null.")
+    if fields:
+        await session.execute(
+            update(orm.commodities).where(orm.commodities.c.code == code).values(**fields, updated_at=now)
+        )
+    if ceiling_fields:
+        if "price_ceiling" not in ceiling_fields:
+            raise unprocessable("price_ceiling", "A ceiling change needs price_ceiling (null to remove it).")
+        await _add_ceiling(
+            session,
+            code,
+            ceiling_fields["price_ceiling"],
+            ceiling_fields.get("ceiling_kind"),
+            ceiling_fields.get("legal_basis"),
+            now,
+            principal,
+            now,
+        )
+        await session.execute(
+            update(orm.commodities).where(orm.commodities.c.code == code).values(updated_at=now)
+        )
+    await session.commit()
+    return await get_commodity(session, code)
+
+
+async def add_ceiling(
+    session: AsyncSession, principal: Principal, code: str, data: Any, now: datetime
+) -> CommodityInfo:
+    await get_commodity(session, code)
+    effective_from = utc(data.effective_from) if data.effective_from is not None else now
+    await _add_ceiling(
+        session, code, data.price_ceiling, data.ceiling_kind, data.legal_basis, effective_from, principal, now
+    )
+    await session.execute(
+        update(orm.commodities).where(orm.commodities.c.code == code).values(updated_at=now)
+    )
+    await session.commit()
+    return await get_commodity(session, code)
+
+
+async def _add_ceiling(
+    session: AsyncSession,
+    code: str,
+    price_ceiling: int | None,
+    ceiling_kind: str | None,
+    legal_basis: str | None,
+    effective_from: datetime,
+    principal: Principal,
+    now: datetime,
+) -> None:
+    if price_ceiling is not None and ceiling_kind is None:
+        raise unprocessable("ceiling_kind", "Say whether the ceiling is a HET or a HAP.")
+    await session.execute(
+        insert(orm.commodity_ceilings).values(
+            commodity=code,
+            price_ceiling=price_ceiling,
+            ceiling_kind=ceiling_kind if price_ceiling is not None else None,
+            legal_basis=legal_basis,
+            effective_from=effective_from,
+            recorded_at=now,
+            recorded_by=principal.username or principal.sub,
+        )
+    )
+
+
+def now_utc() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,79 @@
+"""Fixtures of the inventory's tests: the service running in-process against the real RabbitMQ (a vhost
+of its own) and a real database, once on SQLite and once on PostgreSQL, shared by the tests of a module.
+
+Tests feed the service the way other services would (cooperative.registered.v1, order.delivered.v1 and
+redistribution.accepted.v1 published on the broker) and read what it publishes with an `EventProbe`
+bound to every routing key for the whole module, so every event the relay sends is routable.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from inventory.bootstrap import create_app
+from inventory.settings import InventorySettings
+from kkmp_shared.testing.harness import EventProbe, running_app, wait_ready
+from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
+from kkmp_shared.testing.rabbit import ensure_broker, temporary_vhost
+from kkmp_shared.testing.tokens import TokenFactory
+
+# Whatever pytest's import mode, the tests import their helpers by this unique module name.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from inventory_testkit import Inventory
+
+
+@pytest.fixture(scope="session")
+def broker_url() -> str:
+    return ensure_broker()
+
+
+@pytest.fixture(scope="session")
+def tokens() -> TokenFactory:
+    return TokenFactory()
+
+
+@pytest.fixture(scope="module", params=["sqlite", "postgres"])
+async def inventory(
+    request: pytest.FixtureRequest,
+    broker_url: str,
+    tokens: TokenFactory,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> AsyncIterator[Inventory]:
+    backend = request.param
+    tmp: Path = tmp_path_factory.mktemp(f"inventory-{backend}")
+    if backend == "sqlite":
+        database_url = f"sqlite+aiosqlite:///{tmp / 'inventory.db'}"
+    else:
+        ensure_postgres()
+        database_url = await acreate_database("inventory_test")
+    with temporary_vhost(broker_url, prefix="inventory") as amqp_url:
+        previous = os.environ.get("INVENTORY_DATABASE_URL")
+        os.environ["INVENTORY_DATABASE_URL"] = database_url
+        try:
+            settings = InventorySettings(
+                amqp_url=amqp_url,
+                demo=True,
+                data_dir=tmp,
+                detection_interval_s=0,
+                retry_delays_ms=[200, 500],
+                relay_poll_interval_s=0.1,
+                log_json=False,
+                log_level="WARNING",
+            )
+            app = create_app(settings, key_source=lambda _s: tokens.key_source())
+        finally:
+            if previous is None:
+                os.environ.pop("INVENTORY_DATABASE_URL", None)
+            else:
+                os.environ["INVENTORY_DATABASE_URL"] = previous
+        async with EventProbe(amqp_url) as probe, running_app(app) as client:
+            await wait_ready(client, timeout=30)
+            yield Inventory(
+                app=app, client=client, probe=probe, tokens=tokens, amqp_url=amqp_url, backend=backend
+            )
+    if backend == "postgres":
+        await adrop_database(database_url)

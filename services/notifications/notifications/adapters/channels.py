@@ -1,0 +1,182 @@
+"""The push channels: webhooks over HTTP(S) and email over SMTP. Each send is one attempt.
+
+A sender never raises for a delivery problem: it answers an `AttemptResult` saying what happened and
+whether trying again could help. Every attempt is bounded by a total timeout, so a receiver that
+accepts the connection and then never answers costs one worker slot for that long, no more.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import formatdate, make_msgid
+
+import aiosmtplib
+import httpx
+
+from notifications.domain.delivery import (
+    SIGNATURE_HEADER,
+    TargetRejected,
+    check_addresses,
+    http_status_retryable,
+    parse_webhook_url,
+    sign,
+)
+from notifications.settings import NotificationsSettings
+
+
+@dataclass(frozen=True)
+class AttemptResult:
+    ok: bool
+    retryable: bool
+    outcome: str  # delivered | error | timeout | refused
+    status_code: int | None = None
+    error: str | None = None
+    duration_ms: int = 0
+
+
+async def resolve_host(host: str, port: int) -> list[str]:
+    loop = asyncio.get_running_loop()
+    try:
+        # A resolver that never answers must not hold a request or a worker slot for long.
+        infos = await asyncio.wait_for(loop.getaddrinfo(host, port, type=socket.SOCK_STREAM), timeout=5)
+    except (TimeoutError, OSError, UnicodeError):
+        return []
+    return sorted({str(info[4][0]) for info in infos})
+
+
+async def check_webhook_target(url: str, *, allow_internal: bool) -> str:
+    """Validate a webhook URL (scheme, host, and where it resolves); raises TargetRejected."""
+    target = parse_webhook_url(url)
+    if not allow_internal:
+        check_addresses(target, await resolve_host(target.host, target.port))
+    return target.url
+
+
+class WebhookSender:
+    def __init__(self, settings: NotificationsSettings) -> None:
+        self.settings = settings
+        self.timeout = settings.webhook_timeout_s
+        # Redirects are not followed: a target could otherwise bounce the request to an internal host.
+        self.client = httpx.AsyncClient(
+            timeout=httpx.Timeout(self.timeout),
+            follow_redirects=False,
+            headers={"User-Agent": "KKMP-Notifications/1.0"},
+        )
+
+    async def send(
+        self, *, url: str, body: bytes, secret: str | None, delivery_id: str, event_id: str, event_type: str
+    ) -> AttemptResult:
+        started = time.perf_counter()
+
+        def elapsed() -> int:
+            return int((time.perf_counter() - started) * 1000)
+
+        try:
+            # Checked again at send time: a name may resolve elsewhere now than at subscription time.
+            await check_webhook_target(url, allow_internal=self.settings.allow_internal_webhooks)
+        except TargetRejected as exc:
+            return AttemptResult(False, False, "refused", error=str(exc), duration_ms=elapsed())
+        headers = {
+            "Content-Type": "application/cloudevents+json",
+            "X-KKMP-Delivery": delivery_id,
+            "X-KKMP-Event-Id": event_id,
+            "X-KKMP-Event-Type": event_type,
+        }
+        if secret:
+            headers[SIGNATURE_HEADER] = sign(secret, body)
+        try:
+            # httpx's timeout is per read; the total bound stops a receiver that drips bytes forever.
+            response = await asyncio.wait_for(
+                self.client.post(url, content=body, headers=headers), timeout=self.timeout
+            )
+        except (TimeoutError, httpx.TimeoutException):
+            return AttemptResult(
+                False, True, "timeout", error=f"no answer within {self.timeout:g} s", duration_ms=elapsed()
+            )
+        except httpx.HTTPError as exc:
+            return AttemptResult(
+                False, True, "error", error=f"{type(exc).__name__}: {exc}"[:500], duration_ms=elapsed()
+            )
+        if 200 <= response.status_code < 300:
+            return AttemptResult(True, False, "delivered", response.status_code, duration_ms=elapsed())
+        return AttemptResult(
+            False,
+            http_status_retryable(response.status_code),
+            "error",
+            response.status_code,
+            f"HTTP {response.status_code}: {response.text[:200]}",
+            elapsed(),
+        )
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+
+class EmailSender:
+    def __init__(self, settings: NotificationsSettings) -> None:
+        self.settings = settings
+
+    def build(self, *, to: str, subject: str, text: str, delivery_id: str) -> EmailMessage:
+        message = EmailMessage()
+        message["From"] = self.settings.smtp_from
+        message["To"] = to
+        message["Subject"] = subject
+        message["Date"] = formatdate(localtime=False)
+        message["Message-ID"] = make_msgid(idstring=delivery_id.replace("-", ""), domain="kkmp.local")
+        message["X-KKMP-Delivery"] = delivery_id
+        message.set_content(text, charset="utf-8")
+        return message
+
+    async def send(self, *, to: str, subject: str, text: str, delivery_id: str) -> AttemptResult:
+        started = time.perf_counter()
+
+        def elapsed() -> int:
+            return int((time.perf_counter() - started) * 1000)
+
+        s = self.settings
+        if not s.smtp_host:
+            return AttemptResult(
+                False, False, "refused", error="SMTP is not configured (SMTP_HOST)", duration_ms=0
+            )
+        message = self.build(to=to, subject=subject, text=text, delivery_id=delivery_id)
+        try:
+            await asyncio.wait_for(
+                aiosmtplib.send(
+                    message,
+                    hostname=s.smtp_host,
+                    port=s.smtp_port,
+                    username=s.smtp_username,
+                    password=s.smtp_password,
+                    start_tls=s.smtp_starttls,
+                    use_tls=s.smtp_use_tls,
+                    timeout=s.smtp_timeout_s,
+                ),
+                timeout=s.smtp_timeout_s * 2,
+            )
+        except aiosmtplib.SMTPRecipientsRefused as exc:
+            return AttemptResult(
+                False, False, "error", error=f"recipient refused: {exc}"[:500], duration_ms=elapsed()
+            )
+        except aiosmtplib.SMTPResponseException as exc:
+            # 4xx is a temporary refusal (greylisting, full mailbox); 5xx is final.
+            return AttemptResult(
+                False,
+                400 <= exc.code < 500,
+                "error",
+                exc.code,
+                f"SMTP {exc.code}: {exc.message}"[:500],
+                elapsed(),
+            )
+        except (TimeoutError, aiosmtplib.SMTPTimeoutError):
+            return AttemptResult(
+                False, True, "timeout", error="SMTP server did not answer in time", duration_ms=elapsed()
+            )
+        except (aiosmtplib.SMTPException, OSError) as exc:
+            return AttemptResult(
+                False, True, "error", error=f"{type(exc).__name__}: {exc}"[:500], duration_ms=elapsed()
+            )
+        return AttemptResult(True, False, "delivered", 250, duration_ms=elapsed())

@@ -1,0 +1,1 @@
+"""Entrypoints: HTTP routes, event subscriptions and the background jobs."""

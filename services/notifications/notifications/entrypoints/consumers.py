@@ -1,0 +1,60 @@
+"""The one explicit list of what the notifications service consumes, queue by queue.
+
+- `notifications.directory`: cooperatives from the registry (names and kecamatan, for scope and text).
+- `notifications.users`: `user.created.v1`, who the recipients are and what they may see.
+- `notifications.alerts`: every routable event type; the routing table (data) decides who is told.
+- `notifications.escalation`: `need.submitted.v1` / `need.status_changed.v1`, to escalate needs
+  nobody acknowledged.
+"""
+
+from __future__ import annotations
+
+from kkmp_shared.directory import CooperativeDirectory
+from kkmp_shared.events.contracts import (
+    EVENT_MODELS,
+    EventData,
+    NeedStatusChanged,
+    NeedSubmitted,
+    UserCreated,
+)
+from kkmp_shared.events.envelope import CloudEvent
+from kkmp_shared.messaging.consumer import ConsumerGroup
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from notifications.adapters import orm
+from notifications.domain.events import ROUTABLE_EVENT_TYPES
+from notifications.service_layer import escalation, recipients
+from notifications.service_layer.fanout import Notifier, cloudevent_bytes
+
+
+def build_consumers(notifier: Notifier) -> ConsumerGroup:
+    group = ConsumerGroup("notifications")
+    CooperativeDirectory(orm.known_cooperatives).subscribe(group, "directory")
+
+    async def on_user_created(session: AsyncSession, _event: CloudEvent, data: UserCreated) -> None:
+        await recipients.learn_user(session, data)
+
+    group.add("users", UserCreated, on_user_created)
+
+    async def on_alert(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
+        await notifier.announce(
+            session,
+            event_id=event.id,
+            event_type=event.type,
+            data=data.model_dump(),
+            occurred_at=event.time,
+            cloudevent=cloudevent_bytes(event),
+        )
+
+    for event_type in ROUTABLE_EVENT_TYPES:
+        group.add("alerts", EVENT_MODELS[event_type], on_alert)
+
+    async def on_need_submitted(session: AsyncSession, _event: CloudEvent, data: NeedSubmitted) -> None:
+        await escalation.need_submitted(session, data)
+
+    async def on_need_status(session: AsyncSession, _event: CloudEvent, data: NeedStatusChanged) -> None:
+        await escalation.need_status_changed(session, data)
+
+    group.add("escalation", NeedSubmitted, on_need_submitted)
+    group.add("escalation", NeedStatusChanged, on_need_status)
+    return group

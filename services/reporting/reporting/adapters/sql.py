@@ -1,0 +1,70 @@
+"""Small SQL helpers shared by the projections and queries: dialect-aware upserts, dirty marks."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import Table
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reporting.adapters import orm
+
+
+def dialect_of(session: AsyncSession) -> str:
+    bind = session.bind
+    return bind.dialect.name if bind is not None else "sqlite"
+
+
+def insert_for(session: AsyncSession) -> Callable[[Table], Any]:
+    """`insert` with ON CONFLICT support for the session's database."""
+    return sqlite_insert if dialect_of(session) == "sqlite" else pg_insert  # type: ignore[return-value]
+
+
+async def insert_ignore(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+    if rows:
+        await session.execute(insert_for(session)(table).on_conflict_do_nothing(), list(rows))
+
+
+async def add_to(
+    session: AsyncSession, table: Table, keys: dict[str, Any], increments: dict[str, Any]
+) -> None:
+    """Insert a counter row or add to it: `INSERT ... ON CONFLICT DO UPDATE SET c = c + excluded.c`."""
+    statement = insert_for(session)(table).values(**keys, **increments)
+    statement = statement.on_conflict_do_update(
+        index_elements=[table.c[k] for k in keys],
+        set_={c: table.c[c] + statement.excluded[c] for c in increments},
+    )
+    await session.execute(statement)
+
+
+async def mark_dirty(session: AsyncSession, cooperative_id: str | None, kecamatan_code: str | None) -> None:
+    """Queue the cooperative's health and its kecamatan's figures for the refresher.
+
+    Remembered per transaction so a batch of a hundred events about one cooperative writes the
+    marks once.
+    """
+    seen: set[tuple[str, str]] = session.info.setdefault("reporting_dirty", set())
+    rows = []
+    for kind, key in (("cooperative", cooperative_id), ("kecamatan", kecamatan_code)):
+        if key and (kind, key) not in seen:
+            seen.add((kind, key))
+            rows.append({"kind": kind, "key": key})
+    await insert_ignore(session, orm.refresh_queue, rows)
+
+
+def forget_dirty_marks(session: AsyncSession) -> None:
+    session.info.pop("reporting_dirty", None)
+
+
+def chunked(items: Iterable[Any], size: int) -> Iterable[list[Any]]:
+    chunk: list[Any] = []
+    for item in items:
+        chunk.append(item)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,116 @@
+"""Composition root of reporting: builds the app and wires its dependencies.
+
+Started as `uvicorn reporting.bootstrap:create_app --factory --port 8004`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+
+from fastapi import FastAPI
+from kkmp_shared.app import create_service_app
+from kkmp_shared.auth import KeySource
+from kkmp_shared.events.contracts import CooperativeHealthChanged, ReportOverdue, ReportSubmitted
+from kkmp_shared.settings import ServiceSettings
+
+from reporting.adapters import orm
+from reporting.domain.periods import zone
+from reporting.entrypoints.api import ROUTERS
+from reporting.entrypoints.consumers import build_consumers
+from reporting.service_layer import reports
+from reporting.service_layer.context import ReportingContext, build_context
+from reporting.service_layer.projections import Projector
+from reporting.settings import ReportingSettings
+
+log = logging.getLogger("kkmp.reporting")
+
+SERVICE_DIR = Path(__file__).resolve().parent.parent
+MIGRATIONS = SERVICE_DIR / "migrations"
+
+
+def _context(app: FastAPI) -> ReportingContext:
+    return app.state.reporting  # type: ignore[no-any-return]
+
+
+async def refresher_loop(app: FastAPI) -> None:
+    """Keeps health and the per-kecamatan rows caught up with the events consumed."""
+    ctx = _context(app)
+    while True:
+        try:
+            await ctx.refresher.run_once()
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("refresh cycle failed; retrying")
+        await asyncio.sleep(ctx.settings.refresh_interval_s)
+
+
+async def health_schedule(app: FastAPI) -> None:
+    """Every HEALTH_INTERVAL_S (and at start) every cooperative's health is queued for recomputing:
+    time alone moves its windows (30 days of sales, reports falling due)."""
+    ctx = _context(app)
+    if ctx.settings.health_interval_s <= 0:
+        return
+    while True:
+        try:
+            async with app.state.db.transaction() as session:
+                await ctx.refresher.mark_all(session, cooperatives=True, kecamatan=False)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("could not queue the scheduled health recompute")
+        await asyncio.sleep(ctx.settings.health_interval_s)
+
+
+async def overdue_schedule(app: FastAPI) -> None:
+    """Every OVERDUE_INTERVAL_S (and at start) overdue monthly reports are announced."""
+    ctx = _context(app)
+    if ctx.settings.overdue_interval_s <= 0:
+        return
+    while True:
+        try:
+            async with app.state.db.transaction() as session:
+                result = await reports.announce_overdue(
+                    session,
+                    app.state.outbox,
+                    ctx.rules,
+                    datetime.now(UTC),
+                    ctx.settings.overdue_lookback_periods,
+                )
+            if result["announced"]:
+                log.info("announced %d overdue reports", result["announced"])
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("overdue detection failed")
+        await asyncio.sleep(ctx.settings.overdue_interval_s)
+
+
+def create_app(
+    settings: ReportingSettings | None = None,
+    key_source: Callable[[ServiceSettings], KeySource] | None = None,
+) -> FastAPI:
+    settings = settings or ReportingSettings()
+    # The subscriptions need the projector before the app (and its database) exists.
+    projector = Projector(zone(settings.timezone))
+    app = create_service_app(
+        settings,
+        title="KKMP Reporting",
+        description=(
+            "Read models built from every event: dashboards for Dinkopdag, cooperative health "
+            "(hidup-matinya koperasi), monthly reports and their timeliness, exports and a public view."
+        ),
+        tables=orm.messaging,
+        migrations=MIGRATIONS,
+        routers=ROUTERS,
+        publishes=[CooperativeHealthChanged, ReportSubmitted, ReportOverdue],
+        consumers=build_consumers(projector),
+        background=[refresher_loop, health_schedule, overdue_schedule],
+        key_source=key_source,
+    )
+    app.state.reporting = build_context(settings, app.state.db, app.state.outbox, projector)
+    return app

@@ -1,0 +1,726 @@
+"""Reporting's HTTP routes: thin adapters over the queries and the service layer.
+
+Who sees what:
+- city and kecamatan aggregates (`/dashboard/*`, `/kecamatan`, `/reports/rates`, `/needs/response-times`,
+  the monthly PDF): admin, officer (limited to its kecamatan), service;
+- lists with cooperative rows (`/stalled`, `/price-violations`, `/cooperatives`, `/reports`, exports):
+  the same, and a cooperative's manager for its own cooperative's rows only;
+- one cooperative (`/cooperatives/{id}`, `/health`, `/reports`): whoever may read it (404 otherwise);
+- `/public/*`: anyone, aggregates only;
+- suppliers: nothing here is addressed to a supplier (403).
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
+
+import orjson
+from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi.responses import JSONResponse, Response
+from kkmp_shared.app import OutboxDep, SessionDep
+from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, Principal, ensure_can_read, ensure_can_write
+from kkmp_shared.directory import KnownCooperative
+from kkmp_shared.errors import ApiError, forbidden, not_found
+
+from reporting.adapters import exports as export_files
+from reporting.adapters.pdf import MonthlyReportData, render_monthly_report
+from reporting.domain.periods import PERIOD_PATTERN, Period, local_date
+from reporting.entrypoints import schemas
+from reporting.service_layer import queries, reports
+from reporting.service_layer.context import ReportingContext
+from reporting.service_layer.queries import Scope
+from reporting.service_layer.rebuild import rebuild
+
+
+class FastJSON(JSONResponse):
+    """orjson rendering for the big lists (thousands of kecamatan or cooperatives at national scale);
+    UTC timestamps end in "Z" as pydantic writes them elsewhere."""
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, option=orjson.OPT_UTC_Z | orjson.OPT_NON_STR_KEYS)
+
+
+def _context(request: Request) -> ReportingContext:
+    return request.app.state.reporting  # type: ignore[no-any-return]
+
+
+ContextDep = Annotated[ReportingContext, Depends(_context)]
+KecamatanCode = Annotated[
+    str | None, Query(max_length=20, pattern=r"^[0-9.]+$", description="Kecamatan code")
+]
+Commodity = Annotated[str | None, Query(max_length=50, pattern=r"^[a-z0-9_]+$", description="Commodity code")]
+CooperativeId = Annotated[str, Path(min_length=1, max_length=64)]
+PeriodQuery = Annotated[str | None, Query(pattern=PERIOD_PATTERN, description="YYYY-MM")]
+Limit = Annotated[int, Query(ge=1, le=5000)]
+Offset = Annotated[int, Query(ge=0, le=10_000_000)]
+
+AGGREGATE_ROLES = ("admin", "officer", "service")
+RUNNER_ROLES = ("admin", "officer", "service")
+
+
+def aggregate_scope(principal: Principal, kecamatan_code: str | None = None) -> list[str] | None:
+    """The kecamatan an aggregate may cover (None: the whole city); 403 for other roles."""
+    if principal.role not in AGGREGATE_ROLES:
+        raise forbidden("These figures are for Dinkopdag staff; see /public/* for the public figures.")
+    _check_filter(principal, kecamatan_code)
+    return principal.kecamatan_filter()
+
+
+def list_scope(principal: Principal, kecamatan_code: str | None = None) -> Scope:
+    """Rows a list may show: a manager its own cooperative's, an officer its area's, else all."""
+    if principal.role == "coop_manager":
+        if not principal.cooperative_id:
+            raise forbidden("This account is not linked to a cooperative.")
+        return Scope(cooperative_id=principal.cooperative_id)
+    if principal.role not in AGGREGATE_ROLES:
+        raise forbidden("Nothing here is addressed to a supplier.")
+    _check_filter(principal, kecamatan_code)
+    return Scope(kecamatan=principal.kecamatan_filter())
+
+
+def _check_filter(principal: Principal, kecamatan_code: str | None) -> None:
+    if kecamatan_code and principal.role == "officer" and not principal.covers_kecamatan(kecamatan_code):
+        raise forbidden("That kecamatan is outside your area.")
+
+
+async def readable_cooperative(
+    session: Any, ctx: ReportingContext, principal: Principal, cooperative_id: str
+) -> KnownCooperative:
+    coop = await ctx.projector.directory.get(session, cooperative_id)
+    if coop is None:
+        raise not_found("cooperative")
+    ensure_can_read(principal, coop.id, coop.kecamatan_code)
+    return coop
+
+
+def _naive_as_utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
+
+
+# --- dashboards ---------------------------------------------------------------------------------
+
+dashboards = APIRouter(tags=["dashboards"])
+
+
+@dashboards.get("/dashboard/summary", response_model=schemas.SummaryOut, summary="City (or area) figures")
+async def dashboard_summary(session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal) -> Any:
+    scope = aggregate_scope(principal)
+    return await queries.summary(session, scope, ctx.as_of(), str(ctx.current_period()))
+
+
+@dashboards.get(
+    "/kecamatan", response_model=list[schemas.KecamatanOut], summary="The same figures per kecamatan"
+)
+async def per_kecamatan(session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal) -> Any:
+    scope = aggregate_scope(principal)
+    rows = await queries.kecamatan_rows(session, scope, ctx.names, ctx.as_of(), str(ctx.current_period()))
+    return FastJSON(rows)
+
+
+async def _series(
+    session: Any,
+    ctx: ContextDep,
+    principal: Principal,
+    weeks: int,
+    kecamatan_code: str | None,
+    commodity: str | None,
+    cooperative_id: str | None,
+) -> dict[str, Any]:
+    if cooperative_id or principal.role == "coop_manager":
+        target = cooperative_id or principal.cooperative_id
+        if target is None:
+            raise forbidden("This account is not linked to a cooperative.")
+        await readable_cooperative(session, ctx, principal, target)
+        scope = Scope(cooperative_id=target)
+    else:
+        scope = Scope(kecamatan=aggregate_scope(principal, kecamatan_code))
+    return await queries.sales_series(
+        session,
+        weeks=weeks,
+        now=datetime.now(UTC),
+        tz=ctx.tz,
+        scope=scope,
+        kecamatan_code=kecamatan_code,
+        commodity=commodity,
+    )
+
+
+@dashboards.get(
+    "/timeseries/sales",
+    response_model=schemas.TimeseriesOut,
+    summary="Weekly sales (volume, value, transactions) and stalled value, for charts",
+)
+async def timeseries_sales(
+    session: SessionDep,
+    ctx: ContextDep,
+    principal: CurrentPrincipal,
+    kecamatan_code: KecamatanCode = None,
+    commodity: Commodity = None,
+    cooperative_id: Annotated[str | None, Query(max_length=64)] = None,
+    weeks: Annotated[int, Query(ge=1, le=104)] = 12,
+) -> Any:
+    return await _series(session, ctx, principal, weeks, kecamatan_code, commodity, cooperative_id)
+
+
+@dashboards.get(
+    "/dashboard/timeseries", response_model=schemas.TimeseriesOut, summary="Alias of /timeseries/sales"
+)
+async def dashboard_timeseries(
+    session: SessionDep,
+    ctx: ContextDep,
+    principal: CurrentPrincipal,
+    kecamatan_code: KecamatanCode = None,
+    commodity: Commodity = None,
+    cooperative_id: Annotated[str | None, Query(max_length=64)] = None,
+    weeks: Annotated[int, Query(ge=1, le=104)] = 12,
+) -> Any:
+    return await _series(session, ctx, principal, weeks, kecamatan_code, commodity, cooperative_id)
+
+
+@dashboards.get(
+    "/stalled", response_model=list[schemas.StalledOut], summary="Stalled stock (stok macet), largest first"
+)
+async def stalled(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    kecamatan_code: KecamatanCode = None,
+    commodity: Commodity = None,
+    limit: Limit = 500,
+    offset: Offset = 0,
+) -> Any:
+    scope = list_scope(principal, kecamatan_code)
+    items, total = await queries.stalled_items(
+        session,
+        scope,
+        now=datetime.now(UTC),
+        kecamatan_code=kecamatan_code,
+        commodity=commodity,
+        limit=limit,
+        offset=offset,
+    )
+    return FastJSON(items, headers={"X-Total-Count": str(total)})
+
+
+@dashboards.get(
+    "/needs/response-times", response_model=schemas.ResponseTimesOut, summary="How fast needs were answered"
+)
+async def needs_response_times(
+    session: SessionDep,
+    ctx: ContextDep,
+    principal: CurrentPrincipal,
+    kecamatan_code: KecamatanCode = None,
+    kind: Literal["supply", "capital", "training", "other"] | None = None,
+    since: Annotated[datetime | None, Query(description="Needs submitted from")] = None,
+    until: Annotated[datetime | None, Query(description="Needs submitted before")] = None,
+) -> Any:
+    scope = aggregate_scope(principal, kecamatan_code)
+    return await queries.response_times(
+        session,
+        Scope(kecamatan=scope),
+        ctx.names,
+        kecamatan_code=kecamatan_code,
+        kind=kind,
+        since=_naive_as_utc(since),
+        until=_naive_as_utc(until),
+    )
+
+
+@dashboards.get(
+    "/price-violations",
+    response_model=schemas.PriceViolationPage,
+    summary="Sales above the price ceiling (HET/HAP), newest first",
+)
+async def list_price_violations(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    kecamatan_code: KecamatanCode = None,
+    commodity: Commodity = None,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    limit: Limit = 50,
+    offset: Offset = 0,
+) -> Any:
+    scope = list_scope(principal, kecamatan_code)
+    items, total, excess = await queries.price_violations(
+        session,
+        scope,
+        kecamatan_code=kecamatan_code,
+        commodity=commodity,
+        since=_naive_as_utc(since),
+        until=_naive_as_utc(until),
+        limit=limit,
+        offset=offset,
+    )
+    return {"items": items, "total": total, "total_excess_value": excess}
+
+
+# --- cooperatives -------------------------------------------------------------------------------
+
+cooperatives = APIRouter(tags=["cooperatives"])
+
+
+@cooperatives.get(
+    "/cooperatives", response_model=schemas.CooperativePage, summary="Cooperatives with their health level"
+)
+async def list_cooperatives(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    kecamatan_code: KecamatanCode = None,
+    level: Literal["aktif", "kurang_aktif", "tidak_aktif"] | None = None,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+    limit: Limit = 500,
+    offset: Offset = 0,
+) -> Any:
+    scope = list_scope(principal, kecamatan_code)
+    items, total = await queries.cooperative_rows(
+        session, scope, kecamatan_code=kecamatan_code, level=level, q=q, limit=limit, offset=offset
+    )
+    return FastJSON({"items": items, "total": total})
+
+
+@cooperatives.get("/cooperatives/{cooperative_id}", summary="One cooperative's figures (its own dashboard)")
+async def cooperative_figures(
+    cooperative_id: CooperativeId, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
+) -> Any:
+    coop = await readable_cooperative(session, ctx, principal, cooperative_id)
+    now = datetime.now(UTC)
+    health = await _fresh_health(session, ctx, coop.id, now)
+    detail = await queries.cooperative_detail(session, coop, health, now=now, tz=ctx.tz, names=ctx.names)
+    return FastJSON(detail)
+
+
+async def _fresh_health(
+    session: Any, ctx: ReportingContext, cooperative_id: str, now: datetime
+) -> dict[str, Any]:
+    """Computed from the read model as it is now, so the answer never lags the events."""
+    assessed = await ctx.refresher.assess(session, [cooperative_id], now)
+    if cooperative_id not in assessed:
+        raise not_found("cooperative")
+    _coop, assessment = assessed[cooperative_id]
+    return {
+        "cooperative_id": cooperative_id,
+        "score": assessment.score,
+        "level": assessment.level,
+        "factors": [
+            {"name": f.name, "value": f.value, "weight": f.weight, "note": f.note} for f in assessment.factors
+        ],
+        "computed_at": now,
+    }
+
+
+@cooperatives.get(
+    "/cooperatives/{cooperative_id}/health",
+    response_model=schemas.HealthOut,
+    summary="Health score 0-100, level and every factor with its weight and note",
+)
+async def cooperative_health(
+    cooperative_id: CooperativeId, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
+) -> Any:
+    coop = await readable_cooperative(session, ctx, principal, cooperative_id)
+    return await _fresh_health(session, ctx, coop.id, datetime.now(UTC))
+
+
+# --- monthly reports ----------------------------------------------------------------------------
+
+monthly = APIRouter(tags=["monthly reports"])
+
+
+@monthly.post(
+    "/cooperatives/{cooperative_id}/reports",
+    response_model=schemas.ReportOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Submit a monthly report (laporan bulanan): the cooperative's manager, or staff",
+    responses={409: {"description": "A report for this period exists"}},
+)
+async def submit_report(
+    cooperative_id: CooperativeId,
+    data: schemas.ReportIn,
+    session: SessionDep,
+    outbox: OutboxDep,
+    ctx: ContextDep,
+    principal: CurrentPrincipal,
+) -> Any:
+    coop = await ctx.projector.directory.get(session, cooperative_id)
+    if coop is None:
+        if principal.role in ("supplier",) or (
+            principal.role == "coop_manager" and principal.cooperative_id != cooperative_id
+        ):
+            raise forbidden("You may only change your own cooperative's data.")
+        raise not_found("cooperative")
+    ensure_can_write(principal, coop.id, coop.kecamatan_code)
+    [row] = await reports.submit_reports(session, outbox, principal, ctx.rules, [(coop, data)])
+    await session.commit()
+    return reports.report_out(row)
+
+
+@monthly.get(
+    "/cooperatives/{cooperative_id}/reports",
+    response_model=list[schemas.ReportOut],
+    summary="A cooperative's monthly reports, newest period first",
+)
+async def cooperative_reports(
+    cooperative_id: CooperativeId, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
+) -> Any:
+    coop = await readable_cooperative(session, ctx, principal, cooperative_id)
+    rows, _total = await queries.report_rows(session, Scope(cooperative_id=coop.id))
+    return [reports.report_out(row) for row in rows]
+
+
+@monthly.get("/reports", response_model=schemas.ReportPage, summary="Monthly reports in scope")
+async def list_reports(
+    session: SessionDep,
+    principal: CurrentPrincipal,
+    period: PeriodQuery = None,
+    kecamatan_code: KecamatanCode = None,
+    limit: Limit = 500,
+    offset: Offset = 0,
+) -> Any:
+    scope = list_scope(principal, kecamatan_code)
+    rows, total = await queries.report_rows(
+        session, scope, period=period, kecamatan_code=kecamatan_code, limit=limit, offset=offset
+    )
+    return {"items": [reports.report_out(row) for row in rows], "total": total}
+
+
+@monthly.post(
+    "/reports/batch",
+    response_model=schemas.ReportBatchOut,
+    status_code=status.HTTP_201_CREATED,
+    summary="Record up to 1,000 reports at once, all or none (admin: imports and demo seeds)",
+)
+async def submit_report_batch(
+    data: schemas.ReportBatchIn,
+    session: SessionDep,
+    outbox: OutboxDep,
+    ctx: ContextDep,
+    principal: CurrentPrincipal,
+) -> Any:
+    if principal.role not in ("admin", "service"):
+        raise forbidden("Batch submission is for administrators.")
+    known = await queries.known_cooperatives(session, {item.cooperative_id for item in data.reports})
+    missing = [
+        {
+            "field": f"reports.{i}.cooperative_id",
+            "message": "Unknown cooperative.",
+            "type": "unknown_cooperative",
+        }
+        for i, item in enumerate(data.reports)
+        if item.cooperative_id not in known
+    ]
+    if missing:
+        raise ApiError(422, "unknown_cooperative", "Some reports name an unknown cooperative.", missing)
+    items = [
+        (known[item.cooperative_id], schemas.ReportIn(**item.model_dump(exclude={"cooperative_id"})))
+        for item in data.reports
+    ]
+    rows = await reports.submit_reports(
+        session, outbox, principal, ctx.rules, items, field_prefix="reports.{index}."
+    )
+    await session.commit()
+    return {"created": len(rows), "items": [reports.report_out(row) for row in rows]}
+
+
+@monthly.get(
+    "/reports/rates",
+    response_model=schemas.RatesOut,
+    summary="Completeness and on-time rate of monthly reports per kecamatan and city (DHIS2-style)",
+)
+async def report_rates(
+    session: SessionDep,
+    ctx: ContextDep,
+    principal: CurrentPrincipal,
+    period: PeriodQuery = None,
+    kecamatan_code: KecamatanCode = None,
+) -> Any:
+    scope = aggregate_scope(principal, kecamatan_code)
+    if kecamatan_code:
+        scope = [kecamatan_code]
+    chosen = Period.parse(period) if period else ctx.current_period()
+    return await reports.rates(session, ctx.rules, chosen, scope, ctx.names)
+
+
+@monthly.post(
+    "/reports/overdue/run",
+    response_model=schemas.OverdueRunOut,
+    summary="Announce report.overdue.v1 for every report whose due date has passed (once each)",
+)
+async def run_overdue(
+    session: SessionDep,
+    outbox: OutboxDep,
+    ctx: ContextDep,
+    principal: CurrentPrincipal,
+    data: schemas.OverdueRunIn | None = None,
+) -> Any:
+    if principal.role not in RUNNER_ROLES:
+        raise forbidden("Overdue detection is run by Dinkopdag staff.")
+    as_of = (data.as_of if data and data.as_of else datetime.now(UTC)).astimezone(UTC)
+    result = await reports.announce_overdue(
+        session, outbox, ctx.rules, as_of, ctx.settings.overdue_lookback_periods
+    )
+    await session.commit()
+    return result
+
+
+# --- exports ------------------------------------------------------------------------------------
+
+exports = APIRouter(tags=["exports"])
+
+EXPORT_COLUMNS: dict[str, list[str]] = {
+    "cooperatives": [
+        "cooperative_id",
+        "name",
+        "kelurahan_code",
+        "kelurahan_name",
+        "kecamatan_code",
+        "kecamatan_name",
+        "status",
+        "member_count",
+        "health_score",
+        "health_level",
+        "stalled_items",
+        "stalled_value",
+        "needs_open",
+        "report_period",
+        "report_status",
+    ],
+    "stalled": [
+        "cooperative_id",
+        "cooperative_name",
+        "kecamatan_code",
+        "kecamatan_name",
+        "kelurahan_code",
+        "commodity",
+        "on_hand",
+        "unit",
+        "days_since_sale",
+        "last_sale_at",
+        "value",
+        "since",
+    ],
+    "needs": [
+        "need_id",
+        "cooperative_id",
+        "cooperative_name",
+        "kecamatan_code",
+        "kecamatan_name",
+        "kind",
+        "commodity",
+        "status",
+        "submitted_at",
+        "first_response_at",
+        "response_hours",
+        "closed_at",
+        "description",
+    ],
+    "reports": [
+        "id",
+        "cooperative_id",
+        "cooperative_name",
+        "kecamatan_code",
+        "kecamatan_name",
+        "period",
+        "omzet",
+        "transactions",
+        "members",
+        "simpanan",
+        "submitted_at",
+        "due_date",
+        "on_time",
+        "notes",
+    ],
+}
+ExportName = Annotated[str, Path(max_length=40, description="cooperatives, stalled, needs or reports")]
+MEDIA = {
+    "csv": "text/csv; charset=utf-8",
+    "xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+}
+
+
+async def _export_rows(
+    session: Any,
+    ctx: ReportingContext,
+    principal: Principal,
+    name: str,
+    kecamatan_code: str | None,
+    period: str | None,
+    need_status: str | None,
+) -> list[dict[str, Any]]:
+    scope = list_scope(principal, kecamatan_code)
+    names = ctx.names
+    if name == "cooperatives":
+        chosen = Period.parse(period) if period else ctx.current_period()
+        return await queries.cooperative_export_rows(
+            session, scope, names, chosen, kecamatan_code=kecamatan_code
+        )
+    if name == "stalled":
+        rows, _ = await queries.stalled_items(
+            session, scope, now=datetime.now(UTC), kecamatan_code=kecamatan_code, limit=1_000_000
+        )
+    elif name == "needs":
+        rows = await queries.need_rows(session, scope, status=need_status, kecamatan_code=kecamatan_code)
+    else:
+        rows, _ = await queries.report_rows(session, scope, period=period, kecamatan_code=kecamatan_code)
+    return [
+        {**row, "kecamatan_name": names.get(row["kecamatan_code"], row["kecamatan_code"])} for row in rows
+    ]
+
+
+async def _export(
+    fmt: str,
+    name: ExportName,
+    session: Any,
+    ctx: ReportingContext,
+    principal: Principal,
+    kecamatan_code: str | None,
+    period: str | None,
+    need_status: str | None,
+) -> Response:
+    if name not in EXPORT_COLUMNS:
+        raise not_found("export")
+    rows = await _export_rows(session, ctx, principal, name, kecamatan_code, period, need_status)
+    columns = EXPORT_COLUMNS[name]
+    stamp = local_date(datetime.now(UTC), ctx.tz).isoformat()
+    body = export_files.to_csv(columns, rows) if fmt == "csv" else export_files.to_xlsx(name, columns, rows)
+    return Response(
+        body,
+        media_type=MEDIA[fmt],
+        headers={"Content-Disposition": f'attachment; filename="kkmp-{name}-{stamp}.{fmt}"'},
+    )
+
+
+NeedStatusQuery = Annotated[
+    Literal["open", "acknowledged", "in_progress", "resolved", "rejected"] | None, Query(alias="status")
+]
+
+
+@exports.get(
+    "/exports/monthly-report.pdf",
+    summary="The department's monthly PDF: summary, per-kecamatan table, charts, cooperatives to visit",
+    response_class=Response,
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+async def monthly_report_pdf(
+    session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal, period: PeriodQuery = None
+) -> Response:
+    scope = aggregate_scope(principal)
+    chosen = Period.parse(period) if period else ctx.current_period()
+    now = datetime.now(UTC)
+    as_of = ctx.as_of()
+    data = MonthlyReportData(
+        area="Kota Surabaya" if scope is None else "Wilayah " + ", ".join(ctx.names.get(c, c) for c in scope),
+        period=str(chosen),
+        due_date=ctx.due.due_date(chosen),
+        generated_at=now,
+        summary=await queries.summary(session, scope, as_of, str(ctx.current_period())),
+        rates=await reports.rates(session, ctx.rules, chosen, scope, ctx.names),
+        kecamatan=await queries.kecamatan_rows(session, scope, ctx.names, as_of, str(ctx.current_period())),
+        weekly=(
+            await queries.sales_series(session, weeks=12, now=now, tz=ctx.tz, scope=Scope(kecamatan=scope))
+        )["weeks"],
+        visits=await queries.visit_list(session, Scope(kecamatan=scope), ctx.names, chosen),
+    )
+    return Response(
+        render_monthly_report(data),
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'attachment; filename="kkmp-laporan-bulanan-{chosen}.pdf"'},
+    )
+
+
+@exports.get("/exports/monthly.pdf", include_in_schema=False)
+async def monthly_report_pdf_alias(
+    session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal, period: PeriodQuery = None
+) -> Response:
+    return await monthly_report_pdf(session, ctx, principal, period)
+
+
+@exports.get(
+    "/exports/{name}.csv",
+    response_class=Response,
+    summary="A list as CSV",
+    responses={200: {"content": {"text/csv": {}}}},
+)
+async def export_csv(
+    name: ExportName,
+    session: SessionDep,
+    ctx: ContextDep,
+    principal: CurrentPrincipal,
+    kecamatan_code: KecamatanCode = None,
+    period: PeriodQuery = None,
+    need_status: NeedStatusQuery = None,
+) -> Response:
+    return await _export("csv", name, session, ctx, principal, kecamatan_code, period, need_status)
+
+
+@exports.get(
+    "/exports/{name}.xlsx",
+    response_class=Response,
+    summary="A list as XLSX",
+    responses={200: {"content": {MEDIA["xlsx"]: {}}}},
+)
+async def export_xlsx(
+    name: ExportName,
+    session: SessionDep,
+    ctx: ContextDep,
+    principal: CurrentPrincipal,
+    kecamatan_code: KecamatanCode = None,
+    period: PeriodQuery = None,
+    need_status: NeedStatusQuery = None,
+) -> Response:
+    return await _export("xlsx", name, session, ctx, principal, kecamatan_code, period, need_status)
+
+
+# --- public transparency view -------------------------------------------------------------------
+
+public = APIRouter(tags=["public"])
+PUBLIC_CACHE = {"Cache-Control": "public, max-age=60"}
+
+
+@public.get(
+    "/public/summary", response_model=schemas.SummaryOut, summary="City figures, no login (aggregates only)"
+)
+async def public_summary(session: SessionDep, ctx: ContextDep) -> Any:
+    body = await queries.summary(session, None, ctx.as_of(), str(ctx.current_period()))
+    return FastJSON(body, headers=PUBLIC_CACHE)
+
+
+@public.get(
+    "/public/kecamatan", response_model=list[schemas.KecamatanOut], summary="Per-kecamatan figures, no login"
+)
+async def public_kecamatan(session: SessionDep, ctx: ContextDep) -> Any:
+    rows = await queries.kecamatan_rows(session, None, ctx.names, ctx.as_of(), str(ctx.current_period()))
+    return FastJSON(rows, headers=PUBLIC_CACHE)
+
+
+# --- operations ---------------------------------------------------------------------------------
+
+admin = APIRouter(tags=["operations"])
+
+
+@admin.post(
+    "/admin/rebuild", response_model=schemas.RebuildOut, summary="Rebuild the read model from the event store"
+)
+async def admin_rebuild(request: Request, ctx: ContextDep, _: AdminPrincipal) -> Any:
+    result = await rebuild(request.app.state.db, ctx.projector, ctx.refresher)
+    return result.__dict__
+
+
+@admin.post(
+    "/admin/health/recompute",
+    response_model=schemas.RecomputeOut,
+    summary="Recompute every cooperative's health now (and announce level changes)",
+)
+async def admin_recompute(ctx: ContextDep, principal: CurrentPrincipal) -> Any:
+    if principal.role not in RUNNER_ROLES:
+        raise forbidden("Recomputing health is for Dinkopdag staff.")
+    result = await ctx.refresher.recompute_all_health()
+    return {
+        "cooperatives": result.cooperatives,
+        "level_changes": result.level_changes,
+        "kecamatan": result.kecamatan,
+    }
+
+
+ROUTERS = [dashboards, cooperatives, monthly, exports, public, admin]

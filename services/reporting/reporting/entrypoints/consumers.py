@@ -1,0 +1,87 @@
+"""Reporting's subscriptions: every event type of the contract, listed here in one place.
+
+Reporting binds every type so that each publisher's relay (which publishes with `mandatory`) always
+has a route. Queues are grouped so that events whose order matters share one queue (one worker, in
+order): a cooperative's registration before its members, a stock item's `stalled` before its
+`recovered`, a need's submission before its status changes. Every handler stores the event in the
+event store and applies its projection, in the inbox transaction.
+"""
+
+from __future__ import annotations
+
+from kkmp_shared.events.contracts import (
+    EVENT_MODELS,
+    CooperativeHealthChanged,
+    CooperativeRegistered,
+    CooperativeUpdated,
+    EventData,
+    MemberJoined,
+    NeedStatusChanged,
+    NeedSubmitted,
+    NotificationDelivered,
+    NotificationFailed,
+    OrderDelivered,
+    OrderPlaced,
+    PotentialMapped,
+    PriceCeilingExceeded,
+    RedistributionAccepted,
+    RedistributionProposed,
+    ReportOverdue,
+    ReportSubmitted,
+    StockLow,
+    StockMoved,
+    StockRecovered,
+    StockStalled,
+    StockStockout,
+    SupplierMatched,
+    TrainingCompleted,
+    UserCreated,
+)
+from kkmp_shared.events.envelope import CloudEvent
+from kkmp_shared.messaging.consumer import ConsumerGroup, Handler
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reporting.adapters import event_store
+from reporting.service_layer.projections import Projector
+
+# queue purpose → event types ("reporting.<purpose>")
+SUBSCRIPTIONS: dict[str, tuple[type[EventData], ...]] = {
+    "directory": (CooperativeRegistered, CooperativeUpdated, MemberJoined),
+    "registry": (PotentialMapped, TrainingCompleted, UserCreated),
+    "stock": (StockMoved, StockLow, StockStockout, StockStalled, StockRecovered, PriceCeilingExceeded),
+    "sourcing": (
+        NeedSubmitted,
+        NeedStatusChanged,
+        SupplierMatched,
+        RedistributionProposed,
+        RedistributionAccepted,
+        OrderPlaced,
+        OrderDelivered,
+    ),
+    "own": (CooperativeHealthChanged, ReportSubmitted, ReportOverdue),
+    "notifications": (NotificationDelivered, NotificationFailed),
+}
+# A type added to the contract later is still bound (and stored) before anyone writes a projection.
+OTHER = "other"
+
+
+def make_handler(projector: Projector) -> Handler:
+    async def store_and_project(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
+        await event_store.append(session, event)
+        await projector.apply(session, event, data)
+
+    return store_and_project
+
+
+def build_consumers(projector: Projector) -> ConsumerGroup:
+    group = ConsumerGroup("reporting")
+    handler = make_handler(projector)
+    bound: set[str] = set()
+    for purpose, models in SUBSCRIPTIONS.items():
+        for model in models:
+            group.add(purpose, model, handler)
+            bound.add(model.event_type)
+    for event_type, model in sorted(EVENT_MODELS.items()):
+        if event_type not in bound:
+            group.add(OTHER, model, handler)
+    return group

@@ -1,0 +1,58 @@
+"""What reporting's handlers share: its rules (calendar, health policy), the projector and refresher.
+
+Built once by the composition root (`bootstrap.py`) or by the rebuild command, and handed to the
+routes, consumers and background jobs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+
+from kkmp_shared.db import Database
+from kkmp_shared.messaging.outbox import Outbox
+
+from reporting.adapters.regions import load_kecamatan_names
+from reporting.domain.health import HealthPolicy
+from reporting.domain.periods import DueRule, Period, zone
+from reporting.service_layer.projections import Projector
+from reporting.service_layer.refresh import Refresher
+from reporting.service_layer.reports import ReportRules
+from reporting.settings import ReportingSettings
+
+
+@dataclass
+class ReportingContext:
+    settings: ReportingSettings
+    tz: tzinfo
+    due: DueRule
+    policy: HealthPolicy
+    names: dict[str, str]
+    projector: Projector
+    refresher: Refresher
+    rules: ReportRules
+
+    def as_of(self) -> datetime:
+        """When the derived figures were last brought up to date (now, before the first cycle)."""
+        return self.refresher.last_completed_at or datetime.now(UTC)
+
+    def current_period(self, now: datetime | None = None) -> Period:
+        return self.refresher.current_period(now or datetime.now(UTC))
+
+
+def build_context(
+    settings: ReportingSettings, db: Database, outbox: Outbox, projector: Projector | None = None
+) -> ReportingContext:
+    tz = zone(settings.timezone)
+    due = settings.due_rule()
+    policy = settings.health_policy()
+    return ReportingContext(
+        settings=settings,
+        tz=tz,
+        due=due,
+        policy=policy,
+        names=load_kecamatan_names(settings.regions_csv),
+        projector=projector or Projector(tz),
+        refresher=Refresher(db, outbox, policy=policy, due=due, tz=tz, chunk=settings.refresh_chunk),
+        rules=ReportRules(due=due, tz=tz),
+    )

@@ -1,0 +1,299 @@
+"""The refresher: keeps the derived figures (health per cooperative, counts per kecamatan and for the
+city) caught up with the read model.
+
+Consumers only mark what they touched (`refresh_queue`); the refresher claims the marks in chunks,
+recomputes those cooperatives' health set-based, announces level changes
+(`cooperative.health_changed.v1`, through the outbox in the same transaction), then recomputes the
+touched kecamatan rows and the city row. So the dashboards read a handful of pre-aggregated rows
+whatever the number of cooperatives, and a burst of a thousand events about one kecamatan costs one
+re-aggregation, not a thousand.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime, tzinfo
+from typing import Any
+
+from kkmp_shared.db import Database
+from kkmp_shared.events.contracts import CooperativeHealthChanged
+from kkmp_shared.messaging.outbox import Outbox
+from sqlalchemy import delete, literal, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from reporting.adapters import orm
+from reporting.adapters.sql import dialect_of, insert_for, insert_ignore
+from reporting.domain.health import HealthPolicy, assess_health
+from reporting.domain.periods import DueRule, Period, local_date
+from reporting.service_layer import figures
+
+log = logging.getLogger("kkmp.reporting.refresh")
+
+
+@dataclass
+class RefreshResult:
+    cooperatives: int = 0
+    level_changes: int = 0
+    kecamatan: int = 0
+    city: bool = False
+    seconds: float = 0.0
+
+
+def factors_json(assessment: Any) -> list[dict[str, Any]]:
+    return [
+        {"name": f.name, "value": f.value, "weight": f.weight, "note": f.note} for f in assessment.factors
+    ]
+
+
+class Refresher:
+    def __init__(
+        self,
+        db: Database,
+        outbox: Outbox,
+        *,
+        policy: HealthPolicy,
+        due: DueRule,
+        tz: tzinfo,
+        chunk: int = 2000,
+    ) -> None:
+        self.db = db
+        self.outbox = outbox
+        self.policy = policy
+        self.due = due
+        self.tz = tz
+        self.chunk = chunk
+        self.health = figures.HealthContext(policy=policy, due=due, tz=tz)
+        self.last_completed_at: datetime | None = None
+        self._period: Period | None = None
+        # One cycle at a time in this process; a rebuild holds it so no cycle computed from the old
+        # rows can land after the rebuilt ones.
+        self.lock = asyncio.Lock()
+
+    # --- marks --------------------------------------------------------------------------------
+
+    async def _claim(self, session: AsyncSession, kind: str) -> list[str]:
+        q = orm.refresh_queue
+        keys = select(q.c.key).where(q.c.kind == kind).order_by(q.c.key).limit(self.chunk)
+        if dialect_of(session) == "postgresql":
+            # A second replica's refresher skips the rows this one is working on.
+            keys = keys.with_for_update(skip_locked=True)
+        result = await session.execute(
+            delete(q).where(q.c.kind == kind, q.c.key.in_(keys.scalar_subquery())).returning(q.c.key)
+        )
+        return [row[0] for row in result.all()]
+
+    @staticmethod
+    async def mark_all(session: AsyncSession, *, cooperatives: bool = True, kecamatan: bool = True) -> None:
+        """Queue every cooperative's health and every kecamatan row (set-based INSERT ... SELECT).
+
+        Each SELECT has a WHERE: SQLite cannot otherwise parse INSERT ... SELECT ... ON CONFLICT.
+        """
+        insert = insert_for(session)
+        d = orm.known_cooperatives
+        if cooperatives:
+            await session.execute(
+                insert(orm.refresh_queue)
+                .from_select(
+                    ["kind", "key"], select(literal("cooperative"), d.c.id).where(d.c.id.is_not(None))
+                )
+                .on_conflict_do_nothing()
+            )
+        if kecamatan:
+            sources = [
+                d.c.kecamatan_code,
+                orm.stock_items.c.kecamatan_code,
+                orm.needs.c.kecamatan_code,
+                orm.kecamatan_figures.c.kecamatan_code,
+            ]
+            for column in sources:
+                await session.execute(
+                    insert(orm.refresh_queue)
+                    .from_select(
+                        ["kind", "key"],
+                        select(literal("kecamatan"), column).where(column != orm.ALL).distinct(),
+                    )
+                    .on_conflict_do_nothing()
+                )
+
+    # --- health -------------------------------------------------------------------------------
+
+    async def assess(
+        self, session: AsyncSession, ids: list[str], now: datetime
+    ) -> dict[str, tuple[figures.CoopIdentity, Any]]:
+        coops = await figures.cooperatives(session, ids)
+        inputs = await figures.health_inputs(session, coops, now, self.health)
+        return {c.id: (c, assess_health(inputs[c.id], self.policy)) for c in coops}
+
+    async def recompute_health(
+        self, session: AsyncSession, ids: list[str], now: datetime
+    ) -> tuple[set[str], int]:
+        """Store the health of these cooperatives; returns the kecamatan whose level counts changed and
+        how many level changes were announced."""
+        assessed = await self.assess(session, ids, now)
+        if not assessed:
+            return set(), 0
+        h = orm.cooperative_health
+        previous = {
+            row.cooperative_id: row
+            for row in await session.execute(
+                select(h.c.cooperative_id, h.c.level, h.c.level_since).where(
+                    h.c.cooperative_id.in_(list(assessed))
+                )
+            )
+        }
+        rows, events, touched = [], [], set()
+        for coop_id, (coop, assessment) in assessed.items():
+            before = previous.get(coop_id)
+            changed = before is None or before.level != assessment.level
+            rows.append(
+                {
+                    "cooperative_id": coop_id,
+                    "kecamatan_code": coop.kecamatan_code,
+                    "score": assessment.score,
+                    "level": assessment.level,
+                    "factors": factors_json(assessment),
+                    "computed_at": now,
+                    "level_since": now if changed else before.level_since,
+                }
+            )
+            if changed:
+                touched.add(coop.kecamatan_code)
+            # The first assessment of a new cooperative is not a change of its health: only a move
+            # between levels is announced (otherwise every registration would alert the officers).
+            if before is not None and changed:
+                events.append(
+                    CooperativeHealthChanged(
+                        cooperative_id=coop_id,
+                        kelurahan_code=coop.kelurahan_code,
+                        kecamatan_code=coop.kecamatan_code,
+                        cooperative_name=coop.name,
+                        old_level=before.level,
+                        new_level=assessment.level,
+                        score=assessment.score,
+                        changed_at=now,
+                    )
+                )
+        statement = insert_for(session)(h)
+        statement = statement.on_conflict_do_update(
+            index_elements=[h.c.cooperative_id],
+            set_={c: statement.excluded[c] for c in rows[0] if c != "cooperative_id"},
+        )
+        await session.execute(statement, rows)
+        if events:
+            await self.outbox.add_many(session, events)  # type: ignore[arg-type]
+        return touched, len(events)
+
+    # --- kecamatan and city -------------------------------------------------------------------
+
+    def current_period(self, now: datetime) -> Period:
+        """Timeliness on the dashboards is judged on the latest period whose due date has passed."""
+        return self.due.latest_passed(local_date(now, self.tz))
+
+    async def refresh_kecamatan(self, session: AsyncSession, codes: list[str], now: datetime) -> bool:
+        """Recompute these kecamatan rows; True when a response-time figure changed (the city median
+        then needs recomputing too)."""
+        period = self.current_period(now)
+        counts = await figures.kecamatan_counts(session, codes, period, self.tz)
+        k = orm.kecamatan_figures
+        before = {
+            row.kecamatan_code: (row.needs_responded, row.median_response_seconds)
+            for row in await session.execute(
+                select(k.c.kecamatan_code, k.c.needs_responded, k.c.median_response_seconds).where(
+                    k.c.kecamatan_code.in_(list(counts))
+                )
+            )
+        }
+        rows = [{**c.as_row(code), "refreshed_at": now} for code, c in counts.items()]
+        if not rows:
+            return False
+        statement = insert_for(session)(k)
+        statement = statement.on_conflict_do_update(
+            index_elements=[k.c.kecamatan_code],
+            set_={c: statement.excluded[c] for c in rows[0] if c != "kecamatan_code"},
+        )
+        await session.execute(statement, rows)
+        return any(
+            before.get(code) != (c.needs_responded, c.median_response_seconds) for code, c in counts.items()
+        )
+
+    async def refresh_city(self, session: AsyncSession, now: datetime, *, median_changed: bool) -> None:
+        k = orm.kecamatan_figures
+        rows = (await session.execute(select(k).where(k.c.kecamatan_code != orm.ALL))).all()
+        total = figures.sum_counts(rows)
+        total.reports_period = str(self.current_period(now))
+        existing = (
+            await session.execute(select(k.c.median_response_seconds).where(k.c.kecamatan_code == orm.ALL))
+        ).first()
+        if median_changed or existing is None:
+            total.median_response_seconds = (await figures.response_medians(session, None, []))[None]
+        else:
+            total.median_response_seconds = existing[0]
+        row = {**total.as_row(orm.ALL), "refreshed_at": now}
+        statement = insert_for(session)(k).values(**row)
+        await session.execute(
+            statement.on_conflict_do_update(
+                index_elements=[k.c.kecamatan_code],
+                set_={c: statement.excluded[c] for c in row if c != "kecamatan_code"},
+            )
+        )
+
+    # --- the cycle ----------------------------------------------------------------------------
+
+    async def run_once(self, now: datetime | None = None) -> RefreshResult:
+        """Work off every mark queued so far (in chunks, one transaction each)."""
+        async with self.lock:
+            return await self.run_once_locked(now)
+
+    async def run_once_locked(self, now: datetime | None = None) -> RefreshResult:
+        started = time.perf_counter()
+        now = now or datetime.now(UTC)
+        result = RefreshResult()
+        period = self.current_period(now)
+        if period != self._period:
+            # A due date passed (or the service just started): every kecamatan's timeliness moves.
+            async with self.db.transaction() as session:
+                await self.mark_all(session, cooperatives=False, kecamatan=True)
+            self._period = period
+        while True:
+            async with self.db.transaction() as session:
+                ids = await self._claim(session, "cooperative")
+                if not ids:
+                    break
+                touched, changes = await self.recompute_health(session, ids, now)
+                await insert_ignore(
+                    session, orm.refresh_queue, [{"kind": "kecamatan", "key": c} for c in touched]
+                )
+            result.cooperatives += len(ids)
+            result.level_changes += changes
+        median_changed = False
+        while True:
+            async with self.db.transaction() as session:
+                codes = await self._claim(session, "kecamatan")
+                if not codes:
+                    break
+                median_changed |= await self.refresh_kecamatan(session, codes, now)
+            result.kecamatan += len(codes)
+        if result.kecamatan:
+            async with self.db.transaction() as session:
+                await self.refresh_city(session, now, median_changed=median_changed)
+            result.city = True
+        self.last_completed_at = now
+        result.seconds = time.perf_counter() - started
+        if result.cooperatives or result.kecamatan:
+            log.info(
+                "refreshed %d cooperatives (%d level changes), %d kecamatan in %.3fs",
+                result.cooperatives,
+                result.level_changes,
+                result.kecamatan,
+                result.seconds,
+            )
+        return result
+
+    async def recompute_all_health(self, now: datetime | None = None) -> RefreshResult:
+        async with self.lock:
+            async with self.db.transaction() as session:
+                await self.mark_all(session, cooperatives=True, kecamatan=False)
+            return await self.run_once_locked(now)

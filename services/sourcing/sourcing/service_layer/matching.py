@@ -1,0 +1,255 @@
+"""Running the supplier ranking for supply needs: gather offers, commitments and track records in a few
+set-based queries, rank with the domain's rules, keep the result on the need and announce it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import date
+from decimal import Decimal
+from typing import Any
+
+from kkmp_shared.events.contracts import SupplierMatch, SupplierMatched
+from sqlalchemy import Float, and_, case, cast, delete, func, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from sourcing.adapters import orm
+from sourcing.domain.geo import Point
+from sourcing.domain.matching import (
+    NeedSpec,
+    Offer,
+    Performance,
+    PriceTier,
+    propose_split,
+    rank_suppliers,
+)
+from sourcing.domain.needs import ACTIVE_STATUSES
+from sourcing.domain.orders import OPEN_ORDER_STATUSES
+from sourcing.service_layer.common import Context, dec, local_date, now
+
+
+async def supplier_performance(
+    session: AsyncSession, supplier_ids: Iterable[str] | None = None
+) -> dict[str, Performance]:
+    """Each supplier's record: finished orders, how many on time, and the sum of their fill ratios.
+
+    Orders the supplier itself cancelled count as unfilled; those Dinkopdag cancelled do not count.
+    """
+    o = orm.orders
+    judged = or_(
+        o.c.status == "delivered", and_(o.c.status == "cancelled", o.c.cancelled_by_role == "supplier")
+    )
+    query = (
+        select(
+            o.c.supplier_id,
+            func.count().label("orders"),
+            func.sum(case((o.c.delivered_on_time.is_(True), 1), else_=0)).label("on_time"),
+            func.sum(cast(o.c.delivered_quantity, Float) / cast(o.c.quantity, Float)).label("fill"),
+        )
+        .where(judged)
+        .group_by(o.c.supplier_id)
+    )
+    if supplier_ids is not None:
+        query = query.where(o.c.supplier_id.in_(list(supplier_ids)))
+    return {
+        r.supplier_id: Performance(int(r.orders), int(r.on_time or 0), float(r.fill or 0.0))
+        for r in await session.execute(query)
+    }
+
+
+async def open_commitments(session: AsyncSession, commodity: str) -> dict[str, Decimal]:
+    """What each supplier still owes on open orders of this commodity."""
+    o, line = orm.orders, orm.order_lines
+    rows = await session.execute(
+        select(o.c.supplier_id, func.sum(line.c.quantity - line.c.delivered_quantity).label("owed"))
+        .join(line, line.c.order_id == o.c.id)
+        .where(o.c.commodity == commodity, o.c.status.in_(OPEN_ORDER_STATUSES))
+        .group_by(o.c.supplier_id)
+    )
+    return {r.supplier_id: dec(r.owed) for r in rows}
+
+
+async def offers_for(session: AsyncSession, ctx: Context, commodity: str, kecamatan_code: str) -> list[Offer]:
+    s, f = orm.suppliers, orm.offers
+    rows = (
+        await session.execute(
+            select(f, s.c.name, s.c.kind, s.c.lat, s.c.lon, s.c.service_kecamatan_codes)
+            .join(s, s.c.id == f.c.supplier_id)
+            .where(f.c.commodity == commodity, s.c.active.is_(True))
+        )
+    ).all()
+    committed = await open_commitments(session, commodity) if rows else {}
+    offers = []
+    for r in rows:
+        codes = list(r.service_kecamatan_codes or [])
+        offers.append(
+            Offer(
+                supplier_id=r.supplier_id,
+                supplier_name=r.name,
+                unit_price=int(r.unit_price),
+                min_order=dec(r.min_order),
+                capacity_per_week=dec(r.capacity_per_week),
+                lead_time_days=int(r.lead_time_days),
+                price_tiers=tuple(
+                    PriceTier(Decimal(str(t["min_quantity"])), int(t["unit_price"]))
+                    for t in r.price_tiers or []
+                ),
+                supplier_kind=r.kind,
+                points=ctx.reference.supplier_points(r.lat, r.lon, codes),
+                serves_area=not codes or kecamatan_code in codes,
+                committed=committed.get(r.supplier_id, Decimal(0)),
+            )
+        )
+    return offers
+
+
+async def cooperative_point(
+    session: AsyncSession, ctx: Context, cooperative_id: str, kelurahan_code: str
+) -> Point | None:
+    """The registry's point for the cooperative when known, else its kelurahan's reference point."""
+    row = (
+        await session.execute(
+            select(orm.cooperatives.c.lat, orm.cooperatives.c.lon).where(
+                orm.cooperatives.c.id == cooperative_id
+            )
+        )
+    ).first()
+    if row is not None and row.lat is not None and row.lon is not None:
+        return Point(row.lat, row.lon)
+    return ctx.reference.kelurahan_point(kelurahan_code)
+
+
+def _signature(matches: list[dict[str, Any]], split: dict[str, Any] | None) -> Any:
+    """What makes a ranking different for its readers: who, in which order, at what price, how much."""
+    ranked = [(m["supplier_id"], m["unit_price"], str(dec(m["can_fill_quantity"]))) for m in matches]
+    parts = [(p["supplier_id"], str(dec(p["quantity"]))) for p in (split or {}).get("parts", [])]
+    return ranked, parts
+
+
+async def match_need(
+    session: AsyncSession, ctx: Context, need: Any, *, as_of: date | None = None, always_announce: bool = True
+) -> bool:
+    """Rank suppliers for a supply need, store the ranking on it and announce `supplier.matched.v1`.
+
+    With `always_announce=False` (a refresh after suppliers changed) the event goes out only when the
+    ranking actually changed. Returns whether it changed.
+    """
+    commodity = ctx.commodity(need.commodity, need.unit)
+    offers = await offers_for(session, ctx, need.commodity, need.kecamatan_code)
+    performance = await supplier_performance(session, [o.supplier_id for o in offers]) if offers else {}
+    spec = NeedSpec(
+        commodity=commodity,
+        quantity=dec(need.quantity),
+        needed_by=need.needed_by,
+        today=as_of or local_date(now()),
+        location=await cooperative_point(session, ctx, need.cooperative_id, need.kelurahan_code),
+        horizon_days=ctx.settings.default_horizon_days,
+    )
+    ranked = rank_suppliers(spec, offers, performance)
+    split = propose_split(spec.quantity, ranked, {o.supplier_id: o.min_order for o in offers})
+    kept = ranked[: ctx.settings.match_limit]
+    rows = [
+        {
+            "need_id": need.id,
+            "supplier_id": m.supplier_id,
+            "rank": rank,
+            "score": m.score,
+            "unit_price": m.unit_price,
+            "lead_time_days": m.lead_time_days,
+            "can_fill_quantity": m.can_fill_quantity,
+            "distance_km": m.distance_km,
+            "on_time": m.on_time,
+            "components": m.components,
+            "reasons": m.reasons,
+        }
+        for rank, m in enumerate(kept, start=1)
+    ]
+    split_json = (
+        {
+            "parts": [
+                {
+                    "supplier_id": p.supplier_id,
+                    "supplier_name": p.supplier_name,
+                    "quantity": float(p.quantity),
+                    "unit_price": p.unit_price,
+                    "cost": p.cost,
+                }
+                for p in split.parts
+            ],
+            "quantity": float(split.quantity),
+            "shortfall": float(split.shortfall),
+            "complete": split.complete,
+            "cost": split.cost,
+        }
+        if split is not None
+        else None
+    )
+    previous = (
+        await session.execute(
+            select(orm.need_matches)
+            .where(orm.need_matches.c.need_id == need.id)
+            .order_by(orm.need_matches.c.rank)
+        )
+    ).all()
+    changed = _signature([dict(r._mapping) for r in previous], need.split) != _signature(rows, split_json)
+    await session.execute(delete(orm.need_matches).where(orm.need_matches.c.need_id == need.id))
+    if rows:
+        await session.execute(insert(orm.need_matches), rows)
+    await session.execute(
+        update(orm.needs).where(orm.needs.c.id == need.id).values(split=split_json, matched_at=now())
+    )
+    if always_announce or changed:
+        await ctx.out().add(
+            session,
+            SupplierMatched(
+                cooperative_id=need.cooperative_id,
+                kelurahan_code=need.kelurahan_code,
+                kecamatan_code=need.kecamatan_code,
+                need_id=need.id,
+                commodity=need.commodity,
+                quantity=spec.quantity,
+                matches=[
+                    SupplierMatch(
+                        supplier_id=m.supplier_id,
+                        score=m.score,
+                        quantity=m.can_fill_quantity,
+                        unit_price=m.unit_price,
+                        lead_time_days=m.lead_time_days,
+                        distance_km=m.distance_km,
+                        reasons=m.reasons,
+                    )
+                    for m in kept
+                ],
+                split=split is not None,
+                split_parts=[
+                    SupplierMatch(
+                        supplier_id=p.supplier_id, score=0.0, quantity=p.quantity, unit_price=p.unit_price
+                    )
+                    for p in (split.parts if split else ())
+                ],
+            ),
+        )
+    return changed
+
+
+async def rematch_commodities(session: AsyncSession, ctx: Context, commodities: Iterable[str]) -> int:
+    """Refresh the ranking of every active supply need for these commodities (suppliers changed).
+
+    Returns how many rankings changed (and were announced again).
+    """
+    codes = sorted(set(commodities))
+    if not codes:
+        return 0
+    needs = (
+        await session.execute(
+            select(orm.needs).where(
+                orm.needs.c.kind == "supply",
+                orm.needs.c.commodity.in_(codes),
+                orm.needs.c.status.in_(ACTIVE_STATUSES),
+            )
+        )
+    ).all()
+    changed = 0
+    for need in needs:
+        changed += await match_need(session, ctx, need, always_announce=False)
+    return changed
