@@ -308,8 +308,8 @@ async def ingest_and_alerts(
         results["ingest_movements_per_s"] / results["broker_ceiling_msgs_per_s"], 3
     )
 
-    # Alert latency: from the stalled event's publication (seen on the exchange) to the officer's inbox
-    # (admin's inbox too: admins get what officers in scope get) and to the webhook.
+    # Alert latency: from the stalled event's publication (seen on the exchange) to the whole-city
+    # officer's inbox and to the webhook.
     deadline = time.monotonic() + 60
     while len(receiver.arrivals) < len(probe_times) and time.monotonic() < deadline:
         await asyncio.sleep(0.2)

@@ -627,30 +627,25 @@ def seed_sourcing(
             ),
             "in progress",
         )
-    supply = [n for n in needs[:5] if n.get("kind") == "supply"]
-    if supply:
-        need = supply[0]
+    # One order delivered end to end: the best match that can take the order as it is (its minimum order
+    # and weekly capacity respected), for what it can fill.
+    for need in [n for n in needs[:5] if n.get("kind") == "supply"]:
         detail = _check(client.get(f"{urls.sourcing}/needs/{need['id']}", headers=h), "need detail")
-        if detail.get("matches"):
-            match = detail["matches"][0]
-            order = _check(
-                client.post(
-                    f"{urls.sourcing}/orders",
-                    headers=h,
-                    json={
-                        "need_id": need["id"],
-                        "supplier_id": match["supplier_id"],
-                        "quantity": need["quantity"],
-                    },
-                ),
-                "order",
-            )
-            _check(
-                client.post(f"{urls.sourcing}/orders/{order['id']}/confirm", headers=h, json={}), "confirm"
-            )
-            _check(
-                client.post(f"{urls.sourcing}/orders/{order['id']}/deliver", headers=h, json={}), "deliver"
-            )
+        usable = [m for m in detail.get("matches", [])
+                  if float(m.get("can_fill_quantity") or 0) > 0
+                  and not any("minimum" in r.lower() or "minimal" in r.lower() for r in m.get("reasons", []))]
+        if not usable:
+            continue
+        match = usable[0]
+        quantity = min(float(need["quantity"]), float(match["can_fill_quantity"]))
+        response = client.post(f"{urls.sourcing}/orders", headers=h, json={
+            "need_id": need["id"], "supplier_id": match["supplier_id"], "quantity": str(quantity)})
+        if response.status_code != 201:
+            continue  # the supplier cannot take it after all (minimum order, capacity): try the next need
+        order = response.json()
+        _check(client.post(f"{urls.sourcing}/orders/{order['id']}/confirm", headers=h, json={}), "confirm")
+        _check(client.post(f"{urls.sourcing}/orders/{order['id']}/deliver", headers=h, json={}), "deliver")
+        break
 
 
 def seed_reports(

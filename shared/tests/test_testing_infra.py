@@ -1,9 +1,10 @@
 """Proof that the test-support package ``kkmp_shared.testing`` does what the fault tests rely on.
 
 Everything here runs against real servers: a private RabbitMQ node (started, SIGKILLed, restarted
-and memory-alarmed), the machine's broker through a ChaosProxy and per-test vhosts, and the local
-PostgreSQL with throw-away databases. One private node serves the whole module because each boot
-costs ~6 s on 2 cores; the kill test therefore runs last among its tests.
+and memory-alarmed), the machine's broker through a ChaosProxy and in throw-away vhosts, and the
+local PostgreSQL with throw-away databases. One private node serves the whole module because each
+boot costs ~6 s on 2 cores, so the tests of the node are ordered: the SIGKILL test comes after the
+ones that need an undisturbed node.
 """
 
 from __future__ import annotations
@@ -34,7 +35,6 @@ from kkmp_shared.testing.rabbit import (
     vhost_url,
 )
 from kkmp_shared.testing.wait import eventually, wait_until
-from pamqp.commands import Basic
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
@@ -60,9 +60,11 @@ def broker_url() -> str:
     return ensure_broker()
 
 
-@pytest.fixture
+@pytest.fixture(scope="module")
 def vhost(broker_url: str) -> Iterator[str]:
-    """A vhost of this test's own on the shared broker: nothing it declares outlives it."""
+    """A vhost of this module's own on the shared broker: nothing declared in it outlives it.
+
+    Module-scoped because each rabbitmqctl call costs ~0.5 s of CPU (it boots an Elixir VM)."""
     with temporary_vhost(broker_url, "infra") as url:
         yield url
 
@@ -151,9 +153,9 @@ async def test_private_rabbit_accepts_connections_and_confirms(rabbit: PrivateRa
         confirmation = await channel.default_exchange.publish(
             aio_pika.Message(b"ping"), routing_key=queue.name, timeout=10
         )
-        assert isinstance(confirmation, Basic.Ack)
+        assert getattr(confirmation, "name", None) == "Basic.Ack"
         message = await eventually(lambda: queue.get(no_ack=True, fail=False), timeout=5)
-        assert message.body == b"ping"
+        assert message is not None and message.body == b"ping"
 
 
 async def test_private_rabbit_vhost_and_ctl(rabbit: PrivateRabbit) -> None:
@@ -164,7 +166,8 @@ async def test_private_rabbit_vhost_and_ctl(rabbit: PrivateRabbit) -> None:
             await channel.declare_queue("only-here", auto_delete=True)
     finally:
         rabbit.delete_vhost("private-vhost")
-    assert "private-vhost" not in rabbit.ctl("list_vhosts", "--quiet")
+    with pytest.raises(Exception):  # noqa: B017 - aio-pika raises several types for a refused vhost
+        await _connect(url, timeout=5)
 
 
 async def test_memory_alarm_blocks_then_unblocks_publishing(rabbit: PrivateRabbit) -> None:
@@ -198,6 +201,9 @@ async def test_kill_and_restart_keeps_durable_messages(rabbit: PrivateRabbit) ->
     connection = await _connect(rabbit.url)
     channel = await connection.channel(publisher_confirms=True)
     queue = await channel.declare_queue(queue_name, durable=True)
+    # declare-ok does not mean "on disk" for the queue's definition (Mnesia logs asynchronously);
+    # without this, a SIGKILL right after can lose the whole queue on a loaded machine.
+    await asyncio.to_thread(rabbit.sync_metadata)
     for i in range(3):
         # Confirmed + persistent + durable queue: the broker acks only once it is on disk.
         await channel.default_exchange.publish(
@@ -228,7 +234,7 @@ async def test_kill_and_restart_keeps_durable_messages(rabbit: PrivateRabbit) ->
         try:
             queue = await channel.declare_queue(queue_name, durable=True, passive=True)
         except aio_pika.exceptions.ChannelNotFoundEntity:
-            pytest.fail(f"durable queue lost in the crash; node log:\n{rabbit.log_tail(80)}")
+            pytest.fail(f"durable queue lost in the crash; node data in {rabbit.base_dir}")
         bodies = []
         for _ in range(3):
             message = await queue.get(no_ack=True, timeout=5)
@@ -268,7 +274,7 @@ async def test_chaos_proxy_forwards_amqp_and_adds_latency(vhost: str) -> None:
             queue = await channel.declare_queue("through-proxy", auto_delete=True)
             await channel.default_exchange.publish(aio_pika.Message(b"via proxy"), routing_key=queue.name)
             message = await eventually(lambda: queue.get(no_ack=True, fail=False), timeout=5)
-            assert message.body == b"via proxy"
+            assert message is not None and message.body == b"via proxy"
 
             fast = min([await _round_trip(channel) for _ in range(3)])
             proxy.latency_ms = 200

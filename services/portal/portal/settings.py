@@ -56,7 +56,9 @@ class PortalSettings(ServiceSettings):
         if self.cookie_secure is None:
             self.cookie_secure = not self.demo
         if not self.demo and len(self.session_secret) < 32:
-            raise ValueError("PORTAL_SESSION_SECRET must be at least 32 characters (it signs the session cookie)")
+            raise ValueError(
+                "PORTAL_SESSION_SECRET must be at least 32 characters (it signs the session cookie)"
+            )
         return self
 
     def secrets(self) -> dict[str, str | None]:

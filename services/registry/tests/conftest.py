@@ -85,6 +85,6 @@ async def registry(
 ) -> AsyncIterator[Registry]:
     data_dir = tmp_path_factory.mktemp(f"registry-{request.param}")
     async for running in start_registry(
-        request.param, broker_url, data_dir, login_max_failures=3, login_max_failures_per_ip=8
+        request.param, broker_url, data_dir, login_max_failures=3, login_max_failures_per_ip=5
     ):
         yield running

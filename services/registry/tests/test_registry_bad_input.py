@@ -17,30 +17,26 @@ from datetime import date
 from typing import Any
 
 import pytest
+from kkmp_shared.testing.wait import eventually
 
 pytestmark = pytest.mark.integration
 
 ALLOWED_4XX = {400, 401, 403, 404, 405, 409, 413, 415, 422, 429}
 
+# One of each kind (wrong type, out of range, empty, huge, unstorable, injection, wrong shape); finer
+# variations of each kind are in the explicit tests below.
 HOSTILE: list[Any] = [
     None,
     True,
     -1,
     2**63,
-    10**40,
-    1.5,
     "",
-    "   ",
     "x" * 5000,
     "nul\x00byte",
     "\ud800",  # a lone surrogate, sent as the JSON escape \ud800
     "'; DROP TABLE cooperatives; --",
-    "2025-02-30",
-    "🙂" * 60,
     [],
-    {},
-    [None, {"$gt": ""}],
-    {"nested": {"deeper": [1, 2, {"x": "y"}]}},
+    {"$gt": ""},
 ]
 
 
@@ -61,21 +57,24 @@ def raw_json(body: Any) -> bytes:
     return json.dumps(body, ensure_ascii=True).encode()
 
 
-def leaf_paths(body: Any, path: tuple[Any, ...] = ()) -> Iterator[tuple[Any, ...]]:
+def leaf_paths(body: Any, path: tuple[Any, ...] = (), depth: int = 99) -> Iterator[tuple[Any, ...]]:
     """The path of every value in the body, containers included (a list through its first item)."""
     if path:
         yield path
+    if len(path) >= depth:
+        return
     if isinstance(body, dict):
         for key, value in body.items():
-            yield from leaf_paths(value, (*path, key))
+            yield from leaf_paths(value, (*path, key), depth)
     elif isinstance(body, list) and body:
-        yield from leaf_paths(body[0], (*path, 0))
+        yield from leaf_paths(body[0], (*path, 0), depth)
 
 
-def all_mutations(body: dict[str, Any]) -> list[tuple[str, Any]]:
-    """The body with each of its values replaced by each hostile value, one at a time."""
+def all_mutations(body: dict[str, Any], depth: int = 99) -> list[tuple[str, Any]]:
+    """The body with each of its values replaced by each hostile value, one at a time (down to `depth`:
+    a batch's items are the single route's body, whose fields are covered there)."""
     out = []
-    for path in leaf_paths(body):
+    for path in leaf_paths(body, depth=depth):
         for value in HOSTILE:
             mutated = deepcopy(body)
             target = mutated
@@ -201,7 +200,7 @@ async def test_every_json_field_of_every_writing_route_refuses_hostile_values(
 ) -> None:
     sent = 0
     for method, path, body in json_routes(targets):
-        for _field, mutated in all_mutations(body):
+        for _field, mutated in all_mutations(body, depth=2 if path.endswith("/batch") else 99):
             response = await registry.client.request(
                 method,
                 path,
@@ -210,7 +209,7 @@ async def test_every_json_field_of_every_writing_route_refuses_hostile_values(
             )
             check(response)
             sent += 1
-    assert sent > 1000
+    assert sent > 600
     # The hostile values changed nothing they should not have: the cooperative is still there and sane.
     coop = (await registry.client.get(f"/cooperatives/{targets.coop['id']}", headers=registry.admin)).json()
     assert coop["kelurahan_code"] == targets.coop["kelurahan_code"]
@@ -260,9 +259,9 @@ async def test_malformed_bodies_and_wrong_content_types_are_4xx(registry: Any, t
         (b'{"name": "Warga", "kind": "resident", "extra": 1e400}', as_json),
         (b"[" * 100_000 + b"]" * 100_000, as_json),
         (b"\xff\xfe\x00\x01", as_json),
-        ('{"name": "Warga Teks", "kind": "resident"}'.encode(), {**registry.admin, "content-type": "text/plain"}),
+        (b'{"name": "Warga Teks", "kind": "resident"}', {**registry.admin, "content-type": "text/plain"}),
         (b"<member><name>X</name></member>", {**registry.admin, "content-type": "application/xml"}),
-        (b"name=Warga&kind=resident", {**registry.admin, "content-type": "application/x-www-form-urlencoded"}),
+        (b"name=Warga&kind=resident", {**registry.admin, "content-type": "application/x-www-form-urlencoded"}),  # noqa: E501
         (b"--b\r\nContent-Disposition: form-data; name=\"name\"\r\n\r\nX\r\n--b--\r\n",
          {**registry.admin, "content-type": "multipart/form-data; boundary=b"}),
     ]  # fmt: skip
@@ -284,7 +283,7 @@ async def test_oversized_bodies_are_413(registry: Any, targets: Targets) -> None
 
     async def streamed() -> AsyncIterator[bytes]:  # no Content-Length: the limit holds while streaming
         yield b'{"members": ['
-        for _ in range(limit // 1000 + 10):
+        for _ in range(2 * limit // 1000):
             yield b'{"name": "' + b"W" * 960 + b'", "kind": "resident"},'
         yield b'{"name": "Akhir", "kind": "resident"}]}'
 
@@ -307,8 +306,7 @@ QUERIES: dict[str, list[str]] = {
     "/trainings": ["cooperative_id", "status", "limit", "offset"],
 }
 HOSTILE_QUERY = [
-    "", " ", "-1", "0", "99999999999999999999999", "1e3", "abc", "%", "_", "\x00", "x" * 5000,
-    "' OR '1'='1", "35.78.01; DROP TABLE cooperatives", "🙂", "\u202e", "null", "[]",
+    "", "-1", "99999999999999999999999", "abc", "%_", "\x00", "x" * 5000, "' OR '1'='1", "\u202e🙂",
 ]  # fmt: skip
 
 
@@ -388,7 +386,7 @@ async def test_the_login_form_refuses_hostile_values(registry: Any) -> None:
     client = registry.client_from("10.66.0.1")
     base = {"grant_type": "password", "username": "admin", "password": "salah"}
     for name in ("grant_type", "username", "password", "client_id", "client_secret"):
-        for value in ("", "x" * 5000, "nul\x00", "' OR '1'='1", "🙂", "\u202e"):
+        for value in ("", "x" * 5000, "nul\x00", "' OR '1'='1\u202e🙂"):
             check(await client.post("/auth/token", data={**base, name: value}))
 
 
@@ -430,6 +428,16 @@ async def test_health_metrics_and_asyncapi(registry: Any) -> None:
         data_schema = message["payload"]["allOf"][1]["properties"]["data"]
         if name != "user.created.v1" and name != "potential.mapped.v1":
             assert {"cooperative_id", "kelurahan_code", "kecamatan_code"} <= set(data_schema["required"])
+    # Every event committed so far reached the broker (the relay drained the outbox).
+    relay = registry.app.state.relay
+    await eventually(_drained(relay), timeout=20)
     openapi = (await registry.client.get("/openapi.json")).json()
     assert "/cooperatives/{cooperative_id}/board" in openapi["paths"]
     assert (await registry.client.get("/docs")).status_code == 200
+
+
+def _drained(relay: Any) -> Any:
+    async def check() -> bool:
+        return await relay.backlog() == 0
+
+    return check

@@ -4,6 +4,7 @@ events each change publishes (seen on the broker in the contract's CloudEvents e
 
 from __future__ import annotations
 
+import asyncio
 import io
 import uuid
 from datetime import UTC, date, datetime, timedelta
@@ -365,8 +366,16 @@ async def test_the_board_is_replaced_as_a_whole_and_checked(registry: Any) -> No
     assert "one seat" in error["message"]
     no_ketua = {"members": [{"name": "A Satu", "position": "sekretaris"}]}
     assert_error(await registry.client.put(path, json=no_ketua, headers=manager), 422, "invalid_board")
-    both = {"members": [{"name": "A Satu", "position": "ketua"}, {"name": "a satu", "position": "pengawas"}]}
-    assert_error(await registry.client.put(path, json=both, headers=manager), 422, "invalid_board")
+    two_pengawas_ketua = {
+        "members": [
+            {"name": "A Satu", "position": "ketua"},
+            {"name": "B Dua", "position": "pengawas_ketua"},
+            {"name": "C Tiga", "position": "Pengawas Ketua"},
+        ]
+    }
+    assert_error(
+        await registry.client.put(path, json=two_pengawas_ketua, headers=manager), 422, "invalid_board"
+    )
     assert_error(
         await registry.client.put(
             path, json={"members": [{"name": "A", "position": "raja"}]}, headers=manager
@@ -818,3 +827,41 @@ async def test_the_import_refuses_unreadable_files_and_non_admins(registry: Any)
     assert_error(
         await registry.client.post("/cooperatives/import", files=files, headers=registry.officer()), 403
     )
+
+
+# --- races --------------------------------------------------------------------------------------
+
+
+async def test_racing_registrations_for_one_kelurahan_give_one_kkmp_and_409s(registry: Any) -> None:
+    code = registry.take_kelurahan()
+    body = {"name": "KKMP Balapan", "kelurahan_code": code, "formation": "new"}
+    responses = await asyncio.gather(
+        *(registry.client.post("/cooperatives", json=body, headers=registry.admin) for _ in range(6))
+    )
+    assert sorted(r.status_code for r in responses) == [201, 409, 409, 409, 409, 409]
+    for response in responses:
+        if response.status_code == 409:
+            assert response.json()["error"]["code"] == "kelurahan_taken"
+    listed = await registry.client.get("/cooperatives", params={"q": "KKMP Balapan"}, headers=registry.admin)
+    assert listed.json()["total"] == 1
+
+
+async def test_racing_member_registrations_count_every_member_once(registry: Any) -> None:
+    coop = await registry.create_cooperative()
+    path = f"/cooperatives/{coop['id']}/members"
+    responses = await asyncio.gather(
+        *(
+            registry.client.post(
+                path, json={"name": f"Warga Serentak {i}", "kind": "resident"}, headers=registry.admin
+            )
+            for i in range(12)
+        )
+    )
+    assert [r.status_code for r in responses] == [201] * 12
+    assert (await registry.client.get(f"/cooperatives/{coop['id']}", headers=registry.admin)).json()[
+        "member_count"
+    ] == 12
+    events = await registry.probe.wait_for(
+        "member.joined.v1", lambda e: e.data["cooperative_id"] == coop["id"], count=12
+    )
+    assert sorted(e.data["member_count"] for e in events) == list(range(1, 13))

@@ -80,32 +80,33 @@ def test_the_issues_business_units_are_all_accepted() -> None:
 
 def test_a_full_board_is_acceptable() -> None:
     board = [
-        ("Siti Aminah", "ketua"),
-        ("Budi Santoso", "wakil_ketua"),
-        ("Dewi Lestari", "sekretaris"),
-        ("Agus Salim", "bendahara"),
-        ("Hadi Wijaya", "pengawas_ketua"),
-        ("Rina Kusuma", "pengawas"),
-        ("Joko Widodo", "pengawas"),
+        "ketua",
+        "wakil_ketua",
+        "sekretaris",
+        "bendahara",
+        "manajer",
+        "pengawas_ketua",
+        "pengawas",
+        "pengawas",
     ]
     assert board_problems(board) == []
 
 
 def test_an_empty_board_is_acceptable_and_a_board_without_ketua_is_not() -> None:
     assert board_problems([]) == []
-    assert board_problems([("Dewi", "sekretaris")]) == ["a board needs a ketua"]
+    assert board_problems(["sekretaris"]) == ["a board needs a ketua"]
 
 
 def test_single_seats_hold_one_person_but_pengawas_may_be_many() -> None:
-    problems = board_problems([("A", "ketua"), ("B", "ketua"), ("C", "bendahara"), ("D", "bendahara")])
-    assert "position 'ketua' is held by 2 people; it has one seat" in problems
-    assert "position 'bendahara' is held by 2 people; it has one seat" in problems
-    assert board_problems([("A", "ketua"), ("B", "pengawas"), ("C", "pengawas"), ("D", "pengawas")]) == []
-
-
-def test_nobody_sits_in_both_pengurus_and_pengawas() -> None:
-    problems = board_problems([("Siti  Aminah", "ketua"), ("siti aminah", "pengawas")])
-    assert problems == ["'siti aminah' cannot be both pengurus and pengawas"]
+    problems = board_problems(
+        ["ketua", "ketua", "bendahara", "bendahara", "pengawas_ketua", "pengawas_ketua"]
+    )
+    assert sorted(problems) == [
+        "position 'bendahara' is held by 2 people; it has one seat",
+        "position 'ketua' is held by 2 people; it has one seat",
+        "position 'pengawas_ketua' is held by 2 people; it has one seat",
+    ]
+    assert board_problems(["ketua", "pengawas", "pengawas", "pengawas"]) == []
 
 
 def test_board_positions_are_written_as_people_write_them_and_listed_in_deed_order() -> None:

@@ -16,6 +16,7 @@ from kkmp_shared.events import contracts as ev
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.testing.harness import EventProbe
 from kkmp_shared.testing.tokens import TokenFactory
+from kkmp_shared.testing.wait import eventually
 
 _kecamatan_numbers = itertools.count(40)
 
@@ -45,6 +46,20 @@ class Running:
     @property
     def admin(self) -> dict[str, str]:
         return self.tokens.headers("admin")
+
+    @property
+    def processed(self) -> int:
+        return int(self.app.state.runner.stats["processed"])
+
+    async def settle(self, processed_at_least: int, timeout: float = 30) -> None:
+        """Wait until the consumers have processed that many events, then work off every queued
+        refresh, so the derived figures (health, kecamatan rows) reflect all of them."""
+        await eventually(lambda: self.processed >= processed_at_least, timeout=timeout)
+        refresher = self.app.state.reporting.refresher
+        while True:
+            result = await refresher.run_once()
+            if not (result.cooperatives or result.kecamatan):
+                return
 
     async def publish(self, data: ev.EventData, event_id: str | None = None) -> CloudEvent:
         event = await self.probe.publish(data, source="/test", event_id=event_id)

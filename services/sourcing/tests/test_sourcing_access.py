@@ -26,12 +26,13 @@ class World:
     rival: dict[str, Any]
     order: dict[str, Any]
     proposal_id: str
+    taker_need: dict[str, Any]
 
 
 async def build_world(svc: Service) -> World:
     c = svc.commodity("garam")
-    mine = await svc.cooperative("35.78.14.1001")
-    taker = await svc.cooperative("35.78.14.1002")
+    mine = await svc.cooperative("35.78.14.1002")
+    taker = await svc.cooperative("35.78.14.1006")
     other = await svc.cooperative("35.78.15.1001")
     offer = {"commodity": c, "unit_price": 7000, "capacity_per_week": 500, "lead_time_days": 1}
     supplier = await svc.supplier_with(offers=[offer])
@@ -43,7 +44,7 @@ async def build_world(svc: Service) -> World:
         headers=svc.admin,
     )
     assert placed.status_code == 201, placed.text
-    await svc.need(taker.cooperative_id, commodity=c, quantity=10)
+    taker_need = await svc.need(taker.cooperative_id, commodity=c, quantity=10)
     now = datetime.now(UTC)
     await svc.publish(
         StockStalled(
@@ -59,7 +60,9 @@ async def build_world(svc: Service) -> World:
         )
     )
     [event] = await svc.probe.wait_for("redistribution.proposed.v1", lambda e: e.data["commodity"] == c)
-    return World(mine, taker, other, need, supplier, rival, placed.json(), event.data["proposal_id"])
+    return World(
+        mine, taker, other, need, supplier, rival, placed.json(), event.data["proposal_id"], taker_need
+    )
 
 
 def status_of(response: Any, expected: int) -> None:
@@ -82,7 +85,7 @@ async def test_every_route_refuses_a_missing_or_bad_token(service: Service) -> N
             await svc.client.request(method, concrete, json={}, headers={"Authorization": "Bearer junk"}), 401
         )
         checked += 1
-    assert checked == 27
+    assert checked == 28
 
 
 async def test_a_manager_reaches_only_its_own_cooperative(service: Service) -> None:
@@ -164,9 +167,11 @@ async def test_an_officer_acts_within_its_kecamatan(service: Service) -> None:
     )
     listed = (await svc.client.get("/needs", params={"kecamatan_code": "35.78.14"}, headers=outside)).json()
     assert listed["items"] == []
+    # Placing the order took the need in progress; the officer in scope closes it.
     status_of(
-        await svc.client.post(f"/needs/{need}/status", json={"status": "acknowledged"}, headers=inside), 200
+        await svc.client.post(f"/needs/{need}/status", json={"status": "resolved"}, headers=inside), 200
     )
+    status_of(await svc.client.post(f"/needs/{need}/comments", json={"text": "Selesai"}, headers=inside), 201)
     # An officer answers for both sides of a proposal it oversees.
     both = await svc.client.post(f"/redistributions/{proposal}/accept", json={"side": "both"}, headers=inside)
     status_of(both, 200)
@@ -190,7 +195,9 @@ async def test_a_supplier_sees_and_answers_only_what_is_addressed_to_it(service:
     ):
         status_of(await svc.client.get(path, headers=rival), 404)
     assert (await svc.client.get("/needs", headers=rival)).json()["items"] == []
-    assert [n["id"] for n in (await svc.client.get("/needs", headers=own)).json()["items"]] == [need]
+    # Both needs for its commodity were matched to it; nothing else is addressed to it.
+    addressed = {n["id"] for n in (await svc.client.get("/needs", headers=own)).json()["items"]}
+    assert addressed == {need, w.taker_need["id"]}
     assert [s["id"] for s in (await svc.client.get("/suppliers", headers=rival)).json()["items"]] == [
         w.rival["id"]
     ]

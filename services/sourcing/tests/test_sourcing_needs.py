@@ -144,7 +144,7 @@ async def test_bad_needs_are_refused_and_leave_nothing(service: Service) -> None
     }
     cases = [
         ({**base, "commodity": "durian"}, 422, "unknown_commodity"),
-        ({**base, "cooperative_id": "no-such-coop"}, 422, "unknown_cooperative"),
+        ({**base, "cooperative_id": "no-such-coop"}, 404, "unknown_cooperative"),
         ({**base, "needed_by": in_days(-1)}, 422, "needed_by_in_past"),
         ({**base, "quantity": 0}, 422, "validation_error"),
         ({**base, "quantity": -5}, 422, "validation_error"),
@@ -172,6 +172,8 @@ async def test_bad_needs_are_refused_and_leave_nothing(service: Service) -> None
         ),
         403,
     )
+    lpg = {**base, "commodity": svc.commodity("lpg_3kg"), "quantity": "2.5"}
+    error(await svc.client.post("/needs", json=lpg, headers=svc.officer), 422, "whole_units_only")
     # A batch with one bad need creates none.
     batch = {"needs": [base, {**base, "commodity": "durian"}]}
     error(await svc.client.post("/needs/batch", json=batch, headers=svc.admin), 422, "unknown_commodity")
@@ -258,3 +260,8 @@ async def test_response_time_figures(service: Service) -> None:
     own = (await svc.client.get("/needs/stats", params=window, headers=scoped)).json()
     assert own["total"] == 0
     error(await svc.client.get("/needs/stats", params={"since": "yesterday"}, headers=svc.admin), 422)
+    naive = {"since": (t0 - timedelta(minutes=1)).replace(tzinfo=None).isoformat(), "until": window["until"]}
+    same = await svc.client.get(
+        "/needs/stats", params={**naive, "kecamatan_code": "35.78.06"}, headers=svc.admin
+    )
+    assert same.status_code == 200 and same.json()["total"] == 4

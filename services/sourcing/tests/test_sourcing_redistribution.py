@@ -210,6 +210,12 @@ async def test_the_same_stall_delivered_twice_makes_one_proposal(service: Servic
     assert len(rows) == 1
     # A low shelf needs 14 days of its sales less what it has: 14 × 2 − 4 = 24.
     assert rows[0].to_cooperative_id == taker.cooperative_id and q(rows[0].quantity) == 24
+    # Stock stalling in a second cooperative is not offered to the shelf already being refilled.
+    second_source = await svc.cooperative("35.78.08.1003")
+    await svc.publish(stalled(second_source, c, on_hand=40))
+    await eventually(lambda: item_status(svc, second_source.cooperative_id, c), timeout=15)
+    assert await item_status(svc, second_source.cooperative_id, c) == "no_taker"
+    assert len(await proposals(svc, c)) == 1
     assert len(svc.probe.of_type("redistribution.proposed.v1")) == len(
         {e.data["proposal_id"] for e in svc.probe.of_type("redistribution.proposed.v1")}
     )

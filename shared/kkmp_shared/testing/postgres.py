@@ -92,7 +92,7 @@ def _start_container() -> str:
     try:
         from testcontainers.community.postgres import PostgresContainer
     except ImportError:  # testcontainers < 4.14 kept it at the top level
-        from testcontainers.postgres import PostgresContainer  # type: ignore[no-redef]
+        from testcontainers.postgres import PostgresContainer
 
     container = PostgresContainer("postgres:15-alpine", username="postgres", password="postgres", driver=None)
     container.start()

@@ -70,6 +70,7 @@ class ChaosProxy:
         listen_host: str = "127.0.0.1",
         listen_port: int = 0,
         connect_timeout: float = 5.0,
+        latency_ms: float = 0.0,
     ) -> None:
         self.target_host = target_host
         self.target_port = target_port
@@ -78,7 +79,7 @@ class ChaosProxy:
         self._requested_port = listen_port
         self.port: int = 0
         #: Delay added to every chunk in each direction; may be changed at any time.
-        self.latency_ms: float = 0.0
+        self.latency_ms: float = latency_ms
         #: Connections accepted so far (refused ones included), for assertions.
         self.accepted = 0
         self._refusing = False

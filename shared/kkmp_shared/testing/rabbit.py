@@ -756,7 +756,8 @@ class PrivateRabbit:
         finally:
             self._cleaned = True
             atexit.unregister(self.cleanup)
-            if self._own_base:
+            # KKMP_TEST_KEEP_DIRS=1 keeps data and logs for a post-mortem of a failed run.
+            if self._own_base and not os.environ.get("KKMP_TEST_KEEP_DIRS"):
                 shutil.rmtree(self.base_dir, ignore_errors=True)
 
     # -- control -----------------------------------------------------------------------------
@@ -775,6 +776,17 @@ class PrivateRabbit:
         """The node VM's OS pid as the node itself reports it (``os:getpid()``)."""
         return int(self.eval("os:getpid().").strip('"'))
 
+    def sync_metadata(self) -> None:
+        """Force the node's definitions (vhosts, queues, exchanges, bindings) to disk now.
+
+        RabbitMQ 3.10 keeps definitions in Mnesia, which writes its transaction log
+        asynchronously: ``queue.declare-ok`` can arrive before the durable queue is on disk, and
+        a SIGKILL a few milliseconds later then loses the queue, messages and all (seen here
+        under load). Messages themselves are safe once confirmed. Call this between declaring
+        topology and ``kill()`` when the test is about message durability, not about that race.
+        """
+        self.eval("mnesia:sync_log().")
+
     def memory_alarm_active(self) -> bool:
         """True while this node has a memory resource alarm in force."""
         return "memory" in self.eval("rabbit_alarm:get_alarms().")
@@ -782,25 +794,27 @@ class PrivateRabbit:
     def set_memory_alarm(self, on: bool, timeout: float = 15.0) -> None:
         """Raise (``on=True``) or clear the node's memory alarm, and wait until it took effect.
 
-        Raising sets the high watermark to 0 (``rabbitmqctl set_vm_memory_high_watermark 0``: any
-        memory use is over it), the broker's real alarm path: publishing connections get
-        ``connection.blocked`` and are no longer read until the alarm clears, so confirms stop.
-        Clearing restores the watermark the node had before (0.4 by default). The setting is
-        runtime-only: a restart also clears the alarm.
+        Raising sets the memory high watermark to 0 (what ``rabbitmqctl
+        set_vm_memory_high_watermark 0`` does: any memory use is over it), the broker's real
+        alarm path: publishing connections get ``connection.blocked`` and are no longer read
+        until the alarm clears, so their confirms stop. Clearing restores the watermark the node
+        had before (0.4 by default). The setting is runtime-only: a restart also clears it.
         """
-        if on:
-            if self._saved_watermark is None:
-                self._saved_watermark = self.eval("vm_memory_monitor:get_vm_memory_high_watermark().")
-            self.ctl("set_vm_memory_high_watermark", "0")
-        else:
-            saved = self._saved_watermark or "0.4"
-            # eval rather than the CLI: the saved value may be {absolute, Bytes}.
-            self.eval(f"vm_memory_monitor:set_vm_memory_high_watermark({saved}).")
+        if on and self._saved_watermark is None:
+            self._saved_watermark = self.eval("vm_memory_monitor:get_vm_memory_high_watermark().")
+        watermark = "0.0" if on else (self._saved_watermark or "0.4")
+        # One eval sets the watermark and reads the alarms back (each rabbitmqctl run boots an
+        # Elixir VM, ~0.5 s of CPU); eval rather than the CLI command because the saved value may
+        # be {absolute, Bytes}. The monitor raises or clears the alarm inside that call.
+        alarms = self.eval(
+            f"ok = vm_memory_monitor:set_vm_memory_high_watermark({watermark}), rabbit_alarm:get_alarms()."
+        )
         deadline = time.monotonic() + timeout
-        while self.memory_alarm_active() != on:
+        while ("memory" in alarms) != on:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"memory alarm on {self.node} did not become {'on' if on else 'off'}")
             time.sleep(0.2)
+            alarms = self.eval("rabbit_alarm:get_alarms().")
 
     def create_vhost(self, name: str, user: str = "guest") -> str:
         """Create vhost ``name`` on this node and return its AMQP URL."""

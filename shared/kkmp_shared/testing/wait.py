@@ -13,7 +13,7 @@ import asyncio
 import inspect
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 __all__ = ["eventually", "wait_until"]
 
@@ -43,13 +43,33 @@ def _failure(
     return AssertionError(f"{what} not met within {timeout:.1f}s after {attempts} attempts; {last}")
 
 
+@overload
 async def eventually(
-    fn: Callable[[], T | Awaitable[T]],
+    fn: Callable[[], Awaitable[T]],
+    timeout: float = ...,
+    interval: float = ...,
+    *,
+    message: str | None = ...,
+) -> T: ...
+
+
+@overload
+async def eventually(
+    fn: Callable[[], T],
+    timeout: float = ...,
+    interval: float = ...,
+    *,
+    message: str | None = ...,
+) -> T: ...
+
+
+async def eventually(
+    fn: Callable[[], Any],
     timeout: float = _DEFAULT_TIMEOUT,
     interval: float = _DEFAULT_INTERVAL,
     *,
     message: str | None = None,
-) -> T:
+) -> Any:
     """Poll ``fn`` (sync or async) until it returns a truthy value, and return that value.
 
     Exceptions raised by ``fn`` (``AssertionError`` included, so ``fn`` may simply assert) count
@@ -75,7 +95,7 @@ async def eventually(
             last_exc, last_value = exc, None
         else:
             if result:
-                return result  # type: ignore[return-value]
+                return result
             last_exc, last_value = None, result
         if loop.time() >= deadline:
             raise _failure(fn, timeout, attempts, last_value, last_exc, message) from last_exc

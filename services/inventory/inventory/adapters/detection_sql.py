@@ -10,7 +10,7 @@ twice or from a stale reading. SQLite (single process, writers serialised) selec
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -59,19 +59,12 @@ def classified_items(
     kecamatan_codes: list[str] | None = None,
     only_changed: bool = True,
 ) -> Select[Any]:
-    """Every stock item (in scope) with its condition as of `as_of` and the episode last announced."""
-    first_day, last_day = sales_window(as_of)
-    ds = orm.daily_sales
-    sold = (
-        select(ds.c.cooperative_id, ds.c.commodity, func.sum(ds.c.quantity_milli).label("sold_milli"))
-        .where(ds.c.day >= first_day, ds.c.day <= last_day)
-        .group_by(ds.c.cooperative_id, ds.c.commodity)
-        .subquery("sold")
-    )
+    """Every stock item (in scope) with its condition as of `as_of` and the episode last announced.
+    The items' 28-day sales must have been rolled to as_of's day (`roll_sales_window`)."""
     th = thresholds_table(as_of, thresholds)
     s = orm.stock_items.alias("s")
     k = orm.known_cooperatives
-    sold_milli = func.coalesce(sold.c.sold_milli, literal(0, BigInteger))
+    sold_milli = func.coalesce(s.c.sold_window_milli, literal(0, BigInteger))
     new_condition = case(
         (s.c.on_hand_milli <= 0, case((sold_milli > 0, literal("stockout", String)), else_=null())),
         (
@@ -105,13 +98,73 @@ def classified_items(
         .select_from(s)
         .join(th, th.c.commodity == s.c.commodity)
         .join(k, k.c.id == s.c.cooperative_id)
-        .outerjoin(sold, and_(sold.c.cooperative_id == s.c.cooperative_id, sold.c.commodity == s.c.commodity))
     )
     if kecamatan_codes is not None:
         query = query.where(k.c.kecamatan_code.in_(kecamatan_codes))
     if only_changed:
         query = query.where(new_condition.is_distinct_from(s.c.condition))
     return query
+
+
+async def roll_sales_window(session: AsyncSession, day: date) -> int:
+    """Bring the 28-day sales of every item to the window ending on `day`; items a movement already
+    brought there are left alone. Returns how many items were rolled (most of them at the first scan of
+    a day, none at the next ones).
+
+    On PostgreSQL the sums come from one aggregate joined into the UPDATE. An item a movement changed
+    after the aggregate was read (its version moved on) is left alone: the movement wrote the exact sum
+    for its own day, and if that is not this day the next scan rolls the item with a fresh reading."""
+    first_day = day - timedelta(days=LOOKBACK_DAYS - 1)
+    s, d = orm.stock_items, orm.daily_sales
+    stale = s.c.sold_window_day.is_distinct_from(day)
+    if is_sqlite(session):
+        summed = (
+            select(func.coalesce(func.sum(d.c.quantity_milli), 0))
+            .where(
+                d.c.cooperative_id == s.c.cooperative_id,
+                d.c.commodity == s.c.commodity,
+                d.c.day >= first_day,
+                d.c.day <= day,
+            )
+            .scalar_subquery()
+        )
+        result = await session.execute(
+            update(s).where(stale).values(sold_window_milli=summed, sold_window_day=day)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+    items = s.alias("stale_items")
+    sums = (
+        select(
+            items.c.cooperative_id,
+            items.c.commodity,
+            items.c.version,
+            func.coalesce(func.sum(d.c.quantity_milli), 0).label("sold_milli"),
+        )
+        .select_from(items)
+        .outerjoin(
+            d,
+            and_(
+                d.c.cooperative_id == items.c.cooperative_id,
+                d.c.commodity == items.c.commodity,
+                d.c.day >= first_day,
+                d.c.day <= day,
+            ),
+        )
+        .where(items.c.sold_window_day.is_distinct_from(day))
+        .group_by(items.c.cooperative_id, items.c.commodity, items.c.version)
+        .subquery("sums")
+    )
+    result = await session.execute(
+        update(s)
+        .where(
+            s.c.cooperative_id == sums.c.cooperative_id,
+            s.c.commodity == sums.c.commodity,
+            s.c.version == sums.c.version,
+            stale,
+        )
+        .values(sold_window_milli=sums.c.sold_milli, sold_window_day=day)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 async def apply_changed_conditions(
@@ -121,6 +174,7 @@ async def apply_changed_conditions(
     kecamatan_codes: list[str] | None = None,
 ) -> list[Any]:
     """Record every item's new episode; returns the rows that changed (with the previous condition)."""
+    await roll_sales_window(session, sales_window(as_of)[1])
     changed = classified_items(as_of, thresholds, kecamatan_codes=kecamatan_codes).subquery("changed")
     t = orm.stock_items
     since = case((changed.c.new_condition.is_(None), null()), else_=literal(as_of, DateTime(timezone=True)))

@@ -79,6 +79,11 @@ stock_items = Table(
     # When the stock on hand last moved out or, if later, its oldest receipt still on hand: the stall rule
     # counts from here. Null when nothing is on hand.
     Column("stall_clock_at", DateTime(timezone=True)),
+    # Quantity sold in the 28 days ending on `sold_window_day` (a cache of daily_sales): movements keep
+    # it exact for today, the first scan of a day rolls the others forward, so a scan reads one row per
+    # item instead of aggregating every day's sales of every item.
+    Column("sold_window_milli", BigInteger),
+    Column("sold_window_day", Date),
     Column("condition", String(10)),
     Column("condition_since", DateTime(timezone=True)),
     # Bumped by every movement: a detection scan only changes an item it saw in this version.

@@ -13,10 +13,12 @@ from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
+import asyncpg
 from kkmp_shared.directory import CooperativeDirectory
-from sqlalchemy import and_, bindparam, delete, func, insert, select, tuple_, update
+from sqlalchemy import ARRAY, and_, any_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory.adapters import orm
@@ -35,6 +37,28 @@ def is_sqlite(session: AsyncSession) -> bool:
 
 def dialect_insert(session: AsyncSession) -> Any:
     return sqlite_insert if is_sqlite(session) else pg_insert
+
+
+def one_of(session: AsyncSession, column: Any, values: Iterable[Any]) -> Any:
+    """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter however many values (an
+    expanded IN list is rendered again at every execution)."""
+    listed = sorted(set(values))
+    if is_sqlite(session):
+        return column.in_(listed)
+    return column == any_(bindparam(None, listed, type_=ARRAY(column.type)))
+
+
+def item_filter(session: AsyncSession, table: Any, keys: Iterable[Key]) -> Any:
+    """Rows of these (cooperative, commodity) items: grouped by cooperative (a request has one or two)."""
+    by_coop: dict[str, set[str]] = {}
+    for cooperative_id, commodity in keys:
+        by_coop.setdefault(cooperative_id, set()).add(commodity)
+    return or_(
+        *(
+            and_(table.c.cooperative_id == coop, one_of(session, table.c.commodity, codes))
+            for coop, codes in sorted(by_coop.items())
+        )
+    )
 
 
 def aware(moment: datetime | None) -> datetime | None:
@@ -78,8 +102,8 @@ async def load_catalogue(
     )
     if codes is not None:
         wanted = sorted(set(codes))
-        query = query.where(orm.commodities.c.code.in_(wanted))
-        ceilings_query = ceilings_query.where(orm.commodity_ceilings.c.commodity.in_(wanted))
+        query = query.where(one_of(session, orm.commodities.c.code, wanted))
+        ceilings_query = ceilings_query.where(one_of(session, orm.commodity_ceilings.c.commodity, wanted))
     catalogue = {
         r.code: CommodityInfo(
             code=r.code,
@@ -134,6 +158,8 @@ def _state(row: Any) -> StockState:
         stall_clock_at=aware(row.stall_clock_at),
         condition=row.condition,
         condition_since=aware(row.condition_since),
+        sold_in_window=from_milli(row.sold_window_milli) if row.sold_window_milli is not None else None,
+        sold_window_day=row.sold_window_day,
         version=int(row.version),
     )
 
@@ -150,18 +176,14 @@ async def lock_stock(session: AsyncSession, keys: Iterable[Key], now: datetime) 
         .values([{"cooperative_id": c, "commodity": m, "updated_at": now} for c, m in ordered])
         .on_conflict_do_nothing(index_elements=[t.c.cooperative_id, t.c.commodity])
     )
-    query = (
-        select(t)
-        .where(tuple_(t.c.cooperative_id, t.c.commodity).in_(ordered))
-        .order_by(t.c.cooperative_id, t.c.commodity)
-    )
+    query = select(t).where(item_filter(session, t, ordered)).order_by(t.c.cooperative_id, t.c.commodity)
     if not is_sqlite(session):
         query = query.with_for_update()
     states = {(r.cooperative_id, r.commodity): _state(r) for r in await session.execute(query)}
     lots = orm.stock_lots
     rows = await session.execute(
         select(lots)
-        .where(tuple_(lots.c.cooperative_id, lots.c.commodity).in_(ordered))
+        .where(item_filter(session, lots, ordered))
         .order_by(lots.c.cooperative_id, lots.c.commodity, lots.c.received_at, lots.c.id)
     )
     for r in rows:
@@ -188,6 +210,8 @@ async def save_stock(session: AsyncSession, states: Sequence[StockState], now: d
             stall_clock_at=bindparam("b_stall_clock_at"),
             condition=bindparam("b_condition"),
             condition_since=bindparam("b_condition_since"),
+            sold_window_milli=bindparam("b_sold_window_milli"),
+            sold_window_day=bindparam("b_sold_window_day"),
             version=t.c.version + 1,
             updated_at=bindparam("b_updated_at"),
         ),
@@ -203,6 +227,8 @@ async def save_stock(session: AsyncSession, states: Sequence[StockState], now: d
                 "b_stall_clock_at": s.stall_clock_at,
                 "b_condition": s.condition,
                 "b_condition_since": s.condition_since,
+                "b_sold_window_milli": to_milli(s.sold_in_window) if s.sold_in_window is not None else None,
+                "b_sold_window_day": s.sold_window_day,
                 "b_updated_at": now,
             }
             for s in states
@@ -210,7 +236,7 @@ async def save_stock(session: AsyncSession, states: Sequence[StockState], now: d
     )
     lots = orm.stock_lots
     keys = [(s.cooperative_id, s.commodity) for s in states]
-    await session.execute(delete(lots).where(tuple_(lots.c.cooperative_id, lots.c.commodity).in_(keys)))
+    await session.execute(delete(lots).where(item_filter(session, lots, keys)))
     rows = [
         {
             "cooperative_id": s.cooperative_id,
@@ -270,10 +296,7 @@ async def sold_between(
     t = orm.daily_sales
     rows = await session.execute(
         select(t.c.cooperative_id, t.c.commodity, func.sum(t.c.quantity_milli))
-        .where(
-            tuple_(t.c.cooperative_id, t.c.commodity).in_(wanted),
-            and_(t.c.day >= first_day, t.c.day <= last_day),
-        )
+        .where(item_filter(session, t, wanted), t.c.day >= first_day, t.c.day <= last_day)
         .group_by(t.c.cooperative_id, t.c.commodity)
     )
     sold = {k: Decimal("0.000") for k in wanted}
@@ -294,12 +317,37 @@ async def existing_references(
     t = orm.movements
     rows = await session.execute(
         select(t.c.kind, t.c.reference).where(
-            t.c.cooperative_id == cooperative_id, t.c.reference.in_(sorted({r for _, r in wanted}))
+            t.c.cooperative_id == cooperative_id, one_of(session, t.c.reference, {r for _, r in wanted})
         )
     )
     return {(k, r) for k, r in rows} & wanted
 
 
+class DuplicateReference(Exception):
+    """A concurrent request booked the same (cooperative, kind, reference) first."""
+
+
+MOVEMENT_COLUMNS = [c.name for c in orm.movements.columns if c.name != "seq"]
+
+
 async def insert_movements(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert(orm.movements), rows)
+    """Append to the ledger. On PostgreSQL with COPY: a shop's 1,000-line sync is one round trip and
+    no per-row statement rendering (about four times faster than a multi-row INSERT here)."""
+    if not rows:
+        return
+    if is_sqlite(session):
+        try:
+            await session.execute(insert(orm.movements), rows)
+        except IntegrityError as exc:
+            raise DuplicateReference(str(exc)) from exc
+        return
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    try:
+        await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+            orm.movements.name,
+            records=[tuple(row[c] for c in MOVEMENT_COLUMNS) for row in rows],
+            columns=MOVEMENT_COLUMNS,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise DuplicateReference(str(exc)) from exc

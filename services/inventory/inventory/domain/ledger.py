@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
 
@@ -77,6 +77,8 @@ class StockState:
     stall_clock_at: datetime | None = None
     condition: str | None = None
     condition_since: datetime | None = None
+    sold_in_window: Decimal | None = None
+    sold_window_day: date | None = None
     version: int = 0
     lots: list[Lot] = field(default_factory=list)
 

@@ -480,7 +480,7 @@ async def city_stock(
     total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
     rows = list(
         await session.execute(
-            base.order_by(s.c.condition_since.desc(), s.c.cooperative_id, s.c.commodity)
+            base.order_by(s.c.condition_since.desc().nulls_last(), s.c.cooperative_id, s.c.commodity)
             .limit(page.limit)
             .offset(page.offset)
         )

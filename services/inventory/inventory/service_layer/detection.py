@@ -36,6 +36,7 @@ log = logging.getLogger("kkmp.inventory.detection")
 # pg advisory lock key of the detection scan ("KKMPINV" as an integer): one scan at a time per database.
 SCAN_LOCK_KEY = int.from_bytes(b"KKMPINV", "big")
 OUTBOX_CHUNK = 2000
+SCAN_WORK_MEM = "256MB"
 
 SCAN_SECONDS = Histogram("kkmp_inventory_detection_scan_seconds", "Duration of a detection scan", ["trigger"])
 EPISODES = PromCounter("kkmp_inventory_episodes_total", "Episode changes announced", ["condition", "change"])
@@ -75,6 +76,8 @@ async def run_detection(
                 if not got:
                     log.info("detection scan skipped: another replica is scanning")
                     return None
+            # The 28-day sales of every item are aggregated in memory rather than spilled to disk.
+            await session.execute(text(f"SET LOCAL work_mem = '{SCAN_WORK_MEM}'"))
         thresholds = await repository.load_thresholds(session)
         rows = (
             await apply_changed_conditions(session, as_of, thresholds, kecamatan_codes) if thresholds else []

@@ -2,7 +2,7 @@
 consumers of deliveries and redistributions.
 
 Everything happens in the caller's transaction: the ledger rows, the stock items and their lots, the
-daily sales, the incremental detection of the touched items, and the outgoing events (outbox). Any
+daily sales, the incremental detection of the items moved just now, and the outgoing events (outbox). Any
 refusal raises before the caller commits, so a batch is applied entirely or not at all.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -19,7 +19,6 @@ from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.errors import conflict, unprocessable
 from kkmp_shared.events.contracts import EventData, PriceCeilingExceeded, StockMoved
 from kkmp_shared.messaging.outbox import Outbox
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory.adapters import repository
@@ -36,6 +35,9 @@ from inventory.domain.ledger import (
     utc,
 )
 from inventory.service_layer.announcements import ItemSnapshot, episode_events
+
+# How old a movement may be and still be judged by the incremental detection (older: by the scan).
+RECENT = timedelta(days=1)
 
 
 @dataclass(frozen=True)
@@ -152,27 +154,38 @@ async def record_movements(
 
     try:
         await repository.insert_movements(session, rows)
-    except IntegrityError as exc:  # a concurrent request booked the same reference first
+    except repository.DuplicateReference as exc:  # a concurrent request booked the same reference first
         raise conflict("duplicate_reference", "A movement with this reference was just recorded.") from exc
     await repository.add_daily_sales(session, dict(sold))
     coops = {o.cooperative.id: o.cooperative for o in orders}
-    events.extend(await evaluate_items(session, states, catalogue, coops, now))
+    latest: dict[Key, datetime] = {}
+    for order in orders:
+        key = (order.cooperative.id, order.draft.commodity)
+        occurred_at = utc(order.draft.occurred_at)
+        latest[key] = max(latest.get(key, occurred_at), occurred_at)
+    # Items moved just now are judged at once; an item whose movements here are all back-dated (a
+    # shop's history imported, a late sync) is left to the next scan, so importing history does not
+    # announce episodes that began and ended long ago.
+    first_day, last_day = sales_window(now)
+    sold_now = await repository.sold_between(session, states.keys(), first_day, last_day)
+    for key, state in states.items():
+        state.sold_in_window, state.sold_window_day = sold_now[key], last_day
+    current = {k: s for k, s in states.items() if latest[k] >= now - RECENT}
+    events.extend(evaluate_items(current, catalogue, coops, now))
     await repository.save_stock(session, list(states.values()), now)
     await outbox.add_many(session, events)
     return [movement_out(row, catalogue[row["commodity"]].unit) for row in rows]
 
 
-async def evaluate_items(
-    session: AsyncSession,
+def evaluate_items(
     states: dict[Key, StockState],
     catalogue: dict[str, CommodityInfo],
     coops: dict[str, KnownCooperative],
     now: datetime,
 ) -> list[EventData]:
-    """Incremental detection: the touched items' conditions now; changed episodes are recorded on the
-    states (saved by the caller) and announced."""
-    first_day, last_day = sales_window(now)
-    sold = await repository.sold_between(session, states.keys(), first_day, last_day)
+    """Incremental detection: the items' conditions now (their 28-day sales already counted for today);
+    changed episodes are recorded on the states (saved by the caller) and announced."""
+    sold = {key: state.sold_in_window or Decimal(0) for key, state in states.items()}
     events: list[EventData] = []
     for key, state in sorted(states.items()):
         info = catalogue[key[1]]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-28 14:20:31.493703
+Create Date: 2026-11-28 14:33:54.405782
 """
 
 from collections.abc import Sequence
@@ -22,7 +22,7 @@ def upgrade() -> None:
     op.create_table('alert_windows',
     sa.Column('condition_key', sa.String(length=300), nullable=False),
     sa.Column('event_type', sa.String(length=100), nullable=False),
-    sa.Column('cooperative_id', sa.String(length=36), nullable=True),
+    sa.Column('cooperative_id', sa.String(length=64), nullable=True),
     sa.Column('last_event_id', sa.String(length=64), nullable=False),
     sa.Column('last_notified_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('suppressed', sa.Integer(), server_default=sa.text('0'), nullable=False),
@@ -39,7 +39,7 @@ def upgrade() -> None:
     sa.Column('notification_id', sa.String(length=36), nullable=True),
     sa.Column('event_id', sa.String(length=64), nullable=False),
     sa.Column('event_type', sa.String(length=100), nullable=False),
-    sa.Column('cooperative_id', sa.String(length=36), nullable=True),
+    sa.Column('cooperative_id', sa.String(length=64), nullable=True),
     sa.Column('subject', sa.String(length=300), nullable=True),
     sa.Column('payload', sa.Text(), nullable=False),
     sa.Column('status', sa.String(length=12), nullable=False),
@@ -69,8 +69,8 @@ def upgrade() -> None:
     sa.Column('title', sa.String(length=300), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('link', sa.String(length=500), nullable=True),
-    sa.Column('cooperative_id', sa.String(length=36), nullable=True),
-    sa.Column('commodity', sa.String(length=60), nullable=True),
+    sa.Column('cooperative_id', sa.String(length=64), nullable=True),
+    sa.Column('commodity', sa.String(length=100), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_digest_items')),
     sa.UniqueConstraint('user_id', 'event_id', name='uq_digest_items_user_event')
@@ -109,12 +109,12 @@ def upgrade() -> None:
     sa.PrimaryKeyConstraint('user_id', 'event_type', name=op.f('pk_muted_types'))
     )
     op.create_table('need_watch',
-    sa.Column('need_id', sa.String(length=36), nullable=False),
-    sa.Column('cooperative_id', sa.String(length=36), nullable=True),
+    sa.Column('need_id', sa.String(length=64), nullable=False),
+    sa.Column('cooperative_id', sa.String(length=64), nullable=True),
     sa.Column('kelurahan_code', sa.String(length=20), nullable=True),
     sa.Column('kecamatan_code', sa.String(length=20), nullable=True),
     sa.Column('kind', sa.String(length=20), nullable=True),
-    sa.Column('commodity', sa.String(length=60), nullable=True),
+    sa.Column('commodity', sa.String(length=100), nullable=True),
     sa.Column('description', sa.Text(), nullable=True),
     sa.Column('submitted_at', sa.DateTime(timezone=True), nullable=True),
     sa.Column('acknowledged_at', sa.DateTime(timezone=True), nullable=True),
@@ -133,8 +133,8 @@ def upgrade() -> None:
     sa.Column('title', sa.String(length=300), nullable=False),
     sa.Column('body', sa.Text(), nullable=False),
     sa.Column('link', sa.String(length=500), nullable=True),
-    sa.Column('cooperative_id', sa.String(length=36), nullable=True),
-    sa.Column('commodity', sa.String(length=60), nullable=True),
+    sa.Column('cooperative_id', sa.String(length=64), nullable=True),
+    sa.Column('commodity', sa.String(length=100), nullable=True),
     sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
     sa.Column('read_at', sa.DateTime(timezone=True), nullable=True),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_notifications')),
@@ -176,8 +176,8 @@ def upgrade() -> None:
     sa.Column('full_name', sa.String(length=200), nullable=True),
     sa.Column('email', sa.String(length=254), nullable=True),
     sa.Column('role', sa.String(length=20), nullable=False),
-    sa.Column('cooperative_id', sa.String(length=36), nullable=True),
-    sa.Column('supplier_id', sa.String(length=36), nullable=True),
+    sa.Column('cooperative_id', sa.String(length=64), nullable=True),
+    sa.Column('supplier_id', sa.String(length=64), nullable=True),
     sa.Column('whole_city', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
     sa.Column('supervisor', sa.Boolean(), server_default=sa.text('(false)'), nullable=False),
     sa.Column('learned_from', sa.String(length=10), nullable=False),

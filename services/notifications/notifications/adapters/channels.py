@@ -3,6 +3,9 @@
 A sender never raises for a delivery problem: it answers an `AttemptResult` saying what happened and
 whether trying again could help. Every attempt is bounded by a total timeout, so a receiver that
 accepts the connection and then never answers costs one worker slot for that long, no more.
+
+WhatsApp and SMS are not channels of their own: a gateway is a webhook subscription whose adapter
+verifies the signature and forwards the `kkmpmessage` text (see the service's README.md).
 """
 
 from __future__ import annotations

@@ -41,6 +41,9 @@ class NeedEscalated(CooperativeRef):
     escalated_at: datetime
 
 
+#: Types that never wait for a daily digest: an escalation held until the next morning is no escalation.
+URGENT_TYPES = frozenset({NeedEscalated.event_type})
+
 DIGEST_TYPE = "digest.daily"
 ANNOUNCEMENT_TYPE = "announcement"
 

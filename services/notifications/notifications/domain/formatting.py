@@ -85,10 +85,7 @@ def tanggal(value: date | datetime | str | None) -> str:
         try:
             value = datetime.fromisoformat(value)
         except ValueError:
-            try:
-                value = date.fromisoformat(value)
-            except ValueError:
-                return value
+            return str(value)
     if isinstance(value, datetime):
         value = to_wib(value).date()
     return f"{value.day} {MONTHS[value.month - 1]} {value.year}"

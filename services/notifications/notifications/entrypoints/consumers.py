@@ -24,7 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notifications.adapters import orm
 from notifications.domain.events import ROUTABLE_EVENT_TYPES
 from notifications.service_layer import escalation, recipients
-from notifications.service_layer.fanout import Notifier, cloudevent_bytes
+from notifications.service_layer.fanout import Notifier
 
 
 def build_consumers(notifier: Notifier) -> ConsumerGroup:
@@ -43,7 +43,7 @@ def build_consumers(notifier: Notifier) -> ConsumerGroup:
             event_type=event.type,
             data=data.model_dump(),
             occurred_at=event.time,
-            cloudevent=cloudevent_bytes(event),
+            cloudevent=event,
         )
 
     for event_type in ROUTABLE_EVENT_TYPES:

@@ -27,10 +27,13 @@ class Strict(BaseModel):
 class NotificationOut(BaseModel):
     id: str
     event_type: str
+    # The CloudEvent id it came from (made up for escalations, digests and announcements).
+    event_id: str
     title: str
     body: str
     link: str | None = None
     cooperative_id: str | None = None
+    commodity: str | None = None
     created_at: datetime
     read_at: datetime | None = None
 
@@ -210,12 +213,16 @@ class DigestRunOut(BaseModel):
 Role = Literal["admin", "officer", "coop_manager", "supplier"]
 
 
+def _managers() -> list[Role]:
+    return ["coop_manager"]
+
+
 class AnnouncementIn(Strict):
     title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200)]
     body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
-    roles: list[Role] = Field(default_factory=lambda: ["coop_manager"], min_length=1, max_length=4)
+    roles: list[Role] = Field(default_factory=_managers, min_length=1, max_length=4)
     kecamatan_codes: list[KecamatanCode] | None = Field(default=None, max_length=31)
-    cooperative_ids: list[Annotated[str, StringConstraints(max_length=36)]] | None = Field(
+    cooperative_ids: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(
         default=None, max_length=1000
     )
     # A portal path such as /koperasi/<id>; the portal's address is added.

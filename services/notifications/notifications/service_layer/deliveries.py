@@ -230,7 +230,7 @@ class DeliveryWorker:
             changed = await session.execute(
                 update(d).where(d.c.id == row.id, d.c.status == "delivering").values(**values)
             )
-            if changed.rowcount == 0:  # type: ignore[attr-defined]
+            if changed.rowcount == 0:
                 return  # taken over after a lease expiry; the other attempt decides
             if outcome == "delivered":
                 await self.outbox.add(

@@ -9,6 +9,7 @@ Each need escalates once: its id fixes the notification's id, and the row rememb
 
 from __future__ import annotations
 
+import logging
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -22,6 +23,8 @@ from notifications.domain.events import NeedEscalated
 from notifications.domain.routing import Target
 from notifications.service_layer.common import derived_id, insert_for, now, utc
 from notifications.service_layer.fanout import Notifier
+
+log = logging.getLogger("kkmp.notifications.escalation")
 
 w = orm.need_watch
 
@@ -108,7 +111,7 @@ async def escalate_due(
                     waited_hours=int((moment - submitted).total_seconds() // 3600),
                     escalated_at=moment,
                 )
-                await notifier.announce(
+                outcome = await notifier.announce(
                     session,
                     event_id=derived_id(NeedEscalated.event_type, row.need_id),
                     event_type=NeedEscalated.event_type,
@@ -116,6 +119,12 @@ async def escalate_due(
                     occurred_at=moment,
                     fallback=(Target("admins", None),),
                 )
+                if not outcome.recipients:
+                    log.warning(
+                        "need %s escalated but nobody is there to hear it (no supervisor, no admin known)",
+                        row.need_id,
+                        extra={"cooperative_id": row.cooperative_id},
+                    )
             if rows:
                 await session.execute(
                     update(w)

@@ -16,11 +16,13 @@ from typing import Any
 
 import orjson
 from kkmp_shared.events.contracts import NotificationDelivered
+from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.outbox import Outbox
 from sqlalchemy import exists, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters import orm
+from notifications.domain.events import URGENT_TYPES
 from notifications.domain.routing import RoutingRule, Target, condition_key, event_kecamatans, targets
 from notifications.domain.templates import CooperativeName, Message, Names, render
 from notifications.service_layer import recipients as people
@@ -62,11 +64,11 @@ class Notifier:
         event_type: str,
         data: Mapping[str, Any],
         occurred_at: datetime,
-        cloudevent: bytes | None = None,
+        cloudevent: CloudEvent | None = None,
         fallback: Sequence[Target] = (),
     ) -> Outcome:
-        """Route one event. `cloudevent` (the raw envelope) is what webhooks receive; events made up
-        by this service (escalations) have none and reach people only. `fallback` audiences are
+        """Route one event. `cloudevent` (the envelope) is what webhooks receive; events made up by
+        this service (escalations) have none and reach people only. `fallback` audiences are
         used when the rules find nobody (an escalation must reach someone)."""
         moment = now()
         # The window is measured in event time (a replayed backlog is judged by when things happened);
@@ -95,7 +97,7 @@ class Notifier:
         found = await people.resolve(session, wanted, event_type)
         if not found and fallback:
             found = await people.resolve(session, fallback, event_type)
-        common = {
+        common: dict[str, Any] = {
             "event_id": event_id,
             "event_type": event_type,
             "title": message.title[:300],
@@ -105,8 +107,11 @@ class Notifier:
             "commodity": data.get("commodity"),
             "created_at": occurred,
         }
-        inbox_rows = [{"id": new_id(), "user_id": p.user_id, **common} for p in found if not p.digest]
-        held_rows = [{"id": new_id(), "user_id": p.user_id, **common} for p in found if p.digest]
+        urgent = event_type in URGENT_TYPES
+        held = {p.user_id for p in found if p.digest and not urgent}
+        rows = [{"id": new_id(), "user_id": p.user_id, **common} for p in found]
+        inbox_rows = [row for row in rows if row["user_id"] not in held]
+        held_rows = [row for row in rows if row["user_id"] in held]
         if inbox_rows:
             await insert_rows(session, orm.notifications, inbox_rows)
             await self.outbox.add_many(
@@ -145,6 +150,8 @@ class Notifier:
                             notification_id=by_user[p.user_id],
                         )
                     )
+        # Webhooks get the same signed bytes on every attempt: the body is fixed here, once.
+        webhook_payload = webhook_body(cloudevent, message, link).decode() if cloudevent is not None else ""
         for sub in subs:
             if sub.channel == "webhook":
                 deliveries.append(
@@ -157,7 +164,7 @@ class Notifier:
                         event_type=event_type,
                         cooperative_id=data.get("cooperative_id"),
                         subject=None,
-                        payload=(cloudevent or b"").decode(),
+                        payload=webhook_payload,
                     )
                 )
             else:
@@ -338,7 +345,7 @@ async def matching_subscriptions(
 ) -> list[MatchedSubscription]:
     s, st, sc = orm.subscriptions, orm.subscription_types, orm.subscription_scopes
     kecamatans = event_kecamatans(data)
-    scope = s.c.whole_city
+    scope: Any = s.c.whole_city
     if kecamatans:
         scope = or_(
             s.c.whole_city,
@@ -357,5 +364,12 @@ async def matching_subscriptions(
     return [MatchedSubscription(row.id, row.channel, row.target) for row in await session.execute(query)]
 
 
-def cloudevent_bytes(envelope: Any) -> bytes:
-    return orjson.dumps(envelope.model_dump(mode="json", exclude_none=True))
+def webhook_body(event: CloudEvent, message: Message, link: str | None) -> bytes:
+    """The event's CloudEvent as received, plus the rendered Indonesian text as CloudEvents extension
+    attributes (`kkmptitle`, `kkmpmessage`, `kkmplink`): a WhatsApp or SMS gateway can forward the
+    text as it is, while any other receiver reads the standard attributes and `data`."""
+    envelope = event.model_dump(mode="json", exclude_none=True)
+    envelope.update(kkmptitle=message.title, kkmpmessage=message.body)
+    if link:
+        envelope["kkmplink"] = link
+    return orjson.dumps(envelope)

@@ -43,10 +43,12 @@ def _notification_out(row: Any) -> dict[str, Any]:
     return {
         "id": row.id,
         "event_type": row.event_type,
+        "event_id": row.event_id,
         "title": row.title,
         "body": row.body,
         "link": row.link,
         "cooperative_id": row.cooperative_id,
+        "commodity": row.commodity,
         "created_at": utc(row.created_at),
         "read_at": utc(row.read_at),
     }

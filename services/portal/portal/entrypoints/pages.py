@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -433,8 +434,16 @@ async def _proxy(
     """Stream a file from reporting to the browser with the user's token (the browser never holds it)."""
     upstream = await visit.reporting.open_stream(path, params)
     headers = {"Content-Disposition": f'attachment; filename="{filename}"', "Cache-Control": "no-store"}
+
+    async def body() -> AsyncIterator[bytes]:
+        try:
+            async for chunk in upstream.aiter_bytes():
+                yield chunk
+        finally:  # also when the browser goes away mid-download: give the connection back to the pool
+            await upstream.aclose()
+
     return StreamingResponse(
-        upstream.aiter_bytes(),
+        body(),
         media_type=upstream.headers.get("content-type", media_type),
         headers=headers,
         background=BackgroundTask(upstream.aclose),

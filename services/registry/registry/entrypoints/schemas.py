@@ -105,13 +105,13 @@ class KelurahanOut(BaseModel):
 
 class Deed(Strict):
     number: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
-    date: date
+    date: dt.date
     notary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
 
     @field_validator("date")
     @classmethod
-    def _not_future(cls, value: date) -> date:
-        if value > date.today():
+    def _not_future(cls, value: dt.date) -> dt.date:
+        if value > dt.date.today():
             raise ValueError("the deed date cannot be in the future")
         return value
 

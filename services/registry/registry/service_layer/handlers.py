@@ -358,8 +358,9 @@ async def register_cooperative(
         if problem.code == "kelurahan_taken":
             raise conflict(problem.code, problem.message, {"kelurahan_code": data.kelurahan_code})
         raise unprocessable(problem.field, problem.message, problem.code)
-    [coop_id] = await register_cooperatives(session, outbox, principal, [data], regions)
     try:
+        # On PostgreSQL the unique index refuses the INSERT itself; on SQLite the commit.
+        [coop_id] = await register_cooperatives(session, outbox, principal, [data], regions)
         await session.commit()
     except IntegrityError as exc:  # a concurrent registration for the same kelurahan won the race
         await session.rollback()
@@ -393,8 +394,8 @@ async def register_batch(
             f"{len(problems)} problem(s) found; nothing was registered.",
             details,
         )
-    ids = await register_cooperatives(session, outbox, principal, items, regions)
     try:
+        ids = await register_cooperatives(session, outbox, principal, items, regions)
         await session.commit()
     except IntegrityError as exc:
         await session.rollback()
@@ -555,7 +556,7 @@ async def set_board(
 ) -> dict[str, Any]:
     """Replace the board (pengurus and pengawas) as a whole, as a new deed or RAT decision does."""
     await writable_cooperative(session, principal, cooperative_id)
-    problems = board_problems((m.name, m.position) for m in data.members)
+    problems = board_problems(m.position for m in data.members)
     if problems:
         raise ApiError(
             422,
@@ -614,7 +615,7 @@ async def add_members(
             ],
         )
     now = _now()
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": _id(),
             "cooperative_id": cooperative_id,
@@ -669,7 +670,7 @@ def _member_out(row: Any) -> dict[str, Any]:
         "name": get("name"),
         "kind": get("kind"),
         "business": {"sector": sector, "products": list(get("products") or [])} if sector else None,
-        "joined_at": as_utc(get("joined_at")),
+        "joined_at": as_utc(get("joined_at")),  # type: ignore[arg-type]
     }
 
 
@@ -1146,7 +1147,11 @@ async def create_user(
         "active": True,
         "created_at": now,
     }
-    await session.execute(insert(orm.users).values(**values))
+    try:
+        await session.execute(insert(orm.users).values(**values))
+    except IntegrityError as exc:  # a concurrent creation of the same username won the race
+        await session.rollback()
+        raise conflict("username_taken", f"The username {data.username} is taken.") from exc
     await outbox.add(
         session,
         UserCreated(

@@ -4,7 +4,7 @@ Three kinds of table live here:
 - the **event store** (`event_store`): a copy of every event consumed, in arrival order, from which
   the read model can be rebuilt;
 - the **read model** proper, projected from those events (`known_cooperatives` from the common
-  directory, `cooperative_facts`, `stock_items`, `stalled_episodes`, `needs`, `coop_daily`, weekly
+  directory, `cooperative_facts`, `stock_items`, `stalled_episodes`, `needs`, daily counts, weekly
   sales, trainings, price violations), plus the figures derived from it (`cooperative_health`,
   `kecamatan_figures`, kept current by the refresher through `refresh_queue`);
 - reporting's **own records**, not derived from anyone's events: the monthly reports cooperatives
@@ -100,17 +100,27 @@ cooperative_facts = Table(
     Column("formation", String(20)),
 )
 
-coop_daily = Table(
-    "coop_daily",
+# Daily counts per cooperative, one table per writer: sales come from the stock queue and member
+# joins from the directory queue, and two queues upserting one row in different orders would deadlock.
+coop_sales_daily = Table(
+    "coop_sales_daily",
     metadata,
     Column("cooperative_id", String(36), primary_key=True),
     Column("day", Date, primary_key=True),  # local (WIB) calendar day
     Column("kecamatan_code", String(20), nullable=False),
-    Column("sale_count", Integer, nullable=False, server_default=text("0")),
-    Column("sale_value", BigInteger, nullable=False, server_default=text("0")),
-    Column("members_joined", Integer, nullable=False, server_default=text("0")),
+    Column("sale_count", Integer, nullable=False),
+    Column("sale_value", BigInteger, nullable=False),
 )
-Index("ix_coop_daily_day", coop_daily.c.day)
+Index("ix_coop_sales_daily_day", coop_sales_daily.c.day)
+
+coop_members_daily = Table(
+    "coop_members_daily",
+    metadata,
+    Column("cooperative_id", String(36), primary_key=True),
+    Column("day", Date, primary_key=True),  # local (WIB) calendar day
+    Column("kecamatan_code", String(20), nullable=False),
+    Column("members_joined", Integer, nullable=False),
+)
 
 coop_trainings = Table(
     "coop_trainings",
@@ -266,13 +276,18 @@ kecamatan_figures = Table(
     Column("refreshed_at", UtcDateTime, nullable=False),
 )
 
-# Keys whose derived figures must be recomputed: kind "cooperative" (its health) or "kecamatan".
+# Marks of what the refresher must recompute: kind "cooperative" (its health) or "kecamatan" (its row).
+# Append-only on purpose: several consumer queues mark the same keys concurrently, and plain inserts
+# never wait on each other where upserts of one key would (and could deadlock). The refresher takes
+# the marks in `seq` order and recomputes each distinct key once.
 refresh_queue = Table(
     "refresh_queue",
     metadata,
-    Column("kind", String(20), primary_key=True),
-    Column("key", String(64), primary_key=True),
+    Column("seq", SeqType, primary_key=True, autoincrement=True),
+    Column("kind", String(20), nullable=False),
+    Column("key", String(64), nullable=False),
 )
+Index("ix_refresh_queue_kind_seq", refresh_queue.c.kind, refresh_queue.c.seq)
 
 # --- reporting's own records --------------------------------------------------------------------
 
@@ -311,7 +326,8 @@ report_overdue = Table(
 PROJECTION_TABLES: tuple[Table, ...] = (
     known_cooperatives,
     cooperative_facts,
-    coop_daily,
+    coop_sales_daily,
+    coop_members_daily,
     coop_trainings,
     stock_items,
     stalled_episodes,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from sqlalchemy import Table
@@ -23,16 +23,12 @@ def insert_for(session: AsyncSession) -> Callable[[Table], Any]:
     return sqlite_insert if dialect_of(session) == "sqlite" else pg_insert  # type: ignore[return-value]
 
 
-async def insert_ignore(session: AsyncSession, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        await session.execute(insert_for(session)(table).on_conflict_do_nothing(), list(rows))
-
-
 async def add_to(
-    session: AsyncSession, table: Table, keys: dict[str, Any], increments: dict[str, Any]
+    session: AsyncSession, table: Table, keys: dict[str, Any], increments: dict[str, Any], **fixed: Any
 ) -> None:
-    """Insert a counter row or add to it: `INSERT ... ON CONFLICT DO UPDATE SET c = c + excluded.c`."""
-    statement = insert_for(session)(table).values(**keys, **increments)
+    """Insert a counter row or add to it: `INSERT ... ON CONFLICT DO UPDATE SET c = c + excluded.c`
+    (the `fixed` columns are written when the row is created)."""
+    statement = insert_for(session)(table).values(**keys, **increments, **fixed)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c[k] for k in keys],
         set_={c: table.c[c] + statement.excluded[c] for c in increments},
@@ -52,7 +48,8 @@ async def mark_dirty(session: AsyncSession, cooperative_id: str | None, kecamata
         if key and (kind, key) not in seen:
             seen.add((kind, key))
             rows.append({"kind": kind, "key": key})
-    await insert_ignore(session, orm.refresh_queue, rows)
+    if rows:
+        await session.execute(orm.refresh_queue.insert(), rows)
 
 
 def forget_dirty_marks(session: AsyncSession) -> None:

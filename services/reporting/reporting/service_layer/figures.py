@@ -100,7 +100,7 @@ async def health_inputs(
     ids = [c.id for c in coops]
     policy, tz = ctx.policy, ctx.tz
     today = local_date(now, tz)
-    daily = orm.coop_daily
+    daily = orm.coop_sales_daily
     # Windows are whole local days ending today: "the last 30 days" is today and the 29 before.
     sales_from = today - timedelta(days=policy.sales_window_days - 1)
     sales = {
@@ -117,17 +117,18 @@ async def health_inputs(
         )
     }
     members_from = today - timedelta(days=policy.member_window_days - 1)
+    daily_members = orm.coop_members_daily
     members = {
         row[0]: int(row[1] or 0)
         for row in await session.execute(
-            select(daily.c.cooperative_id, func.sum(daily.c.members_joined))
+            select(daily_members.c.cooperative_id, func.sum(daily_members.c.members_joined))
             .where(
-                daily.c.cooperative_id.in_(ids),
-                daily.c.day >= members_from,
-                daily.c.day <= today,
-                daily.c.members_joined > 0,
+                daily_members.c.cooperative_id.in_(ids),
+                daily_members.c.day >= members_from,
+                daily_members.c.day <= today,
+                daily_members.c.members_joined > 0,
             )
-            .group_by(daily.c.cooperative_id)
+            .group_by(daily_members.c.cooperative_id)
         )
     }
     s = orm.stock_items

@@ -127,40 +127,14 @@ class Projector:
 
     async def member_joined(self, session: AsyncSession, event: CloudEvent, data: MemberJoined) -> None:
         await self._directory[event.type](session, event, data)
-        day = local_date(data.joined_at, self.tz)
-        await self._daily(session, data.cooperative_id, data.kecamatan_code, day, members_joined=1)
+        await add_to(
+            session,
+            orm.coop_members_daily,
+            {"cooperative_id": data.cooperative_id, "day": local_date(data.joined_at, self.tz)},
+            {"members_joined": 1},
+            kecamatan_code=data.kecamatan_code,
+        )
         await mark_dirty(session, data.cooperative_id, data.kecamatan_code)
-
-    async def _daily(
-        self,
-        session: AsyncSession,
-        cooperative_id: str,
-        kecamatan_code: str,
-        day: Any,
-        *,
-        sale_count: int = 0,
-        sale_value: int = 0,
-        members_joined: int = 0,
-    ) -> None:
-        statement = insert_for(session)(orm.coop_daily).values(
-            cooperative_id=cooperative_id,
-            day=day,
-            kecamatan_code=kecamatan_code,
-            sale_count=sale_count,
-            sale_value=sale_value,
-            members_joined=members_joined,
-        )
-        t = orm.coop_daily
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[t.c.cooperative_id, t.c.day],
-                set_={
-                    "sale_count": t.c.sale_count + statement.excluded.sale_count,
-                    "sale_value": t.c.sale_value + statement.excluded.sale_value,
-                    "members_joined": t.c.members_joined + statement.excluded.members_joined,
-                },
-            )
-        )
 
     async def training_completed(
         self, session: AsyncSession, event: CloudEvent, data: TrainingCompleted
@@ -277,8 +251,12 @@ class Projector:
         if value is None:
             value = round(data.unit_price * data.quantity) if data.unit_price is not None else 0
         day = local_date(occurred_at, self.tz)
-        await self._daily(
-            session, data.cooperative_id, data.kecamatan_code, day, sale_count=1, sale_value=int(value)
+        await add_to(
+            session,
+            orm.coop_sales_daily,
+            {"cooperative_id": data.cooperative_id, "day": day},
+            {"sale_count": 1, "sale_value": int(value)},
+            kecamatan_code=data.kecamatan_code,
         )
         week = week_start(day)
         increments = {"quantity_milli": quantity, "value": int(value), "transactions": 1}

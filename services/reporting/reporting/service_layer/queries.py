@@ -232,7 +232,7 @@ async def cooperative_detail(
     ).one()
     median = (await figures.response_medians(session, None, [n.c.cooperative_id == coop_id]))[None]
     today = local_date(now, tz)
-    daily = orm.coop_daily
+    daily = orm.coop_members_daily
 
     async def joined_since(days: int) -> int:
         value = (

@@ -21,11 +21,11 @@ from typing import Any
 from kkmp_shared.db import Database
 from kkmp_shared.events.contracts import CooperativeHealthChanged
 from kkmp_shared.messaging.outbox import Outbox
-from sqlalchemy import delete, literal, select
+from sqlalchemy import delete, literal, select, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import orm
-from reporting.adapters.sql import dialect_of, insert_for, insert_ignore
+from reporting.adapters.sql import dialect_of, insert_for
 from reporting.domain.health import HealthPolicy, assess_health
 from reporting.domain.periods import DueRule, Period, local_date
 from reporting.service_layer import figures
@@ -75,48 +75,37 @@ class Refresher:
     # --- marks --------------------------------------------------------------------------------
 
     async def _claim(self, session: AsyncSession, kind: str) -> list[str]:
+        """Take up to `chunk` marks of a kind (oldest first) and return their distinct keys."""
         q = orm.refresh_queue
-        keys = select(q.c.key).where(q.c.kind == kind).order_by(q.c.key).limit(self.chunk)
+        marks = select(q.c.seq).where(q.c.kind == kind).order_by(q.c.seq).limit(self.chunk)
         if dialect_of(session) == "postgresql":
-            # A second replica's refresher skips the rows this one is working on.
-            keys = keys.with_for_update(skip_locked=True)
+            # A second replica's refresher skips the marks this one is working on.
+            marks = marks.with_for_update(skip_locked=True)
         result = await session.execute(
-            delete(q).where(q.c.kind == kind, q.c.key.in_(keys.scalar_subquery())).returning(q.c.key)
+            delete(q).where(q.c.seq.in_(marks.scalar_subquery())).returning(q.c.key)
         )
-        return [row[0] for row in result.all()]
+        return sorted({row[0] for row in result.all()})
 
     @staticmethod
     async def mark_all(session: AsyncSession, *, cooperatives: bool = True, kecamatan: bool = True) -> None:
-        """Queue every cooperative's health and every kecamatan row (set-based INSERT ... SELECT).
-
-        Each SELECT has a WHERE: SQLite cannot otherwise parse INSERT ... SELECT ... ON CONFLICT.
-        """
-        insert = insert_for(session)
-        d = orm.known_cooperatives
+        """Queue every cooperative's health and every kecamatan row (set-based INSERT ... SELECT)."""
+        q, d = orm.refresh_queue, orm.known_cooperatives
         if cooperatives:
             await session.execute(
-                insert(orm.refresh_queue)
-                .from_select(
-                    ["kind", "key"], select(literal("cooperative"), d.c.id).where(d.c.id.is_not(None))
-                )
-                .on_conflict_do_nothing()
+                q.insert().from_select(["kind", "key"], select(literal("cooperative"), d.c.id))
             )
         if kecamatan:
-            sources = [
-                d.c.kecamatan_code,
-                orm.stock_items.c.kecamatan_code,
-                orm.needs.c.kecamatan_code,
-                orm.kecamatan_figures.c.kecamatan_code,
-            ]
-            for column in sources:
-                await session.execute(
-                    insert(orm.refresh_queue)
-                    .from_select(
-                        ["kind", "key"],
-                        select(literal("kecamatan"), column).where(column != orm.ALL).distinct(),
-                    )
-                    .on_conflict_do_nothing()
+            codes = union(
+                select(d.c.kecamatan_code.label("code")),
+                select(orm.stock_items.c.kecamatan_code),
+                select(orm.needs.c.kecamatan_code),
+                select(orm.kecamatan_figures.c.kecamatan_code),
+            ).subquery()
+            await session.execute(
+                q.insert().from_select(
+                    ["kind", "key"], select(literal("kecamatan"), codes.c.code).where(codes.c.code != orm.ALL)
                 )
+            )
 
     # --- health -------------------------------------------------------------------------------
 
@@ -176,6 +165,7 @@ class Refresher:
                         changed_at=now,
                     )
                 )
+        rows.sort(key=lambda row: row["cooperative_id"])  # one lock order for every writer
         statement = insert_for(session)(h)
         statement = statement.on_conflict_do_update(
             index_elements=[h.c.cooperative_id],
@@ -206,7 +196,7 @@ class Refresher:
                 )
             )
         }
-        rows = [{**c.as_row(code), "refreshed_at": now} for code, c in counts.items()]
+        rows = [{**c.as_row(code), "refreshed_at": now} for code, c in sorted(counts.items())]
         if not rows:
             return False
         statement = insert_for(session)(k)
@@ -263,9 +253,10 @@ class Refresher:
                 if not ids:
                     break
                 touched, changes = await self.recompute_health(session, ids, now)
-                await insert_ignore(
-                    session, orm.refresh_queue, [{"kind": "kecamatan", "key": c} for c in touched]
-                )
+                if touched:
+                    await session.execute(
+                        orm.refresh_queue.insert(), [{"kind": "kecamatan", "key": c} for c in sorted(touched)]
+                    )
             result.cooperatives += len(ids)
             result.level_changes += changes
         median_changed = False

@@ -61,8 +61,11 @@ class Offer:
     price_tiers: tuple[PriceTier, ...] = ()
     supplier_kind: str | None = None
     points: tuple[Point, ...] = ()
-    serves_area: bool = True  # serves the need's kecamatan (or the whole city)
+    service_kecamatan_codes: tuple[str, ...] = ()  # empty: the whole city
     committed: Decimal = Decimal(0)  # still undelivered on its open orders for this commodity
+
+    def serves(self, kecamatan_code: str | None) -> bool:
+        return not self.service_kecamatan_codes or kecamatan_code in self.service_kecamatan_codes
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ class NeedSpec:
     today: date
     location: Point | None
     horizon_days: int = 14
+    kecamatan_code: str | None = None
 
     @property
     def days_available(self) -> int:
@@ -225,7 +229,7 @@ def _distance_component(need: NeedSpec, offer: Offer) -> tuple[float, float | No
     km = nearest_km(need.location, offer.points)
     if km is None:
         return 0.5, None, "Jarak tidak diketahui"
-    area = "melayani kecamatan ini" if offer.serves_area else "di luar wilayah layanannya"
+    area = "melayani kecamatan ini" if offer.serves(need.kecamatan_code) else "di luar wilayah layanannya"
     return 1.0 / (1.0 + km / DISTANCE_HALF_KM), km, f"Jarak {km:.1f} km".replace(".", ",") + f", {area}"
 
 

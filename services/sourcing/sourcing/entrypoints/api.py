@@ -22,7 +22,8 @@ from sourcing.service_layer.common import Context
 
 
 def _context(request: Request) -> Context:
-    return request.app.state.ctx  # type: ignore[no-any-return]
+    ctx: Context = request.app.state.ctx
+    return ctx
 
 
 ContextDep = Annotated[Context, Depends(_context)]

@@ -118,6 +118,25 @@ async def upsert(
     await session.execute(statement)
 
 
+def as_utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def check_whole_units(commodity: Commodity | None, field: str, quantity: Decimal | None) -> None:
+    """LPG cylinders, boxes and cans change hands whole: 2.5 tabung is a typing error, not an order."""
+    if (
+        commodity is not None
+        and quantity is not None
+        and commodity.discrete
+        and quantity != quantity.to_integral()
+    ):
+        raise unprocessable(
+            field, f"{commodity.name} is counted in whole {commodity.unit}.", "whole_units_only"
+        )
+
+
 def hours_between(start: datetime | None, end: datetime | None) -> float | None:
     if start is None or end is None:
         return None

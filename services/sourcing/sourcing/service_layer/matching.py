@@ -5,6 +5,7 @@ set-based queries, rank with the domain's rules, keep the result on the need and
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date
 from decimal import Decimal
 from typing import Any
@@ -69,7 +70,7 @@ async def open_commitments(session: AsyncSession, commodity: str) -> dict[str, D
     return {r.supplier_id: dec(r.owed) for r in rows}
 
 
-async def offers_for(session: AsyncSession, ctx: Context, commodity: str, kecamatan_code: str) -> list[Offer]:
+async def offers_for(session: AsyncSession, ctx: Context, commodity: str) -> list[Offer]:
     s, f = orm.suppliers, orm.offers
     rows = (
         await session.execute(
@@ -96,7 +97,7 @@ async def offers_for(session: AsyncSession, ctx: Context, commodity: str, kecama
                 ),
                 supplier_kind=r.kind,
                 points=ctx.reference.supplier_points(r.lat, r.lon, codes),
-                serves_area=not codes or kecamatan_code in codes,
+                service_kecamatan_codes=tuple(codes),
                 committed=committed.get(r.supplier_id, Decimal(0)),
             )
         )
@@ -126,8 +127,29 @@ def _signature(matches: list[dict[str, Any]], split: dict[str, Any] | None) -> A
     return ranked, parts
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """What the ranking of one commodity's needs draws on, loaded once for all of them."""
+
+    offers: list[Offer]
+    performance: dict[str, Performance]
+
+
+async def candidates_for(session: AsyncSession, ctx: Context, commodity: str) -> Candidates:
+    offers = await offers_for(session, ctx, commodity)
+    performance = await supplier_performance(session, [o.supplier_id for o in offers]) if offers else {}
+    return Candidates(offers, performance)
+
+
 async def match_need(
-    session: AsyncSession, ctx: Context, need: Any, *, as_of: date | None = None, always_announce: bool = True
+    session: AsyncSession,
+    ctx: Context,
+    need: Any,
+    *,
+    as_of: date | None = None,
+    always_announce: bool = True,
+    candidates: Candidates | None = None,
+    location: Point | None = None,
 ) -> bool:
     """Rank suppliers for a supply need, store the ranking on it and announce `supplier.matched.v1`.
 
@@ -135,15 +157,16 @@ async def match_need(
     ranking actually changed. Returns whether it changed.
     """
     commodity = ctx.commodity(need.commodity, need.unit)
-    offers = await offers_for(session, ctx, need.commodity, need.kecamatan_code)
-    performance = await supplier_performance(session, [o.supplier_id for o in offers]) if offers else {}
+    candidates = candidates or await candidates_for(session, ctx, need.commodity)
+    offers, performance = candidates.offers, candidates.performance
     spec = NeedSpec(
         commodity=commodity,
         quantity=dec(need.quantity),
         needed_by=need.needed_by,
         today=as_of or local_date(now()),
-        location=await cooperative_point(session, ctx, need.cooperative_id, need.kelurahan_code),
+        location=location or await cooperative_point(session, ctx, need.cooperative_id, need.kelurahan_code),
         horizon_days=ctx.settings.default_horizon_days,
+        kecamatan_code=need.kecamatan_code,
     )
     ranked = rank_suppliers(spec, offers, performance)
     split = propose_split(spec.quantity, ranked, {o.supplier_id: o.min_order for o in offers})
@@ -249,7 +272,26 @@ async def rematch_commodities(session: AsyncSession, ctx: Context, commodities: 
             )
         )
     ).all()
+    # Offers, track records and positions are read once per refresh, not once per need.
+    k = orm.cooperatives
+    positions = {
+        r.id: Point(r.lat, r.lon)
+        for r in await session.execute(
+            select(k.c.id, k.c.lat, k.c.lon).where(
+                k.c.id.in_({n.cooperative_id for n in needs}), k.c.lat.is_not(None), k.c.lon.is_not(None)
+            )
+        )
+    }
+    candidates = {code: await candidates_for(session, ctx, code) for code in {n.commodity for n in needs}}
     changed = 0
     for need in needs:
-        changed += await match_need(session, ctx, need, always_announce=False)
+        location = positions.get(need.cooperative_id) or ctx.reference.kelurahan_point(need.kelurahan_code)
+        changed += await match_need(
+            session,
+            ctx,
+            need,
+            always_announce=False,
+            candidates=candidates[need.commodity],
+            location=location,
+        )
     return changed

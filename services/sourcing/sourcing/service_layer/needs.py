@@ -11,8 +11,8 @@ from decimal import Decimal
 from typing import Any
 
 from kkmp_shared.auth import Principal, ensure_can_write
-from kkmp_shared.errors import conflict, forbidden, not_found, unprocessable
-from kkmp_shared.events.contracts import NeedStatusChanged, NeedSubmitted
+from kkmp_shared.errors import ApiError, conflict, forbidden, not_found, unprocessable
+from kkmp_shared.events.contracts import NeedStatus, NeedStatusChanged, NeedSubmitted
 from sqlalchemy import and_, case, exists, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -30,7 +30,9 @@ from sourcing.entrypoints import schemas
 from sourcing.service_layer import matching
 from sourcing.service_layer.common import (
     Context,
+    as_utc,
     check_backdating,
+    check_whole_units,
     dec,
     hours_between,
     local_date,
@@ -247,7 +249,13 @@ async def submit_need(
         raise forbidden("You may only post needs for your own cooperative.")
     coop = await ctx.directory.get(session, data.cooperative_id)
     if coop is None:
-        raise unknown("cooperative_id", "cooperative", data.cooperative_id, "unknown_cooperative")
+        # Not (yet) known from the registry's events: an unknown id, as on every route (404).
+        raise ApiError(
+            404,
+            "unknown_cooperative",
+            "The cooperative does not exist (or sourcing has not heard of it yet).",
+            [{"field": "cooperative_id", "message": f"Unknown cooperative {data.cooperative_id!r}."}],
+        )
     ensure_can_write(principal, coop.id, coop.kecamatan_code)
     if coop.status == "dissolved":
         raise conflict("cooperative_dissolved", "A dissolved cooperative cannot post needs.")
@@ -257,6 +265,7 @@ async def submit_need(
         commodity = ctx.reference.commodity(data.commodity)
         if commodity is None:
             raise unknown("commodity", "commodity", data.commodity, "unknown_commodity")
+    check_whole_units(commodity, "quantity", data.quantity)
     if data.needed_by is not None and data.needed_by < local_date(submitted_at):
         raise unprocessable("needed_by", "needed_by cannot be in the past.", "needed_by_in_past")
     need_id = new_id()
@@ -325,7 +334,7 @@ async def change_status(
     ctx: Context,
     principal: Principal,
     need_id: str,
-    new_status: str,
+    new_status: NeedStatus,
     *,
     note: str | None = None,
     assigned_to: str | None = None,
@@ -475,7 +484,9 @@ async def stats(
     if kecamatan_code and not principal.covers_kecamatan(kecamatan_code):
         raise forbidden("This kecamatan is outside your scope.")
     current = now()
-    until = until or current
+    # A time without zone in a query string is read as UTC, like every time this service stores.
+    since = as_utc(since)
+    until = as_utc(until) or current
     since = since or until - timedelta(days=ctx.settings.stats_window_days)
     if since > until:
         raise unprocessable("since", "since must be before until.")
@@ -569,7 +580,7 @@ async def pooling_candidates(
                 for r, q in members
             ],
         }
-        offers = await matching.offers_for(session, ctx, code, "")
+        offers = await matching.offers_for(session, ctx, code)
         if offers:
             best = min(offers, key=lambda o: (unit_price_for(o, total), o.lead_time_days, o.supplier_name))
             pooled_price = unit_price_for(best, total)

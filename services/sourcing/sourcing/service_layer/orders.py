@@ -25,10 +25,12 @@ from sourcing.service_layer.common import (
     CLOCK_SKEW,
     Context,
     check_backdating,
+    check_whole_units,
     dec,
     local_date,
     new_id,
     now,
+    require_staff,
     require_staff_for,
 )
 from sourcing.service_layer.matching import offers_for
@@ -47,7 +49,7 @@ async def _supplier_and_offer(session: AsyncSession, ctx: Context, supplier_id: 
         raise unprocessable("supplier_id", f"Unknown supplier {supplier_id!r}.", "unknown_supplier")
     if not supplier.active:
         raise conflict("supplier_inactive", f"{supplier.name} is no longer active.")
-    offers = [o for o in await offers_for(session, ctx, commodity, "") if o.supplier_id == supplier_id]
+    offers = [o for o in await offers_for(session, ctx, commodity) if o.supplier_id == supplier_id]
     if not offers:
         raise unprocessable(
             "supplier_id", f"{supplier.name} does not offer {commodity}.", "commodity_not_offered"
@@ -108,10 +110,12 @@ async def _take_on(
 async def place_order(
     session: AsyncSession, ctx: Context, principal: Principal, data: schemas.OrderCreate
 ) -> str:
+    require_staff(principal)
     need = await _active_supply_need(session, data.need_id, "need_id")
     require_staff_for(principal, [need.kecamatan_code])
     placed_at = check_backdating(principal, "placed_at", data.placed_at, earliest=need.submitted_at)
     supplier, offer = await _supplier_and_offer(session, ctx, data.supplier_id, need.commodity)
+    check_whole_units(ctx.reference.commodity(need.commodity), "quantity", data.quantity)
     remaining = need_cases.remaining_quantity(need)
     if data.quantity > remaining:
         raise conflict(
@@ -207,6 +211,7 @@ async def place_pooled_order(
     session: AsyncSession, ctx: Context, principal: Principal, data: schemas.PooledOrderCreate
 ) -> str:
     """One order for several cooperatives' open needs of one commodity, at the price the total reaches."""
+    require_staff(principal)
     if len(set(data.need_ids)) != len(data.need_ids):
         raise unprocessable("need_ids", "A need appears twice in the pool.", "duplicate_need")
     pool = [await _active_supply_need(session, need_id, "need_ids") for need_id in data.need_ids]
@@ -386,15 +391,14 @@ async def list_orders(
     if supplier_id:
         conditions.append(ORD.c.supplier_id == supplier_id)
     total = (await session.execute(select(func.count()).select_from(ORD).where(*conditions))).scalar_one()
-    rows = (
-        await session.execute(
-            _order_query()
-            .where(*conditions)
-            .order_by(ORD.c.placed_at.desc(), ORD.c.id)
-            .limit(limit)
-            .offset(offset)
-        )
-    ).all()
+    query = (
+        _order_query()
+        .where(*conditions)
+        .order_by(ORD.c.placed_at.desc(), ORD.c.id)
+        .limit(limit)
+        .offset(offset)
+    )
+    rows = list((await session.execute(query)).all())
     return {
         "items": await _orders_out(session, principal, rows, False),
         "total": total,
@@ -428,9 +432,8 @@ async def get_order(session: AsyncSession, principal: Principal, order_id: str) 
 
 
 async def _lines(session: AsyncSession, order_id: str) -> list[Any]:
-    return (
-        await session.execute(select(L).where(L.c.order_id == order_id).order_by(L.c.cooperative_id))
-    ).all()
+    query = select(L).where(L.c.order_id == order_id).order_by(L.c.cooperative_id)
+    return list((await session.execute(query)).all())
 
 
 async def _may_act(
@@ -509,6 +512,9 @@ async def deliver(
     owed = {line.cooperative_id: line for line in lines}
     remaining_total = sum((dec(line.quantity) - dec(line.delivered_quantity) for line in lines), Decimal(0))
     commodity = ctx.commodity(order.commodity, order.unit)
+    for i, alloc in enumerate(data.allocations or []):
+        check_whole_units(commodity, f"allocations.{i}.quantity", alloc.quantity)
+    check_whole_units(commodity, "quantity", data.quantity)
     if data.allocations:
         shares: list[tuple[Any, Decimal]] = []
         for i, alloc in enumerate(data.allocations):

@@ -283,6 +283,22 @@ async def load_takers(
         need_query = need_query.where(n.c.cooperative_id == only)
         condition_query = condition_query.where(c.c.cooperative_id == only)
 
+    # A low or empty shelf already offered this commodity (waiting, or accepted since the episode began)
+    # is served; offering it a second lot would over-supply it.
+    served: dict[str, list[Any]] = {}
+    for r in await session.execute(
+        select(R.c.to_cooperative_id, R.c.status, R.c.created_at).where(
+            R.c.commodity == commodity, R.c.status.in_(PENDING_OR_ACCEPTED), R.c.reason != "open_need"
+        )
+    ):
+        served.setdefault(r.to_cooperative_id, []).append(r)
+
+    def already_served(row: Any) -> bool:
+        return any(
+            p.status == "proposed" or p.created_at >= row.detected_at
+            for p in served.get(row.cooperative_id, [])
+        )
+
     def point(row: Any) -> Point | None:
         if row.lat is not None and row.lon is not None:
             return Point(row.lat, row.lon)
@@ -299,7 +315,7 @@ async def load_takers(
             )
         )
     for r in await session.execute(condition_query):
-        if r.cooperative_id in exclude or r.coop_status in INACTIVE_COOPERATIVE:
+        if r.cooperative_id in exclude or r.coop_status in INACTIVE_COOPERATIVE or already_served(r):
             continue
         takers.append(
             Taker(
@@ -537,7 +553,7 @@ async def list_stalled(
     limit: int,
     offset: int,
 ) -> dict[str, Any]:
-    conditions = []
+    conditions: list[Any] = []
     if principal.role == "supplier":
         conditions.append(S.c.id.is_(None))
     elif principal.role == "coop_manager":
@@ -612,7 +628,7 @@ async def decide(
     if data.side in ("from", "to"):
         if data.side not in allowed:
             raise forbidden(f"You may not answer for the '{data.side}' side of this proposal.")
-        wanted = [data.side]
+        wanted: list[str] = [data.side]
     elif data.side == "both":
         if len(allowed) < 2:
             raise forbidden("You may answer for one side of this proposal only.")

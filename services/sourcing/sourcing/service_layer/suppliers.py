@@ -243,7 +243,7 @@ async def list_suppliers(
         conditions.append(S.c.name_key.contains(q.casefold(), autoescape=True))
     if active is not None:
         conditions.append(S.c.active.is_(active))
-    rows = (await session.execute(select(S).where(*conditions).order_by(S.c.name_key))).all()
+    rows = list((await session.execute(select(S).where(*conditions).order_by(S.c.name_key))).all())
     if kecamatan_code:
         # The service area is a JSON list (portable across both databases); empty = the whole city.
         rows = [

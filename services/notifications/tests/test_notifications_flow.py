@@ -26,9 +26,8 @@ from kkmp_shared.events.contracts import (
 from kkmp_shared.events.envelope import new_event
 from kkmp_shared.testing.wait import eventually
 from notifications.adapters import orm
+from notifications_testkit import Env
 from sqlalchemy import func, select
-
-from .conftest import Env
 
 pytestmark = pytest.mark.integration
 
@@ -75,7 +74,8 @@ async def test_stalled_reaches_managers_and_officers_in_scope_and_nobody_else(en
 
     assert await env.recipients_of(event.id) == {manager, second_manager, officer, city_officer}
     [note] = await env.inbox(manager)
-    assert note["event_type"] == "stock.stalled.v1"
+    assert note["event_type"] == "stock.stalled.v1" and note["event_id"] == event.id
+    assert note["commodity"] == "beras_medium"
     assert note["cooperative_id"] == coop and note["read_at"] is None
     assert (
         note["body"]
@@ -309,6 +309,13 @@ async def test_unacknowledged_need_escalates_to_supervisors_after_the_configured
             submitted_at=submitted_at,
         )
 
+    # A supervisor on the daily digest still hears about an escalation at once.
+    chose = await env.client.put(
+        "/me/preferences",
+        headers=env.headers_for(supervisor, "officer", kecamatan_codes=[here]),
+        json={"digest": "daily"},
+    )
+    assert chose.status_code == 200
     waiting, answered = str(uuid.uuid4()), str(uuid.uuid4())
     first = await env.publish(need(waiting))
     await env.publish(need(answered))
@@ -328,8 +335,8 @@ async def test_unacknowledged_need_escalates_to_supervisors_after_the_configured
     )
     await eventually(lambda: env.processed(ack.id, "notifications.escalation"), timeout=15)
     await eventually(lambda: env.processed(first.id), timeout=15)
-    # need.submitted itself reaches the officers in scope.
-    assert await env.local_recipients(first.id) == {officer, supervisor}
+    # need.submitted itself reaches the officers in scope (the supervisor's copy waits for the digest).
+    assert await env.local_recipients(first.id) == {officer}
     admin = env.tokens.headers("admin")
     # One hour in, with the default 48 h: nothing to escalate (the scheduler runs too, and agrees).
     early = await env.client.post("/escalations/run", headers=admin, json={})

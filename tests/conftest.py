@@ -1,5 +1,5 @@
-"""The platform as real processes: every service started with uvicorn on PostgreSQL and one vhost of the
-real broker, shared by the end-to-end tests of a session (starting six processes costs ~20 s)."""
+"""Cross-service fixtures: the platform as real processes (every service started with uvicorn on
+PostgreSQL and one vhost of the real broker), shared by the end-to-end and security tests of a session."""
 
 from __future__ import annotations
 

@@ -1,0 +1,78 @@
+"""Unit tests of the registry's settings (no default secrets outside demo mode) and its token signing."""
+
+from __future__ import annotations
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from jwt import PyJWK
+from pydantic import ValidationError
+from registry.adapters.keys import SigningKey
+from registry.bootstrap import parse_clients
+from registry.service_layer.handlers import claims_for
+from registry.settings import DEMO_ADMIN_PASSWORD, RegistrySettings
+
+pytestmark = pytest.mark.unit
+
+
+def test_outside_demo_mode_the_admin_password_must_be_set() -> None:
+    with pytest.raises(ValidationError, match="KKMP_ADMIN_PASSWORD"):
+        RegistrySettings(demo=False, admin_password=None)
+    with pytest.raises(ValidationError, match="KKMP_ADMIN_PASSWORD"):
+        RegistrySettings(demo=False, admin_password=DEMO_ADMIN_PASSWORD)
+    settings = RegistrySettings(demo=False, admin_password="a-real-secret-1")
+    assert settings.effective_admin_password() == "a-real-secret-1"
+
+
+def test_demo_mode_defaults_the_admin_password() -> None:
+    assert RegistrySettings(demo=True, admin_password=None).effective_admin_password() == DEMO_ADMIN_PASSWORD
+
+
+def test_a_short_admin_password_is_refused() -> None:
+    with pytest.raises(ValidationError, match=r"admin_password|KKMP_ADMIN_PASSWORD"):
+        RegistrySettings(demo=True, admin_password="short")
+
+
+def test_service_clients_may_not_keep_the_demo_secret_outside_demo_mode() -> None:
+    with pytest.raises(ValidationError, match="SERVICE_CLIENTS"):
+        RegistrySettings(
+            demo=False, admin_password="a-real-secret-1", service_clients="inventory:kkmp-demo-service-secret"
+        )
+    settings = RegistrySettings(
+        demo=False, admin_password="a-real-secret-1", service_clients="inventory:s3cret!"
+    )
+    assert parse_clients(settings.service_clients) == {"inventory": "s3cret!"}
+    assert parse_clients("a:1, b : 2,broken,") == {"a": "1", "b": "2"}
+
+
+def test_tokens_are_rs256_with_a_stable_thumbprint_kid_and_verify_against_the_jwks() -> None:
+    private = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    key = SigningKey(private)
+    assert SigningKey(private).kid == key.kid  # the same key always has the same kid
+    assert SigningKey(rsa.generate_private_key(public_exponent=65537, key_size=2048)).kid != key.kid
+    user = {
+        "id": "u1",
+        "role": "coop_manager",
+        "username": "budi",
+        "cooperative_id": "c1",
+        "kecamatan_codes": [],
+    }
+    token = key.sign(claims_for(user), issuer="kkmp-registry", audience="kkmp", ttl_s=60)
+    assert jwt.get_unverified_header(token) == {"alg": "RS256", "kid": key.kid, "typ": "JWT"}
+    [jwk] = key.jwks()["keys"]
+    assert "d" not in jwk and jwk["use"] == "sig"
+    claims = jwt.decode(token, PyJWK(jwk).key, algorithms=["RS256"], audience="kkmp", issuer="kkmp-registry")
+    assert (
+        claims["cooperative_id"] == "c1"
+        and claims["role"] == "coop_manager"
+        and claims["exp"] - claims["iat"] == 60
+    )
+
+
+def test_claims_carry_exactly_the_scope_of_the_role() -> None:
+    base = {"id": "u", "username": "x", "cooperative_id": None, "supplier_id": None, "kecamatan_codes": []}
+    assert "cooperative_id" not in claims_for({**base, "role": "admin"})
+    officer = claims_for({**base, "role": "officer", "kecamatan_codes": ["35.78.01"], "supervisor": True})
+    assert officer["kecamatan_codes"] == ["35.78.01"] and officer["supervisor"] is True
+    supplier = claims_for({**base, "role": "supplier", "supplier_id": "s9"})
+    assert supplier["supplier_id"] == "s9" and "kecamatan_codes" not in supplier
