@@ -198,6 +198,8 @@ def seed_city(seed: int, urls: Urls | None = None, admin_password: str | None = 
             seed_sourcing(client, urls, admin, coops, rng, today)
         if services["reporting"]:
             seed_reports(client, urls, coops, rng, today)
+        if _up(client, urls.notifications):
+            seed_notifications(client, urls, admin, today)
         if services["inventory"]:
             found = _check(
                 client.post(f"{urls.inventory}/detections/run", json={}, headers=bearer(admin)),
@@ -286,22 +288,31 @@ def seed_registry(
                 ),
                 "board",
             )
+            members = []
             for _ in range(
                 {"thriving": 12, "slowing": 7, "dormant": 3, "new": 2}[profile] + rng.randint(0, 4)
             ):
+                joined = (today - timedelta(days=rng.randint(1, 120))).isoformat()
                 if rng.random() < 0.35:
                     sector, products = rng.choice(UMKM)
-                    member = {
-                        "name": f"UMKM {person(rng)}",
-                        "kind": "umkm",
-                        "business": {"sector": sector, "products": products},
-                    }
+                    members.append(
+                        {
+                            "name": f"UMKM {person(rng)}",
+                            "kind": "umkm",
+                            "joined_at": joined,
+                            "business": {"sector": sector, "products": products},
+                        }
+                    )
                 else:
-                    member = {"name": person(rng), "kind": "resident"}
-                _check(
-                    client.post(f"{urls.registry}/cooperatives/{coop['id']}/members", json=member, headers=h),
-                    "member",
-                )
+                    members.append({"name": person(rng), "kind": "resident", "joined_at": joined})
+            _check(
+                client.post(
+                    f"{urls.registry}/cooperatives/{coop['id']}/members/batch",
+                    json={"members": members},
+                    headers=h,
+                ),
+                "members",
+            )
             username = "pengurus-" + row["kelurahan_code"].replace(".", "")
             _check(
                 client.post(
@@ -631,15 +642,21 @@ def seed_sourcing(
     # and weekly capacity respected), for what it can fill.
     for need in [n for n in needs[:5] if n.get("kind") == "supply"]:
         detail = _check(client.get(f"{urls.sourcing}/needs/{need['id']}", headers=h), "need detail")
-        usable = [m for m in detail.get("matches", [])
-                  if float(m.get("can_fill_quantity") or 0) > 0
-                  and not any("minimum" in r.lower() or "minimal" in r.lower() for r in m.get("reasons", []))]
+        usable = [
+            m
+            for m in detail.get("matches", [])
+            if float(m.get("can_fill_quantity") or 0) > 0
+            and not any("minimum" in r.lower() or "minimal" in r.lower() for r in m.get("reasons", []))
+        ]
         if not usable:
             continue
         match = usable[0]
         quantity = min(float(need["quantity"]), float(match["can_fill_quantity"]))
-        response = client.post(f"{urls.sourcing}/orders", headers=h, json={
-            "need_id": need["id"], "supplier_id": match["supplier_id"], "quantity": str(quantity)})
+        response = client.post(
+            f"{urls.sourcing}/orders",
+            headers=h,
+            json={"need_id": need["id"], "supplier_id": match["supplier_id"], "quantity": str(quantity)},
+        )
         if response.status_code != 201:
             continue  # the supplier cannot take it after all (minimum order, capacity): try the next need
         order = response.json()
@@ -685,3 +702,39 @@ def seed_reports(
                         f"report {coop.name} {month}: {response.status_code} {response.text[:200]}"
                     )
             bar.advance(task)
+
+
+def seed_notifications(client: httpx.Client, urls: Urls, admin: str, today: datetime) -> None:
+    """Announcements from the department, and preferences that show muting and the daily digest."""
+    h = bearer(admin)
+    _check(
+        client.post(
+            f"{urls.notifications}/announcements",
+            headers=h,
+            json={
+                "title": "Rapat koordinasi KKMP se-Surabaya",
+                "body": "Rapat koordinasi pengurus KKMP di Kantor Dinkopdag, Kamis pukul 09.00 WIB.",
+                "roles": ["coop_manager", "officer"],
+                "created_at": (today - timedelta(days=5)).isoformat(),
+            },
+        ),
+        "announcement",
+    )
+    _check(
+        client.post(
+            f"{urls.notifications}/announcements",
+            headers=h,
+            json={
+                "title": "Pelatihan pembukuan Kec. Wonocolo",
+                "body": "Pelatihan pembukuan untuk pengurus KKMP di Kecamatan Wonocolo minggu depan.",
+                "kecamatan_codes": ["35.78.02"],
+                "created_at": (today - timedelta(days=2)).isoformat(),
+            },
+        ),
+        "announcement",
+    )
+    scoped = token(client, urls.registry, "petugas-wonocolo", DEMO_PASSWORD)
+    _check(
+        client.put(f"{urls.notifications}/me/preferences", headers=bearer(scoped), json={"digest": "daily"}),
+        "digest preference",
+    )

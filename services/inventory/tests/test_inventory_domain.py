@@ -295,3 +295,95 @@ def test_batch_is_limited_to_1000() -> None:
     with pytest.raises(ValidationError) as too_many:
         MovementBatchIn.model_validate({"movements": [one] * 1001})
     assert "movements" in _fields(too_many.value)
+
+
+# --- incremental detection (the service layer's pure part) -----------------------------------------
+
+
+def _coop() -> object:
+    from kkmp_shared.directory import KnownCooperative
+
+    return KnownCooperative(
+        id="c1",
+        name="KKMP Mojo",
+        kelurahan_code="35.78.06.1001",
+        kecamatan_code="35.78.06",
+        kelurahan_name=None,
+        lat=None,
+        lon=None,
+        status="operating",
+        business_units=[],
+        member_count=0,
+    )
+
+
+def _info() -> object:
+    from inventory.adapters.repository import CommodityInfo
+
+    return CommodityInfo(
+        code="beras_medium",
+        name="Beras medium",
+        unit="kg",
+        stall_days=14,
+        low_cover_days=7,
+        typical_price=13100,
+        active=True,
+        created_at=NOW,
+        updated_at=NOW,
+    )
+
+
+def test_incremental_detection_announces_a_new_episode_once() -> None:
+    from inventory.service_layer.movements import evaluate_items
+
+    state = fresh()
+    apply_movement(state, move("receipt", "100", days_ago(10), unit_price=12000), None)
+    apply_movement(state, move("sale", "90", NOW), None)
+    state.sold_in_window = D("90")
+    states = {("c1", "beras_medium"): state}
+    catalogue = {"beras_medium": _info()}
+    [low] = evaluate_items(states, catalogue, {"c1": _coop()}, NOW)  # type: ignore[arg-type]
+    assert low.event_type == "stock.low.v1" and state.condition == "low" and state.condition_since == NOW
+    assert low.kecamatan_code == "35.78.06" and low.days_of_cover == D("3.11")  # type: ignore[attr-defined]
+    assert evaluate_items(states, catalogue, {"c1": _coop()}, NOW) == []  # type: ignore[arg-type]
+    apply_movement(state, move("sale", "10", NOW), None)
+    state.sold_in_window = D("100")
+    ended, started = evaluate_items(states, catalogue, {"c1": _coop()}, NOW)  # type: ignore[arg-type]
+    assert (ended.event_type, ended.condition) == ("stock.recovered.v1", "low")  # type: ignore[attr-defined]
+    assert started.event_type == "stock.stockout.v1" and state.condition == "stockout"
+
+
+def test_stalled_announcement_carries_the_contract_fields() -> None:
+    from inventory.domain.detection import EpisodeChange
+    from inventory.service_layer.announcements import ItemSnapshot, episode_events
+
+    item = ItemSnapshot(
+        cooperative_id="c1",
+        kelurahan_code="35.78.06.1001",
+        kecamatan_code="35.78.06",
+        commodity="gula",
+        unit="kg",
+        on_hand=D("40"),
+        stock_value=600_000,
+        last_unit_cost=15_000,
+        last_sale_at=days_ago(20),
+        stall_clock_at=days_ago(20),
+        sold_in_window=D("5"),
+        stall_days=14,
+        low_cover_days=7,
+    )
+    [event] = episode_events(item, EpisodeChange(ended=None, started="stalled"), NOW)
+    data = event.model_dump(mode="json")
+    assert {
+        "cooperative_id",
+        "kelurahan_code",
+        "kecamatan_code",
+        "commodity",
+        "on_hand",
+        "unit",
+        "last_sale_at",
+        "days_since_sale",
+        "value",
+        "detected_at",
+    } <= set(data)
+    assert data["days_since_sale"] == 20 and data["value"] == 600_000 and data["unit_cost"] == 15_000

@@ -263,7 +263,7 @@ class World:
                 "quantity": round(self.stock[cid][code]["on_hand"] / 2, 1),
                 "distance_km": round(rng.uniform(0.8, 6), 1),
                 "status": "proposed",
-                "reason": "Koperasi tujuan kehabisan stok komoditas ini.",
+                "reason": "stockout",
                 "from_side": {"decision": None},
                 "to_side": {"decision": None},
                 "created_at": (NOW - timedelta(hours=n * 5)).isoformat(),

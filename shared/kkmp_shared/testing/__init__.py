@@ -9,6 +9,6 @@ Plain modules, imported explicitly by the tests that need them (this is not a py
 - ``kkmp_shared.testing.ports``: ``free_port``.
 - ``kkmp_shared.testing.wait``: ``eventually`` / ``wait_until`` polling with useful failures.
 
-Other helpers in this package document themselves. Submodules are not imported here so that importing one (say ``wait``) never drags in aio-pika or
-asyncpg.
+Other helpers in this package document themselves. Submodules are not imported here, so that
+importing one (say ``wait``) never drags in aio-pika or asyncpg.
 """

@@ -271,6 +271,12 @@ REDISTRIBUTION_STATUS = {
     "expired": "Kedaluwarsa",
     "cancelled": "Dibatalkan",
 }
+# Why sourcing proposes moving stock to this cooperative (its "taker reason").
+REDISTRIBUTION_REASON = {
+    "open_need": "Koperasi tujuan mengajukan kebutuhan pasokan komoditas ini.",
+    "stockout": "Stok komoditas ini di koperasi tujuan habis.",
+    "low": "Stok komoditas ini di koperasi tujuan menipis.",
+}
 DECISION = {"accept": "menerima", "accepted": "menerima", "decline": "menolak", "declined": "menolak"}
 ORDER_STATUS = {
     "placed": "Dipesan",
