@@ -72,9 +72,9 @@ async def test_every_committed_event_is_consumed_once_across_a_broker_crash(
         await asyncio.to_thread(rabbit.start)
         await producer
         await wait_ready(client, timeout=60)
-        assert await eventually(
-            lambda: _all_consumed(app, total), timeout=90, interval=0.5
-        ), "every item consumed"
+        assert await eventually(lambda: _all_consumed(app, total), timeout=90, interval=0.5), (
+            "every item consumed"
+        )
         distinct, count = await distinct_and_total(app)
         assert (distinct, count) == (total, total), "no event lost, none applied twice"
         assert set(created) == set(await _consumed_ids(app))

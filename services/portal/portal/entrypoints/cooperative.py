@@ -189,6 +189,7 @@ async def _render_movement(
     r = await gather(commodities=commodities_by_code(visit), stock=visit.inventory.stock(str(coop.get("id"))))
     commodities = r["commodities"].or_({})
     on_hand = {str(s.get("commodity")): s.get("on_hand") for s in r["stock"].or_([])}
+    ordered = sorted(commodities.values(), key=lambda c: str(c.get("name")))
     return await render(
         visit.request,
         "movement_form.html",
@@ -197,7 +198,11 @@ async def _render_movement(
             "form": form,
             "kinds": QUICK_KINDS,
             "idempotency_key": key,
-            "commodities": sorted(commodities.values(), key=lambda c: str(c.get("name"))),
+            # What the cooperative keeps comes first; the rest of the catalogue waits behind a click.
+            "commodities": [c for c in ordered if str(c.get("code")) in on_hand],
+            "other_commodities": [
+                c for c in ordered if str(c.get("code")) not in on_hand and c.get("active", True)
+            ],
             "commodities_error": r["commodities"].message,
             "on_hand": on_hand,
             "errors": errors or {},
