@@ -21,32 +21,30 @@ from __future__ import annotations
 import asyncio
 import os
 import statistics
-import sys
 import time
 from collections.abc import Awaitable, Callable
-from pathlib import Path
 from typing import Any
 
 COOPERATIVES = int(os.environ.get("BENCH_COOPERATIVES", "80000"))
 KECAMATAN = int(os.environ.get("BENCH_KECAMATAN", "7277"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "200"))
 
-ROOT = Path(__file__).resolve().parent.parent
-
 # Kecamatan k gets the code PP.RR.KK (a province, regency and district number derived from k).
 KECAMATAN_CODE = (
-    "format('%s.%s.%s', 11 + {k} / 400, lpad((({k} / 20) % 20 + 1)::text, 2, '0'), lpad(({k} % 20 + 1)::text, 2, '0'))"
+    "format('%s.%s.%s', 11 + {k} / 400, lpad((({k} / 20) % 20 + 1)::text, 2, '0'),"
+    " lpad(({k} % 20 + 1)::text, 2, '0'))"
 )
 
 GENERATE = [
     # Cooperatives (the common directory's table) and when they were registered.
     f"""
-    INSERT INTO known_cooperatives (id, name, kelurahan_code, kecamatan_code, kelurahan_name, lat, lon, status,
-                                    business_units, member_count, updated_at)
+    INSERT INTO known_cooperatives (id, name, kelurahan_code, kecamatan_code, kelurahan_name, lat, lon,
+                                    status, business_units, member_count, updated_at)
     SELECT md5('coop' || i)::uuid::text, 'KKMP Desa ' || i,
            {KECAMATAN_CODE.format(k="(i % :kec)")} || '.' || (1001 + i / :kec),
            {KECAMATAN_CODE.format(k="(i % :kec)")}, 'Desa ' || i, -7.0, 112.0,
-           CASE WHEN i % 97 = 0 THEN 'suspended' ELSE 'operating' END, '["sembako"]'::json, 20 + i % 180, now()
+           CASE WHEN i % 97 = 0 THEN 'suspended' ELSE 'operating' END, '["sembako"]'::json,
+           20 + i % 180, now()
     FROM generate_series(0, :n - 1) AS i
     """,
     """
@@ -57,13 +55,14 @@ GENERATE = [
     # Eight commodities per cooperative: about 5% stalled, 5% low, 2% out of stock.
     """
     INSERT INTO stock_items (cooperative_id, commodity, kecamatan_code, unit, on_hand_milli, on_hand_at,
-                             last_sale_at, stalled, stalled_since, stalled_changed_at, stalled_on_hand_milli,
-                             stalled_value, stalled_days_since_sale, low, low_since, low_changed_at, stockout,
-                             stockout_since, stockout_changed_at)
-    SELECT c.id, x.commodity, c.kecamatan_code, 'kg', 10000 + r * 7, now(), now() - (r % 40 || ' days')::interval,
+                             last_sale_at, stalled, stalled_since, stalled_changed_at,
+                             stalled_on_hand_milli, stalled_value, stalled_days_since_sale, low, low_since,
+                             low_changed_at, stockout, stockout_since, stockout_changed_at)
+    SELECT c.id, x.commodity, c.kecamatan_code, 'kg', 10000 + r % 100000, now(),
+           now() - (r % 40 || ' days')::interval,
            r % 100 < 5, CASE WHEN r % 100 < 5 THEN now() - interval '3 days' END,
            CASE WHEN r % 100 < 5 THEN now() - interval '3 days' END,
-           CASE WHEN r % 100 < 5 THEN 10000 + r * 7 END,
+           CASE WHEN r % 100 < 5 THEN 10000 + r % 100000 END,
            CASE WHEN r % 100 < 5 THEN 50000 + r % 500000 ELSE 0 END,
            CASE WHEN r % 100 < 5 THEN 14 + r % 30 END,
            r % 100 BETWEEN 5 AND 9, CASE WHEN r % 100 BETWEEN 5 AND 9 THEN now() END,
@@ -77,13 +76,14 @@ GENERATE = [
     """,
     # Three needs per cooperative: 70% answered (response between 0 and 96 hours), 20% resolved.
     """
-    INSERT INTO needs (need_id, cooperative_id, kecamatan_code, kind, commodity, description, status, submitted_at,
-                       status_changed_at, first_response_at, response_seconds, closed_at)
+    INSERT INTO needs (need_id, cooperative_id, kecamatan_code, kind, commodity, description, status,
+                       submitted_at, status_changed_at, first_response_at, response_seconds, closed_at)
     SELECT md5(c.id || n)::uuid::text, c.id, c.kecamatan_code, 'supply', 'gula', 'Butuh pasokan',
            CASE WHEN r % 10 < 3 THEN 'open' WHEN r % 10 < 5 THEN 'resolved' ELSE 'acknowledged' END,
            now() - interval '10 days',
            CASE WHEN r % 10 >= 3 THEN now() - interval '9 days' END,
-           CASE WHEN r % 10 >= 3 THEN now() - interval '10 days' + (r % 345600 || ' seconds')::interval END,
+           CASE WHEN r % 10 >= 3
+                THEN now() - interval '10 days' + (r % 345600 || ' seconds')::interval END,
            CASE WHEN r % 10 >= 3 THEN r % 345600 END,
            CASE WHEN r % 10 BETWEEN 3 AND 4 THEN now() - interval '8 days' END
     FROM known_cooperatives c
@@ -92,10 +92,11 @@ GENERATE = [
     """,
     # The latest due period's reports: 70% submitted, 80% of those on time.
     """
-    INSERT INTO monthly_reports (id, cooperative_id, kecamatan_code, period, omzet, transactions, members, simpanan,
-                                 notes, submitted_at, submitted_by, due_date, on_time)
-    SELECT md5('report' || c.id)::uuid::text, c.id, c.kecamatan_code, :period, 10000000 + r % 90000000, r % 900,
-           c.member_count, NULL, NULL, now() - interval '20 days', 'bench', :due, r % 10 < 8
+    INSERT INTO monthly_reports (id, cooperative_id, kecamatan_code, period, omzet, transactions, members,
+                                 simpanan, notes, submitted_at, submitted_by, due_date, on_time)
+    SELECT md5('report' || c.id)::uuid::text, c.id, c.kecamatan_code, :period,
+           10000000 + r % 90000000, r % 900, c.member_count, NULL, NULL, now() - interval '20 days',
+           'bench', :due, r % 10 < 8
     FROM known_cooperatives c CROSS JOIN LATERAL (SELECT abs(hashtext('r' || c.id)) AS r) h
     WHERE r % 100 < 70
     """,
@@ -129,15 +130,12 @@ async def _timed(call: Callable[[], Awaitable[Any]], count: int) -> list[float]:
 
 async def run(results: dict[str, Any]) -> None:
     """Fill `results` with reporting's dashboard timings at national scale (PostgreSQL required)."""
-    sys.path[:0] = [str(ROOT / "services" / "reporting"), str(ROOT / "shared")]
     from kkmp_shared.testing.harness import running_app
     from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
     from kkmp_shared.testing.tokens import TokenFactory
-    from sqlalchemy import text
-
     from reporting.bootstrap import create_app
-    from reporting.domain.periods import local_date
     from reporting.settings import ReportingSettings
+    from sqlalchemy import text
 
     ensure_postgres()
     url = await acreate_database("kkmp_bench_reporting")
@@ -163,11 +161,15 @@ async def run(results: dict[str, Any]) -> None:
                 for statement in GENERATE:
                     await session.execute(
                         text(statement),
-                        {"n": COOPERATIVES, "kec": KECAMATAN, "period": str(period), "due": ctx.due.due_date(period)},
+                        {
+                            "n": COOPERATIVES,
+                            "kec": KECAMATAN,
+                            "period": str(period),
+                            "due": ctx.due.due_date(period),
+                        },
                     )
-            async with db.engine.connect() as conn:
-                await conn.execute(text("COMMIT"))
-                await conn.execute(text("ANALYZE"))
+            async with db.transaction() as session:
+                await session.execute(text("ANALYZE"))
             results["reporting_generate_s"] = round(time.perf_counter() - started, 1)
 
             started = time.perf_counter()
@@ -187,7 +189,9 @@ async def run(results: dict[str, Any]) -> None:
 
             async def summary() -> None:
                 response = await client.get("/dashboard/summary", headers=admin)
-                assert response.status_code == 200 and response.json()["cooperatives"]["total"] == COOPERATIVES
+                assert (
+                    response.status_code == 200 and response.json()["cooperatives"]["total"] == COOPERATIVES
+                )
 
             async def kecamatan() -> None:
                 response = await client.get("/kecamatan", headers=admin)
@@ -207,7 +211,6 @@ async def run(results: dict[str, Any]) -> None:
                 timings = await _timed(call, REQUESTS)
                 results[f"{key}_p50_ms"] = round(statistics.median(timings), 2)
                 results[f"{key}_p95_ms"] = round(_percentile(timings, 0.95), 2)
-            results["reporting_bench_local_day"] = local_date(time_now(), ctx.tz).isoformat()
     finally:
         if previous is None:
             os.environ.pop("REPORTING_DATABASE_URL", None)
@@ -218,13 +221,9 @@ async def run(results: dict[str, Any]) -> None:
 
 async def _codes(db: Any, text: Any) -> list[Any]:
     async with db.session() as session:
-        return list((await session.execute(text("SELECT DISTINCT kecamatan_code FROM known_cooperatives"))).all())
-
-
-def time_now() -> Any:
-    from datetime import UTC, datetime
-
-    return datetime.now(UTC)
+        return list(
+            (await session.execute(text("SELECT DISTINCT kecamatan_code FROM known_cooperatives"))).all()
+        )
 
 
 def main() -> None:

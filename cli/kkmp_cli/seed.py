@@ -12,6 +12,7 @@ from __future__ import annotations
 import csv
 import os
 import random
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
@@ -118,6 +119,18 @@ class SeedError(RuntimeError):
     pass
 
 
+class PatientClient(httpx.Client):
+    """A client that waits and retries when a service says it is busy (503/429) while the seed floods it."""
+
+    def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+        for attempt in range(6):
+            response = super().request(method, url, **kwargs)
+            if response.status_code not in (429, 503):
+                return response
+            time.sleep(min(2**attempt, 15))
+        return response
+
+
 def _check(response: httpx.Response, what: str) -> Any:
     if response.status_code >= 400:
         raise SeedError(f"{what}: {response.status_code} {response.text[:300]}")
@@ -161,7 +174,7 @@ def progress() -> Progress:
 
 
 def already_seeded(urls: Urls, admin_password: str) -> bool:
-    with httpx.Client(timeout=30) as client:
+    with PatientClient(timeout=30) as client:
         admin = token(client, urls.registry, "admin", admin_password)
         body = _check(
             client.get(f"{urls.registry}/cooperatives", params={"limit": 1}, headers=bearer(admin)),
@@ -184,7 +197,7 @@ def seed_city(seed: int, urls: Urls | None = None, admin_password: str | None = 
     admin_password = admin_password or os.environ.get("KKMP_ADMIN_PASSWORD", "kkmp-demo-admin")
     rng = random.Random(seed)
     today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
-    with httpx.Client(timeout=120) as client:
+    with PatientClient(timeout=120) as client:
         admin = token(client, urls.registry, "admin", admin_password)
         coops = seed_registry(client, urls, admin, rng, today)
         services = {
@@ -278,10 +291,12 @@ def seed_registry(
                     ),
                     "suspend",
                 )
-            board = [
-                {"name": person(rng), "position": p}
-                for p in ("ketua", "wakil_ketua", "sekretaris", "bendahara", "pengawas_ketua", "pengawas")
-            ]
+            names: list[str] = []
+            while len(names) < 6:  # six different people: nobody sits in both pengurus and pengawas
+                if (candidate := person(rng)) not in names:
+                    names.append(candidate)
+            positions = ("ketua", "wakil_ketua", "sekretaris", "bendahara", "pengawas_ketua", "pengawas")
+            board = [{"name": name, "position": p} for name, p in zip(names, positions, strict=True)]
             _check(
                 client.put(
                     f"{urls.registry}/cooperatives/{coop['id']}/board", json={"members": board}, headers=h

@@ -104,4 +104,8 @@ def current_trace_id() -> str | None:
 def instrument_engine(engine: Any) -> None:
     from opentelemetry.instrumentation.sqlalchemy import SQLAlchemyInstrumentor
 
-    SQLAlchemyInstrumentor().instrument(engine=engine.sync_engine, enable_commenter=False)
+    # The instrumentor declares support up to SQLAlchemy 2.0 only; the engine events it hooks are the same
+    # in 2.1, so the dependency check is skipped rather than losing SQL spans.
+    SQLAlchemyInstrumentor().instrument(
+        engine=engine.sync_engine, enable_commenter=False, skip_dep_check=True
+    )

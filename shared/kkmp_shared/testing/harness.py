@@ -107,7 +107,8 @@ class EventProbe:
             if remaining <= 0:
                 seen = sorted({e.type for e in self.events})
                 raise AssertionError(
-                    f"expected {count} {event_type} event(s), saw {len(matches)} within {timeout}s; types seen: {seen}"
+                    f"expected {count} {event_type} event(s), saw {len(matches)} within {timeout}s; "
+                    f"types seen: {seen}"
                 )
             self._arrived.clear()
             try:

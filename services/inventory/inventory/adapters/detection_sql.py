@@ -1,10 +1,9 @@
 """The detection rules of `domain/detection.py`, stated in SQL for every stock item at once.
 
-One statement classifies all items (joined to the per-commodity thresholds and the 28-day sales) and
-keeps only those whose condition differs from the episode last announced. On PostgreSQL that statement
-is the FROM of an UPDATE that records the new episodes and returns them, guarded by the item's version:
-an item a movement changed meanwhile is left to that movement's own evaluation, so nothing is announced
-twice or from a stale reading. SQLite (single process, writers serialised) selects, then updates.
+One statement classifies all items (joined to the per-commodity thresholds, each item's 28-day sales
+read from its row) and keeps only those whose condition differs from the episode last announced. The
+changes are then recorded with a guard on each item's version: an item a movement changed meanwhile is
+left to that movement's own evaluation, so nothing is announced twice or from a stale reading.
 """
 
 from __future__ import annotations
@@ -26,6 +25,7 @@ from sqlalchemy import (
     literal,
     null,
     select,
+    text,
     union_all,
     update,
 )
@@ -167,32 +167,41 @@ async def roll_sales_window(session: AsyncSession, day: date) -> int:
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+GUARDED_UPDATE = text(
+    """
+    UPDATE stock_items AS s
+    SET condition = v.new_condition,
+        condition_since = CASE WHEN v.new_condition IS NULL THEN NULL ELSE CAST(:since AS TIMESTAMPTZ) END
+    FROM unnest(
+        CAST(:cooperative_ids AS VARCHAR[]), CAST(:commodities AS VARCHAR[]),
+        CAST(:versions AS BIGINT[]), CAST(:conditions AS VARCHAR[])
+    ) AS v(cooperative_id, commodity, version, new_condition)
+    WHERE s.cooperative_id = v.cooperative_id AND s.commodity = v.commodity
+      AND s.version = v.version AND s.condition IS DISTINCT FROM v.new_condition
+    RETURNING s.cooperative_id, s.commodity
+    """
+)
+
+
 async def apply_changed_conditions(
     session: AsyncSession,
     as_of: datetime,
     thresholds: Mapping[str, tuple[Thresholds, str]],
     kecamatan_codes: list[str] | None = None,
 ) -> list[Any]:
-    """Record every item's new episode; returns the rows that changed (with the previous condition)."""
+    """Record every item's new episode; returns the rows that changed (with the previous condition).
+
+    The classification is a plain SELECT of the changed items (the heavy part, which PostgreSQL may run
+    in parallel); the few changes are then written with a guard on each item's version, and only those
+    written are returned: an item a movement changed in between is that movement's to judge."""
     await roll_sales_window(session, sales_window(as_of)[1])
-    changed = classified_items(as_of, thresholds, kecamatan_codes=kecamatan_codes).subquery("changed")
+    rows = list(
+        (await session.execute(classified_items(as_of, thresholds, kecamatan_codes=kecamatan_codes))).all()
+    )
+    if not rows:
+        return []
     t = orm.stock_items
-    since = case((changed.c.new_condition.is_(None), null()), else_=literal(as_of, DateTime(timezone=True)))
-    if not is_sqlite(session):
-        statement = (
-            update(t)
-            .where(
-                t.c.cooperative_id == changed.c.cooperative_id,
-                t.c.commodity == changed.c.commodity,
-                t.c.version == changed.c.version,
-                t.c.condition.is_distinct_from(changed.c.new_condition),
-            )
-            .values(condition=changed.c.new_condition, condition_since=since)
-            .returning(*changed.c)
-        )
-        return list((await session.execute(statement)).all())
-    rows = list((await session.execute(select(changed))).all())
-    if rows:
+    if is_sqlite(session):  # one writer at a time: nothing can have changed since the SELECT
         await session.execute(
             update(t)
             .where(t.c.cooperative_id == bindparam("k_coop"), t.c.commodity == bindparam("k_commodity"))
@@ -207,7 +216,19 @@ async def apply_changed_conditions(
                 for r in rows
             ],
         )
-    return rows
+        return rows
+    written = await session.execute(
+        GUARDED_UPDATE,
+        {
+            "since": as_of,
+            "cooperative_ids": [r.cooperative_id for r in rows],
+            "commodities": [r.commodity for r in rows],
+            "versions": [int(r.version) for r in rows],
+            "conditions": [r.new_condition for r in rows],
+        },
+    )
+    done = {(c, m) for c, m in written.all()}
+    return [r for r in rows if (r.cooperative_id, r.commodity) in done]
 
 
 def condition_totals_query(kecamatan_codes: list[str] | None = None) -> Select[Any]:

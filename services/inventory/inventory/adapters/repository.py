@@ -7,6 +7,8 @@ makes two sales racing for the last unit end with exactly one winner.
 
 from __future__ import annotations
 
+import time
+import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
@@ -129,6 +131,33 @@ async def load_catalogue(
                 )
             )
     return catalogue
+
+
+# The catalogue changes a few times a year and is read by every request: each database's copy is
+# kept for a few seconds (a change made through this process is seen at once, one made through another
+# replica within CATALOGUE_TTL_S).
+CATALOGUE_TTL_S = 5.0
+_catalogue_cache: weakref.WeakKeyDictionary[Any, tuple[float, dict[str, CommodityInfo]]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+async def cached_catalogue(session: AsyncSession) -> dict[str, CommodityInfo]:
+    """The whole catalogue, from this process's short-lived copy when fresh."""
+    engine = session.bind.sync_engine if session.bind is not None else None  # type: ignore[union-attr]
+    cached = _catalogue_cache.get(engine) if engine is not None else None
+    if cached is not None and time.monotonic() - cached[0] < CATALOGUE_TTL_S:
+        return cached[1]
+    catalogue = await load_catalogue(session)
+    if engine is not None:
+        _catalogue_cache[engine] = (time.monotonic(), catalogue)
+    return catalogue
+
+
+def forget_catalogue(session: AsyncSession) -> None:
+    """After a change to the catalogue: the next read loads it again."""
+    if session.bind is not None:
+        _catalogue_cache.pop(session.bind.sync_engine, None)  # type: ignore[union-attr]
 
 
 async def load_thresholds(session: AsyncSession) -> dict[str, tuple[Thresholds, str]]:

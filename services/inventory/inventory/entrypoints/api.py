@@ -111,7 +111,7 @@ async def writable_cooperative(
 @commodities.get("/commodities", response_model=list[schemas.CommodityOut], summary="The commodity catalogue")
 async def list_commodities(session: SessionDep, _: CurrentPrincipal, include_inactive: bool = False) -> Any:
     now = _now()
-    catalogue = await repository.load_catalogue(session)
+    catalogue = await repository.cached_catalogue(session)
     return [
         catalogue_service.commodity_out(info, now)
         for info in catalogue.values()
@@ -406,7 +406,7 @@ async def cooperative_stock(
     coop = await readable_cooperative(session, principal, cooperative_id)
     now = _now()
     states = await repository.stock_rows(session, coop.id, commodity)
-    catalogue = await repository.load_catalogue(session)
+    catalogue = await repository.cached_catalogue(session)
     first_day, last_day = sales_window(now)
     sold = await repository.sold_between(
         session, [(s.cooperative_id, s.commodity) for s in states], first_day, last_day
@@ -432,7 +432,7 @@ async def cooperative_stock(
 async def valuation(cooperative_id: CooperativeId, session: SessionDep, principal: CurrentPrincipal) -> Any:
     coop = await readable_cooperative(session, principal, cooperative_id)
     states = await repository.stock_rows(session, coop.id)
-    catalogue = await repository.load_catalogue(session)
+    catalogue = await repository.cached_catalogue(session)
     items = [
         {
             "commodity": s.commodity,
@@ -486,7 +486,7 @@ async def city_stock(
         )
     )
     now = _now()
-    catalogue = await repository.load_catalogue(session)
+    catalogue = await repository.cached_catalogue(session)
     first_day, last_day = sales_window(now)
     sold = await repository.sold_between(
         session, [(r.cooperative_id, r.commodity) for r in rows], first_day, last_day

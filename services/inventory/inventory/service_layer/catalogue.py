@@ -136,6 +136,7 @@ async def create_commodity(
             session, data.code, data.price_ceiling, data.ceiling_kind, data.legal_basis, now, principal, now
         )
     await session.commit()
+    repository.forget_catalogue(session)
     return await get_commodity(session, data.code)
 
 
@@ -171,6 +172,7 @@ async def update_commodity(
             update(orm.commodities).where(orm.commodities.c.code == code).values(updated_at=now)
         )
     await session.commit()
+    repository.forget_catalogue(session)
     return await get_commodity(session, code)
 
 
@@ -186,6 +188,7 @@ async def add_ceiling(
         update(orm.commodities).where(orm.commodities.c.code == code).values(updated_at=now)
     )
     await session.commit()
+    repository.forget_catalogue(session)
     return await get_commodity(session, code)
 
 

@@ -65,7 +65,7 @@ async def record_movements(
     """Apply the movements in order; returns them as recorded. Raises ApiError (422 unknown commodity,
     409 insufficient_stock or duplicate_reference) before anything is written."""
     now = now or datetime.now(UTC)
-    catalogue = await repository.load_catalogue(session, {o.draft.commodity for o in orders})
+    catalogue = await repository.cached_catalogue(session)
     for order in orders:
         info = catalogue.get(order.draft.commodity)
         if info is None or not info.active:

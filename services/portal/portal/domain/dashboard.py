@@ -243,9 +243,10 @@ def need_created_at(need: Mapping[str, Any]) -> datetime | None:
 
 
 def need_first_response_at(need: Mapping[str, Any]) -> datetime | None:
-    """When an officer first acted on a need: ``acknowledged_at``, else the earliest non-open status in its
+    """When an officer first acted on a need: ``responded_at`` (sourcing's first answer) or
+    ``acknowledged_at``, else the earliest non-open status in its
     history (``history``/``status_history``/``events``: ``[{"status", "at"|"changed_at"|"created_at"}]``)."""
-    for key in ("acknowledged_at", "first_response_at", "responded_at"):
+    for key in ("responded_at", "first_response_at", "acknowledged_at"):
         moment = fmt.parse_timestamp(need.get(key))
         if moment:
             return moment

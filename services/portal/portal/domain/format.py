@@ -220,10 +220,9 @@ def parse_angka(text: str | None) -> Decimal | None:
         whole, _, frac = cleaned.rpartition(",")
         if "," in whole:
             return None
-        whole = whole.replace(".", "") if (not whole or _GROUPED.match(whole) or whole.isdigit()) else None
-        if whole is None:
+        if whole and not (_GROUPED.match(whole) or whole.isdigit()):
             return None
-        cleaned = f"{whole or '0'}.{frac}"
+        cleaned = f"{whole.replace('.', '') or '0'}.{frac}"
     elif _GROUPED.match(cleaned):
         cleaned = cleaned.replace(".", "")
     if not re.fullmatch(r"-?\d+(\.\d+)?", cleaned):

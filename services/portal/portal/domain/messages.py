@@ -165,7 +165,8 @@ def field_errors(details: Any) -> dict[str, str]:
         if not field or field in result:
             continue
         kind = str(item.get("type") or "")
-        ctx = item.get("ctx") if isinstance(item.get("ctx"), dict) else {}
+        raw_ctx = item.get("ctx")
+        ctx: dict[str, Any] = raw_ctx if isinstance(raw_ctx, dict) else {}
         template = VALIDATION_TYPES.get(kind)
         if template:
             try:

@@ -268,7 +268,7 @@ async def record_movement(visit: SignedIn, cooperative_id: str, _csrf: CsrfCheck
             errors["occurred_at"] = "Waktu tidak valid."
         elif occurred_at > datetime.now(UTC):
             errors["occurred_at"] = "Waktu tidak boleh di masa depan."
-    if errors:
+    if errors or quantity is None:
         return await _render_movement(visit, coop, form, key, errors, status_code=422)
 
     movement: dict[str, Any] = {
