@@ -147,27 +147,32 @@ async def bench_detection(results: dict[str, Any]) -> None:
             )
         _log(f"episodes recorded in {time.perf_counter() - started:.1f} s")
 
-        async with db.session() as session:
-            query = classified_items(as_of, thresholds, only_changed=False).subquery()
-            statement = select(query.c.new_condition, func.count()).group_by(query.c.new_condition)
-            started = time.perf_counter()
-            by_condition = dict((await session.execute(statement)).all())
-            results["detection_sql_limit_s"] = round(time.perf_counter() - started, 2)
-        results["detection_found"] = {str(k): int(v) for k, v in by_condition.items()}
-        _log(
-            f"one SQL statement classifying every item: {results['detection_sql_limit_s']} s"
-            f" {results['detection_found']}"
-        )
         outbox = Outbox(orm.messaging, source="/inventory")
         for minutes in (5, 10):
             scan = await run_detection(db, outbox, as_of=as_of + timedelta(minutes=minutes), trigger="bench")
             assert scan is not None
             _log(
-                f"full scan {minutes} minutes later: {scan['duration_ms'] / 1000:.2f} s, {scan['announced']} announced"
+                f"full scan {minutes} minutes later: {scan['duration_ms'] / 1000:.2f} s,"
+                f" {scan['announced']} announced"
             )
-        # The second: a scan whose window roll is already done, as 287 of the day's 288 scans are.
+        # The figure is the second scan's (the first also warms the caches after the bulk load).
         results["detection_scan_s"] = round(scan["duration_ms"] / 1000, 2)
         results["detection_scan_announced"] = scan["announced"]
+        # The lower bound: one SQL statement classifying every item (best of two runs).
+        async with db.session() as session:
+            query = classified_items(as_of, thresholds, only_changed=False).subquery()
+            statement = select(query.c.new_condition, func.count()).group_by(query.c.new_condition)
+            timings = []
+            for _ in range(2):
+                started = time.perf_counter()
+                by_condition = dict((await session.execute(statement)).all())
+                timings.append(time.perf_counter() - started)
+            results["detection_sql_limit_s"] = round(min(timings), 2)
+        results["detection_found"] = {str(k): int(v) for k, v in by_condition.items()}
+        _log(
+            f"one SQL statement classifying every item: {results['detection_sql_limit_s']} s"
+            f" {results['detection_found']}"
+        )
     finally:
         await db.dispose()
         await adrop_database(url)

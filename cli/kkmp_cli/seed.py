@@ -468,6 +468,8 @@ def coop_movements(
 ) -> list[dict[str, Any]]:
     """About 90 days of receipts and daily sales, shaped by the cooperative's profile; some items stall."""
     out: list[dict[str, Any]] = []
+    # Nothing may be dated in the future (the API refuses it): the seed may run at any hour.
+    latest = datetime.now(UTC) - timedelta(minutes=2)
     horizon = 90 if coop.profile != "new" else 20
     last_sale_day = {"thriving": 0, "slowing": 8, "dormant": 40, "new": 0}[coop.profile]
     for commodity in items:
@@ -498,7 +500,7 @@ def coop_movements(
                         "kind": "receipt",
                         "quantity": str(qty),
                         "unit_price": cost,
-                        "occurred_at": at.isoformat(),
+                        "occurred_at": min(at, latest).isoformat(),
                         "reference": f"SJ-{uuid.UUID(int=rng.getrandbits(128)).hex[:8]}",
                     }
                 )
@@ -522,7 +524,7 @@ def coop_movements(
                     "kind": "sale",
                     "quantity": str(sold),
                     "unit_price": unit_price,
-                    "occurred_at": (at + timedelta(hours=4)).isoformat(),
+                    "occurred_at": min(at + timedelta(hours=4), latest).isoformat(),
                 }
             )
             on_hand -= sold

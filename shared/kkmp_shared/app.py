@@ -21,7 +21,7 @@ from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import MetaData
 from sqlalchemy.ext.asyncio import AsyncSession
-from starlette.middleware.base import BaseHTTPMiddleware, RequestResponseEndpoint
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kkmp_shared.auth import JwksKeySource, KeySource, StaticKeySource, TokenVerifier
 from kkmp_shared.db import Database
@@ -47,19 +47,33 @@ log = logging.getLogger("kkmp.app")
 AppHook = Callable[[FastAPI], Coroutine[Any, Any, None]]
 
 
-class _MetricsMiddleware(BaseHTTPMiddleware):
-    def __init__(self, app: Any, service: str) -> None:
-        super().__init__(app)
+class _MetricsMiddleware:
+    """Request counts and durations by route template (pure ASGI: no per-request task or body copy)."""
+
+    def __init__(self, app: ASGIApp, service: str) -> None:
+        self.app = app
         self.service = service
 
-    async def dispatch(self, request: Request, call_next: RequestResponseEndpoint) -> Response:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
         started = time.perf_counter()
-        response = await call_next(request)
-        route = request.scope.get("route")
-        template = getattr(route, "path", "unmatched")
-        HTTP_REQUESTS.labels(self.service, request.method, template, str(response.status_code)).inc()
-        HTTP_SECONDS.labels(self.service, request.method, template).observe(time.perf_counter() - started)
-        return response
+        status = 500
+
+        async def send_status(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            template = getattr(scope.get("route"), "path", "unmatched")
+            method = scope.get("method", "")
+            HTTP_REQUESTS.labels(self.service, method, template, str(status)).inc()
+            HTTP_SECONDS.labels(self.service, method, template).observe(time.perf_counter() - started)
 
 
 def default_key_source(settings: ServiceSettings) -> KeySource:

@@ -35,7 +35,7 @@ SERVICES = ("registry", "reporting", "inventory", "sourcing", "notifications")
 PASSWORD = "fault-password-123"
 ADMIN_PASSWORD = "fault-admin-password"
 
-_METRIC = re.compile(r'^kkmp_events_consumed_total\{(?P<labels>[^}]*)\}\s+(?P<value>[0-9.e+]+)$')
+_METRIC = re.compile(r"^kkmp_events_consumed_total\{(?P<labels>[^}]*)\}\s+(?P<value>[0-9.e+]+)$")
 _LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
@@ -349,7 +349,9 @@ class Expected:
                 self.above_ceiling += 1
 
 
-def plan_ledger(seed: int, count: int, *, days: float = 2.0, stalled: bool = True) -> tuple[list[dict[str, Any]], Expected]:
+def plan_ledger(
+    seed: int, count: int, *, days: float = 2.0, stalled: bool = True
+) -> tuple[list[dict[str, Any]], Expected]:
     """``count`` movements of one cooperative, in time order over the last ``days`` (so nothing that
     sells looks stalled), never taking stock below zero; the first is a receipt of kedelai 45 days
     old when ``stalled``."""
@@ -385,18 +387,427 @@ def plan_ledger(seed: int, count: int, *, days: float = 2.0, stalled: bool = Tru
         code = rng.choice(list(SOLD))
         if on_hand[code] < 10:
             quantity = Decimal(rng.randint(150, 300))
-            emit({"commodity": code, "kind": "receipt", "quantity": str(quantity),
-                  "unit_price": SOLD[code] - 1500, "occurred_at": at})
+            emit(
+                {
+                    "commodity": code,
+                    "kind": "receipt",
+                    "quantity": str(quantity),
+                    "unit_price": SOLD[code] - 1500,
+                    "occurred_at": at,
+                }
+            )
             on_hand[code] += quantity
             continue
         quantity = Decimal(rng.randint(1, 5))
         price = SOLD[code]
         if code == ABOVE_CEILING[0] and rng.random() < 0.02:
             price = ABOVE_CEILING[1]
-        emit({"commodity": code, "kind": "sale", "quantity": str(quantity), "unit_price": price,
-              "occurred_at": at})
+        emit(
+            {
+                "commodity": code,
+                "kind": "sale",
+                "quantity": str(quantity),
+                "unit_price": price,
+                "occurred_at": at,
+            }
+        )
         on_hand[code] -= quantity
     return out, expected
+
+
+# --- publishing into the broker as a relay would, through crashes -----------------------------------
+
+
+class ResilientPublisher:
+    """Publishes persistent messages with confirms and `mandatory`, reconnecting and publishing again
+    until the broker confirms: at-least-once, like a service's relay (so a crash can duplicate)."""
+
+    def __init__(self, amqp_url: str, exchange: str = "kkmp.events") -> None:
+        self.amqp_url = amqp_url
+        self.exchange_name = exchange
+        self._connection: Any = None
+        self._exchange: Any = None
+        self.attempts = 0
+        self.confirmed = 0
+
+    async def _connect(self) -> Any:
+        import aio_pika
+
+        if self._connection is None or self._connection.is_closed or self._exchange is None:
+            await self.close()
+            self._connection = await aio_pika.connect(self.amqp_url, timeout=5)
+            channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+            self._exchange = await channel.get_exchange(self.exchange_name, ensure=False)
+        return self._exchange
+
+    async def publish(self, body: bytes, routing_key: str, message_id: str, deadline_s: float = 120) -> None:
+        import aio_pika
+
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + deadline_s
+        while True:
+            self.attempts += 1
+            try:
+                exchange = await self._connect()
+                await exchange.publish(
+                    aio_pika.Message(
+                        body=body,
+                        content_type="application/cloudevents+json",
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        message_id=message_id,
+                        type=routing_key,
+                    ),
+                    routing_key=routing_key,
+                    mandatory=True,
+                    timeout=5,
+                )
+                self.confirmed += 1
+                return
+            except Exception:
+                await self.close()
+                if loop.time() > deadline:
+                    raise
+                await asyncio.sleep(0.3)
+
+    async def close(self) -> None:
+        connection, self._connection, self._exchange = self._connection, None, None
+        if connection is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), 2)
+
+
+async def republish_from_outbox(
+    stack: Stack,
+    publisher: ResilientPublisher,
+    service: str,
+    event_types: list[str],
+    *,
+    per_type: int,
+    seed: int,
+) -> dict[str, int]:
+    """Publish again, under their own ids, up to ``per_type`` events of each type that ``service``'s relay
+    already published: what a relay does after a crash between publishing and marking sent."""
+    counts: dict[str, int] = {}
+    for event_type in event_types:
+        rows = await stack.fetch(
+            service,
+            "SELECT event_id, event_type, body FROM outbox WHERE published_at IS NOT NULL AND event_type = $1"
+            " ORDER BY md5(event_id || $2) LIMIT $3",
+            event_type,
+            str(seed),
+            per_type,
+        )
+        for row in rows:
+            await publisher.publish(row["body"].encode(), row["event_type"], row["event_id"])
+        counts[event_type] = len(rows)
+    return counts
+
+
+def delivery_event(coop: Coop, number: int, quantity: int = 5) -> tuple[bytes, str]:
+    """An `order.delivered.v1` CloudEvent as sourcing's relay would publish it: inventory books a
+    receipt of garam (never sold in these tests) referenced by the delivery id."""
+    from datetime import UTC, datetime
+
+    import orjson
+    from kkmp_shared.events.contracts import OrderDelivered
+    from kkmp_shared.events.envelope import new_event
+
+    data = OrderDelivered(
+        cooperative_id=coop.id,
+        kelurahan_code=coop.kelurahan_code,
+        kecamatan_code=coop.kecamatan_code,
+        order_id=f"order-{coop.id[:8]}-{number}",
+        delivery_id=f"delivery-{coop.id[:8]}-{number}",
+        supplier_id="supplier-fault-test",
+        commodity=DELIVERED,
+        quantity=Decimal(quantity),
+        unit_price=7000,
+        delivered_at=datetime.now(UTC),
+    )
+    event = new_event(data, source="/sourcing", subject=coop.id)
+    return orjson.dumps(event.model_dump(mode="json", exclude_none=True)), event.id
+
+
+DELIVERED = "garam"
+
+
+# --- a cohort of cooperatives, its ledgers, and the comparison of every read model with them --------
+
+
+@dataclass
+class Cohort:
+    """Cooperatives whose ledgers a test sends, the people told about them, and what was sent."""
+
+    coops: list[Coop]
+    taker: Coop  # has an open supply need for the stalled commodity: stalled stock is proposed to it
+    officers_in: dict[str, Person]  # kecamatan code → an officer scoped to it
+    officer_city: Person  # no kecamatan: the whole city
+    officer_out: Person  # scoped to a kecamatan where the cohort has nothing
+    plans: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    expected: dict[str, Expected] = field(default_factory=dict)
+    deliveries: dict[str, list[tuple[bytes, str]]] = field(default_factory=dict)
+    posted: dict[str, int] = field(default_factory=dict)  # batches answered 201, per cooperative
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
+
+    @property
+    def movement_count(self) -> int:
+        return sum(e.movements for e in self.expected.values())
+
+    def coop(self, coop_id: str) -> Coop:
+        return next(c for c in self.coops if c.id == coop_id)
+
+
+async def build_cohort(
+    stack: Stack,
+    town: Town,
+    client: httpx.AsyncClient,
+    layout: dict[str, int],
+    *,
+    movements_per_coop: int,
+    seed: int,
+    out_of_scope: str = "35.78.01",
+) -> Cohort:
+    """``layout``: kecamatan code → how many cooperatives; the taker goes in the first kecamatan."""
+    coops: list[Coop] = []
+    for kecamatan, count in layout.items():
+        coops += await town.cooperatives(client, kecamatan, count)
+    first = next(iter(layout))
+    [taker] = await town.cooperatives(client, first, 1)
+    officers_in = {k: await town.user(client, "officer", kecamatan_codes=[k]) for k in layout}
+    officer_city = await town.user(client, "officer", kecamatan_codes=[])
+    officer_out = await town.user(client, "officer", kecamatan_codes=[out_of_scope])
+    cohort = Cohort(coops, taker, officers_in, officer_city, officer_out)
+    await town.known_everywhere([*coops, taker], [*officers_in.values(), officer_city, officer_out])
+    response = await client.post(
+        f"{stack.url('sourcing')}/needs",
+        headers=taker.manager.headers,
+        json={
+            "cooperative_id": taker.id,
+            "kind": "supply",
+            "commodity": STALLED[0],
+            "quantity": "100000",
+            "description": "Kedelai untuk UMKM tahu dan tempe",
+        },
+    )
+    assert response.status_code == 201, response.text
+    for number, coop in enumerate(coops):
+        plan, expected = plan_ledger(seed * 1000 + number, movements_per_coop)
+        cohort.plans[coop.id] = plan
+        cohort.expected[coop.id] = expected
+    return cohort
+
+
+async def post_ledgers(
+    stack: Stack,
+    cohort: Cohort,
+    client: httpx.AsyncClient,
+    *,
+    batch_size: int = 100,
+    concurrency: int = 2,
+    deadline_s: float = 300,
+) -> None:
+    """Post every cooperative's plan through the batch API, batches of one cooperative in order.
+
+    A batch whose answer is lost (a killed process, a reset connection) is sent again under the same
+    `Idempotency-Key`: the same result comes back and nothing is applied twice.
+    """
+    gate = asyncio.Semaphore(concurrency)
+    loop = asyncio.get_running_loop()
+
+    async def post_coop(coop: Coop) -> None:
+        plan = cohort.plans[coop.id]
+        for number, start in enumerate(range(0, len(plan), batch_size)):
+            key = f"fault-{cohort.run_id}-{coop.id}-{number}"
+            body = {"movements": plan[start : start + batch_size]}
+            deadline = loop.time() + deadline_s
+            while True:
+                try:
+                    async with gate:
+                        response = await client.post(
+                            f"{stack.url('inventory')}/cooperatives/{coop.id}/movements/batch",
+                            headers={**coop.manager.headers, "Idempotency-Key": key},
+                            json=body,
+                        )
+                except httpx.TransportError:
+                    response = None
+                if response is not None and response.status_code == 201:
+                    cohort.posted[coop.id] = cohort.posted.get(coop.id, 0) + 1
+                    break
+                if response is not None and response.status_code < 500:
+                    raise AssertionError(
+                        f"batch {number} of {coop.id}: {response.status_code} {response.text}"
+                    )
+                assert loop.time() < deadline, f"batch {number} of {coop.id} never accepted"
+                await asyncio.sleep(0.5)
+
+    await asyncio.gather(*(post_coop(c) for c in cohort.coops))
+
+
+async def send_deliveries(cohort: Cohort, publisher: ResilientPublisher, per_coop: int) -> None:
+    """`order.delivered.v1` events for every cooperative, interleaved, through a resilient publisher."""
+    for coop in cohort.coops:
+        cohort.deliveries.setdefault(coop.id, [])
+    for _ in range(per_coop):
+        for coop in cohort.coops:
+            body, event_id = delivery_event(coop, len(cohort.deliveries[coop.id]))
+            cohort.deliveries[coop.id].append((body, event_id))
+            await publisher.publish(body, "order.delivered.v1", event_id)
+
+
+async def get_all(client: httpx.AsyncClient, url: str, headers: dict[str, str], **params: Any) -> list[Any]:
+    out: list[Any] = []
+    while True:
+        response = await client.get(url, headers=headers, params={**params, "limit": 500, "offset": len(out)})
+        assert response.status_code == 200, f"{url}: {response.status_code} {response.text}"
+        page = items(response.json())
+        out += page
+        if len(page) < 500:
+            return out
+
+
+def _num(value: Any) -> Decimal:
+    return Decimal(str(value))
+
+
+async def compare_read_models(
+    stack: Stack, cohort: Cohort, client: httpx.AsyncClient, admin: dict[str, str]
+) -> dict[str, Any]:
+    """Every read model against the ledger the test sent; raises AssertionError naming the first
+    difference. Returns a few totals for the test's report."""
+    inv, rep, src, notif = (stack.url(s) for s in ("inventory", "reporting", "sourcing", "notifications"))
+    coop_ids = [c.id for c in cohort.coops]
+
+    # Inventory: the ledger holds each movement once, and stock on hand is what the movements add up to.
+    for coop in cohort.coops:
+        expected = cohort.expected[coop.id]
+        delivered = len(cohort.deliveries.get(coop.id, []))
+        page = (
+            await client.get(f"{inv}/cooperatives/{coop.id}/movements", headers=admin, params={"limit": 1})
+        ).json()
+        assert page["total"] == expected.movements + delivered, (
+            f"inventory ledger of {coop.name}: {page['total']} movements, sent {expected.movements}"
+            f" + {delivered} deliveries"
+        )
+        stock = {
+            line["commodity"]: _num(line["on_hand"])
+            for line in (await client.get(f"{inv}/cooperatives/{coop.id}/stock", headers=admin)).json()
+        }
+        want = dict(expected.on_hand)
+        if delivered:
+            want[DELIVERED] = Decimal(5 * delivered)
+        assert {k: v for k, v in stock.items() if v or k in want} == want, f"inventory stock of {coop.name}"
+
+    # Reporting: stock on hand, sales (count, quantity, value) and price violations, per cooperative.
+    for coop in cohort.coops:
+        expected = cohort.expected[coop.id]
+        delivered = len(cohort.deliveries.get(coop.id, []))
+        response = await client.get(f"{rep}/cooperatives/{coop.id}", headers=admin)
+        assert response.status_code == 200, response.text
+        detail = response.json()
+        stock = {s["commodity"]: _num(s["on_hand"]) for s in detail["stock"]}
+        want = dict(expected.on_hand)
+        if delivered:
+            want[DELIVERED] = Decimal(5 * delivered)
+        assert {k: v for k, v in stock.items() if v or k in want} == want, f"reporting stock of {coop.name}"
+        weeks = detail["sales_weekly"]
+        sales = (
+            sum(int(w["transactions"]) for w in weeks),
+            sum(_num(w["quantity"]) for w in weeks),
+            sum(int(w["value"]) for w in weeks),
+        )
+        assert sales == (expected.sales, expected.sale_quantity, expected.sale_value), (
+            f"reporting sales of {coop.name}: {sales}, ledger "
+            f"{(expected.sales, expected.sale_quantity, expected.sale_value)}"
+        )
+        assert detail["price_violations_90d"] == expected.above_ceiling, (
+            f"reporting violations of {coop.name}"
+        )
+    stalled_rows = [
+        r for r in await get_all(client, f"{rep}/stalled", admin) if r["cooperative_id"] in coop_ids
+    ]
+    assert sorted((r["cooperative_id"], r["commodity"]) for r in stalled_rows) == sorted(
+        (c, STALLED[0]) for c in coop_ids
+    ), "reporting /stalled: one row per stalled item"
+    assert all(_num(r["on_hand"]) == STALLED_QUANTITY for r in stalled_rows)
+
+    # The truth about what was announced: inventory's outbox.
+    stalled_events = await stack.fetch(
+        "inventory",
+        "SELECT event_id, subject FROM outbox"
+        " WHERE event_type = 'stock.stalled.v1' AND subject = ANY($1::text[])",
+        coop_ids,
+    )
+    assert sorted(r["subject"] for r in stalled_events) == sorted(coop_ids), (
+        "one stalled episode per cooperative"
+    )
+    stalled_by_coop = {r["subject"]: r["event_id"] for r in stalled_events}
+
+    # Sourcing: one stalled item per episode, one proposal of it to the cooperative that needs it.
+    for coop in cohort.coops:
+        stalled_items = await get_all(client, f"{src}/stalled-items", admin, cooperative_id=coop.id)
+        assert [i["commodity"] for i in stalled_items] == [STALLED[0]], (
+            f"sourcing stalled items of {coop.name}"
+        )
+    every_proposal = await get_all(client, f"{src}/redistributions", admin, commodity=STALLED[0])
+    proposals = [p for p in every_proposal if p["from_cooperative_id"] in coop_ids]
+    pairs = [(p["stalled_item_id"], p["to_cooperative_id"]) for p in proposals]
+    assert len(pairs) == len(set(pairs)), "sourcing: a stalled item proposed twice to the same cooperative"
+    to_taker = sorted(p["from_cooperative_id"] for p in proposals if p["to_cooperative_id"] == cohort.taker.id)
+    assert to_taker == sorted(coop_ids), "sourcing: exactly one proposal per stalled episode to the taker"
+
+    # Notifications: each recipient once per event, nobody outside the audience.
+    async def inbox(person: Person, event_type: str) -> list[dict[str, Any]]:
+        return await get_all(client, f"{notif}/me/notifications", person.headers, event_type=event_type)
+
+    def event_ids(rows: list[dict[str, Any]]) -> list[str]:
+        return sorted(r["event_id"] for r in rows if r.get("cooperative_id") in coop_ids)
+
+    for coop in cohort.coops:
+        got = await inbox(coop.manager, "stock.stalled.v1")
+        assert event_ids(got) == [stalled_by_coop[coop.id]], f"stalled notifications of {coop.name}'s manager"
+        deliveries = cohort.deliveries.get(coop.id, [])
+        if deliveries:
+            got = await inbox(coop.manager, "order.delivered.v1")
+            want = sorted(e for _, e in deliveries)
+            assert event_ids(got) == want, f"delivery notifications of {coop.name}'s manager"
+        got = await inbox(coop.manager, "redistribution.proposed.v1")
+        mine = [p for p in proposals if p["from_cooperative_id"] == coop.id]
+        assert len(got) == len({r["event_id"] for r in got}) == len(mine), f"proposals told to {coop.name}"
+    for kecamatan, officer in cohort.officers_in.items():
+        want = sorted(e for c, e in stalled_by_coop.items() if cohort.coop(c).kecamatan_code == kecamatan)
+        assert event_ids(await inbox(officer, "stock.stalled.v1")) == want, f"officer of {kecamatan}"
+    assert event_ids(await inbox(cohort.officer_city, "stock.stalled.v1")) == sorted(stalled_by_coop.values())
+    assert event_ids(await inbox(cohort.officer_out, "stock.stalled.v1")) == [], "an officer out of scope"
+    got = await inbox(cohort.taker.manager, "redistribution.proposed.v1")
+    to_them = [p for p in every_proposal if p["to_cooperative_id"] == cohort.taker.id]
+    assert len(got) == len({r["event_id"] for r in got}) == len(to_them), "proposals told to the taker"
+    return {
+        "movements": cohort.movement_count,
+        "deliveries": sum(len(d) for d in cohort.deliveries.values()),
+        "stalled": len(stalled_events),
+        "proposals": len(proposals),
+    }
+
+
+async def broker_queues(stack: Stack) -> dict[str, int]:
+    """Messages (ready + unacknowledged) in every queue of the private node."""
+    import json
+
+    out = await asyncio.to_thread(
+        stack.rabbit.ctl, "list_queues", "-q", "--formatter", "json", "name", "messages"
+    )
+    return {q["name"]: int(q["messages"]) for q in json.loads(out)}
+
+
+async def settled(stack: Stack) -> bool:
+    """Every outbox published and every queue but the dead-letter ones empty."""
+    for service in ("registry", "inventory", "sourcing", "reporting", "notifications"):
+        if await stack.outbox_pending(service):
+            return False
+    queues = await broker_queues(stack)
+    # Retry queues count: what waits there comes back. Dead letters are judged by the test.
+    busy = {q: n for q, n in queues.items() if n and not q.endswith(".dlq")}
+    return not busy
 
 
 @pytest.fixture(scope="session")
@@ -405,6 +816,24 @@ def kit() -> Any:
     from types import SimpleNamespace
 
     return SimpleNamespace(
-        stack_up=stack_up, Town=Town, plan_ledger=plan_ledger, items=items, Expected=Expected,
-        STALLED=STALLED, STALLED_QUANTITY=STALLED_QUANTITY, SOLD=SOLD,
+        stack_up=stack_up,
+        Town=Town,
+        plan_ledger=plan_ledger,
+        items=items,
+        Expected=Expected,
+        STALLED=STALLED,
+        STALLED_QUANTITY=STALLED_QUANTITY,
+        SOLD=SOLD,
+        Cohort=Cohort,
+        build_cohort=build_cohort,
+        post_ledgers=post_ledgers,
+        send_deliveries=send_deliveries,
+        compare_read_models=compare_read_models,
+        broker_queues=broker_queues,
+        settled=settled,
+        ResilientPublisher=ResilientPublisher,
+        republish_from_outbox=republish_from_outbox,
+        delivery_event=delivery_event,
+        get_all=get_all,
+        DELIVERED=DELIVERED,
     )

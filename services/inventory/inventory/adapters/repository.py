@@ -13,10 +13,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
-from kkmp_shared.directory import CooperativeDirectory
+from kkmp_shared.directory import CooperativeDirectory, KnownCooperative
 from sqlalchemy import ARRAY, and_, any_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
@@ -175,7 +176,7 @@ async def load_thresholds(session: AsyncSession) -> dict[str, tuple[Thresholds, 
 # --- stock items ------------------------------------------------------------------------------------
 
 
-def _state(row: Any) -> StockState:
+def state_from_row(row: Any) -> StockState:
     return StockState(
         cooperative_id=row.cooperative_id,
         commodity=row.commodity,
@@ -208,7 +209,7 @@ async def lock_stock(session: AsyncSession, keys: Iterable[Key], now: datetime) 
     query = select(t).where(item_filter(session, t, ordered)).order_by(t.c.cooperative_id, t.c.commodity)
     if not is_sqlite(session):
         query = query.with_for_update()
-    states = {(r.cooperative_id, r.commodity): _state(r) for r in await session.execute(query)}
+    states = {(r.cooperative_id, r.commodity): state_from_row(r) for r in await session.execute(query)}
     lots = orm.stock_lots
     rows = await session.execute(
         select(lots)
@@ -281,6 +282,64 @@ async def save_stock(session: AsyncSession, states: Sequence[StockState], now: d
         await session.execute(insert(lots), rows)
 
 
+async def cooperative_stock(
+    session: AsyncSession, cooperative_id: str, commodity: str | None = None
+) -> tuple[KnownCooperative | None, list[StockState]]:
+    """The cooperative (None if unknown) and its stock items, in one query: the stock page is the most
+    read page of the platform."""
+    k, t = orm.known_cooperatives, orm.stock_items
+    on = t.c.cooperative_id == k.c.id
+    if commodity is not None:
+        on = and_(on, t.c.commodity == commodity)
+    rows = list(
+        await session.execute(
+            select(k, *(c.label(f"item_{c.name}") for c in t.columns))
+            .outerjoin(t, on)
+            .where(k.c.id == cooperative_id)
+            .order_by(t.c.commodity)
+        )
+    )
+    if not rows:
+        return None, []
+    first = rows[0]
+    coop = KnownCooperative(
+        id=first.id,
+        name=first.name,
+        kelurahan_code=first.kelurahan_code,
+        kecamatan_code=first.kecamatan_code,
+        kelurahan_name=first.kelurahan_name,
+        lat=first.lat,
+        lon=first.lon,
+        status=first.status,
+        business_units=list(first.business_units or []),
+        member_count=first.member_count or 0,
+    )
+    items = [
+        state_from_row(SimpleNamespace(**{c.name: getattr(r, f"item_{c.name}") for c in t.columns}))
+        for r in rows
+        if r.item_commodity is not None
+    ]
+    return coop, items
+
+
+async def sold_in_window(
+    session: AsyncSession, states: Sequence[StockState], first_day: date, last_day: date
+) -> dict[Key, Decimal]:
+    """Each item's sales over the window: its cached sum when that is for this window's day, else
+    from the daily rows."""
+    sold: dict[Key, Decimal] = {}
+    stale: list[Key] = []
+    for state in states:
+        key = (state.cooperative_id, state.commodity)
+        if state.sold_window_day == last_day and state.sold_in_window is not None:
+            sold[key] = state.sold_in_window
+        else:
+            stale.append(key)
+    if stale:
+        sold.update(await sold_between(session, stale, first_day, last_day))
+    return sold
+
+
 async def stock_rows(
     session: AsyncSession, cooperative_id: str, commodity: str | None = None
 ) -> list[StockState]:
@@ -288,7 +347,7 @@ async def stock_rows(
     query = select(t).where(t.c.cooperative_id == cooperative_id).order_by(t.c.commodity)
     if commodity is not None:
         query = query.where(t.c.commodity == commodity)
-    return [_state(r) for r in await session.execute(query)]
+    return [state_from_row(r) for r in await session.execute(query)]
 
 
 # --- sales ------------------------------------------------------------------------------------------

@@ -403,14 +403,14 @@ async def cooperative_stock(
     commodity: Annotated[str | None, Query(max_length=40)] = None,
     status: Annotated[Status | None, Query()] = None,
 ) -> Any:
-    coop = await readable_cooperative(session, principal, cooperative_id)
+    coop, states = await repository.cooperative_stock(session, cooperative_id, commodity)
+    if coop is None or principal.role == "supplier":
+        raise not_found("cooperative")
+    ensure_can_read(principal, coop.id, coop.kecamatan_code)
     now = _now()
-    states = await repository.stock_rows(session, coop.id, commodity)
     catalogue = await repository.cached_catalogue(session)
     first_day, last_day = sales_window(now)
-    sold = await repository.sold_between(
-        session, [(s.cooperative_id, s.commodity) for s in states], first_day, last_day
-    )
+    sold = await repository.sold_in_window(session, states, first_day, last_day)
     lines = []
     for state in states:
         info = catalogue[state.commodity]
@@ -488,12 +488,10 @@ async def city_stock(
     now = _now()
     catalogue = await repository.cached_catalogue(session)
     first_day, last_day = sales_window(now)
-    sold = await repository.sold_between(
-        session, [(r.cooperative_id, r.commodity) for r in rows], first_day, last_day
-    )
+    states = [repository.state_from_row(r) for r in rows]
+    sold = await repository.sold_in_window(session, states, first_day, last_day)
     items = []
-    for r in rows:
-        state = repository._state(r)
+    for r, state in zip(rows, states, strict=True):
         key = (r.cooperative_id, r.commodity)
         line = _stock_line(state, catalogue[r.commodity], sold[key], now, status_of(state.condition))
         items.append(

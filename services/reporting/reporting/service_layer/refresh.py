@@ -21,7 +21,7 @@ from typing import Any
 from kkmp_shared.db import Database
 from kkmp_shared.events.contracts import CooperativeHealthChanged
 from kkmp_shared.messaging.outbox import Outbox
-from sqlalchemy import delete, literal, select, union
+from sqlalchemy import delete, literal, select, text, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import orm
@@ -73,6 +73,18 @@ class Refresher:
         self.lock = asyncio.Lock()
 
     # --- marks --------------------------------------------------------------------------------
+
+    @staticmethod
+    async def _tune(session: AsyncSession) -> None:
+        """Plan each chunk's queries for its own ids (PostgreSQL).
+
+        asyncpg prepares statements, and after five runs PostgreSQL may switch a prepared statement
+        to a generic plan. In a generic plan `cooperative_id IN ($1 .. $2000)` is no longer a constant
+        list it can hash, so it is searched linearly for every row: measured on the 80,000-cooperative
+        bench, one health query went from 0.15 s to 40-60 s. Custom plans keep the hashed list.
+        """
+        if dialect_of(session) == "postgresql":
+            await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
     async def _claim(self, session: AsyncSession, kind: str) -> list[str]:
         """Take up to `chunk` marks of a kind (oldest first) and return their distinct keys."""
@@ -245,10 +257,12 @@ class Refresher:
         if period != self._period:
             # A due date passed (or the service just started): every kecamatan's timeliness moves.
             async with self.db.transaction() as session:
+                await self._tune(session)
                 await self.mark_all(session, cooperatives=False, kecamatan=True)
             self._period = period
         while True:
             async with self.db.transaction() as session:
+                await self._tune(session)
                 ids = await self._claim(session, "cooperative")
                 if not ids:
                     break
@@ -262,6 +276,7 @@ class Refresher:
         median_changed = False
         while True:
             async with self.db.transaction() as session:
+                await self._tune(session)
                 codes = await self._claim(session, "kecamatan")
                 if not codes:
                     break
@@ -269,6 +284,7 @@ class Refresher:
             result.kecamatan += len(codes)
         if result.kecamatan:
             async with self.db.transaction() as session:
+                await self._tune(session)
                 await self.refresh_city(session, now, median_changed=median_changed)
             result.city = True
         self.last_completed_at = now
