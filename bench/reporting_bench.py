@@ -7,7 +7,9 @@ reporting's own refresher build the per-kecamatan and city rows (timed), and mea
 (in-process ASGI, the app as `uvicorn` would serve it, without the broker):
 
 - `dashboard_summary_p95_ms`: `GET /dashboard/summary` as an administrator (the whole country);
-- `dashboard_kecamatan_p95_ms`: `GET /kecamatan` (7,277 rows);
+- `dashboard_kecamatan_p95_ms`: `GET /kecamatan` (7,277 rows; rendered once per refresh of the
+  figures and then served from memory), and `dashboard_kecamatan_uncached_p95_ms` for the first
+  request after a refresh, which renders them;
 - `dashboard_summary_officer_p95_ms`: the summary for an officer scoped to 20 kecamatan (summed rows
   and a live median);
 - `reporting_refresh_all_kecamatan_s` and `reporting_health_recompute_all_s`: what a full refresh and
@@ -133,6 +135,7 @@ async def run(results: dict[str, Any]) -> None:
     from kkmp_shared.testing.harness import running_app
     from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
     from kkmp_shared.testing.tokens import TokenFactory
+    from reporting.adapters.cache import RenderedCache
     from reporting.bootstrap import create_app
     from reporting.settings import ReportingSettings
     from sqlalchemy import text
@@ -197,6 +200,12 @@ async def run(results: dict[str, Any]) -> None:
                 response = await client.get("/kecamatan", headers=admin)
                 assert response.status_code == 200
 
+            async def kecamatan_uncached() -> None:
+                # The first request after a refresh renders the rows; the rest are served from the cache.
+                ctx.rendered = RenderedCache()
+                response = await client.get("/kecamatan", headers=admin)
+                assert response.status_code == 200
+
             async def scoped_summary() -> None:
                 response = await client.get("/dashboard/summary", headers=officer)
                 assert response.status_code == 200
@@ -207,8 +216,9 @@ async def run(results: dict[str, Any]) -> None:
                 ("dashboard_summary", summary),
                 ("dashboard_kecamatan", kecamatan),
                 ("dashboard_summary_officer", scoped_summary),
+                ("dashboard_kecamatan_uncached", kecamatan_uncached),
             ):
-                timings = await _timed(call, REQUESTS)
+                timings = await _timed(call, REQUESTS if call is not kecamatan_uncached else 20)
                 results[f"{key}_p50_ms"] = round(statistics.median(timings), 2)
                 results[f"{key}_p95_ms"] = round(_percentile(timings, 0.95), 2)
     finally:

@@ -210,7 +210,7 @@ def seed_city(seed: int, urls: Urls | None = None, admin_password: str | None = 
         if services["sourcing"]:
             seed_sourcing(client, urls, admin, coops, rng, today)
         if services["reporting"]:
-            seed_reports(client, urls, coops, rng, today)
+            seed_reports(client, urls, admin, coops, rng, today)
         if _up(client, urls.notifications):
             seed_notifications(client, urls, admin, today)
         if services["inventory"]:
@@ -683,40 +683,43 @@ def seed_sourcing(
 
 
 def seed_reports(
-    client: httpx.Client, urls: Urls, coops: list[Coop], rng: random.Random, today: datetime
+    client: httpx.Client, urls: Urls, admin: str, coops: list[Coop], rng: random.Random, today: datetime
 ) -> None:
-    """Monthly reports for the last three months: thriving cooperatives report, others less often."""
+    """Monthly reports for the last three months, entered by the department as received: thriving
+    cooperatives report on time, others late or not at all."""
+    latest = datetime.now(UTC) - timedelta(hours=1)
     with progress() as bar:
         task = bar.add_task("Laporan bulanan", total=len(coops))
         for coop in coops:
-            manager = token(
-                client, urls.registry, "pengurus-" + coop.kelurahan_code.replace(".", ""), DEMO_PASSWORD
-            )
             chance = {"thriving": 0.95, "slowing": 0.7, "dormant": 0.25, "new": 0.5}[coop.profile]
+            late_chance = {"thriving": 0.1, "slowing": 0.45, "dormant": 0.7, "new": 0.3}[coop.profile]
+            omzet = {"thriving": 45_000_000, "slowing": 15_000_000, "dormant": 2_000_000, "new": 5_000_000}[
+                coop.profile
+            ]
             for back in (3, 2, 1):
-                month = (today.replace(day=1) - timedelta(days=28 * back)).strftime("%Y-%m")
+                period_start = (today.replace(day=1) - timedelta(days=28 * back)).replace(day=1)
                 if rng.random() > chance:
                     continue
-                omzet = {
-                    "thriving": 45_000_000,
-                    "slowing": 15_000_000,
-                    "dormant": 2_000_000,
-                    "new": 5_000_000,
-                }[coop.profile]
+                due = (period_start + timedelta(days=32)).replace(day=10, hour=9)
+                if rng.random() < late_chance:
+                    submitted = due + timedelta(days=rng.randint(2, 12))
+                else:
+                    submitted = due - timedelta(days=rng.randint(1, 8))
                 body = {
-                    "period": month,
+                    "period": period_start.strftime("%Y-%m"),
                     "omzet": int(omzet * rng.uniform(0.6, 1.4)),
                     "transactions": rng.randint(50, 900),
                     "members": rng.randint(5, 60),
                     "simpanan": rng.randint(1, 30) * 500_000,
                     "notes": "Laporan bulanan gerai sembako",
+                    "submitted_at": min(submitted, latest).isoformat(),
                 }
                 response = client.post(
-                    f"{urls.reporting}/cooperatives/{coop.id}/reports", json=body, headers=bearer(manager)
+                    f"{urls.reporting}/cooperatives/{coop.id}/reports", json=body, headers=bearer(admin)
                 )
                 if response.status_code not in (200, 201, 409):
                     raise SeedError(
-                        f"report {coop.name} {month}: {response.status_code} {response.text[:200]}"
+                        f"report {coop.name} {body['period']}: {response.status_code} {response.text[:200]}"
                     )
             bar.advance(task)
 

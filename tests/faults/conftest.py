@@ -141,9 +141,15 @@ def _service_env(
 
 
 @contextlib.contextmanager
-def stack_up(work: Path, *, proxied: tuple[str, ...] = (), name: str = "kkmpfault") -> Iterator[Stack]:
+def stack_up(
+    work: Path, *, proxied: tuple[str, ...] = (), name: str = "kkmpfault", heartbeat_s: int | None = None
+) -> Iterator[Stack]:
     """Start a private node, PostgreSQL databases and the services; ``proxied`` services reach the
-    broker through a ChaosProxy each (faults off until a test switches them on)."""
+    broker through a ChaosProxy each (faults off until a test switches them on).
+
+    ``heartbeat_s`` overrides the AMQP heartbeat of the proxied services (the library's default is
+    10 s, so a silent peer is noticed after aiormq's grace of 3 × 11 s; a test of a hang uses less).
+    """
     from kkmp_shared.testing.ports import free_port
 
     ensure_postgres()
@@ -159,7 +165,11 @@ def stack_up(work: Path, *, proxied: tuple[str, ...] = (), name: str = "kkmpfaul
             proxies[service] = ChaosProxy.for_url(rabbit.url).start()
         port_of = {s: free_port() for s in SERVICES}
         for service in SERVICES:
-            amqp = proxies[service].url_for(rabbit.url) if service in proxies else rabbit.url
+            amqp = rabbit.url
+            if service in proxies:
+                amqp = proxies[service].url_for(rabbit.url)
+                if heartbeat_s is not None:
+                    amqp += f"?heartbeat={heartbeat_s}"
             env = _service_env(service, port_of, work, amqp, databases[service])
             platform.services[service] = ServiceProcess(
                 service, port_of[service], env, work / f"{service}.log"
@@ -539,7 +549,7 @@ class Cohort:
     """Cooperatives whose ledgers a test sends, the people told about them, and what was sent."""
 
     coops: list[Coop]
-    taker: Coop  # has an open supply need for the stalled commodity: stalled stock is proposed to it
+    taker: Coop | None  # has an open supply need for the stalled commodity: stalled stock is proposed to it
     officers_in: dict[str, Person]  # kecamatan code → an officer scoped to it
     officer_city: Person  # no kecamatan: the whole city
     officer_out: Person  # scoped to a kecamatan where the cohort has nothing
@@ -566,18 +576,26 @@ async def build_cohort(
     movements_per_coop: int,
     seed: int,
     out_of_scope: str = "35.78.01",
+    stalled: bool = True,
 ) -> Cohort:
-    """``layout``: kecamatan code → how many cooperatives; the taker goes in the first kecamatan."""
+    """``layout``: kecamatan code → how many cooperatives. With ``stalled``, each cooperative's ledger
+    starts with kedelai received 45 days ago, and a taker in the first kecamatan needs kedelai."""
     coops: list[Coop] = []
     for kecamatan, count in layout.items():
         coops += await town.cooperatives(client, kecamatan, count)
-    first = next(iter(layout))
-    [taker] = await town.cooperatives(client, first, 1)
+    taker = (await town.cooperatives(client, next(iter(layout)), 1))[0] if stalled else None
     officers_in = {k: await town.user(client, "officer", kecamatan_codes=[k]) for k in layout}
     officer_city = await town.user(client, "officer", kecamatan_codes=[])
     officer_out = await town.user(client, "officer", kecamatan_codes=[out_of_scope])
     cohort = Cohort(coops, taker, officers_in, officer_city, officer_out)
-    await town.known_everywhere([*coops, taker], [*officers_in.values(), officer_city, officer_out])
+    everyone = [*coops, taker] if taker else coops
+    await town.known_everywhere(everyone, [*officers_in.values(), officer_city, officer_out])
+    for number, coop in enumerate(coops):
+        plan, expected = plan_ledger(seed * 1000 + number, movements_per_coop, stalled=stalled)
+        cohort.plans[coop.id] = plan
+        cohort.expected[coop.id] = expected
+    if taker is None:
+        return cohort
     response = await client.post(
         f"{stack.url('sourcing')}/needs",
         headers=taker.manager.headers,
@@ -590,10 +608,6 @@ async def build_cohort(
         },
     )
     assert response.status_code == 201, response.text
-    for number, coop in enumerate(coops):
-        plan, expected = plan_ledger(seed * 1000 + number, movements_per_coop)
-        cohort.plans[coop.id] = plan
-        cohort.expected[coop.id] = expected
     return cohort
 
 
@@ -722,6 +736,28 @@ async def compare_read_models(
         assert detail["price_violations_90d"] == expected.above_ceiling, (
             f"reporting violations of {coop.name}"
         )
+
+    # Notifications: each recipient once per event, nobody outside the audience.
+    async def inbox(person: Person, event_type: str) -> list[dict[str, Any]]:
+        return await get_all(client, f"{notif}/me/notifications", person.headers, event_type=event_type)
+
+    def event_ids(rows: list[dict[str, Any]]) -> list[str]:
+        return sorted(r["event_id"] for r in rows if r.get("cooperative_id") in coop_ids)
+
+    for coop in cohort.coops:
+        deliveries = cohort.deliveries.get(coop.id, [])
+        if deliveries:
+            got = await inbox(coop.manager, "order.delivered.v1")
+            want = sorted(e for _, e in deliveries)
+            assert event_ids(got) == want, f"delivery notifications of {coop.name}'s manager"
+    totals = {
+        "movements": cohort.movement_count,
+        "deliveries": sum(len(d) for d in cohort.deliveries.values()),
+    }
+    if cohort.taker is None:
+        return totals
+
+    # Stalled stock: reporting lists it, sourcing proposes it once, the audience hears of it once.
     stalled_rows = [
         r for r in await get_all(client, f"{rep}/stalled", admin) if r["cooperative_id"] in coop_ids
     ]
@@ -752,24 +788,14 @@ async def compare_read_models(
     proposals = [p for p in every_proposal if p["from_cooperative_id"] in coop_ids]
     pairs = [(p["stalled_item_id"], p["to_cooperative_id"]) for p in proposals]
     assert len(pairs) == len(set(pairs)), "sourcing: a stalled item proposed twice to the same cooperative"
-    to_taker = sorted(p["from_cooperative_id"] for p in proposals if p["to_cooperative_id"] == cohort.taker.id)
+    to_taker = sorted(
+        p["from_cooperative_id"] for p in proposals if p["to_cooperative_id"] == cohort.taker.id
+    )
     assert to_taker == sorted(coop_ids), "sourcing: exactly one proposal per stalled episode to the taker"
-
-    # Notifications: each recipient once per event, nobody outside the audience.
-    async def inbox(person: Person, event_type: str) -> list[dict[str, Any]]:
-        return await get_all(client, f"{notif}/me/notifications", person.headers, event_type=event_type)
-
-    def event_ids(rows: list[dict[str, Any]]) -> list[str]:
-        return sorted(r["event_id"] for r in rows if r.get("cooperative_id") in coop_ids)
 
     for coop in cohort.coops:
         got = await inbox(coop.manager, "stock.stalled.v1")
         assert event_ids(got) == [stalled_by_coop[coop.id]], f"stalled notifications of {coop.name}'s manager"
-        deliveries = cohort.deliveries.get(coop.id, [])
-        if deliveries:
-            got = await inbox(coop.manager, "order.delivered.v1")
-            want = sorted(e for _, e in deliveries)
-            assert event_ids(got) == want, f"delivery notifications of {coop.name}'s manager"
         got = await inbox(coop.manager, "redistribution.proposed.v1")
         mine = [p for p in proposals if p["from_cooperative_id"] == coop.id]
         assert len(got) == len({r["event_id"] for r in got}) == len(mine), f"proposals told to {coop.name}"
@@ -781,12 +807,7 @@ async def compare_read_models(
     got = await inbox(cohort.taker.manager, "redistribution.proposed.v1")
     to_them = [p for p in every_proposal if p["to_cooperative_id"] == cohort.taker.id]
     assert len(got) == len({r["event_id"] for r in got}) == len(to_them), "proposals told to the taker"
-    return {
-        "movements": cohort.movement_count,
-        "deliveries": sum(len(d) for d in cohort.deliveries.values()),
-        "stalled": len(stalled_events),
-        "proposals": len(proposals),
-    }
+    return {**totals, "stalled": len(stalled_events), "proposals": len(proposals)}
 
 
 async def broker_queues(stack: Stack) -> dict[str, int]:
@@ -836,4 +857,5 @@ def kit() -> Any:
         delivery_event=delivery_event,
         get_all=get_all,
         DELIVERED=DELIVERED,
+        plain_dsn=plain_dsn,
     )

@@ -53,13 +53,19 @@ async def consumed_stock_events(stack: Any) -> int:
     )
 
 
-async def detect_until(stop: asyncio.Event, client: httpx.AsyncClient, url: str, admin: dict[str, str]) -> int:
+async def detect_until(
+    stop: asyncio.Event, client: httpx.AsyncClient, url: str, admin: dict[str, str]
+) -> int:
     """Run detection every few seconds while the flow lasts (episodes start while the broker is down)."""
     runs = 0
     while not stop.is_set():
-        response = await client.post(f"{url}/detections/run", headers=admin, json={})
-        assert response.status_code == 200, response.text
-        runs += 1
+        try:
+            response = await client.post(f"{url}/detections/run", headers=admin, json={})
+        except httpx.TransportError:  # the process was just killed: the next round runs again
+            response = None
+        if response is not None and response.status_code < 500:
+            assert response.status_code == 200, response.text
+            runs += 1
         try:
             await asyncio.wait_for(stop.wait(), timeout=4)
         except TimeoutError:
@@ -104,22 +110,29 @@ async def test_broker_sigkilled_three_times_while_10000_movements_flow(stack: An
         stop_detection = asyncio.Event()
         posting = asyncio.create_task(kit.post_ledgers(stack, cohort, client))
         delivering = asyncio.create_task(kit.send_deliveries(cohort, publisher, per_coop=20))
-        detecting = asyncio.create_task(
-            detect_until(stop_detection, client, stack.url("inventory"), admin)
-        )
-        # Kill when reporting has taken in a random share of the flow: the first lands while the API
-        # is still taking batches, the others while relays and consumers work through the backlog.
-        moments = sorted(rng.uniform(low, high) for low, high in ((0.03, 0.2), (0.3, 0.55), (0.6, 0.85)))
-        injected: Counter[str] = Counter()
-        outages: list[dict[str, Any]] = []
-        for number, share in enumerate(moments):
+        detecting = asyncio.create_task(detect_until(stop_detection, client, stack.url("inventory"), admin))
+        # The first kill lands while the API is still taking batches, the others while relays and
+        # consumers work through the backlog, each at a random share of the flow.
+        batches = sum(-(-len(plan) // 100) for plan in cohort.plans.values())
+        first = rng.uniform(0.2, 0.7)
 
-            async def reached(share: float = share) -> bool:
+        async def posting_reached() -> bool:
+            return sum(cohort.posted.values()) >= first * batches
+
+        later = sorted(rng.uniform(low, high) for low, high in ((0.3, 0.55), (0.6, 0.85)))
+
+        def consumed_reached(share: float) -> Callable[[], Awaitable[bool]]:
+            async def reached() -> bool:
                 return await consumed_stock_events(stack) >= share * total
 
-            await wait_for(reached, timeout=600)
-            await asyncio.sleep(rng.uniform(0, 1.5))
-            at = await consumed_stock_events(stack)
+            return reached
+
+        injected: Counter[str] = Counter()
+        outages: list[dict[str, Any]] = []
+        for number, moment in enumerate([posting_reached, *(consumed_reached(s) for s in later)]):
+            await wait_for(moment, timeout=600)
+            await asyncio.sleep(rng.uniform(0, 1.0))
+            at = (await consumed_stock_events(stack), sum(cohort.posted.values()))
             await asyncio.to_thread(stack.rabbit.kill)
             down_since = time.monotonic()
 
@@ -132,10 +145,16 @@ async def test_broker_sigkilled_three_times_while_10000_movements_flow(stack: An
             answered = await client.get(f"{stack.url('inventory')}/commodities", headers=admin)
             assert answered.status_code == 200
             await asyncio.sleep(rng.uniform(0.5, 3.0))
+            posted_while_down = sum(cohort.posted.values()) - at[1]
             await asyncio.to_thread(stack.rabbit.start)
             outages.append(
-                {"kill": number + 1, "at_consumed": at, "posted_batches": sum(cohort.posted.values()),
-                 "down_s": round(time.monotonic() - down_since, 1)}
+                {
+                    "kill": number + 1,
+                    "reporting_had": at[0],
+                    "batches_posted": at[1],
+                    "batches_accepted_while_down": posted_while_down,
+                    "down_s": round(time.monotonic() - down_since, 1),
+                }
             )
             await stack.wait_ready(timeout=90)
             injected += await inject_duplicates(stack, kit, cohort, publisher, SEED + number)
@@ -170,3 +189,107 @@ async def test_broker_sigkilled_three_times_while_10000_movements_flow(stack: An
             assert count > 0, f"{service} saw no duplicate delivery: the test could not catch a broken inbox"
         natural = duplicates["reporting"] - injected["stock.moved.v1"] - sum(injected[t] for t in ALERTS)
         print(f"duplicates on reporting.stock beyond the injected ones: {natural:.0f}")
+
+
+class DuplicateTally:
+    """Duplicates per consuming queue across process restarts (a restarted process counts from zero)."""
+
+    def __init__(self, stack: Any) -> None:
+        self.stack = stack
+        self.base: dict[str, float] = {}
+        self.carried: Counter[str] = Counter()
+
+    async def start(self) -> None:
+        for service, queue in DUPLICATE_QUEUES.items():
+            self.base[service] = await self.stack.outcome(service, "duplicates", queue)
+
+    async def before_kill(self, service: str) -> None:
+        queue = DUPLICATE_QUEUES[service]
+        self.carried[service] += await self.stack.outcome(service, "duplicates", queue) - self.base[service]
+        self.base[service] = 0.0
+
+    async def totals(self) -> dict[str, float]:
+        return {
+            service: self.carried[service]
+            + await self.stack.outcome(service, "duplicates", queue)
+            - self.base[service]
+            for service, queue in DUPLICATE_QUEUES.items()
+        }
+
+
+@pytest.mark.timeout(900)
+async def test_consumer_processes_sigkilled_mid_stream(stack: Any, kit: Any) -> None:
+    """Inventory (API, relay and consumer), reporting, sourcing and notifications are each SIGKILLed
+    at a random moment of a 3,000-movement stream and started again on the same database."""
+    seed = SEED + 1
+    print(f"KKMP_FAULT_SEED={SEED}")
+    rng = random.Random(seed)
+    town = kit.Town(stack)
+    started = time.monotonic()
+    async with httpx.AsyncClient(timeout=60) as client:
+        admin = await town.admin_headers(client)
+        cohort = await kit.build_cohort(
+            stack, town, client, {"35.78.10": 4}, movements_per_coop=750, seed=seed, out_of_scope="35.78.02"
+        )
+        total = cohort.movement_count
+        before = await consumed_stock_events(stack)  # the first test's events are in the same inbox
+        tally = DuplicateTally(stack)
+        await tally.start()
+        publisher = kit.ResilientPublisher(stack.rabbit.url)
+        stop_detection = asyncio.Event()
+        posting = asyncio.create_task(kit.post_ledgers(stack, cohort, client))
+        delivering = asyncio.create_task(kit.send_deliveries(cohort, publisher, per_coop=10))
+        detecting = asyncio.create_task(detect_until(stop_detection, client, stack.url("inventory"), admin))
+        batches = sum(-(-len(plan) // 100) for plan in cohort.plans.values())
+
+        async def posted(share: float) -> bool:
+            return sum(cohort.posted.values()) >= share * batches
+
+        async def consumed(share: float) -> bool:
+            return await consumed_stock_events(stack) - before >= share * total
+
+        # Inventory dies while batches are being posted (answers lost, relay mid-publish); the others
+        # while the stream flows into them.
+        plan = [
+            ("inventory", posted, rng.uniform(0.2, 0.6)),
+            ("reporting", consumed, rng.uniform(0.2, 0.45)),
+            ("notifications", consumed, rng.uniform(0.45, 0.65)),
+            ("sourcing", consumed, rng.uniform(0.65, 0.85)),
+        ]
+        injected: Counter[str] = Counter()
+        kills: list[dict[str, Any]] = []
+        for number, (service, progress, share) in enumerate(plan):
+            await wait_for(lambda progress=progress, share=share: progress(share), timeout=600)
+            await asyncio.sleep(rng.uniform(0, 0.5))
+            await tally.before_kill(service)
+            kills.append(
+                {
+                    "service": service,
+                    "reporting_had": await consumed_stock_events(stack) - before,
+                    "batches_posted": sum(cohort.posted.values()),
+                }
+            )
+            await stack.kill_and_restart(service)
+            injected += await inject_duplicates(stack, kit, cohort, publisher, seed + number)
+
+        await posting
+        await delivering
+        stop_detection.set()
+        await detecting
+        response = await client.post(f"{stack.url('inventory')}/detections/run", headers=admin, json={})
+        assert response.status_code == 200, response.text
+        await wait_for(lambda: kit.settled(stack), timeout=600)
+        injected += await inject_duplicates(stack, kit, cohort, publisher, seed + 99)
+        await publisher.close()
+        await wait_for(lambda: kit.settled(stack), timeout=300)
+
+        summary = await kit.compare_read_models(stack, cohort, client, admin)
+        dead = {q: n for q, n in (await kit.broker_queues(stack)).items() if q.endswith(".dlq") and n}
+        assert dead == {}, f"messages were dead-lettered: {dead}"
+        duplicates = await tally.totals()
+        print(
+            f"process kills: {kills}; injected again: {dict(injected)}; duplicates absorbed: {duplicates}; "
+            f"{summary}; {time.monotonic() - started:.0f}s"
+        )
+        for service, count in duplicates.items():
+            assert count > 0, f"{service} saw no duplicate delivery: the test could not catch a broken inbox"

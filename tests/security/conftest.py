@@ -180,7 +180,11 @@ class CityBuilder:
             "registry",
             "/cooperatives",
             self.bootstrap_admin,
-            {"name": f"KKMP {kelurahan['name']} {self.tag}", "kelurahan_code": kelurahan["code"], "formation": "new"},
+            {
+                "name": f"KKMP {kelurahan['name']} {self.tag}",
+                "kelurahan_code": kelurahan["code"],
+                "formation": "new",
+            },
             201,
         )
         return str(body["id"])
@@ -270,7 +274,11 @@ class CityBuilder:
                 "notifications",
                 "/routing-rules",
                 staff,
-                {"event_type": "stock.low.v1", "audience": "admins", "when": {"commodity": [f"{key}-{self.tag}"]}},
+                {
+                    "event_type": "stock.low.v1",
+                    "audience": "admins",
+                    "when": {"commodity": [f"{key}-{self.tag}"]},
+                },
                 201,
             )
             globals_[key] = rule["id"]
@@ -320,10 +328,9 @@ class CityBuilder:
         for name, side in sides.items():
             stock_url = f"/cooperatives/{side.cooperative}/stock"
             wait_until(
-                lambda u=stock_url, h=managers[name].headers: self.http.get(
-                    self.url("inventory", u), headers=h
-                ).status_code
-                == 200,
+                lambda u=stock_url, h=managers[name].headers: (
+                    self.http.get(self.url("inventory", u), headers=h).status_code == 200
+                ),
                 timeout=60,
                 message=f"inventory knows cooperative {name}",
             )
@@ -469,6 +476,12 @@ class CityBuilder:
         coop_kecamatan = {s.cooperative: s.kecamatan for s in sides.values()}
         coop_kecamatan.update({s.partner: s.kecamatan for s in sides.values()})
         return City(self.platform, principals, sides, globals_, coop_kecamatan, spare)
+
+
+@pytest.fixture(scope="session")
+def city_builder() -> type[CityBuilder]:
+    """The builder itself, for tests that build the same city on a platform of their own."""
+    return CityBuilder
 
 
 @pytest.fixture(scope="session")

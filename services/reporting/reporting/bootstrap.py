@@ -50,19 +50,24 @@ async def refresher_loop(app: FastAPI) -> None:
 
 
 async def health_schedule(app: FastAPI) -> None:
-    """Every HEALTH_INTERVAL_S (and at start) every cooperative's health is queued for recomputing:
-    time alone moves its windows (30 days of sales, reports falling due)."""
+    """Every HEALTH_INTERVAL_S (and at start) every cooperative's health is recomputed: time alone
+    moves its windows (30 days of sales, reports falling due)."""
     ctx = _context(app)
     if ctx.settings.health_interval_s <= 0:
         return
     while True:
         try:
-            async with app.state.db.transaction() as session:
-                await ctx.refresher.mark_all(session, cooperatives=True, kecamatan=False)
+            result = await ctx.refresher.recompute_all_health()
+            log.info(
+                "scheduled health recompute: %d cooperatives, %d level changes in %.1fs",
+                result.cooperatives,
+                result.level_changes,
+                result.seconds,
+            )
         except asyncio.CancelledError:
             raise
         except Exception:
-            log.exception("could not queue the scheduled health recompute")
+            log.exception("scheduled health recompute failed")
         await asyncio.sleep(ctx.settings.health_interval_s)
 
 

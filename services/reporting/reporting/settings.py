@@ -8,7 +8,7 @@ from kkmp_shared.settings import ServiceSettings
 from pydantic import Field, model_validator
 
 from reporting.domain.health import DEFAULT_WEIGHTS, HealthPolicy
-from reporting.domain.periods import DueRule, zone
+from reporting.domain.periods import PERIOD_PATTERN, DueRule, Period, zone
 
 
 class ReportingSettings(ServiceSettings):
@@ -23,6 +23,10 @@ class ReportingSettings(ServiceSettings):
     # A period's monthly report is due on this day of the month `report_due_months_after` later.
     report_due_day: int = Field(default=10, ge=1, le=31)
     report_due_months_after: int = Field(default=1, ge=1, le=3)
+    # From this period (YYYY-MM) every cooperative owes its monthly report, however late the registry
+    # learnt of it (e.g. 2025-08: the KKMP were launched nationally in July 2025). Unset: each
+    # cooperative from the month it was registered.
+    reports_expected_from: str | None = Field(default=None, pattern=PERIOD_PATTERN)
 
     # How often the figures derived from the read model (health, per-kecamatan rows) catch up with
     # the events consumed since; they lag the events by at most about this long.
@@ -72,4 +76,8 @@ class ReportingSettings(ServiceSettings):
         )
 
     def due_rule(self) -> DueRule:
-        return DueRule(day=self.report_due_day, months_after=self.report_due_months_after)
+        return DueRule(
+            day=self.report_due_day,
+            months_after=self.report_due_months_after,
+            expected_from=Period.parse(self.reports_expected_from) if self.reports_expected_from else None,
+        )

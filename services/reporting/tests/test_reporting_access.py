@@ -230,3 +230,23 @@ async def test_bad_tokens_and_bad_parameters(service: Running, world: World) -> 
         f"/cooperatives/{world.mine.id}/reports", headers=admin, content=b"x" * (3 * 1024 * 1024)
     )
     assert too_big.status_code == 413
+
+
+async def test_documents_describe_the_api_and_every_consumed_event(service: Running) -> None:
+    openapi = (await service.client.get("/openapi.json")).json()
+    for path in (
+        "/dashboard/summary",
+        "/kecamatan",
+        "/stalled",
+        "/cooperatives/{cooperative_id}/health",
+        "/cooperatives/{cooperative_id}/reports",
+        "/reports/rates",
+        "/exports/{name}.csv",
+        "/exports/monthly-report.pdf",
+        "/public/summary",
+        "/admin/rebuild",
+    ):
+        assert path in openapi["paths"], path
+    asyncapi = (await service.client.get("/asyncapi.json")).json()
+    assert "cooperative.health_changed.v1" in asyncapi["channels"]
+    assert "stock.stalled.v1" in asyncapi["channels"] and "notification.failed.v1" in asyncapi["channels"]

@@ -164,6 +164,18 @@ def test_the_latest_passed_period_moves_the_day_after_the_due_date() -> None:
     assert rule.passed_periods(date(2026, 1, 11), 3) == [Period(2025, 12), Period(2025, 11), Period(2025, 10)]
 
 
+def test_from_expected_from_on_every_cooperative_owes_its_report() -> None:
+    rule = DueRule(expected_from=Period.parse("2025-08"))
+    assert rule.expects_everyone(Period.parse("2025-08")) and rule.expects_everyone(Period.parse("2026-01"))
+    assert not rule.expects_everyone(Period.parse("2025-07")) and not DueRule().expects_everyone(
+        Period(2030, 1)
+    )
+    settings = ReportingSettings(demo=True, reports_expected_from="2025-08")
+    assert settings.due_rule().expected_from == Period(2025, 8)
+    with pytest.raises(ValidationError):
+        ReportingSettings(demo=True, reports_expected_from="August")
+
+
 def test_timeliness_is_judged_on_the_local_wib_day() -> None:
     rule = DueRule()
     period = Period.parse("2025-10")

@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from reporting.domain.periods import DueRule, Period, local_date, zone
+from reporting.service_layer import figures
 from reporting_testkit import Coop, Running, days_ago, fresh_kecamatan, utcnow
 
 pytestmark = pytest.mark.integration
@@ -123,6 +124,11 @@ async def test_submission_rules_timeliness_and_rates(service: Running) -> None:
     month = await client.get("/reports/rates", headers=service.officer(kec), params={"period": str(current)})
     city = month.json()["city"]
     assert (city["expected"], city["submitted"], city["on_time"], city["completeness_rate"]) == (2, 1, 1, 0.5)
+    # With REPORTS_EXPECTED_FROM the newcomer owes p1 too, however late the registry learnt of it.
+    async with service.app.state.db.session() as session:
+        everyone = await figures.report_counts(session, p1, WIB, DueRule(expected_from=p3), [kec])
+        by_registration = await figures.report_counts(session, p1, WIB, RULE, [kec])
+    assert (everyone[kec].expected, by_registration[kec].expected) == (2, 1)
 
 
 async def test_overdue_reports_are_announced_once_per_cooperative_and_period(service: Running) -> None:

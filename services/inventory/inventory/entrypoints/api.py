@@ -45,14 +45,11 @@ from inventory.service_layer import idempotency
 from inventory.service_layer.detection import run_detection
 from inventory.service_layer.movements import MovementOrder, movement_out, record_movements
 
-commodities = APIRouter(tags=["commodities"])
-ledger = APIRouter(tags=["stock ledger"])
-stock = APIRouter(tags=["stock"])
-detection = APIRouter(tags=["detection"])
-
 DetectionPrincipal = Annotated[Principal, require_roles("admin", "officer", "service")]
 CityPrincipal = Annotated[Principal, require_roles("admin", "officer", "service")]
-CooperativeId = Annotated[str, Path(min_length=1, max_length=64)]
+CooperativeId = Annotated[str, Path(min_length=1, max_length=64, pattern=schemas.NO_CONTROL)]
+CommodityPath = Annotated[str, Path(max_length=40, pattern=schemas.NO_CONTROL)]
+CommodityQuery = Annotated[str | None, Query(max_length=40, pattern=schemas.NO_CONTROL)]
 IdempotencyKey = Annotated[
     str | None,
     Header(
@@ -65,12 +62,13 @@ IdempotencyKey = Annotated[
 Status = Literal["ok", "low", "stockout", "stalled"]
 Episode = Literal["low", "stockout", "stalled"]
 
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No or bad token"},
-    403: {"description": "Not allowed"},
-    404: {"description": "Unknown (or invisible) cooperative"},
-    422: {"description": "Invalid input; details name each field"},
-}
+# Every route documents the error format with the statuses it may answer (the contract's list).
+ERRORS: dict[int | str, dict[str, Any]] = schemas.error_responses(*schemas.COMMON_ERRORS)
+
+commodities = APIRouter(tags=["commodities"], responses=ERRORS)
+ledger = APIRouter(tags=["stock ledger"], responses=ERRORS)
+stock = APIRouter(tags=["stock"], responses=ERRORS)
+detection = APIRouter(tags=["detection"], responses=ERRORS)
 
 
 def _now() -> datetime:
@@ -120,9 +118,7 @@ async def list_commodities(session: SessionDep, _: CurrentPrincipal, include_ina
 
 
 @commodities.get("/commodities/{code}", response_model=schemas.CommodityOut, responses=ERRORS)
-async def get_commodity(
-    code: Annotated[str, Path(max_length=40)], session: SessionDep, _: CurrentPrincipal
-) -> Any:
+async def get_commodity(code: CommodityPath, session: SessionDep, _: CurrentPrincipal) -> Any:
     return catalogue_service.commodity_out(await catalogue_service.get_commodity(session, code), _now())
 
 
@@ -131,7 +127,7 @@ async def get_commodity(
     response_model=schemas.CommodityOut,
     status_code=201,
     summary="Add a commodity (admin)",
-    responses={**ERRORS, 409: {"description": "The code exists"}},
+    responses={**ERRORS, 409: {"model": schemas.ErrorOut, "description": "The code exists"}},
 )
 async def create_commodity(data: schemas.CommodityIn, session: SessionDep, principal: AdminPrincipal) -> Any:
     now = _now()
@@ -146,7 +142,7 @@ async def create_commodity(data: schemas.CommodityIn, session: SessionDep, princ
     responses=ERRORS,
 )
 async def update_commodity(
-    code: Annotated[str, Path(max_length=40)],
+    code: CommodityPath,
     data: schemas.CommodityUpdate,
     session: SessionDep,
     principal: AdminPrincipal,
@@ -162,9 +158,7 @@ async def update_commodity(
     summary="The ceiling's history (HET/HAP), oldest first",
     responses=ERRORS,
 )
-async def list_ceilings(
-    code: Annotated[str, Path(max_length=40)], session: SessionDep, _: CurrentPrincipal
-) -> Any:
+async def list_ceilings(code: CommodityPath, session: SessionDep, _: CurrentPrincipal) -> Any:
     now = _now()
     info = await catalogue_service.get_commodity(session, code)
     current = info.ceiling_at(now)
@@ -179,7 +173,7 @@ async def list_ceilings(
     responses=ERRORS,
 )
 async def add_ceiling(
-    code: Annotated[str, Path(max_length=40)],
+    code: CommodityPath,
     data: schemas.CeilingIn,
     session: SessionDep,
     principal: AdminPrincipal,
@@ -258,7 +252,13 @@ async def post_movement(
     response_model=schemas.MovementBatchOut,
     status_code=201,
     summary="Record up to 1,000 movements in order, all or none (a shop's end-of-day sync)",
-    responses={**ERRORS, 409: {"description": "insufficient_stock or duplicate_reference: nothing applied"}},
+    responses={
+        **ERRORS,
+        409: {
+            "model": schemas.ErrorOut,
+            "description": "insufficient_stock or duplicate_reference: nothing applied",
+        },
+    },
 )
 async def post_movement_batch(
     cooperative_id: CooperativeId,
@@ -301,13 +301,13 @@ async def list_movements(
     session: SessionDep,
     principal: CurrentPrincipal,
     page: PageDep,
-    commodity: Annotated[str | None, Query(max_length=40)] = None,
+    commodity: CommodityQuery = None,
     kind: Annotated[
         Literal["receipt", "sale", "adjustment", "transfer_in", "transfer_out", "spoilage"] | None, Query()
     ] = None,
-    since: Annotated[datetime | None, Query(description="occurred_at at or after")] = None,
-    until: Annotated[datetime | None, Query(description="occurred_at before")] = None,
-    reference: Annotated[str | None, Query(max_length=100)] = None,
+    since: Annotated[schemas.IsoDateTime | None, Query(description="occurred_at at or after")] = None,
+    until: Annotated[schemas.IsoDateTime | None, Query(description="occurred_at before")] = None,
+    reference: Annotated[str | None, Query(max_length=100, pattern=schemas.NO_CONTROL)] = None,
 ) -> Any:
     coop = await readable_cooperative(session, principal, cooperative_id)
     m, c = orm.movements, orm.commodities
@@ -341,7 +341,7 @@ async def list_movements(
 )
 async def get_movement(
     cooperative_id: CooperativeId,
-    movement_id: Annotated[str, Path(max_length=64)],
+    movement_id: Annotated[str, Path(max_length=64, pattern=schemas.NO_CONTROL)],
     session: SessionDep,
     principal: CurrentPrincipal,
 ) -> Any:
@@ -400,7 +400,7 @@ async def cooperative_stock(
     cooperative_id: CooperativeId,
     session: SessionDep,
     principal: CurrentPrincipal,
-    commodity: Annotated[str | None, Query(max_length=40)] = None,
+    commodity: CommodityQuery = None,
     status: Annotated[Status | None, Query()] = None,
 ) -> Any:
     coop, states = await repository.cooperative_stock(session, cooperative_id, commodity)
@@ -458,8 +458,8 @@ async def city_stock(
     principal: CityPrincipal,
     page: PageDep,
     episode: Annotated[Episode | None, Query(description="Only items in this announced episode")] = None,
-    commodity: Annotated[str | None, Query(max_length=40)] = None,
-    kecamatan_code: Annotated[str | None, Query(max_length=20)] = None,
+    commodity: CommodityQuery = None,
+    kecamatan_code: Annotated[str | None, Query(max_length=20, pattern=schemas.NO_CONTROL)] = None,
 ) -> Any:
     s, k = orm.stock_items, orm.known_cooperatives
     conditions = []

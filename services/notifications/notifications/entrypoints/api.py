@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
+from fastapi import APIRouter, Path, Query, Request, Response, status
 from kkmp_shared.app import SessionDep
 from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, Principal, StaffPrincipal, require_roles
 from kkmp_shared.errors import forbidden
@@ -18,12 +18,17 @@ from notifications.service_layer import digests, escalation, handlers
 from notifications.service_layer.common import now, utc
 from notifications.service_layer.recipients import learn_from_token
 
-inbox = APIRouter(tags=["inbox"])
-rules = APIRouter(tags=["routing rules"])
-subscriptions = APIRouter(tags=["subscriptions"])
-deliveries = APIRouter(tags=["deliveries"])
-jobs = APIRouter(tags=["jobs"])
+# Every route documents the error format with the statuses it may answer (the contract's list).
+ERRORS = schemas.error_responses(*schemas.COMMON_ERRORS)
+inbox = APIRouter(tags=["inbox"], responses=ERRORS)
+rules = APIRouter(tags=["routing rules"], responses=ERRORS)
+subscriptions = APIRouter(tags=["subscriptions"], responses=ERRORS)
+deliveries = APIRouter(tags=["deliveries"], responses=ERRORS)
+jobs = APIRouter(tags=["jobs"], responses=ERRORS)
 
+# Ids in the path: a control character (NUL above all, which PostgreSQL cannot even compare) is bad
+# input (422); any other unknown id is a 404.
+IdPath = Annotated[str, Path(pattern=schemas.NO_CONTROL)]
 JobPrincipal = Annotated[Principal, require_roles("admin", "service")]
 EscalationPrincipal = Annotated[Principal, require_roles("admin", "officer", "service")]
 
@@ -49,7 +54,7 @@ async def my_notifications(
     principal: CurrentPrincipal,
     page: PageDep,
     unread: Annotated[bool | None, Query(description="true: unread only; false: read only")] = None,
-    event_type: Annotated[str | None, Query(max_length=100)] = None,
+    event_type: Annotated[str | None, Query(max_length=100, pattern=schemas.NO_CONTROL)] = None,
 ) -> Any:
     person = _person(principal)
     if await learn_from_token(session, person):
@@ -77,9 +82,9 @@ async def read_all(session: SessionDep, principal: CurrentPrincipal) -> Any:
     "/me/notifications/{notification_id}/read",
     response_model=schemas.NotificationOut,
     summary="Mark one notification as read (idempotent)",
-    responses={404: {"description": "Unknown, or not the caller's"}},
+    responses={404: {"model": schemas.ErrorOut, "description": "Unknown, or not the caller's"}},
 )
-async def read_one(notification_id: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def read_one(notification_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
     return await handlers.mark_read(session, _person(principal).sub, notification_id[:64])
 
 
@@ -112,7 +117,9 @@ async def event_types(_: CurrentPrincipal) -> Any:
 
 @rules.get("/routing-rules", response_model=list[schemas.RoutingRuleOut], summary="The routing table")
 async def list_rules(
-    session: SessionDep, _: StaffPrincipal, event_type: Annotated[str | None, Query(max_length=100)] = None
+    session: SessionDep,
+    _: StaffPrincipal,
+    event_type: Annotated[str | None, Query(max_length=100, pattern=schemas.NO_CONTROL)] = None,
 ) -> Any:
     return await handlers.list_rules(session, event_type)
 
@@ -122,7 +129,7 @@ async def list_rules(
     response_model=schemas.RoutingRuleOut,
     status_code=status.HTTP_201_CREATED,
     summary="Add a routing rule (admin)",
-    responses={409: {"description": "An identical rule exists"}},
+    responses={409: {"model": schemas.ErrorOut, "description": "An identical rule exists"}},
 )
 async def add_rule(data: schemas.RoutingRuleIn, session: SessionDep, principal: AdminPrincipal) -> Any:
     return await handlers.create_rule(session, principal, data)
@@ -132,7 +139,7 @@ async def add_rule(data: schemas.RoutingRuleIn, session: SessionDep, principal: 
     "/routing-rules/{rule_id}", response_model=schemas.RoutingRuleOut, summary="Enable or disable (admin)"
 )
 async def patch_rule(
-    rule_id: str, data: schemas.RoutingRulePatch, session: SessionDep, _: AdminPrincipal
+    rule_id: IdPath, data: schemas.RoutingRulePatch, session: SessionDep, _: AdminPrincipal
 ) -> Any:
     return await handlers.set_rule_enabled(session, rule_id[:36], data.enabled)
 
@@ -142,7 +149,7 @@ async def patch_rule(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an added rule (admin); contract rules can only be disabled",
 )
-async def remove_rule(rule_id: str, session: SessionDep, _: AdminPrincipal) -> Response:
+async def remove_rule(rule_id: IdPath, session: SessionDep, _: AdminPrincipal) -> Response:
     await handlers.delete_rule(session, rule_id[:36])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -170,7 +177,7 @@ async def list_subscriptions(
 
 
 @subscriptions.get("/subscriptions/{subscription_id}", response_model=schemas.SubscriptionOut)
-async def get_subscription(subscription_id: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def get_subscription(subscription_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
     return await handlers.get_subscription(session, principal, subscription_id[:36])
 
 
@@ -179,7 +186,7 @@ async def get_subscription(subscription_id: str, session: SessionDep, principal:
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Switch a subscription off (its deliveries stay on record)",
 )
-async def unsubscribe(subscription_id: str, session: SessionDep, principal: CurrentPrincipal) -> Response:
+async def unsubscribe(subscription_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Response:
     await handlers.deactivate_subscription(session, principal, subscription_id[:36])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
@@ -200,8 +207,8 @@ async def list_deliveries(
         Literal["pending", "delivering", "delivered", "failed"] | None, Query(alias="status")
     ] = None,
     channel: Literal["email", "webhook"] | None = None,
-    subscription_id: Annotated[str | None, Query(max_length=36)] = None,
-    event_id: Annotated[str | None, Query(max_length=64)] = None,
+    subscription_id: Annotated[str | None, Query(max_length=36, pattern=schemas.NO_CONTROL)] = None,
+    event_id: Annotated[str | None, Query(max_length=64, pattern=schemas.NO_CONTROL)] = None,
 ) -> Any:
     return await handlers.list_deliveries(
         session,
@@ -216,7 +223,7 @@ async def list_deliveries(
 
 
 @deliveries.get("/deliveries/{delivery_id}", response_model=schemas.DeliveryOut)
-async def get_delivery(delivery_id: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def get_delivery(delivery_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
     return await handlers.get_delivery(session, principal, delivery_id[:36])
 
 
@@ -225,10 +232,10 @@ async def get_delivery(delivery_id: str, session: SessionDep, principal: Current
     response_model=schemas.DeliveryOut,
     status_code=status.HTTP_202_ACCEPTED,
     summary="Send a failed delivery again (admin)",
-    responses={409: {"description": "The delivery has not failed"}},
+    responses={409: {"model": schemas.ErrorOut, "description": "The delivery has not failed"}},
 )
 async def retry_delivery(
-    delivery_id: str, request: Request, session: SessionDep, principal: AdminPrincipal
+    delivery_id: IdPath, request: Request, session: SessionDep, principal: AdminPrincipal
 ) -> Any:
     await delivery_service.retry(session, delivery_id[:36], request.app.state.settings.delivery_max_attempts)
     await session.commit()

@@ -24,12 +24,14 @@ from registry.entrypoints import schemas
 from registry.entrypoints.schemas import storable_text
 from registry.service_layer import handlers, importer
 
-regions = APIRouter(tags=["regions"])
-auth = APIRouter(tags=["auth"])
-cooperatives = APIRouter(tags=["cooperatives"])
-people = APIRouter(tags=["users"])
-potentials = APIRouter(tags=["potentials"])
-trainings = APIRouter(tags=["trainings"])
+# Every route documents the error format with the statuses it may answer (the contract's list).
+ERRORS = schemas.error_responses(*schemas.COMMON_ERRORS)
+regions = APIRouter(tags=["regions"], responses=ERRORS)
+auth = APIRouter(tags=["auth"], responses=ERRORS)
+cooperatives = APIRouter(tags=["cooperatives"], responses=ERRORS)
+people = APIRouter(tags=["users"], responses=ERRORS)
+potentials = APIRouter(tags=["potentials"], responses=ERRORS)
+trainings = APIRouter(tags=["trainings"], responses=ERRORS)
 
 KECAMATAN_PATTERN = r"^\d{2}\.\d{2}\.\d{2}$"
 KecamatanQuery = Annotated[str | None, Query(pattern=KECAMATAN_PATTERN, description="e.g. 35.78.01")]
@@ -90,7 +92,7 @@ def _rate_limited(retry_after: int) -> ApiError:
     "/auth/token",
     response_model=schemas.TokenOut,
     summary="OAuth2 token: password grant for people, client_credentials for services",
-    responses={401: {"description": "Bad credentials"}, 429: {"description": "Too many failed attempts"}},
+    responses=schemas.error_responses(401, 429),
 )
 async def token(
     request: Request,
@@ -104,15 +106,31 @@ async def token(
     settings = request.app.state.settings
     key = request.app.state.signing_key
     ttl = settings.token_ttl_s
+    # The client address is the peer's; behind the portal or a proxy, uvicorn's --forwarded-allow-ips
+    # makes it the address the trusted proxy reports (X-Forwarded-For), so users are throttled apart.
+    client_ip = request.client.host if request.client else "unknown"
+    ip_key = f"ip:{client_ip}"
+    since = datetime.now(UTC) - timedelta(seconds=settings.login_window_s)
     if grant_type == "client_credentials":
+        if client_id is not None and not storable_text(client_id):
+            raise unprocessable("client_id", "The client id contains control or invalid characters.")
+        # A client secret is a password: guessing it is throttled like a login, per client and address.
+        client_key = f"client:{(client_id or '').lower()}"
+        if (
+            await handlers.recent_failures(session, client_key, since) >= settings.login_max_failures
+            or await handlers.recent_failures(session, ip_key, since) >= settings.login_max_failures_per_ip
+        ):
+            raise _rate_limited(settings.login_window_s)
         clients: dict[str, str] = request.app.state.service_clients
         if not client_id or not client_secret or not _secret_matches(clients.get(client_id), client_secret):
+            await handlers.record_failure(session, [client_key, ip_key], since)
             raise ApiError(
                 401,
                 "invalid_client",
                 "Unknown client or wrong secret.",
                 headers={"WWW-Authenticate": "Basic"},
             )
+        await handlers.clear_failures(session, client_key)
         claims = {"sub": f"service:{client_id}", "role": "service", "username": client_id}
         return {
             "access_token": key.sign(
@@ -125,11 +143,7 @@ async def token(
         raise unprocessable("username", "username and password are required for the password grant.")
     if not storable_text(username):
         raise unprocessable("username", "The username contains control or invalid characters.")
-    # The client address is the peer's; behind the portal or a proxy, uvicorn's --forwarded-allow-ips
-    # makes it the address the trusted proxy reports (X-Forwarded-For), so users are throttled apart.
-    client_ip = request.client.host if request.client else "unknown"
-    user_key, ip_key = f"user:{username.lower()}", f"ip:{client_ip}"
-    since = datetime.now(UTC) - timedelta(seconds=settings.login_window_s)
+    user_key = f"user:{username.lower()}"
     if (
         await handlers.recent_failures(session, user_key, since) >= settings.login_max_failures
         or await handlers.recent_failures(session, ip_key, since) >= settings.login_max_failures_per_ip
@@ -197,6 +211,7 @@ async def me(session: SessionDep, principal: CurrentPrincipal) -> Any:
     "/users/me/password",
     status_code=status.HTTP_204_NO_CONTENT,
     response_class=Response,
+    responses=schemas.error_responses(429),
     summary="Change the caller's own password",
 )
 async def change_password(
@@ -233,7 +248,7 @@ async def get_user(user_id: IdPath, session: SessionDep, _: AdminPrincipal) -> A
     response_model=schemas.CooperativeOut,
     status_code=status.HTTP_201_CREATED,
     summary="Register a KKMP (admin)",
-    responses={409: {"description": "The kelurahan already has a KKMP"}, 422: {"description": "Bad input"}},
+    responses={409: {"model": schemas.ErrorOut, "description": "The kelurahan already has a KKMP"}},
 )
 async def register(
     data: schemas.CooperativeCreate, session: SessionDep, outbox: OutboxDep, principal: AdminPrincipal

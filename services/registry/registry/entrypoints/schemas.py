@@ -103,6 +103,37 @@ class KelurahanOut(BaseModel):
     lon: float | None = None
 
 
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """The contract's error format: the body of every 4xx and 5xx answer."""
+
+    error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for these error statuses, each with the error format as its schema."""
+    return {status: {"model": ErrorOut, "description": ERROR_MEANINGS[status]} for status in statuses}
+
+
+ERROR_MEANINGS = {
+    400: "The body is not readable JSON",
+    401: "No token, or a bad one",
+    403: "Not allowed for this caller",
+    404: "Unknown id, or one the caller may not see",
+    409: "Conflict with the current state",
+    413: "The body is too large",
+    422: "Invalid input; details name each field",
+    429: "Too many failed attempts; try again after Retry-After seconds",
+}
+# What any route may answer besides its success (a route adds 429 where it throttles).
+COMMON_ERRORS = (400, 401, 403, 404, 409, 413, 422)
+
+
 class Deed(Strict):
     number: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
     date: dt.date

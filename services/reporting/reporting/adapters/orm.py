@@ -67,8 +67,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
 
     def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
+        if value is None or value.tzinfo is UTC:  # asyncpg already answers in UTC: the common case
+            return value
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
@@ -279,7 +279,7 @@ kecamatan_figures = Table(
 # Marks of what the refresher must recompute: kind "cooperative" (its health) or "kecamatan" (its row).
 # Append-only on purpose: several consumer queues mark the same keys concurrently, and plain inserts
 # never wait on each other where upserts of one key would (and could deadlock). The refresher takes
-# the marks in `seq` order and recomputes each distinct key once.
+# a key with all its marks up to a snapshot `seq`, and recomputes each key once however often marked.
 refresh_queue = Table(
     "refresh_queue",
     metadata,
@@ -287,7 +287,7 @@ refresh_queue = Table(
     Column("kind", String(20), nullable=False),
     Column("key", String(64), nullable=False),
 )
-Index("ix_refresh_queue_kind_seq", refresh_queue.c.kind, refresh_queue.c.seq)
+Index("ix_refresh_queue_kind_key", refresh_queue.c.kind, refresh_queue.c.key)
 
 # --- reporting's own records --------------------------------------------------------------------
 

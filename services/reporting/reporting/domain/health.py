@@ -129,6 +129,10 @@ def level_for_score(score: float, policy: HealthPolicy) -> HealthLevel:
     return "tidak_aktif"
 
 
+def _factor(name: str, value: float, policy: HealthPolicy, note: str) -> Factor:
+    return Factor(name, round(value, 4), policy.weight(name), note)
+
+
 def _ratio(have: float, target: float) -> float:
     return max(0.0, min(1.0, have / target)) if target > 0 else 1.0
 
@@ -143,19 +147,19 @@ def trading_activity(inputs: HealthInputs, policy: HealthPolicy) -> Factor:
         f"Ada penjualan pada {inputs.sale_days} dari {policy.sales_window_days} hari terakhir "
         f"(target {policy.sale_days_target} hari); nilai penjualan {_rupiah(inputs.sales_value)}."
     )
-    return Factor(TRADING_ACTIVITY, value, policy.weight(TRADING_ACTIVITY), note)
+    return _factor(TRADING_ACTIVITY, value, policy, note)
 
 
 def stalled_stock(inputs: HealthInputs, policy: HealthPolicy) -> Factor:
     on_hand = max(inputs.items_on_hand, inputs.items_stalled)
     if on_hand == 0:
-        return Factor(STALLED_STOCK, 1.0, policy.weight(STALLED_STOCK), "Tidak ada stok yang macet.")
+        return _factor(STALLED_STOCK, 1.0, policy, "Tidak ada stok yang macet.")
     value = 1.0 - inputs.items_stalled / on_hand
     note = (
         f"{inputs.items_stalled} dari {on_hand} komoditas yang ada stoknya macet "
         f"(nilai stok macet {_rupiah(inputs.stalled_value)})."
     )
-    return Factor(STALLED_STOCK, value, policy.weight(STALLED_STOCK), note)
+    return _factor(STALLED_STOCK, value, policy, note)
 
 
 def unanswered_needs(inputs: HealthInputs, policy: HealthPolicy) -> Factor:
@@ -165,20 +169,20 @@ def unanswered_needs(inputs: HealthInputs, policy: HealthPolicy) -> Factor:
         f"{inputs.unanswered_needs} kebutuhan belum ditanggapi lebih dari {hours} jam "
         f"(nilai 0 pada {policy.unanswered_limit} atau lebih)."
     )
-    return Factor(UNANSWERED_NEEDS, value, policy.weight(UNANSWERED_NEEDS), note)
+    return _factor(UNANSWERED_NEEDS, value, policy, note)
 
 
 def reports_on_time(inputs: HealthInputs, policy: HealthPolicy) -> Factor:
     if inputs.reports_expected == 0:
         note = "Belum ada laporan bulanan yang jatuh tempo."
-        return Factor(REPORTS_ON_TIME, 1.0, policy.weight(REPORTS_ON_TIME), note)
+        return _factor(REPORTS_ON_TIME, 1.0, policy, note)
     value = inputs.reports_on_time / inputs.reports_expected
     missing = inputs.reports_expected - inputs.reports_on_time - inputs.reports_late
     note = (
         f"{inputs.reports_on_time} dari {inputs.reports_expected} laporan bulanan terakhir tepat waktu "
         f"({inputs.reports_late} terlambat, {missing} belum masuk)."
     )
-    return Factor(REPORTS_ON_TIME, value, policy.weight(REPORTS_ON_TIME), note)
+    return _factor(REPORTS_ON_TIME, value, policy, note)
 
 
 def member_growth(inputs: HealthInputs, policy: HealthPolicy) -> Factor:
@@ -187,7 +191,7 @@ def member_growth(inputs: HealthInputs, policy: HealthPolicy) -> Factor:
         f"{inputs.members_joined} anggota baru dalam {policy.member_window_days} hari terakhir "
         f"(target {policy.member_target}); jumlah anggota {inputs.member_count}."
     )
-    return Factor(MEMBER_GROWTH, value, policy.weight(MEMBER_GROWTH), note)
+    return _factor(MEMBER_GROWTH, value, policy, note)
 
 
 def training(inputs: HealthInputs, policy: HealthPolicy) -> Factor:
@@ -196,7 +200,7 @@ def training(inputs: HealthInputs, policy: HealthPolicy) -> Factor:
         f"{inputs.trainings} pelatihan selesai diikuti dalam {policy.training_window_days} hari terakhir "
         f"(target {policy.training_target})."
     )
-    return Factor(TRAINING, value, policy.weight(TRAINING), note)
+    return _factor(TRAINING, value, policy, note)
 
 
 _FACTOR_RULES = (trading_activity, stalled_stock, unanswered_needs, reports_on_time, member_growth, training)
@@ -205,7 +209,6 @@ _FACTOR_RULES = (trading_activity, stalled_stock, unanswered_needs, reports_on_t
 def assess_health(inputs: HealthInputs, policy: HealthPolicy) -> HealthAssessment:
     """Score 0-100 = 100 × Σ(weight × value) / Σ weight, rounded to one decimal; then the level."""
     factors = [rule(inputs, policy) for rule in _FACTOR_RULES]
-    factors = [Factor(f.name, round(f.value, 4), f.weight, f.note) for f in factors]
     total_weight = sum(f.weight for f in factors)
     score = round(100.0 * sum(f.weight * f.value for f in factors) / total_weight, 1)
     level = level_for_score(score, policy)

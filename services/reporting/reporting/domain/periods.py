@@ -14,7 +14,9 @@ from datetime import UTC, date, datetime, time, timedelta, tzinfo
 from functools import lru_cache
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-PERIOD_PATTERN = r"^\d{4}-(0[1-9]|1[0-2])$"
+# Years 1900-2099: a cooperative's month is never outside them, and year 0 or 9999 would put the
+# period's bounds (and its due date a month later) outside what a date can hold.
+PERIOD_PATTERN = r"^(19|20)\d{2}-(0[1-9]|1[0-2])$"
 _PERIOD_RE = re.compile(PERIOD_PATTERN)
 
 
@@ -93,10 +95,18 @@ class Period:
 @dataclass(frozen=True)
 class DueRule:
     """A period's report is due on `day` of the month `months_after` the period (e.g. the 10th of the
-    following month); the day is clamped to the month's length."""
+    following month); the day is clamped to the month's length. Who is expected to report: a
+    cooperative that existed during the period (or reported anyway), and from `expected_from` on,
+    every cooperative."""
 
     day: int = 10
     months_after: int = 1
+    # From this period on every cooperative is expected to report, whenever it was registered (the
+    # registry may learn of a cooperative after it began operating); None: from its registration.
+    expected_from: Period | None = None
+
+    def expects_everyone(self, period: Period) -> bool:
+        return self.expected_from is not None and period >= self.expected_from
 
     def due_date(self, period: Period) -> date:
         target = period.shift(self.months_after)

@@ -22,6 +22,7 @@ from kkmp_shared.app import OutboxDep, SessionDep
 from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, Principal, ensure_can_read, ensure_can_write
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.errors import ApiError, forbidden, not_found
+from pydantic import AfterValidator
 
 from reporting.adapters import exports as export_files
 from reporting.adapters.pdf import MonthlyReportData, render_monthly_report
@@ -50,9 +51,16 @@ KecamatanCode = Annotated[
     str | None, Query(max_length=20, pattern=r"^[0-9.]+$", description="Kecamatan code")
 ]
 Commodity = Annotated[str | None, Query(max_length=50, pattern=r"^[a-z0-9_]+$", description="Commodity code")]
-CooperativeId = Annotated[str, Path(min_length=1, max_length=64)]
+CooperativeId = Annotated[str, Path(min_length=1, max_length=64, pattern=schemas.NO_CONTROL)]
+CooperativeQuery = Annotated[str | None, Query(max_length=64, pattern=schemas.NO_CONTROL)]
 PeriodQuery = Annotated[str | None, Query(pattern=PERIOD_PATTERN, description="YYYY-MM")]
-Limit = Annotated[int, Query(ge=1, le=5000)]
+# Over-long pages are clamped, not refused (the contract); 5,000 rows is this service's page maximum.
+MAX_LIST_PAGE = 5000
+Limit = Annotated[
+    int,
+    Query(ge=1, description=f"Page size; clamped to {MAX_LIST_PAGE}"),
+    AfterValidator(lambda limit: min(limit, MAX_LIST_PAGE)),
+]
 Offset = Annotated[int, Query(ge=0, le=10_000_000)]
 
 AGGREGATE_ROLES = ("admin", "officer", "service")
@@ -102,7 +110,9 @@ def _naive_as_utc(moment: datetime | None) -> datetime | None:
 
 # --- dashboards ---------------------------------------------------------------------------------
 
-dashboards = APIRouter(tags=["dashboards"])
+# Every route documents the error format with the statuses it may answer (the contract's list).
+ERRORS = schemas.error_responses(*schemas.COMMON_ERRORS)
+dashboards = APIRouter(tags=["dashboards"], responses=ERRORS)
 
 
 @dashboards.get("/dashboard/summary", response_model=schemas.SummaryOut, summary="City (or area) figures")
@@ -116,8 +126,24 @@ async def dashboard_summary(session: SessionDep, ctx: ContextDep, principal: Cur
 )
 async def per_kecamatan(session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal) -> Any:
     scope = aggregate_scope(principal)
-    rows = await queries.kecamatan_rows(session, scope, ctx.names, ctx.as_of(), str(ctx.current_period()))
-    return FastJSON(rows)
+    return await _kecamatan_response(session, ctx, scope)
+
+
+async def _kecamatan_response(
+    session: Any, ctx: ReportingContext, scope: list[str] | None, headers: dict[str, str] | None = None
+) -> Response:
+    """The per-kecamatan list, rendered once per version of the figures (thousands of rows at national
+    scale, rewritten only by the refresher); `X-As-Of` says when the figures were last brought up to date."""
+    version = await queries.figures_version(session)
+    key = ("kecamatan", tuple(scope) if scope is not None else None)
+    body = ctx.rendered.get(key, version) if version is not None else None
+    if body is None:
+        rows = await queries.kecamatan_rows(session, scope, ctx.names, str(ctx.current_period()))
+        body = FastJSON(rows).body
+        if version is not None:
+            ctx.rendered.put(key, version, body)
+    as_of = ctx.as_of().isoformat().replace("+00:00", "Z")
+    return Response(body, media_type="application/json", headers={**(headers or {}), "X-As-Of": as_of})
 
 
 async def _series(
@@ -159,7 +185,7 @@ async def timeseries_sales(
     principal: CurrentPrincipal,
     kecamatan_code: KecamatanCode = None,
     commodity: Commodity = None,
-    cooperative_id: Annotated[str | None, Query(max_length=64)] = None,
+    cooperative_id: CooperativeQuery = None,
     weeks: Annotated[int, Query(ge=1, le=104)] = 12,
 ) -> Any:
     return await _series(session, ctx, principal, weeks, kecamatan_code, commodity, cooperative_id)
@@ -174,7 +200,7 @@ async def dashboard_timeseries(
     principal: CurrentPrincipal,
     kecamatan_code: KecamatanCode = None,
     commodity: Commodity = None,
-    cooperative_id: Annotated[str | None, Query(max_length=64)] = None,
+    cooperative_id: CooperativeQuery = None,
     weeks: Annotated[int, Query(ge=1, le=104)] = 12,
 ) -> Any:
     return await _series(session, ctx, principal, weeks, kecamatan_code, commodity, cooperative_id)
@@ -213,8 +239,8 @@ async def needs_response_times(
     principal: CurrentPrincipal,
     kecamatan_code: KecamatanCode = None,
     kind: Literal["supply", "capital", "training", "other"] | None = None,
-    since: Annotated[datetime | None, Query(description="Needs submitted from")] = None,
-    until: Annotated[datetime | None, Query(description="Needs submitted before")] = None,
+    since: Annotated[schemas.IsoDateTime | None, Query(description="Needs submitted from")] = None,
+    until: Annotated[schemas.IsoDateTime | None, Query(description="Needs submitted before")] = None,
 ) -> Any:
     scope = aggregate_scope(principal, kecamatan_code)
     return await queries.response_times(
@@ -238,8 +264,8 @@ async def list_price_violations(
     principal: CurrentPrincipal,
     kecamatan_code: KecamatanCode = None,
     commodity: Commodity = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: schemas.IsoDateTime | None = None,
+    until: schemas.IsoDateTime | None = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Any:
@@ -259,7 +285,7 @@ async def list_price_violations(
 
 # --- cooperatives -------------------------------------------------------------------------------
 
-cooperatives = APIRouter(tags=["cooperatives"])
+cooperatives = APIRouter(tags=["cooperatives"], responses=ERRORS)
 
 
 @cooperatives.get(
@@ -270,7 +296,7 @@ async def list_cooperatives(
     principal: CurrentPrincipal,
     kecamatan_code: KecamatanCode = None,
     level: Literal["aktif", "kurang_aktif", "tidak_aktif"] | None = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[str | None, Query(max_length=100, pattern=schemas.NO_CONTROL)] = None,
     limit: Limit = 500,
     offset: Offset = 0,
 ) -> Any:
@@ -325,7 +351,7 @@ async def cooperative_health(
 
 # --- monthly reports ----------------------------------------------------------------------------
 
-monthly = APIRouter(tags=["monthly reports"])
+monthly = APIRouter(tags=["monthly reports"], responses=ERRORS)
 
 
 @monthly.post(
@@ -333,7 +359,7 @@ monthly = APIRouter(tags=["monthly reports"])
     response_model=schemas.ReportOut,
     status_code=status.HTTP_201_CREATED,
     summary="Submit a monthly report (laporan bulanan): the cooperative's manager, or staff",
-    responses={409: {"description": "A report for this period exists"}},
+    responses={409: {"model": schemas.ErrorOut, "description": "A report for this period exists"}},
 )
 async def submit_report(
     cooperative_id: CooperativeId,
@@ -466,7 +492,7 @@ async def run_overdue(
 
 # --- exports ------------------------------------------------------------------------------------
 
-exports = APIRouter(tags=["exports"])
+exports = APIRouter(tags=["exports"], responses=ERRORS)
 
 EXPORT_COLUMNS: dict[str, list[str]] = {
     "cooperatives": [
@@ -616,7 +642,7 @@ async def monthly_report_pdf(
         generated_at=now,
         summary=await queries.summary(session, scope, as_of, str(ctx.current_period())),
         rates=await reports.rates(session, ctx.rules, chosen, scope, ctx.names),
-        kecamatan=await queries.kecamatan_rows(session, scope, ctx.names, as_of, str(ctx.current_period())),
+        kecamatan=await queries.kecamatan_rows(session, scope, ctx.names, str(ctx.current_period())),
         weekly=(
             await queries.sales_series(session, weeks=12, now=now, tz=ctx.tz, scope=Scope(kecamatan=scope))
         )["weeks"],
@@ -674,7 +700,7 @@ async def export_xlsx(
 
 # --- public transparency view -------------------------------------------------------------------
 
-public = APIRouter(tags=["public"])
+public = APIRouter(tags=["public"], responses=ERRORS)
 PUBLIC_CACHE = {"Cache-Control": "public, max-age=60"}
 
 
@@ -690,13 +716,12 @@ async def public_summary(session: SessionDep, ctx: ContextDep) -> Any:
     "/public/kecamatan", response_model=list[schemas.KecamatanOut], summary="Per-kecamatan figures, no login"
 )
 async def public_kecamatan(session: SessionDep, ctx: ContextDep) -> Any:
-    rows = await queries.kecamatan_rows(session, None, ctx.names, ctx.as_of(), str(ctx.current_period()))
-    return FastJSON(rows, headers=PUBLIC_CACHE)
+    return await _kecamatan_response(session, ctx, None, PUBLIC_CACHE)
 
 
 # --- operations ---------------------------------------------------------------------------------
 
-admin = APIRouter(tags=["operations"])
+admin = APIRouter(tags=["operations"], responses=ERRORS)
 
 
 @admin.post(

@@ -5,10 +5,11 @@ Requests refuse unknown fields (422) and take money as whole rupiah (strict JSON
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from reporting.domain.periods import PERIOD_PATTERN
 
@@ -18,8 +19,70 @@ PeriodText = Annotated[str, Field(pattern=PERIOD_PATTERN, examples=["2025-10"])]
 Level = Literal["aktif", "kurang_aktif", "tidak_aktif"]
 
 
+# NUL cannot be stored in (or even compared by) PostgreSQL and a lone surrogate cannot be encoded by
+# either database; other C0 controls (tab and line breaks aside) have no place in a report. Refused as
+# bad input (422) rather than failing in the database (500).
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+# Path and query parameters (ids, filters): no control characters at all.
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+
+
+# A bare number in a query string is not a time the API documents (pydantic would read it as
+# seconds since 1970): only ISO 8601 text is taken.
+_BARE_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _iso_text(value: Any) -> Any:
+    if isinstance(value, str) and _BARE_NUMBER.fullmatch(value):
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2025-01-31T00:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
+
+
 class Request(BaseModel):
+    """Base of every request model: unknown fields are refused (422), text must be storable."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: object) -> object:
+        if isinstance(value, str) and _UNSTORABLE.search(value):
+            raise ValueError("text contains control or invalid characters")
+        return value
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """The contract's error format: the body of every 4xx and 5xx answer."""
+
+    error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for these error statuses, each with the error format as its schema."""
+    return {status: {"model": ErrorOut, "description": ERROR_MEANINGS[status]} for status in statuses}
+
+
+ERROR_MEANINGS = {
+    400: "The body is not readable JSON",
+    401: "No token, or a bad one",
+    403: "Not allowed for this caller",
+    404: "Unknown id, or one the caller may not see",
+    409: "Conflict with the current state",
+    413: "The body is too large",
+    422: "Invalid input; details name each field",
+    429: "Too many failed attempts; try again after Retry-After seconds",
+}
+# What any route may answer besides its success (a route adds 429 where it throttles).
+COMMON_ERRORS = (400, 401, 403, 404, 409, 413, 422)
 
 
 # --- monthly reports ----------------------------------------------------------------------------
@@ -139,15 +202,20 @@ class ReportFigures(BaseModel):
     on_time_rate: float | None
 
 
-class SummaryOut(BaseModel):
+class Figures(BaseModel):
     cooperatives: CooperativeFigures
     needs: NeedFigures
     stock: StockFigures
     reports: ReportFigures
+
+
+class SummaryOut(Figures):
     as_of: datetime
 
 
-class KecamatanOut(SummaryOut):
+class KecamatanOut(Figures):
+    """The same figures for one kecamatan; the list's `as_of` is in the `X-As-Of` header."""
+
     kecamatan_code: str
     name: str
 

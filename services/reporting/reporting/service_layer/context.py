@@ -6,12 +6,13 @@ routes, consumers and background jobs.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, tzinfo
 
 from kkmp_shared.db import Database
 from kkmp_shared.messaging.outbox import Outbox
 
+from reporting.adapters.cache import RenderedCache
 from reporting.adapters.regions import load_kecamatan_names
 from reporting.domain.health import HealthPolicy
 from reporting.domain.periods import DueRule, Period, zone
@@ -31,6 +32,7 @@ class ReportingContext:
     projector: Projector
     refresher: Refresher
     rules: ReportRules
+    rendered: RenderedCache = field(default_factory=RenderedCache)
 
     def as_of(self) -> datetime:
         """When the derived figures were last brought up to date (now, before the first cycle)."""

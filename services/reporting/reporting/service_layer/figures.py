@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime, timedelta, tzinfo
+from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from sqlalchemy import and_, case, func, literal, or_, select
@@ -44,13 +44,16 @@ def _in(column: Any, keys: Sequence[str] | None) -> ColumnElement[bool]:
     return column.in_(list(keys)) if keys is not None else literal(True)
 
 
-def expected_to_report(period: Period, tz: tzinfo) -> ColumnElement[bool]:
-    """A cooperative is expected to report for a period when it existed during it (registered before
-    its end, or registration unknown) or reported for it anyway, and is not dissolved.
+def expected_to_report(period: Period, tz: tzinfo, due: DueRule) -> ColumnElement[bool]:
+    """A cooperative is expected to report for a period when it is not dissolved and it existed during
+    the period (registered before its end, or registration unknown), or reported for it anyway, or the
+    rule expects every cooperative from that period on.
 
     Needs `known_cooperatives` outer-joined to `cooperative_facts`, and to the period's
     `monthly_reports` row.
     """
+    if due.expects_everyone(period):
+        return d.c.status != "dissolved"
     return and_(
         d.c.status != "dissolved",
         or_(f.c.registered_at.is_(None), f.c.registered_at < period.ends_at(tz), r.c.id.is_not(None)),
@@ -73,7 +76,17 @@ class HealthContext:
     tz: tzinfo
 
 
-async def cooperatives(session: AsyncSession, ids: Sequence[str]) -> list[CoopIdentity]:
+def _of(column: Any, ids: Sequence[str], id_range: tuple[str, str] | None) -> ColumnElement[bool]:
+    """Rows of these cooperatives: an id range when the caller walks the directory in order (an index
+    range scan), else the list of ids."""
+    if id_range is not None:
+        return column.between(*id_range)
+    return column.in_(list(ids))
+
+
+async def cooperatives(
+    session: AsyncSession, ids: Sequence[str], id_range: tuple[str, str] | None = None
+) -> list[CoopIdentity]:
     rows = await session.execute(
         select(
             d.c.id,
@@ -86,13 +99,17 @@ async def cooperatives(session: AsyncSession, ids: Sequence[str]) -> list[CoopId
             f.c.registered_at,
         )
         .select_from(d.outerjoin(f, f.c.cooperative_id == d.c.id))
-        .where(d.c.id.in_(list(ids)))
+        .where(_of(d.c.id, ids, id_range))
     )
     return [CoopIdentity(*row) for row in rows.all()]
 
 
 async def health_inputs(
-    session: AsyncSession, coops: Sequence[CoopIdentity], now: datetime, ctx: HealthContext
+    session: AsyncSession,
+    coops: Sequence[CoopIdentity],
+    now: datetime,
+    ctx: HealthContext,
+    id_range: tuple[str, str] | None = None,
 ) -> dict[str, HealthInputs]:
     """What each cooperative's health is computed from, as of `now`."""
     if not coops:
@@ -108,7 +125,7 @@ async def health_inputs(
         for row in await session.execute(
             select(daily.c.cooperative_id, func.count(), func.sum(daily.c.sale_value))
             .where(
-                daily.c.cooperative_id.in_(ids),
+                _of(daily.c.cooperative_id, ids, id_range),
                 daily.c.day >= sales_from,
                 daily.c.day <= today,
                 daily.c.sale_count > 0,
@@ -123,7 +140,7 @@ async def health_inputs(
         for row in await session.execute(
             select(daily_members.c.cooperative_id, func.sum(daily_members.c.members_joined))
             .where(
-                daily_members.c.cooperative_id.in_(ids),
+                _of(daily_members.c.cooperative_id, ids, id_range),
                 daily_members.c.day >= members_from,
                 daily_members.c.day <= today,
                 daily_members.c.members_joined > 0,
@@ -141,7 +158,7 @@ async def health_inputs(
                 func.sum(case((s.c.stalled, 1), else_=0)),
                 func.sum(case((s.c.stalled, s.c.stalled_value), else_=0)),
             )
-            .where(s.c.cooperative_id.in_(ids))
+            .where(_of(s.c.cooperative_id, ids, id_range))
             .group_by(s.c.cooperative_id)
         )
     }
@@ -151,7 +168,11 @@ async def health_inputs(
         row[0]: int(row[1])
         for row in await session.execute(
             select(n.c.cooperative_id, func.count())
-            .where(n.c.cooperative_id.in_(ids), n.c.status == "open", n.c.submitted_at <= unanswered_before)
+            .where(
+                _of(n.c.cooperative_id, ids, id_range),
+                n.c.status == "open",
+                n.c.submitted_at <= unanswered_before,
+            )
             .group_by(n.c.cooperative_id)
         )
     }
@@ -159,7 +180,7 @@ async def health_inputs(
     reported: dict[str, dict[str, bool]] = defaultdict(dict)
     for coop_id, period, on_time in await session.execute(
         select(r.c.cooperative_id, r.c.period, r.c.on_time).where(
-            r.c.cooperative_id.in_(ids), r.c.period.in_([str(p) for p in periods])
+            _of(r.c.cooperative_id, ids, id_range), r.c.period.in_([str(p) for p in periods])
         )
     ):
         reported[coop_id][period] = bool(on_time)
@@ -169,23 +190,26 @@ async def health_inputs(
         for row in await session.execute(
             select(t.c.cooperative_id, func.count())
             .where(
-                t.c.cooperative_id.in_(ids),
+                _of(t.c.cooperative_id, ids, id_range),
                 t.c.completed_at > now - timedelta(days=policy.training_window_days),
                 t.c.completed_at <= now,
             )
             .group_by(t.c.cooperative_id)
         )
     }
+    # A period everyone owes counts as ending at the dawn of time: every registration is before it.
+    dawn = datetime.min.replace(tzinfo=UTC)
+    period_ends = [(str(p), dawn if ctx.due.expects_everyone(p) else p.ends_at(tz)) for p in periods]
     result: dict[str, HealthInputs] = {}
     for coop in coops:
         mine = reported.get(coop.id, {})
         expected = [
-            p
-            for p in periods
-            if coop.registered_at is None or coop.registered_at < p.ends_at(tz) or str(p) in mine
+            text
+            for text, ends in period_ends
+            if coop.registered_at is None or ends == dawn or coop.registered_at < ends or text in mine
         ]
-        on_time = sum(1 for p in expected if mine.get(str(p)) is True)
-        late = sum(1 for p in expected if mine.get(str(p)) is False)
+        on_time = sum(1 for p in expected if mine.get(p) is True)
+        late = sum(1 for p in expected if mine.get(p) is False)
         sale_days, sales_value = sales.get(coop.id, (0, 0))
         on_hand, stalled, stalled_value = stock.get(coop.id, (0, 0, 0))
         result[coop.id] = HealthInputs(
@@ -269,7 +293,7 @@ class ReportCounts:
 
 
 async def report_counts(
-    session: AsyncSession, period: Period, tz: tzinfo, codes: Sequence[str] | None
+    session: AsyncSession, period: Period, tz: tzinfo, due: DueRule, codes: Sequence[str] | None
 ) -> dict[str, ReportCounts]:
     """Reports expected, submitted and on time for a period, per kecamatan (DHIS2-style rates)."""
     expected = {
@@ -277,7 +301,7 @@ async def report_counts(
         for row in await session.execute(
             select(d.c.kecamatan_code, func.count())
             .select_from(with_facts_and_report(period))
-            .where(expected_to_report(period, tz), _in(d.c.kecamatan_code, codes))
+            .where(expected_to_report(period, tz, due), _in(d.c.kecamatan_code, codes))
             .group_by(d.c.kecamatan_code)
         )
     }
@@ -297,7 +321,7 @@ async def report_counts(
 
 
 async def kecamatan_counts(
-    session: AsyncSession, codes: Sequence[str] | None, period: Period, tz: tzinfo
+    session: AsyncSession, codes: Sequence[str] | None, period: Period, tz: tzinfo, due: DueRule
 ) -> dict[str, KecamatanCounts]:
     """Every per-kecamatan figure of the dashboards for these kecamatan (None: all of them)."""
     counts: dict[str, KecamatanCounts] = defaultdict(KecamatanCounts)
@@ -350,7 +374,7 @@ async def kecamatan_counts(
     medians = await response_medians(session, n.c.kecamatan_code, [_in(n.c.kecamatan_code, codes)])
     for code, seconds in medians.items():
         counts[code].median_response_seconds = seconds
-    for code, rc in (await report_counts(session, period, tz, codes)).items():
+    for code, rc in (await report_counts(session, period, tz, due, codes)).items():
         row = counts[code]
         row.reports_expected, row.reports_submitted, row.reports_on_time = (
             rc.expected,

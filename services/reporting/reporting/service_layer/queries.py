@@ -47,7 +47,7 @@ def _rate(part: int, whole: int) -> float | None:
 
 
 def figures_payload(
-    c: Any, median_seconds: float | None, as_of: datetime, period: str | None
+    c: Any, median_seconds: float | None, as_of: datetime | None, period: str | None
 ) -> dict[str, Any]:
     """The contract's dashboard shape (plus a few more figures) from one counts row."""
     expected, submitted, on_time = int(c.reports_expected), int(c.reports_submitted), int(c.reports_on_time)
@@ -99,24 +99,35 @@ async def summary(
     return figures_payload(counts, medians[None], as_of, period)
 
 
+async def figures_version(session: AsyncSession) -> tuple[Any, ...] | None:
+    """What the per-kecamatan rows were last computed as of: the city row is rewritten in every
+    refresh that touched any kecamatan row, so its refresh time versions them all."""
+    k = orm.kecamatan_figures
+    row = (
+        await session.execute(
+            select(k.c.refreshed_at, k.c.reports_period).where(k.c.kecamatan_code == orm.ALL)
+        )
+    ).first()
+    return tuple(row) if row is not None else None
+
+
 async def kecamatan_rows(
-    session: AsyncSession, kecamatan: list[str] | None, names: dict[str, str], as_of: datetime, period: str
+    session: AsyncSession, kecamatan: list[str] | None, names: dict[str, str], period: str
 ) -> list[dict[str, Any]]:
     """One row per kecamatan: every kecamatan of the reference list (zeros where nothing happened)
-    and any other the events named."""
+    and any other the events named. The figures' `as_of` is the caller's to add (one for the list)."""
     k = orm.kecamatan_figures
     query = select(k).where(k.c.kecamatan_code != orm.ALL)
     if kecamatan is not None:
         query = query.where(k.c.kecamatan_code.in_(kecamatan))
-    found = {
-        row.kecamatan_code: row for row in (await session.execute(query.order_by(k.c.kecamatan_code))).all()
-    }
+    found = {row.kecamatan_code: row for row in (await session.execute(query)).all()}
     codes = set(found) | set(kecamatan if kecamatan is not None else names)
     empty = figures.KecamatanCounts()
     result = []
     for code in sorted(codes):
         row = found.get(code, empty)
-        payload = figures_payload(row, row.median_response_seconds, as_of, period)
+        payload = figures_payload(row, row.median_response_seconds, None, period)
+        del payload["as_of"]
         result.append({"kecamatan_code": code, "name": names.get(code, code), **payload})
     return result
 

@@ -60,8 +60,8 @@ async def _rebuild(db: Database, projector: Projector, refresher: Refresher) -> 
         h = orm.cooperative_health
         await session.execute(delete(h).where(h.c.cooperative_id.not_in(select(orm.known_cooperatives.c.id))))
         forget_dirty_marks(session)
-        await Refresher.mark_all(session)
-    result = await refresher.run_once_locked()
+        await Refresher.mark_all(session, cooperatives=False, kecamatan=True)
+    result = await refresher.recompute_all_health(locked=True)
     async with db.session() as session:
         cooperatives = int(
             (await session.execute(select(func.count()).select_from(orm.known_cooperatives))).scalar_one()

@@ -12,6 +12,7 @@ re-aggregation, not a thousand.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from typing import Any
 from kkmp_shared.db import Database
 from kkmp_shared.events.contracts import CooperativeHealthChanged
 from kkmp_shared.messaging.outbox import Outbox
-from sqlalchemy import delete, literal, select, text, union
+from sqlalchemy import delete, func, literal, select, text, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import orm
@@ -86,17 +87,33 @@ class Refresher:
         if dialect_of(session) == "postgresql":
             await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
 
-    async def _claim(self, session: AsyncSession, kind: str) -> list[str]:
-        """Take up to `chunk` marks of a kind (oldest first) and return their distinct keys."""
+    async def _last_mark(self, session: AsyncSession) -> int:
         q = orm.refresh_queue
-        marks = select(q.c.seq).where(q.c.kind == kind).order_by(q.c.seq).limit(self.chunk)
-        if dialect_of(session) == "postgresql":
-            # A second replica's refresher skips the marks this one is working on.
-            marks = marks.with_for_update(skip_locked=True)
-        result = await session.execute(
-            delete(q).where(q.c.seq.in_(marks.scalar_subquery())).returning(q.c.key)
-        )
-        return sorted({row[0] for row in result.all()})
+        return int((await session.execute(select(func.max(q.c.seq)))).scalar() or 0)
+
+    async def _claim(self, session: AsyncSession, kind: str, up_to: int) -> list[str]:
+        """Take up to `chunk` distinct keys of a kind with all their marks up to `up_to`: a key marked a
+        thousand times (a busy kecamatan) is recomputed once. Marks made later wait for the next cycle."""
+        q = orm.refresh_queue
+        keys = [
+            row[0]
+            for row in await session.execute(
+                select(q.c.key)
+                .where(q.c.kind == kind, q.c.seq <= up_to)
+                .distinct()
+                .order_by(q.c.key)
+                .limit(self.chunk)
+            )
+        ]
+        if keys:
+            await session.execute(delete(q).where(q.c.kind == kind, q.c.key.in_(keys), q.c.seq <= up_to))
+        return keys
+
+    async def _mark_kecamatan(self, session: AsyncSession, codes: set[str]) -> None:
+        if codes:
+            await session.execute(
+                orm.refresh_queue.insert(), [{"kind": "kecamatan", "key": c} for c in sorted(codes)]
+            )
 
     @staticmethod
     async def mark_all(session: AsyncSession, *, cooperatives: bool = True, kecamatan: bool = True) -> None:
@@ -122,18 +139,19 @@ class Refresher:
     # --- health -------------------------------------------------------------------------------
 
     async def assess(
-        self, session: AsyncSession, ids: list[str], now: datetime
+        self, session: AsyncSession, ids: list[str], now: datetime, id_range: tuple[str, str] | None = None
     ) -> dict[str, tuple[figures.CoopIdentity, Any]]:
-        coops = await figures.cooperatives(session, ids)
-        inputs = await figures.health_inputs(session, coops, now, self.health)
+        coops = await figures.cooperatives(session, ids, id_range)
+        inputs = await figures.health_inputs(session, coops, now, self.health, id_range)
         return {c.id: (c, assess_health(inputs[c.id], self.policy)) for c in coops}
 
     async def recompute_health(
-        self, session: AsyncSession, ids: list[str], now: datetime
+        self, session: AsyncSession, ids: list[str], now: datetime, id_range: tuple[str, str] | None = None
     ) -> tuple[set[str], int]:
-        """Store the health of these cooperatives; returns the kecamatan whose level counts changed and
-        how many level changes were announced."""
-        assessed = await self.assess(session, ids, now)
+        """Store the health of these cooperatives (`id_range`: they are exactly the directory's ids in
+        that range); returns the kecamatan whose level counts changed and how many level changes were
+        announced."""
+        assessed = await self.assess(session, ids, now, id_range)
         if not assessed:
             return set(), 0
         h = orm.cooperative_health
@@ -198,7 +216,7 @@ class Refresher:
         """Recompute these kecamatan rows; True when a response-time figure changed (the city median
         then needs recomputing too)."""
         period = self.current_period(now)
-        counts = await figures.kecamatan_counts(session, codes, period, self.tz)
+        counts = await figures.kecamatan_counts(session, codes, period, self.tz, self.due)
         k = orm.kecamatan_figures
         before = {
             row.kecamatan_code: (row.needs_responded, row.median_response_seconds)
@@ -260,24 +278,25 @@ class Refresher:
                 await self._tune(session)
                 await self.mark_all(session, cooperatives=False, kecamatan=True)
             self._period = period
+        async with self.db.transaction() as session:
+            up_to = await self._last_mark(session)
         while True:
             async with self.db.transaction() as session:
                 await self._tune(session)
-                ids = await self._claim(session, "cooperative")
+                ids = await self._claim(session, "cooperative", up_to)
                 if not ids:
                     break
                 touched, changes = await self.recompute_health(session, ids, now)
-                if touched:
-                    await session.execute(
-                        orm.refresh_queue.insert(), [{"kind": "kecamatan", "key": c} for c in sorted(touched)]
-                    )
+                await self._mark_kecamatan(session, touched)
             result.cooperatives += len(ids)
             result.level_changes += changes
+        async with self.db.transaction() as session:
+            up_to = await self._last_mark(session)  # with the kecamatan the health changes just marked
         median_changed = False
         while True:
             async with self.db.transaction() as session:
                 await self._tune(session)
-                codes = await self._claim(session, "kecamatan")
+                codes = await self._claim(session, "kecamatan", up_to)
                 if not codes:
                     break
                 median_changed |= await self.refresh_kecamatan(session, codes, now)
@@ -299,8 +318,40 @@ class Refresher:
             )
         return result
 
-    async def recompute_all_health(self, now: datetime | None = None) -> RefreshResult:
-        async with self.lock:
-            async with self.db.transaction() as session:
-                await self.mark_all(session, cooperatives=True, kecamatan=False)
-            return await self.run_once_locked(now)
+    async def recompute_all_health(
+        self, now: datetime | None = None, *, locked: bool = False
+    ) -> RefreshResult:
+        """Every cooperative's health (the schedule: time alone moves the windows), walking the
+        directory in id ranges (an index range scan per chunk, no list of ids to bind), then the
+        kecamatan whose counts moved. Holds the cycle lock chunk by chunk, so event-driven refreshes
+        interleave; `locked` when the caller holds it already (a rebuild)."""
+        now = now or datetime.now(UTC)
+        result = RefreshResult()
+        started = time.perf_counter()
+        d = orm.known_cooperatives
+        after = ""
+        while True:
+            async with contextlib.AsyncExitStack() as stack:
+                if not locked:
+                    await stack.enter_async_context(self.lock)
+                async with self.db.transaction() as session:
+                    await self._tune(session)
+                    ids = [
+                        row[0]
+                        for row in await session.execute(
+                            select(d.c.id).where(d.c.id > after).order_by(d.c.id).limit(self.chunk)
+                        )
+                    ]
+                    if not ids:
+                        break
+                    touched, changes = await self.recompute_health(
+                        session, ids, now, id_range=(ids[0], ids[-1])
+                    )
+                    await self._mark_kecamatan(session, touched)
+            after = ids[-1]
+            result.cooperatives += len(ids)
+            result.level_changes += changes
+        rest = await (self.run_once_locked(now) if locked else self.run_once(now))
+        result.kecamatan, result.city = rest.kecamatan, rest.city
+        result.seconds = time.perf_counter() - started
+        return result

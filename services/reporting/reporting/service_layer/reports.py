@@ -194,7 +194,7 @@ def rate_row(code: str, name: str, counts: figures.ReportCounts) -> dict[str, An
 async def rates(
     session: AsyncSession, rules: ReportRules, period: Period, scope: list[str] | None, names: dict[str, str]
 ) -> dict[str, Any]:
-    per_kecamatan = await figures.report_counts(session, period, rules.tz, scope)
+    per_kecamatan = await figures.report_counts(session, period, rules.tz, rules.due, scope)
     codes = sorted(set(per_kecamatan) | (set(scope) if scope is not None else set(names)))
     rows = [
         rate_row(code, names.get(code, code), per_kecamatan.get(code, figures.ReportCounts()))
@@ -236,7 +236,9 @@ async def announce_overdue(
         candidates = (
             select(d.c.id, d.c.kelurahan_code, d.c.kecamatan_code)
             .select_from(figures.with_facts_and_report(period))
-            .where(figures.expected_to_report(period, rules.tz), r.c.id.is_(None), ~announced_already)
+            .where(
+                figures.expected_to_report(period, rules.tz, rules.due), r.c.id.is_(None), ~announced_already
+            )
             .order_by(d.c.id)
         )
         found = 0

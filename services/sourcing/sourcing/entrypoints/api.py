@@ -5,10 +5,9 @@ nothing behind.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, status
+from fastapi import APIRouter, Depends, Path, Query, Request, status
 from kkmp_shared.app import SessionDep
 from kkmp_shared.auth import CurrentPrincipal
 from kkmp_shared.pagination import PageDep
@@ -27,14 +26,12 @@ def _context(request: Request) -> Context:
 
 
 ContextDep = Annotated[Context, Depends(_context)]
-ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"description": "No or bad token"},
-    403: {"description": "Not allowed for this caller"},
-    404: {"description": "Unknown id, or one the caller may not see"},
-    409: {"description": "Conflict with the current state"},
-    422: {"description": "Invalid input"},
-}
-Code = Annotated[str | None, Query(max_length=64)]
+# Every route documents the error format with the statuses it may answer (the contract's list).
+ERRORS: dict[int | str, dict[str, Any]] = schemas.error_responses(*schemas.COMMON_ERRORS)
+Code = Annotated[str | None, Query(max_length=64, pattern=schemas.NO_CONTROL)]
+# Ids in the path: a control character (NUL above all, which PostgreSQL cannot even compare) is bad
+# input (422); any other unknown id is a 404.
+IdPath = Annotated[str, Path(max_length=64, pattern=schemas.NO_CONTROL)]
 
 suppliers = APIRouter(tags=["suppliers"], responses=ERRORS)
 needs = APIRouter(tags=["needs"], responses=ERRORS)
@@ -82,7 +79,7 @@ async def list_suppliers(
     commodity: Code = None,
     kecamatan_code: Code = None,
     kind: Code = None,
-    q: Annotated[str | None, Query(max_length=100)] = None,
+    q: Annotated[str | None, Query(max_length=100, pattern=schemas.NO_CONTROL)] = None,
     active: bool | None = None,
 ) -> Any:
     return await supplier_cases.list_suppliers(
@@ -101,7 +98,7 @@ async def list_suppliers(
 
 @suppliers.get("/suppliers/{supplier_id}", response_model=schemas.SupplierOut)
 async def get_supplier(
-    supplier_id: str, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
+    supplier_id: IdPath, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
     return await supplier_cases.get_supplier(session, ctx, principal, supplier_id)
 
@@ -110,7 +107,7 @@ async def get_supplier(
     "/suppliers/{supplier_id}", response_model=schemas.SupplierOut, summary="Change a supplier (staff)"
 )
 async def patch_supplier(
-    supplier_id: str,
+    supplier_id: IdPath,
     data: schemas.SupplierUpdate,
     session: SessionDep,
     ctx: ContextDep,
@@ -127,7 +124,7 @@ async def patch_supplier(
     summary="Replace a supplier's offers (staff, or the supplier itself)",
 )
 async def put_offers(
-    supplier_id: str,
+    supplier_id: IdPath,
     data: schemas.OffersIn,
     session: SessionDep,
     ctx: ContextDep,
@@ -206,8 +203,8 @@ async def need_stats(
     principal: CurrentPrincipal,
     kecamatan_code: Code = None,
     kind: Annotated[Literal["supply", "capital", "training", "other"] | None, Query()] = None,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: schemas.IsoDateTime | None = None,
+    until: schemas.IsoDateTime | None = None,
     group_by: Annotated[Literal["kecamatan"] | None, Query()] = None,
 ) -> Any:
     return await need_cases.stats(
@@ -236,7 +233,7 @@ async def pooling(
 @needs.get(
     "/needs/{need_id}", response_model=schemas.NeedDetail, summary="A need, its ranked suppliers, history"
 )
-async def get_need(need_id: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def get_need(need_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
     return await need_cases.need_detail(session, principal, need_id)
 
 
@@ -246,7 +243,7 @@ async def get_need(need_id: str, session: SessionDep, principal: CurrentPrincipa
     summary="Move a need along open → acknowledged → in_progress → resolved | rejected (officer, admin)",
 )
 async def change_need_status(
-    need_id: str,
+    need_id: IdPath,
     data: schemas.NeedStatusIn,
     session: SessionDep,
     ctx: ContextDep,
@@ -270,7 +267,7 @@ async def change_need_status(
     "/needs/{need_id}/match", response_model=schemas.NeedDetail, summary="Rank suppliers again (staff)"
 )
 async def rematch_need(
-    need_id: str, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
+    need_id: IdPath, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
     await need_cases.rematch(session, ctx, principal, need_id)
     await session.commit()
@@ -278,7 +275,7 @@ async def rematch_need(
 
 
 @needs.get("/needs/{need_id}/comments", response_model=list[schemas.CommentOut])
-async def list_comments(need_id: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def list_comments(need_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
     await need_cases.readable_need(session, principal, need_id)
     return await need_cases.list_comments(session, need_id)
 
@@ -290,7 +287,7 @@ async def list_comments(need_id: str, session: SessionDep, principal: CurrentPri
     summary="Comment on a need (its cooperative, staff in scope, a supplier it is addressed to)",
 )
 async def add_comment(
-    need_id: str, data: schemas.CommentIn, session: SessionDep, principal: CurrentPrincipal
+    need_id: IdPath, data: schemas.CommentIn, session: SessionDep, principal: CurrentPrincipal
 ) -> Any:
     comment = await need_cases.add_comment(session, principal, need_id, data.text)
     await session.commit()
@@ -327,7 +324,7 @@ async def list_redistributions(
 
 
 @redistributions.get("/redistributions/{proposal_id}", response_model=schemas.RedistributionOut)
-async def get_redistribution(proposal_id: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def get_redistribution(proposal_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
     return await redistribution_cases.get_proposal(session, principal, proposal_id)
 
 
@@ -337,7 +334,7 @@ async def get_redistribution(proposal_id: str, session: SessionDep, principal: C
     summary="Accept for your side (managers of both cooperatives, or an officer for the sides in scope)",
 )
 async def accept_redistribution(
-    proposal_id: str,
+    proposal_id: IdPath,
     session: SessionDep,
     ctx: ContextDep,
     principal: CurrentPrincipal,
@@ -356,7 +353,7 @@ async def accept_redistribution(
     summary="Decline (either side ends the proposal; the stock is offered to the next cooperative)",
 )
 async def decline_redistribution(
-    proposal_id: str,
+    proposal_id: IdPath,
     session: SessionDep,
     ctx: ContextDep,
     principal: CurrentPrincipal,
@@ -452,7 +449,7 @@ async def list_orders(
 
 
 @orders.get("/orders/{order_id}", response_model=schemas.OrderOut)
-async def get_order(order_id: str, session: SessionDep, principal: CurrentPrincipal) -> Any:
+async def get_order(order_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
     return await order_cases.get_order(session, principal, order_id)
 
 
@@ -462,7 +459,7 @@ async def get_order(order_id: str, session: SessionDep, principal: CurrentPrinci
     summary="The supplier confirms the order (or staff on its behalf)",
 )
 async def confirm_order(
-    order_id: str, session: SessionDep, principal: CurrentPrincipal, data: schemas.ConfirmIn | None = None
+    order_id: IdPath, session: SessionDep, principal: CurrentPrincipal, data: schemas.ConfirmIn | None = None
 ) -> Any:
     await order_cases.confirm(session, principal, order_id, data or schemas.ConfirmIn())
     await session.commit()
@@ -475,7 +472,7 @@ async def confirm_order(
     summary="Record a delivery, whole or partial; one order.delivered.v1 per receiving cooperative",
 )
 async def deliver_order(
-    order_id: str,
+    order_id: IdPath,
     session: SessionDep,
     ctx: ContextDep,
     principal: CurrentPrincipal,
@@ -492,7 +489,7 @@ async def deliver_order(
     summary="Cancel an open order (staff; the supplier may decline one it has not confirmed)",
 )
 async def cancel_order(
-    order_id: str, session: SessionDep, principal: CurrentPrincipal, data: schemas.CancelIn | None = None
+    order_id: IdPath, session: SessionDep, principal: CurrentPrincipal, data: schemas.CancelIn | None = None
 ) -> Any:
     await order_cases.cancel(session, principal, order_id, data or schemas.CancelIn())
     await session.commit()

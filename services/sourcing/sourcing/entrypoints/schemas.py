@@ -7,11 +7,21 @@ money is whole rupiah.
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, StringConstraints, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
 from sourcing.domain.needs import NEED_KINDS, NEED_STATUSES
 
@@ -36,8 +46,82 @@ SupplierKind = Literal[
 ]
 
 
+# NUL cannot be stored in (or even compared by) PostgreSQL and a lone surrogate cannot be encoded by
+# either database; other C0 controls (tab and line breaks aside) have no place in a name or a need.
+# Refused as bad input (422) rather than failing in the database (500).
+_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
+# Path and query parameters (ids, codes, filters): no control characters at all.
+NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
+
+
+# A bare number in a query string is not a time the API documents (pydantic would read it as
+# seconds since 1970): only ISO 8601 text is taken.
+_BARE_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+
+
+def _iso_text(value: Any) -> Any:
+    if isinstance(value, str) and _BARE_NUMBER.fullmatch(value):
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2025-01-31T00:00:00Z")
+    return value
+
+
+IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
+
+
+def _storable(value: Any) -> Any:
+    if isinstance(value, str):
+        if _UNSTORABLE.search(value):
+            raise ValueError("text contains control or invalid characters")
+    elif isinstance(value, list | tuple | set | frozenset):
+        for item in value:
+            _storable(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _storable(key)
+            _storable(item)
+    return value
+
+
 class Strict(BaseModel):
+    """Base of every request model: unknown fields are refused (422), text must be storable."""
+
     model_config = ConfigDict(extra="forbid")
+
+    @field_validator("*", mode="after")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        return _storable(value)
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorOut(BaseModel):
+    """The contract's error format: the body of every 4xx and 5xx answer."""
+
+    error: ErrorBody
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI entries for these error statuses, each with the error format as its schema."""
+    return {status: {"model": ErrorOut, "description": ERROR_MEANINGS[status]} for status in statuses}
+
+
+ERROR_MEANINGS = {
+    400: "The body is not readable JSON",
+    401: "No token, or a bad one",
+    403: "Not allowed for this caller",
+    404: "Unknown id, or one the caller may not see",
+    409: "Conflict with the current state",
+    413: "The body is too large",
+    422: "Invalid input; details name each field",
+    429: "Too many failed attempts; try again after Retry-After seconds",
+}
+# What any route may answer besides its success (a route adds 429 where it throttles).
+COMMON_ERRORS = (400, 401, 403, 404, 409, 413, 422)
 
 
 # --- suppliers ----------------------------------------------------------------------------------
