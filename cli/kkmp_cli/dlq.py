@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
 import subprocess
+from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import httpx
@@ -17,12 +19,29 @@ from kkmp_cli.services import SERVICES
 console = Console()
 
 
-def known_dlqs() -> list[str]:
-    """Every `<queue>.dlq`: from rabbitmqctl when it is here, else from the services' AsyncAPI documents."""
+def _vhost(url: str) -> str:
+    """The vhost of an AMQP URL ("/" when the path is empty), as rabbitmqctl's `-p` wants it."""
+    path = urlsplit(url).path
+    return unquote(path[1:]) if len(path) > 1 else "/"
+
+
+def known_dlqs(url: str, node: str | None = None) -> list[str]:
+    """Every `<queue>.dlq` of the URL's vhost: from `rabbitmqctl list_queues` (of ``node`` when given,
+    else the machine's default node) when it is here, else from the services' AsyncAPI documents."""
     ctl = shutil.which("rabbitmqctl")
     if ctl:
         result = subprocess.run(
-            [ctl, "list_queues", "-q", "--formatter", "json", "name"],
+            [
+                ctl,
+                *(["-n", node] if node else []),
+                "list_queues",
+                "-p",
+                _vhost(url),
+                "-q",
+                "--formatter",
+                "json",
+                "name",
+            ],
             capture_output=True,
             text=True,
             timeout=60,
@@ -34,8 +53,10 @@ def known_dlqs() -> list[str]:
                 pass
     names = set()
     for spec in SERVICES:
+        # `<SERVICE>_URL` (as `kkmp run` and the services use) wins over the default port.
+        base = os.environ.get(f"{spec.name.upper()}_URL", spec.url).rstrip("/")
         try:
-            doc = httpx.get(f"{spec.url}/asyncapi.json", timeout=3).json()
+            doc = httpx.get(f"{base}/asyncapi.json", timeout=3).json()
         except (httpx.HTTPError, ValueError):
             continue
         for channel in doc.get("channels", {}).values():
@@ -58,9 +79,9 @@ async def _counts(url: str, names: list[str]) -> list[tuple[str, int]]:
     return out
 
 
-def list_dlqs(url: str) -> None:
+def list_dlqs(url: str, node: str | None = None) -> None:
     table = Table("dead-letter queue", "messages")
-    for name, count in asyncio.run(_counts(url, known_dlqs())):
+    for name, count in asyncio.run(_counts(url, known_dlqs(url, node))):
         table.add_row(name, "missing" if count < 0 else str(count))
     console.print(table)
 
@@ -92,9 +113,14 @@ async def _replay(url: str, name: str, limit: int) -> int:
     connection = await aio_pika.connect(url)
     moved = 0
     async with connection:
-        channel = await connection.channel(publisher_confirms=True)
+        # A copy no queue takes (a mistyped or deleted work queue) is returned and raises, so the
+        # original is not acked and stays in the dead-letter queue.
+        channel = await connection.channel(publisher_confirms=True, on_return_raises=True)
         queue = await channel.declare_queue(name, passive=True)
-        for _ in range(limit):
+        # Only what is there now: a message that fails again comes back to this queue while we replay,
+        # and must not be replayed over and over until the limit.
+        waiting = queue.declaration_result.message_count or 0
+        for _ in range(min(limit, waiting)):
             message = await queue.get(no_ack=False, fail=False)
             if message is None:
                 break
@@ -112,6 +138,7 @@ async def _replay(url: str, name: str, limit: int) -> int:
                     type=message.type,
                 ),
                 routing_key=target,
+                mandatory=True,
             )
             await message.ack()  # only after the broker confirmed the copy: nothing is lost in between
             moved += 1

@@ -94,11 +94,16 @@ def _amqp() -> str:
 
 
 @dlq.command("list")
-def dlq_list() -> None:
-    """Dead-letter queues and how many messages wait in each."""
+def dlq_list(
+    node: Annotated[
+        str | None,
+        typer.Option(envvar="KKMP_RABBITMQ_NODE", help="rabbitmqctl node name (default: the machine's node)"),
+    ] = None,
+) -> None:
+    """Dead-letter queues (of AMQP_URL's vhost) and how many messages wait in each."""
     from kkmp_cli.dlq import list_dlqs
 
-    list_dlqs(_amqp())
+    list_dlqs(_amqp(), node)
 
 
 @dlq.command("show")

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -45,6 +46,9 @@ def service_env(spec: ServiceSpec, data_dir: Path, demo: bool) -> dict[str, str]
     env.setdefault("PORT", str(spec.port))
     env.setdefault("REGISTRY_URL", "http://127.0.0.1:8001")
     env.setdefault("DETECTION_INTERVAL_S", "60")
+    # Every cooperative owes monthly reports from four months back: the demo city's history.
+    start = datetime.now(UTC).replace(day=1) - timedelta(days=100)
+    env.setdefault("REPORTS_EXPECTED_FROM", start.strftime("%Y-%m"))
     return env
 
 

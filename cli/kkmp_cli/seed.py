@@ -211,6 +211,10 @@ def seed_city(seed: int, urls: Urls | None = None, admin_password: str | None = 
             seed_sourcing(client, urls, admin, coops, rng, today)
         if services["reporting"]:
             seed_reports(client, urls, admin, coops, rng, today)
+            _check(
+                client.post(f"{urls.reporting}/reports/overdue/run", json={}, headers=bearer(admin)),
+                "overdue reports",
+            )
         if _up(client, urls.notifications):
             seed_notifications(client, urls, admin, today)
         if services["inventory"]:
@@ -219,6 +223,11 @@ def seed_city(seed: int, urls: Urls | None = None, admin_password: str | None = 
                 "run detection",
             )
             console.print(f"Detection: {found}")
+        if services["reporting"]:
+            _check(
+                client.post(f"{urls.reporting}/admin/health/recompute", json={}, headers=bearer(admin)),
+                "health recompute",
+            )
     console.print(f"[green]Seeded[/] {len(coops)} KKMP (seed {seed}).")
 
 

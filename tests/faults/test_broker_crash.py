@@ -20,7 +20,7 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import httpx
@@ -41,9 +41,10 @@ ALERTS = ["stock.stalled.v1", "stock.low.v1", "stock.recovered.v1", "price.ceili
 
 
 @pytest.fixture(scope="module")
-def stack(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+async def stack(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Any]:
     with kit.stack_up(tmp_path_factory.mktemp("broker-crash"), name="kkmpcrash") as running:
         yield running
+        await running.aclose()
 
 
 async def consumed_stock_events(stack: Any) -> int:

@@ -1,5 +1,7 @@
-"""Schemathesis hooks of test_schemathesis.py (loaded through SCHEMATHESIS_HOOKS): half of the
-generated ids are ids that exist, so that fuzzing reaches the handlers behind the 404s.
+"""Schemathesis hooks of test_schemathesis.py (loaded through SCHEMATHESIS_HOOKS): about half of the
+valid (positive) requests get ids of objects that exist, so that fuzzing reaches the handlers behind
+the 404s. Invalid (negative) requests are left exactly as generated: putting a real id in place of
+a deliberately malformed one would make a valid request of it and a false "accepted invalid data".
 
 `KKMP_FUZZ_IDS` holds a JSON object, parameter name → ids of real objects (made by the test).
 """
@@ -8,34 +10,44 @@ from __future__ import annotations
 
 import json
 import os
+import random
+import zlib
 from typing import Any
 
 import schemathesis
-from hypothesis import strategies as st
+from schemathesis import GenerationMode
 
 KNOWN: dict[str, list[str]] = json.loads(os.environ.get("KKMP_FUZZ_IDS", "{}"))
+# Body fields that reference another object (free text such as `name` is left to the generator).
+BODY_REFERENCES = ("cooperative_id", "need_id", "supplier_id")
 
 
-def _with_known(values: dict[str, Any] | None) -> st.SearchStrategy[dict[str, Any] | None]:
+def _known(values: Any, pick: random.Random, keys: tuple[str, ...] | None = None) -> Any:
     if not isinstance(values, dict):
-        return st.just(values)
-    names = [name for name in values if name in KNOWN and KNOWN[name]]
-    if not names:
-        return st.just(values)
-    known = st.fixed_dictionaries({name: st.sampled_from(KNOWN[name]) for name in names})
-    return st.one_of(st.just(values), known.map(lambda chosen: {**values, **chosen}))
+        return values
+    out = dict(values)
+    for key, value in values.items():
+        if key in KNOWN and KNOWN[key] and isinstance(value, str) and (keys is None or key in keys):
+            out[key] = pick.choice(KNOWN[key])
+    return out
 
 
 @schemathesis.hook
-def flatmap_path_parameters(context: Any, path_parameters: dict[str, Any]) -> Any:
-    return _with_known(path_parameters)
-
-
-@schemathesis.hook
-def flatmap_query(context: Any, query: dict[str, Any]) -> Any:
-    return _with_known(query)
-
-
-@schemathesis.hook
-def flatmap_body(context: Any, body: Any) -> Any:
-    return _with_known(body)
+def map_case(context: Any, case: Any) -> Any:
+    meta = case.meta
+    if meta is None or meta.generation.mode != GenerationMode.POSITIVE:
+        return case
+    # Decided from the case itself (not Python's salted hash), so a seeded run is reproducible.
+    seed = zlib.crc32(repr((case.method, case.path, case.path_parameters, case.query, case.body)).encode())
+    pick = random.Random(seed)
+    if pick.random() < 0.5:
+        return case
+    for container in ("path_parameters", "query"):
+        values = getattr(case, container)
+        known = _known(values, pick)
+        if known != values:
+            setattr(case, container, known)
+    body = _known(case.body, pick, BODY_REFERENCES)
+    if body != case.body:
+        case.body = body
+    return case

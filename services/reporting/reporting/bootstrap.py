@@ -33,7 +33,7 @@ MIGRATIONS = SERVICE_DIR / "migrations"
 
 
 def _context(app: FastAPI) -> ReportingContext:
-    return app.state.reporting  # type: ignore[no-any-return]
+    return app.state.reporting
 
 
 async def refresher_loop(app: FastAPI) -> None:

@@ -262,3 +262,27 @@ async def test_the_rebuild_command_works_without_the_service(
         ).one()
     await db.dispose()
     assert (row.cooperatives, row.stalled_items, row.stalled_value) == (1, 1, 42_000)
+
+
+async def test_the_kecamatan_list_follows_every_refresh(service: Running) -> None:
+    """The list is rendered incrementally (only rows a refresh rewrote); it must never lag them."""
+    coop = Coop(fresh_kecamatan(), "KKMP Naik Turun")
+
+    async def feed(data: Any) -> None:
+        start = service.processed
+        await service.publish(data)
+        await service.settle(start + 1)
+
+    async def stalled_items() -> int:
+        response = await service.client.get("/kecamatan", headers=service.admin)
+        assert response.status_code == 200 and response.headers["X-As-Of"].endswith("Z")
+        rows = {row["kecamatan_code"]: row for row in response.json()}
+        assert "35.78.31" in rows, "the reference kecamatan are listed even with nothing in them"
+        return int(rows[coop.kecamatan_code]["stock"]["stalled_items"])
+
+    await feed(coop.registered(days_ago(30)))
+    assert await stalled_items() == 0
+    await feed(coop.stalled("gula", 10_000, days_ago(1)))
+    assert await stalled_items() == 1
+    await feed(coop.recovered("gula", "stalled", days_ago(0)))
+    assert await stalled_items() == 0

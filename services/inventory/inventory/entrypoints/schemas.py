@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     BaseModel,
@@ -75,6 +75,29 @@ def _storable(value: Any) -> Any:
     return value
 
 
+def _kinds(annotation: Any) -> set[Any]:
+    """The plain types a field's annotation is made of (`int | None` → {int, NoneType})."""
+    args = get_args(annotation)
+    return {annotation} if not args else set().union(*(_kinds(arg) for arg in args))
+
+
+def _refuse_coercion(model: type[BaseModel], value: Any, field: str | None) -> Any:
+    """JSON as the schema types it: pydantic would also read a number as a date-time (seconds since
+    1970), 0 or "yes" as a boolean and "12" as an integer, which no client means and the published
+    schema does not allow."""
+    if field is None or field not in model.model_fields or value is None:
+        return value
+    kinds = _kinds(model.model_fields[field].annotation)
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kinds & {datetime} and is_number:
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2025-01-31T00:00:00Z")
+    if bool in kinds and not isinstance(value, bool) and not kinds & {int, float, str}:
+        raise ValueError("expected true or false")
+    if int in kinds and isinstance(value, str | bool) and not kinds & {str, bool}:
+        raise ValueError("expected a whole number")
+    return value
+
+
 class Strict(BaseModel):
     """Base of every request model: unknown fields are refused (422), text must be storable."""
 
@@ -84,6 +107,11 @@ class Strict(BaseModel):
     @classmethod
     def _storable_text(cls, value: Any) -> Any:
         return _storable(value)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _as_typed(cls, value: Any, info: ValidationInfo) -> Any:
+        return _refuse_coercion(cls, value, info.field_name)
 
 
 class ErrorBody(BaseModel):

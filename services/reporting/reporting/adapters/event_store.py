@@ -6,7 +6,7 @@ and projected or neither. A rebuild reads it back in `seq` order.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +37,7 @@ async def count(session: AsyncSession) -> int:
     return int((await session.execute(select(func.count()).select_from(orm.event_store))).scalar_one())
 
 
-async def read_in_order(session: AsyncSession, batch_size: int = 2000) -> AsyncIterator[list[Any]]:
+async def read_in_order(session: AsyncSession, batch_size: int = 2000) -> AsyncIterator[Sequence[Any]]:
     """Stored events in arrival order, a page at a time (keyset paging on `seq`)."""
     t = orm.event_store
     after = 0

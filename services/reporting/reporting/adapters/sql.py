@@ -20,7 +20,7 @@ def dialect_of(session: AsyncSession) -> str:
 
 def insert_for(session: AsyncSession) -> Callable[[Table], Any]:
     """`insert` with ON CONFLICT support for the session's database."""
-    return sqlite_insert if dialect_of(session) == "sqlite" else pg_insert  # type: ignore[return-value]
+    return sqlite_insert if dialect_of(session) == "sqlite" else pg_insert
 
 
 async def add_to(

@@ -105,7 +105,8 @@ def start_condition(
         return item
     since = getattr(item, f"{condition}_since") if getattr(item, condition) else detected_at
     return replace(
-        item, **{condition: True, f"{condition}_since": since, f"{condition}_changed_at": detected_at}
+        item,
+        **{condition: True, f"{condition}_since": since, f"{condition}_changed_at": detected_at},  # type: ignore[arg-type]
     )
 
 

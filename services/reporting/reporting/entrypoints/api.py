@@ -43,7 +43,7 @@ class FastJSON(JSONResponse):
 
 
 def _context(request: Request) -> ReportingContext:
-    return request.app.state.reporting  # type: ignore[no-any-return]
+    return request.app.state.reporting
 
 
 ContextDep = Annotated[ReportingContext, Depends(_context)]
@@ -132,16 +132,9 @@ async def per_kecamatan(session: SessionDep, ctx: ContextDep, principal: Current
 async def _kecamatan_response(
     session: Any, ctx: ReportingContext, scope: list[str] | None, headers: dict[str, str] | None = None
 ) -> Response:
-    """The per-kecamatan list, rendered once per version of the figures (thousands of rows at national
-    scale, rewritten only by the refresher); `X-As-Of` says when the figures were last brought up to date."""
-    version = await queries.figures_version(session)
-    key = ("kecamatan", tuple(scope) if scope is not None else None)
-    body = ctx.rendered.get(key, version) if version is not None else None
-    if body is None:
-        rows = await queries.kecamatan_rows(session, scope, ctx.names, str(ctx.current_period()))
-        body = FastJSON(rows).body
-        if version is not None:
-            ctx.rendered.put(key, version, body)
+    """The per-kecamatan list (thousands of rows at national scale, re-rendered only where the
+    refresher changed them); `X-As-Of` says when the figures were last brought up to date."""
+    body = await ctx.kecamatan_list.body(session, scope, ctx.names, str(ctx.current_period()))
     as_of = ctx.as_of().isoformat().replace("+00:00", "Z")
     return Response(body, media_type="application/json", headers={**(headers or {}), "X-As-Of": as_of})
 

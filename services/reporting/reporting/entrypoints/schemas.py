@@ -7,9 +7,17 @@ from __future__ import annotations
 
 import re
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+)
 
 from reporting.domain.periods import PERIOD_PATTERN
 
@@ -41,6 +49,29 @@ def _iso_text(value: Any) -> Any:
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
 
 
+def _kinds(annotation: Any) -> set[Any]:
+    """The plain types a field's annotation is made of (`int | None` → {int, NoneType})."""
+    args = get_args(annotation)
+    return {annotation} if not args else set().union(*(_kinds(arg) for arg in args))
+
+
+def _refuse_coercion(model: type[BaseModel], value: Any, field: str | None) -> Any:
+    """JSON as the schema types it: pydantic would also read a number as a date-time (seconds since
+    1970), 0 or "yes" as a boolean and "12" as an integer, which no client means and the published
+    schema does not allow."""
+    if field is None or field not in model.model_fields or value is None:
+        return value
+    kinds = _kinds(model.model_fields[field].annotation)
+    is_number = isinstance(value, int | float) and not isinstance(value, bool)
+    if kinds & {datetime, AwareDatetime} and is_number:
+        raise ValueError("expected an ISO 8601 date-time, e.g. 2025-01-31T00:00:00Z")
+    if bool in kinds and not isinstance(value, bool) and not kinds & {int, float, str}:
+        raise ValueError("expected true or false")
+    if int in kinds and isinstance(value, str | bool) and not kinds & {str, bool}:
+        raise ValueError("expected a whole number")
+    return value
+
+
 class Request(BaseModel):
     """Base of every request model: unknown fields are refused (422), text must be storable."""
 
@@ -52,6 +83,11 @@ class Request(BaseModel):
         if isinstance(value, str) and _UNSTORABLE.search(value):
             raise ValueError("text contains control or invalid characters")
         return value
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _as_typed(cls, value: Any, info: ValidationInfo) -> Any:
+        return _refuse_coercion(cls, value, info.field_name)
 
 
 class ErrorBody(BaseModel):

@@ -12,10 +12,10 @@ from datetime import UTC, datetime, tzinfo
 from kkmp_shared.db import Database
 from kkmp_shared.messaging.outbox import Outbox
 
-from reporting.adapters.cache import RenderedCache
 from reporting.adapters.regions import load_kecamatan_names
 from reporting.domain.health import HealthPolicy
 from reporting.domain.periods import DueRule, Period, zone
+from reporting.service_layer.kecamatan_list import KecamatanList
 from reporting.service_layer.projections import Projector
 from reporting.service_layer.refresh import Refresher
 from reporting.service_layer.reports import ReportRules
@@ -32,7 +32,7 @@ class ReportingContext:
     projector: Projector
     refresher: Refresher
     rules: ReportRules
-    rendered: RenderedCache = field(default_factory=RenderedCache)
+    kecamatan_list: KecamatanList = field(default_factory=KecamatanList)
 
     def as_of(self) -> datetime:
         """When the derived figures were last brought up to date (now, before the first cycle)."""

@@ -112,16 +112,22 @@ async def figures_version(session: AsyncSession) -> tuple[Any, ...] | None:
 
 
 async def kecamatan_rows(
-    session: AsyncSession, kecamatan: list[str] | None, names: dict[str, str], period: str
+    session: AsyncSession,
+    kecamatan: list[str] | None,
+    names: dict[str, str],
+    period: str,
+    *,
+    only_stored: bool = False,
 ) -> list[dict[str, Any]]:
     """One row per kecamatan: every kecamatan of the reference list (zeros where nothing happened)
-    and any other the events named. The figures' `as_of` is the caller's to add (one for the list)."""
+    and any other the events named (`only_stored`: just the stored rows). The figures' `as_of` is the
+    caller's to add (one for the list)."""
     k = orm.kecamatan_figures
     query = select(k).where(k.c.kecamatan_code != orm.ALL)
     if kecamatan is not None:
         query = query.where(k.c.kecamatan_code.in_(kecamatan))
     found = {row.kecamatan_code: row for row in (await session.execute(query)).all()}
-    codes = set(found) | set(kecamatan if kecamatan is not None else names)
+    codes = set(found) if only_stored else set(found) | set(kecamatan if kecamatan is not None else names)
     empty = figures.KecamatanCounts()
     result = []
     for code in sorted(codes):

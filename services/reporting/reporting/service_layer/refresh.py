@@ -175,7 +175,7 @@ class Refresher:
                     "level": assessment.level,
                     "factors": factors_json(assessment),
                     "computed_at": now,
-                    "level_since": now if changed else before.level_since,
+                    "level_since": before.level_since if before is not None and not changed else now,
                 }
             )
             if changed:
