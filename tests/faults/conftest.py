@@ -480,7 +480,14 @@ class ResilientPublisher:
             self._exchange = await channel.get_exchange(self.exchange_name, ensure=False)
         return self._exchange
 
-    async def publish(self, body: bytes, routing_key: str, message_id: str, deadline_s: float = 120) -> None:
+    async def publish(
+        self,
+        body: bytes,
+        routing_key: str,
+        message_id: str,
+        deadline_s: float = 120,
+        headers: dict[str, Any] | None = None,
+    ) -> None:
         import aio_pika
 
         loop = asyncio.get_running_loop()
@@ -496,6 +503,7 @@ class ResilientPublisher:
                         delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                         message_id=message_id,
                         type=routing_key,
+                        headers=headers or {},
                     ),
                     routing_key=routing_key,
                     mandatory=True,

@@ -1,7 +1,8 @@
 """Schemathesis hooks of test_schemathesis.py (loaded through SCHEMATHESIS_HOOKS): about half of the
 valid (positive) requests get ids of objects that exist, so that fuzzing reaches the handlers behind
 the 404s. Invalid (negative) requests are left exactly as generated: putting a real id in place of
-a deliberately malformed one would make a valid request of it and a false "accepted invalid data".
+a deliberately malformed one would make a valid request of it and a false "accepted invalid data";
+so are ids schemathesis took from earlier answers (stateful chains, its resource pool).
 
 `KKMP_FUZZ_IDS` holds a JSON object, parameter name → ids of real objects (made by the test).
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 import schemathesis
 from schemathesis import GenerationMode
+from schemathesis.generation.meta import TestPhase
 
 KNOWN: dict[str, list[str]] = json.loads(os.environ.get("KKMP_FUZZ_IDS", "{}"))
 # Body fields that reference another object (free text such as `name` is left to the generator).
@@ -36,6 +38,9 @@ def _known(values: Any, pick: random.Random, keys: tuple[str, ...] | None = None
 def map_case(context: Any, case: Any) -> Any:
     meta = case.meta
     if meta is None or meta.generation.mode != GenerationMode.POSITIVE:
+        return case
+    if meta.phase.name == TestPhase.STATEFUL or meta.pool_draws:
+        # Ids taken from earlier answers (a rule just created, then deleted) must stay what they are.
         return case
     # Decided from the case itself (not Python's salted hash), so a seeded run is reproducible.
     seed = zlib.crc32(repr((case.method, case.path, case.path_parameters, case.query, case.body)).encode())

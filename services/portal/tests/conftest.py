@@ -66,10 +66,12 @@ def portal(world: World) -> Iterator[PortalUnderTest]:
             yield PortalUnderTest(server.url, world, upstream.url)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    # Module scope: Playwright's sync API keeps an event loop running in this thread while it is open,
+    # which would break every asyncio test that runs after it in the same session.
     if not Path(CHROMIUM).exists():
-        pytest.skip(f"Chromium not found at {CHROMIUM} (apt-get install -y chromium)")
+        raise RuntimeError(f"Chromium not found at {CHROMIUM}: apt-get install -y chromium (make test does)")
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as pw:

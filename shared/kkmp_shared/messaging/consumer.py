@@ -312,7 +312,7 @@ class ConsumerRunner:
     async def _retry_or_dead_letter(
         self, sub: Subscription, message: AbstractIncomingMessage, exc: BaseException
     ) -> None:
-        attempt = int(str((message.headers or {}).get("x-kkmp-attempt", 1) or 1))
+        attempt = _attempt_of(message)
         if attempt > len(self.retry_delays_ms):
             await self._dead_letter(sub, message, f"failed after {attempt} attempts: {exc!r}")
             return
@@ -361,3 +361,13 @@ class ConsumerRunner:
             log.warning("could not republish to %s: %r", queue, exc)
             return False
         return True
+
+
+def _attempt_of(message: AbstractIncomingMessage) -> int:
+    """Which attempt this delivery is (1 for the first). The header comes from outside (any publisher
+    can set it): a value that is not a positive number counts as a first attempt. Raising here would
+    fail the batch outside a handler, rebuild the connection and redeliver the message for ever."""
+    try:
+        return max(1, int(str((message.headers or {}).get("x-kkmp-attempt", 1) or 1)))
+    except ValueError:
+        return 1

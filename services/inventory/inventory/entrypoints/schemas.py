@@ -8,7 +8,7 @@ numbers; money is whole rupiah.
 from __future__ import annotations
 
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal, get_args
 
@@ -82,19 +82,21 @@ def _kinds(annotation: Any) -> set[Any]:
 
 
 def _refuse_coercion(model: type[BaseModel], value: Any, field: str | None) -> Any:
-    """JSON as the schema types it: pydantic would also read a number as a date-time (seconds since
-    1970), 0 or "yes" as a boolean and "12" as an integer, which no client means and the published
-    schema does not allow."""
+    """JSON as the schema types it: pydantic would also read a number as a date (seconds since
+    1970), 0 or "yes" as a boolean, false or "12" as a number, which no client means and the
+    published schema does not allow."""
     if field is None or field not in model.model_fields or value is None:
         return value
     kinds = _kinds(model.model_fields[field].annotation)
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if kinds & {datetime} and is_number:
-        raise ValueError("expected an ISO 8601 date-time, e.g. 2025-01-31T00:00:00Z")
+    if kinds & {date, datetime} and is_number:
+        raise ValueError("expected an ISO 8601 date or date-time, e.g. 2025-01-31")
     if bool in kinds and not isinstance(value, bool) and not kinds & {int, float, str}:
         raise ValueError("expected true or false")
-    if int in kinds and isinstance(value, str | bool) and not kinds & {str, bool}:
-        raise ValueError("expected a whole number")
+    if kinds & {int, float, Decimal} and isinstance(value, bool) and bool not in kinds:
+        raise ValueError("expected a number")
+    if kinds & {int, float} and isinstance(value, str) and not kinds & {str, Decimal}:
+        raise ValueError("expected a number")
     return value
 
 
