@@ -128,18 +128,22 @@ async def _replay(url: str, name: str, limit: int) -> int:
             target = str(headers.get("x-kkmp-queue") or name.removesuffix(".dlq"))
             for key in ("x-kkmp-attempt", "x-kkmp-error", "x-kkmp-dead-lettered-at", "x-death"):
                 headers.pop(key, None)
-            await channel.default_exchange.publish(
-                aio_pika.Message(
-                    body=message.body,
-                    headers=headers,
-                    content_type=message.content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=message.message_id,
-                    type=message.type,
-                ),
-                routing_key=target,
-                mandatory=True,
-            )
+            try:
+                await channel.default_exchange.publish(
+                    aio_pika.Message(
+                        body=message.body,
+                        headers=headers,
+                        content_type=message.content_type,
+                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                        message_id=message.message_id,
+                        type=message.type,
+                    ),
+                    routing_key=target,
+                    mandatory=True,
+                )
+            except aio_pika.exceptions.DeliveryError:
+                console.print(f"[red]No queue {target!r} took message {message.message_id}: left in {name}.")
+                break
             await message.ack()  # only after the broker confirmed the copy: nothing is lost in between
             moved += 1
     return moved

@@ -2,27 +2,38 @@
 module's own (so it can be SIGKILLed, alarmed or cut off without touching the machine's broker), on
 fresh PostgreSQL databases, optionally with a ChaosProxy between a service and that node.
 
-Tests read the services' databases directly only to know the truth they compare against (what
-inventory's outbox holds) and to prepare a fault (a lock that stops the relay marking rows sent);
-every effect they judge is read through the public API.
+Every effect a test judges is read through the public APIs. The services' databases are read directly
+only for what no API says: the truth the effects are compared against (which events inventory's outbox
+holds), the progress of a stream (inbox and outbox counts, to time a fault), whether a service has
+learnt a cooperative yet, and to set up a fault (a lock that stops the relay marking rows sent).
+
+Helpers are handed to the test modules by the `kit` fixture (a conftest is not importable).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
+import random
 import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+import aio_pika
 import asyncpg
 import httpx
+import orjson
 import pytest
+from kkmp_shared.events.contracts import OrderDelivered
+from kkmp_shared.events.envelope import new_event
+from kkmp_shared.testing.ports import free_port
 from kkmp_shared.testing.postgres import create_database, drop_database, ensure_postgres
 from kkmp_shared.testing.processes import Platform, ServiceProcess
 from kkmp_shared.testing.proxy import ChaosProxy
@@ -52,6 +63,9 @@ class Stack:
     platform: Platform
     databases: dict[str, str]
     proxies: dict[str, ChaosProxy] = field(default_factory=dict)
+    _connections: dict[str, asyncpg.Connection] = field(default_factory=dict, repr=False)
+    _locks: dict[str, asyncio.Lock] = field(default_factory=dict, repr=False)
+    _queue_names: list[str] = field(default_factory=list, repr=False)
 
     def url(self, name: str) -> str:
         return self.platform.url(name)
@@ -59,16 +73,15 @@ class Stack:
     def service(self, name: str) -> ServiceProcess:
         return self.platform.services[name]
 
-    _connections: dict[str, asyncpg.Connection] = field(default_factory=dict)
-    _queue_names: list[str] = field(default_factory=list)
-
     async def fetch(self, service: str, query: str, *args: Any) -> list[asyncpg.Record]:
-        # One connection per service database, kept: tests poll these tables many times a second.
-        conn = self._connections.get(service)
-        if conn is None or conn.is_closed():
-            conn = await asyncpg.connect(plain_dsn(self.databases[service]), timeout=10)
-            self._connections[service] = conn
-        return list(await conn.fetch(query, *args))
+        # One connection per service database, kept (tests poll these tables many times a second),
+        # and used by one task at a time.
+        async with self._locks.setdefault(service, asyncio.Lock()):
+            conn = self._connections.get(service)
+            if conn is None or conn.is_closed():
+                conn = await asyncpg.connect(plain_dsn(self.databases[service]), timeout=10)
+                self._connections[service] = conn
+            return list(await conn.fetch(query, *args))
 
     async def aclose(self) -> None:
         for conn in self._connections.values():
@@ -78,8 +91,6 @@ class Stack:
 
     async def ready_messages(self) -> dict[str, int]:
         """Messages ready in every queue of the node, over AMQP (cheaper than a rabbitmqctl run)."""
-        import aio_pika
-
         if not self._queue_names:
             self._queue_names = sorted(await broker_queues(self))
         out: dict[str, int] = {}
@@ -179,8 +190,6 @@ def stack_up(
     ``heartbeat_s`` overrides the AMQP heartbeat of the proxied services (the library's default is
     10 s, so a silent peer is noticed after aiormq's grace of 3 × 11 s; a test of a hang uses less).
     """
-    from kkmp_shared.testing.ports import free_port
-
     ensure_postgres()
     work.mkdir(parents=True, exist_ok=True)
     rabbit = PrivateRabbit(name=name)
@@ -336,15 +345,13 @@ def items(body: Any) -> list[dict[str, Any]]:
     return body["items"] if isinstance(body, dict) and "items" in body else body
 
 
-@pytest.fixture
-def keep_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[list[Stack]]:
-    """Tests append their stack; on failure the services' log tails are printed."""
-    stacks: list[Stack] = []
-    yield stacks
+@pytest.fixture(autouse=True)
+def _service_logs_on_failure(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A failed test prints the tail of each service's log (the processes' own view of the fault)."""
+    yield
     report = getattr(request.node, "rep_call", None)
-    if report is not None and report.failed:
-        for stack in stacks:
-            print(stack.logs())
+    if report is not None and report.failed and "stack" in request.fixturenames:
+        print(request.getfixturevalue("stack").logs())
 
 
 @pytest.hookimpl(hookwrapper=True, tryfirst=True)
@@ -395,9 +402,6 @@ def plan_ledger(
     """``count`` movements of one cooperative, in time order over the last ``days`` (so nothing that
     sells looks stalled), never taking stock below zero; the first is a receipt of kedelai 45 days
     old when ``stalled``."""
-    import random
-    from datetime import UTC, datetime, timedelta
-
     rng = random.Random(seed)
     now = datetime.now(UTC) - timedelta(minutes=10)
     start = now - timedelta(days=days)
@@ -471,8 +475,6 @@ class ResilientPublisher:
         self.confirmed = 0
 
     async def _connect(self) -> Any:
-        import aio_pika
-
         if self._connection is None or self._connection.is_closed or self._exchange is None:
             await self.close()
             self._connection = await aio_pika.connect(self.amqp_url, timeout=5)
@@ -488,8 +490,6 @@ class ResilientPublisher:
         deadline_s: float = 120,
         headers: dict[str, Any] | None = None,
     ) -> None:
-        import aio_pika
-
         loop = asyncio.get_running_loop()
         deadline = loop.time() + deadline_s
         while True:
@@ -554,12 +554,6 @@ async def republish_from_outbox(
 def delivery_event(coop: Coop, number: int, quantity: int = 5) -> tuple[bytes, str]:
     """An `order.delivered.v1` CloudEvent as sourcing's relay would publish it: inventory books a
     receipt of garam (never sold in these tests) referenced by the delivery id."""
-    from datetime import UTC, datetime
-
-    import orjson
-    from kkmp_shared.events.contracts import OrderDelivered
-    from kkmp_shared.events.envelope import new_event
-
     data = OrderDelivered(
         cooperative_id=coop.id,
         kelurahan_code=coop.kelurahan_code,
@@ -850,8 +844,6 @@ async def compare_read_models(
 
 async def broker_queues(stack: Stack) -> dict[str, int]:
     """Messages (ready + unacknowledged) in every queue of the private node."""
-    import json
-
     out = await asyncio.to_thread(
         stack.rabbit.ctl, "list_queues", "-q", "--formatter", "json", "name", "messages"
     )
@@ -880,13 +872,6 @@ def kit() -> Any:
     return SimpleNamespace(
         stack_up=stack_up,
         Town=Town,
-        plan_ledger=plan_ledger,
-        items=items,
-        Expected=Expected,
-        STALLED=STALLED,
-        STALLED_QUANTITY=STALLED_QUANTITY,
-        SOLD=SOLD,
-        Cohort=Cohort,
         build_cohort=build_cohort,
         post_ledgers=post_ledgers,
         send_deliveries=send_deliveries,

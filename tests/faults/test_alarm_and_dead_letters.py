@@ -74,6 +74,10 @@ async def test_memory_alarm_blocks_publishers_apis_answer_outbox_drains(
                 f"{stack.url('inventory')}/cooperatives/{coop.id}/stock", headers=admin
             )
             assert response.status_code == 200
+            # The registry too: a cooperative and its manager are registered under the alarm.
+            registered_at = time.monotonic()
+            [newcomer] = await town.cooperatives(client, "35.78.14", 1)
+            assert time.monotonic() - registered_at < 10
             # Nothing could be confirmed: every event waits in inventory's outbox, and says so on /metrics.
             assert await stack.outbox_pending("inventory") >= cohort.movement_count
 
@@ -87,6 +91,8 @@ async def test_memory_alarm_blocks_publishers_apis_answer_outbox_drains(
             await asyncio.to_thread(stack.rabbit.set_memory_alarm, False)
         await eventually(lambda: kit.settled(stack), timeout=240, interval=0.5)
         print(f"{batches} batches in {posting_s:.1f}s under the alarm; then drained")
+        # Its registration, held in the registry's outbox, reached every service once the alarm cleared.
+        await town.known_everywhere([newcomer], [], timeout=30)
         await kit.compare_read_models(stack, cohort, client, admin)
 
 

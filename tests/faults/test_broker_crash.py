@@ -221,7 +221,7 @@ class DuplicateTally:
 @pytest.mark.timeout(900)
 async def test_consumer_processes_sigkilled_mid_stream(stack: Any, kit: Any) -> None:
     """Inventory (API, relay and consumer), reporting, sourcing and notifications are each SIGKILLed
-    at a random moment of a 3,000-movement stream and started again on the same database."""
+    at a random moment of a 2,000-movement stream and started again on the same database."""
     seed = SEED + 1
     print(f"KKMP_FAULT_SEED={SEED}")
     rng = random.Random(seed)
@@ -230,7 +230,7 @@ async def test_consumer_processes_sigkilled_mid_stream(stack: Any, kit: Any) -> 
     async with httpx.AsyncClient(timeout=60) as client:
         admin = await town.admin_headers(client)
         cohort = await kit.build_cohort(
-            stack, town, client, {"35.78.10": 4}, movements_per_coop=750, seed=seed, out_of_scope="35.78.02"
+            stack, town, client, {"35.78.10": 4}, movements_per_coop=500, seed=seed, out_of_scope="35.78.02"
         )
         total = cohort.movement_count
         before = await consumed_stock_events(stack)  # the first test's events are in the same inbox

@@ -149,33 +149,31 @@ async def test_crash_between_commit_and_ack(stack: Any, kit: Any, town: Any) -> 
     async with httpx.AsyncClient(timeout=60) as client:
         admin = await town.admin_headers(client)
         cohort = await kit.build_cohort(
-            stack, town, client, {"35.78.08": 2}, movements_per_coop=200, seed=13, stalled=False
+            stack, town, client, {"35.78.08": 2}, movements_per_coop=250, seed=13, stalled=False
         )
-        before = await applied(stack)
-        posting = asyncio.create_task(kit.post_ledgers(stack, cohort, client))
-
-        async def flowing() -> bool:
-            return await applied(stack) - before >= 100
-
-        await eventually(flowing, timeout=120, interval=0.1)
+        # A backlog waits for reporting: it is cut off while the movements are posted.
+        await cut_off(stack, "reporting")
+        await kit.post_ledgers(stack, cohort, client)
         proxy = stack.proxies["reporting"]
+        proxy.refuse(False)
         committed_unacked = 0
         for _ in range(5):
+            # Back on line, reporting gets a prefetch's worth at once and starts applying it ...
+            await stack.wait_ready("reporting")
             proxy.hang(True)
             at_hang = await applied(stack)
-            # Reporting works through what it had prefetched and commits it; its acks stay in the proxy.
+            # ... and commits it while its acks stay in the proxy.
             await asyncio.sleep(1.5)
             committed_unacked = await applied(stack) - at_hang
             if committed_unacked:
                 break
             proxy.hang(False)  # it was between two deliveries: let the stream flow a moment, try again
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.3)
         await asyncio.to_thread(stack.service("reporting").kill)
         proxy.reset_all()  # the broker sees the connection die and requeues the unacknowledged
         proxy.hang(False)
         stack.service("reporting").start()
         await stack.wait_ready("reporting")
-        await posting
         await eventually(lambda: kit.settled(stack), timeout=240, interval=0.5)
 
         duplicates = await stack.outcome("reporting", "duplicates", "reporting.stock")

@@ -1478,3 +1478,28 @@ def test_hostile_text_in_bodies_never_breaks_a_service(city: Any, service: str) 
                         failures.append(f"{route.method} {route.path} {where}={text[:10]!r} → {problem}")
     print(f"{service}: {tried} hostile texts")
     assert not failures, f"{len(failures)} failures:\n" + "\n".join(failures)
+
+
+def test_the_checks_themselves_can_fail(city: Any) -> None:
+    """Negative controls: the expectations and the leak detector flag what they are meant to flag
+    (so a matrix that passes is not one that cannot fail)."""
+    a, b = city.sides["A"], city.sides["B"]
+    manager_a, officer_in = city.principals["manager_a"], city.principals["officer_in"]
+    read = next(r for r in ROUTES if r.path == "/cooperatives/{cooperative_id}/stock")
+    write = next(
+        r for r in ROUTES if r.path == "/cooperatives/{cooperative_id}/movements" and r.method == "POST"
+    )
+    assert expected(read, manager_a, Ctx(city, manager_a, "B", 0, 0)) == {404}
+    assert expected(write, manager_a, Ctx(city, manager_a, "B", 0, 0)) == {403}
+    assert expected(read, manager_a, Ctx(city, manager_a, "A", 0, 0)) == {200}
+    assert expected(read, city.principals["anonymous"], Ctx(city, manager_a, "A", 0, 0)) == {401}
+
+    def answer(body: Any) -> httpx.Response:
+        return httpx.Response(200, json=body, request=httpx.Request("GET", "http://test/"))
+
+    listing = next(r for r in ROUTES if r.path == "/needs" and r.method == "GET")
+    assert not leaks(city, manager_a, listing, answer({"items": [{"cooperative_id": a.cooperative}]}))
+    assert leaks(city, manager_a, listing, answer({"items": [{"cooperative_id": b.cooperative}]}))
+    assert leaks(city, manager_a, listing, answer({"items": [{"id": b["need"], "note": "x"}]}))
+    assert leaks(city, officer_in, listing, answer([{"kecamatan_code": b.kecamatan}]))
+    assert not leaks(city, officer_in, listing, answer([{"kecamatan_code": a.kecamatan}]))

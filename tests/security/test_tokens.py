@@ -1,5 +1,7 @@
-"""Tokens at every protected route of every service: missing, `alg: none`, signed by another key,
-expired, wrong audience, wrong issuer, unknown role → 401 with the contract's error body."""
+"""Tokens at every protected route of every service: missing, `alg: none`, HS256 (with a made-up
+secret and with the registry's own public key), signed by another key, an unknown key id, expired,
+not yet valid, without expiry or subject, wrong audience, wrong issuer, unknown role, and not a
+bearer token at all → 401 with the contract's error body."""
 
 from __future__ import annotations
 
@@ -69,19 +71,44 @@ def bad_tokens(platform: Platform) -> dict[str, str | None]:
             forged, "secret", algorithm="HS256", headers={"kid": header["kid"]}
         ),
         "wrong_key": foreign.mint("admin", sub=claims["sub"]),
-        "expired": _resign(platform, claims, exp=now - 60),
-        "wrong_audience": _resign(platform, claims, aud="someone-else"),
-        "wrong_issuer": _resign(platform, claims, iss="https://evil.example"),
+        "hs256_signed_with_the_public_key": _hs256_with_public_key(platform, forged, header["kid"]),
+        "unknown_kid": _resign(platform, claims, "not-a-registry-key"),
+        "expired": _resign(platform, claims, header["kid"], exp=now - 60),
+        "no_expiry": _resign(platform, {k: v for k, v in claims.items() if k != "exp"}, header["kid"]),
+        "not_yet_valid": _resign(platform, claims, header["kid"], nbf=now + 3600),
+        "wrong_audience": _resign(platform, claims, header["kid"], aud="someone-else"),
+        "wrong_issuer": _resign(platform, claims, header["kid"], iss="https://evil.example"),
+        "unknown_role": _resign(platform, claims, header["kid"], role="superadmin"),
+        "no_subject": _resign(platform, {k: v for k, v in claims.items() if k != "sub"}, header["kid"]),
     }
 
 
-def _resign(platform: Platform, claims: dict[str, Any], **changes: Any) -> str:
+def _hs256_with_public_key(platform: Platform, claims: dict[str, Any], kid: str) -> str:
+    """The classic algorithm confusion: HMAC-signed with the registry's public key as the secret (a
+    verifier that let the token pick its algorithm would accept it)."""
+    import hashlib
+    import hmac
+
+    from cryptography.hazmat.primitives import serialization
+    from jwt.algorithms import RSAAlgorithm
+
+    jwks = httpx.get(f"{platform.url('registry')}/.well-known/jwks.json", timeout=30).json()
+    public = RSAAlgorithm.from_jwk(json.dumps(jwks["keys"][0]))
+    pem = public.public_bytes(  # type: ignore[union-attr]
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    signing_input = f"{_b64({'alg': 'HS256', 'typ': 'JWT', 'kid': kid})}.{_b64(claims)}"
+    signature = hmac.new(pem, signing_input.encode(), hashlib.sha256).digest()
+    return f"{signing_input}.{base64.urlsafe_b64encode(signature).decode().rstrip('=')}"
+
+
+def _resign(platform: Platform, claims: dict[str, Any], kid: str, **changes: Any) -> str:
     """Sign with the registry's own key (read from its data directory): only the claim is wrong."""
     from cryptography.hazmat.primitives import serialization
 
     key_path = platform.work_dir / "registry" / "registry-signing-key.pem"
     key = serialization.load_pem_private_key(key_path.read_bytes(), password=None)
-    header = {"kid": jwt.get_unverified_header(platform.admin_token())["kid"]}
+    header = {"kid": kid}
     return jwt.encode({**claims, **changes}, key, algorithm="RS256", headers=header)  # type: ignore[arg-type]
 
 
@@ -92,11 +119,22 @@ def test_every_protected_route_refuses_bad_tokens(platform: Platform, service: s
     routes = protected_routes(spec)
     assert routes, f"{service} has no protected routes?"
     tokens = bad_tokens(platform)
+    # Not a bearer token at all: a password in Basic, the real token under another scheme.
+    real = platform.admin_token()
+    schemes = {
+        "basic_password": "Basic " + base64.b64encode(f"admin:{platform.admin_password}".encode()).decode(),
+        "token_without_scheme": real,
+        "token_under_another_scheme": f"Token {real}",
+        "empty_bearer": "Bearer ",
+    }
     failures = []
     with httpx.Client(timeout=30) as client:
         for method, path in routes:
-            for name, token in tokens.items():
-                headers = {"Authorization": f"Bearer {token}"} if token else {}
+            for name, token in {**tokens, **{k: ("raw", v) for k, v in schemes.items()}}.items():
+                if isinstance(token, tuple):
+                    headers = {"Authorization": token[1]}
+                else:
+                    headers = {"Authorization": f"Bearer {token}"} if token else {}
                 response = client.request(method, f"{base}{path}", headers=headers, json={})
                 body = (
                     response.json()
