@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.testing.harness import running_app, wait_ready
 from kkmp_shared.testing.ports import free_port
