@@ -589,6 +589,8 @@ class Cohort:
     expected: dict[str, Expected] = field(default_factory=dict)
     deliveries: dict[str, list[tuple[bytes, str]]] = field(default_factory=dict)
     posted: dict[str, int] = field(default_factory=dict)  # batches answered 201, per cooperative
+    resent: int = 0  # attempts that got no answer or a 5xx, and were sent again under the same key
+    replayed: int = 0  # answers that came from the idempotency store (the first attempt had committed)
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
 
     @property
@@ -678,7 +680,9 @@ async def post_ledgers(
                     response = None
                 if response is not None and response.status_code == 201:
                     cohort.posted[coop.id] = cohort.posted.get(coop.id, 0) + 1
+                    cohort.replayed += response.headers.get("Idempotent-Replayed") == "true"
                     break
+                cohort.resent += 1
                 if response is not None and response.status_code < 500:
                     raise AssertionError(
                         f"batch {number} of {coop.id}: {response.status_code} {response.text}"
