@@ -68,7 +68,7 @@ def bad_tokens(platform: Platform) -> dict[str, str | None]:
         "garbage": "not-a-jwt",
         "alg_none": f"{_b64({'alg': 'none', 'typ': 'JWT', 'kid': header['kid']})}.{_b64(forged)}.",
         "hs256_with_public_key_confusion": jwt.encode(
-            forged, "secret", algorithm="HS256", headers={"kid": header["kid"]}
+            forged, "a-made-up-secret-of-at-least-32-bytes", algorithm="HS256", headers={"kid": header["kid"]}
         ),
         "wrong_key": foreign.mint("admin", sub=claims["sub"]),
         "hs256_signed_with_the_public_key": _hs256_with_public_key(platform, forged, header["kid"]),
@@ -125,7 +125,7 @@ def test_every_protected_route_refuses_bad_tokens(platform: Platform, service: s
         "basic_password": "Basic " + base64.b64encode(f"admin:{platform.admin_password}".encode()).decode(),
         "token_without_scheme": real,
         "token_under_another_scheme": f"Token {real}",
-        "empty_bearer": "Bearer ",
+        "bare_bearer": "Bearer",
     }
     failures = []
     with httpx.Client(timeout=30) as client:
