@@ -5,6 +5,10 @@ a deliberately malformed one would make a valid request of it and a false "accep
 so are ids schemathesis took from earlier answers (stateful chains, its resource pool).
 
 `KKMP_FUZZ_IDS` holds a JSON object, parameter name → ids of real objects (made by the test).
+
+One failure kind is accepted on one resource (filter_failure): DELETE /subscriptions/{id} is
+documented as switching a subscription off, not erasing it (its deliveries stay on record), so the
+subscription stays readable with `"active": false` after it. Nothing is sent to it any more.
 """
 
 from __future__ import annotations
@@ -56,3 +60,9 @@ def map_case(context: Any, case: Any) -> Any:
     if body != case.body:
         case.body = body
     return case
+
+
+@schemathesis.hook
+def filter_failure(context: Any, failure: Any, case: Any, response: Any) -> bool:
+    """Keep every failure except "deleted resource still available" on a subscription (see above)."""
+    return not (getattr(failure, "code", None) == "ST301" and case.path.startswith("/subscriptions/"))
