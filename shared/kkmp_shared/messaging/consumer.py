@@ -9,7 +9,10 @@ queue; only then is the original acked.
 
 Messages of one queue are handled in order by one worker, in batches of what has already arrived
 (one transaction per batch; on a failure the batch is redone message by message so only the bad
-message is retried). That keeps per-cooperative order and gives the throughput of few commits.
+message is retried). That keeps per-cooperative order and gives the throughput of few commits. The
+inbox rows of a batch are claimed in one statement; a queue may also name a batch handler that gets
+every new event of a batch at once, in arrival order, to apply them set-based (the per-type handlers
+stay the reference: the one-by-one path after a failed batch uses them).
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ log = logging.getLogger("kkmp.consumer")
 tracer = trace.get_tracer("kkmp.consumer")
 
 Handler = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
+BatchHandler = Callable[[AsyncSession, list[tuple[CloudEvent, Any]]], Awaitable[None]]
 FaultHook = Callable[[str, CloudEvent], Awaitable[None]]
 
 
@@ -52,6 +56,9 @@ class PoisonMessage(Exception):
 class Subscription:
     queue: str
     handlers: dict[str, tuple[type[EventData], Handler]] = field(default_factory=dict)
+    # Optional: applies a batch's new events together; must have the same effect as the handlers
+    # applied one by one in the same order.
+    batch_handler: BatchHandler | None = None
 
 
 class ConsumerGroup:
@@ -73,6 +80,12 @@ class ConsumerGroup:
 
     def add(self, purpose: str, model: type[EventData], handler: Handler) -> None:
         self.on(purpose, model)(handler)
+
+    def in_batches(self, purpose: str, handler: BatchHandler) -> None:
+        """Give the queue's new events of a batch to `handler` at once (its per-type handlers must be
+        registered too: they handle a batch redone one by one)."""
+        queue = f"{self.service}.{purpose}"
+        self.subscriptions.setdefault(queue, Subscription(queue)).batch_handler = handler
 
     @property
     def consumed_models(self) -> list[type[EventData]]:
@@ -203,9 +216,7 @@ class ConsumerRunner:
             started = time.perf_counter()
             try:
                 async with self.db.session() as session, session.begin():
-                    outcomes = [
-                        await self._apply(session, sub, ev, data, handler) for _, ev, data, handler in parsed
-                    ]
+                    outcomes = await self._apply_batch(session, sub, parsed)
                     if self.fault_hook is not None:
                         await self.fault_hook("before_commit", parsed[-1][1])
             except Exception as exc:
@@ -266,29 +277,86 @@ class ConsumerRunner:
     async def _apply(
         self, session: AsyncSession, sub: Subscription, event: CloudEvent, data: EventData, handler: Handler
     ) -> str:
-        values = {
-            "consumer": sub.queue,
-            "event_id": event.id,
-            "event_type": event.type,
-            "processed_at": datetime.now(UTC),
-        }
-        insert = sqlite_insert if self.db.is_sqlite else pg_insert
-        result = await session.execute(insert(self.inbox).values(**values).on_conflict_do_nothing())
-        if result.rowcount == 0:  # type: ignore[attr-defined]
+        if not await self._claim(session, sub, [event]):
             return "duplicates"
-        ctx = propagate.extract({"traceparent": event.traceparent} if event.traceparent else {})
-        with tracer.start_as_current_span(
-            f"{event.type} process",
-            context=ctx,
-            kind=trace.SpanKind.CONSUMER,
-            attributes={
-                "messaging.system": "rabbitmq",
-                "messaging.message.id": event.id,
-                "messaging.destination.name": sub.queue,
-            },
-        ):
+        with self._span(sub, [event]):
             await handler(session, event, data)
         return "processed"
+
+    async def _apply_batch(
+        self,
+        session: AsyncSession,
+        sub: Subscription,
+        parsed: list[tuple[AbstractIncomingMessage, CloudEvent, EventData, Handler]],
+    ) -> list[str]:
+        claimed = await self._claim(session, sub, [event for _, event, _, _ in parsed])
+        outcomes: list[str] = []
+        fresh: list[tuple[CloudEvent, EventData, Handler]] = []
+        for _, event, data, handler in parsed:
+            # The same event twice in one batch (a publisher's redelivery): only the first applies.
+            if event.id in claimed:
+                claimed.discard(event.id)
+                fresh.append((event, data, handler))
+                outcomes.append("processed")
+            else:
+                outcomes.append("duplicates")
+        if sub.batch_handler is not None and len(fresh) > 1:
+            with self._span(sub, [event for event, _, _ in fresh]):
+                await sub.batch_handler(session, [(event, data) for event, data, _ in fresh])
+        else:
+            for event, data, handler in fresh:
+                with self._span(sub, [event]):
+                    await handler(session, event, data)
+        return outcomes
+
+    async def _claim(self, session: AsyncSession, sub: Subscription, events: list[CloudEvent]) -> set[str]:
+        """Insert the inbox rows in one statement; the ids returned are the events not seen before."""
+        now = datetime.now(UTC)
+        rows = {
+            event.id: {
+                "consumer": sub.queue,
+                "event_id": event.id,
+                "event_type": event.type,
+                "processed_at": now,
+            }
+            for event in events
+        }
+        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        result = await session.execute(
+            insert(self.inbox)
+            .values(list(rows.values()))
+            .on_conflict_do_nothing()
+            .returning(self.inbox.c.event_id)
+        )
+        return set(result.scalars())
+
+    def _span(self, sub: Subscription, events: list[CloudEvent]) -> Any:
+        """One consumer span: a child of the event's trace, or for a batch linked to every event's."""
+        contexts = [
+            propagate.extract({"traceparent": event.traceparent} if event.traceparent else {})
+            for event in events
+        ]
+        attributes: dict[str, Any] = {
+            "messaging.system": "rabbitmq",
+            "messaging.destination.name": sub.queue,
+        }
+        if len(events) == 1:
+            attributes["messaging.message.id"] = events[0].id
+            return tracer.start_as_current_span(
+                f"{events[0].type} process",
+                context=contexts[0],
+                kind=trace.SpanKind.CONSUMER,
+                attributes=attributes,
+            )
+        attributes["messaging.batch.message_count"] = len(events)
+        links = [
+            trace.Link(span_context)
+            for ctx in contexts
+            if (span_context := trace.get_current_span(ctx).get_span_context()).is_valid
+        ]
+        return tracer.start_as_current_span(
+            f"{sub.queue} process", kind=trace.SpanKind.CONSUMER, attributes=attributes, links=links
+        )
 
     def _parse(
         self, sub: Subscription, message: AbstractIncomingMessage

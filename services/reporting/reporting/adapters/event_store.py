@@ -20,17 +20,25 @@ from reporting.domain.periods import as_utc
 
 
 async def append(session: AsyncSession, event: CloudEvent) -> None:
-    statement = insert_for(session)(orm.event_store).values(
-        event_id=event.id,
-        event_type=event.type,
-        source=event.source[:200],
-        subject=(event.subject or None) and event.subject[:64],
-        time=as_utc(event.time),
-        data=event.data,
-        traceparent=event.traceparent,
-        received_at=datetime.now(UTC),
-    )
-    await session.execute(statement.on_conflict_do_nothing())
+    await append_many(session, [event])
+
+
+async def append_many(session: AsyncSession, events: list[CloudEvent]) -> None:
+    received_at = datetime.now(UTC)
+    rows = [
+        {
+            "event_id": event.id,
+            "event_type": event.type,
+            "source": event.source[:200],
+            "subject": (event.subject or None) and event.subject[:64],
+            "time": as_utc(event.time),
+            "data": event.data,
+            "traceparent": event.traceparent,
+            "received_at": received_at,
+        }
+        for event in events
+    ]
+    await session.execute(insert_for(session)(orm.event_store).values(rows).on_conflict_do_nothing())
 
 
 async def count(session: AsyncSession) -> int:

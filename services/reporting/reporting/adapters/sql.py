@@ -28,7 +28,17 @@ async def add_to(
 ) -> None:
     """Insert a counter row or add to it: `INSERT ... ON CONFLICT DO UPDATE SET c = c + excluded.c`
     (the `fixed` columns are written when the row is created)."""
-    statement = insert_for(session)(table).values(**keys, **increments, **fixed)
+    await add_to_many(session, table, list(keys), [{**keys, **increments, **fixed}], list(increments))
+
+
+async def add_to_many(
+    session: AsyncSession, table: Table, keys: list[str], rows: list[dict[str, Any]], increments: list[str]
+) -> None:
+    """`add_to` for many counter rows in one statement. Each row's key must appear once (sum the
+    increments of a key before calling): PostgreSQL refuses to update one row twice in a statement."""
+    if not rows:
+        return
+    statement = insert_for(session)(table).values(rows)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c[k] for k in keys],
         set_={c: table.c[c] + statement.excluded[c] for c in increments},

@@ -4,7 +4,8 @@ Reporting binds every type so that each publisher's relay (which publishes with 
 has a route. Queues are grouped so that events whose order matters share one queue (one worker, in
 order): a cooperative's registration before its members, a stock item's `stalled` before its
 `recovered`, a need's submission before its status changes. Every handler stores the event in the
-event store and applies its projection, in the inbox transaction.
+event store and applies its projection, in the inbox transaction; a batch of new events is stored in
+one statement and projected with `Projector.apply_many` (runs of `stock.moved` set-based).
 """
 
 from __future__ import annotations
@@ -38,7 +39,7 @@ from kkmp_shared.events.contracts import (
     UserCreated,
 )
 from kkmp_shared.events.envelope import CloudEvent
-from kkmp_shared.messaging.consumer import ConsumerGroup, Handler
+from kkmp_shared.messaging.consumer import BatchHandler, ConsumerGroup, Handler
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import event_store
@@ -73,15 +74,24 @@ def make_handler(projector: Projector) -> Handler:
     return store_and_project
 
 
+def make_batch_handler(projector: Projector) -> BatchHandler:
+    async def store_and_project_many(
+        session: AsyncSession, events: list[tuple[CloudEvent, EventData]]
+    ) -> None:
+        await event_store.append_many(session, [event for event, _ in events])
+        await projector.apply_many(session, events)
+
+    return store_and_project_many
+
+
 def build_consumers(projector: Projector) -> ConsumerGroup:
     group = ConsumerGroup("reporting")
     handler = make_handler(projector)
-    bound: set[str] = set()
-    for purpose, models in SUBSCRIPTIONS.items():
+    bound = {model.event_type for models in SUBSCRIPTIONS.values() for model in models}
+    others = tuple(model for event_type, model in sorted(EVENT_MODELS.items()) if event_type not in bound)
+    for purpose, models in {**SUBSCRIPTIONS, OTHER: others}.items():
         for model in models:
             group.add(purpose, model, handler)
-            bound.add(model.event_type)
-    for event_type, model in sorted(EVENT_MODELS.items()):
-        if event_type not in bound:
-            group.add(OTHER, model, handler)
+        if models:
+            group.in_batches(purpose, make_batch_handler(projector))
     return group

@@ -13,7 +13,8 @@ filled by a rebuild.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
@@ -35,11 +36,11 @@ from kkmp_shared.events.contracts import (
 )
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.consumer import ConsumerGroup
-from sqlalchemy import select, update
+from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import orm
-from reporting.adapters.sql import add_to, insert_for, mark_dirty
+from reporting.adapters.sql import add_to, add_to_many, insert_for, mark_dirty
 from reporting.domain import needs as need_rules
 from reporting.domain import stock as stock_rules
 from reporting.domain.periods import as_utc, local_date, week_start
@@ -47,6 +48,8 @@ from reporting.domain.periods import as_utc, local_date, week_start
 log = logging.getLogger("kkmp.reporting.projections")
 
 Projection = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
+# Movements applied in one go at most (keeps a statement's parameters well under the drivers' limits).
+MOVED_RUN = 500
 
 
 def shared_directory_handlers(directory: CooperativeDirectory) -> dict[str, Projection]:
@@ -88,6 +91,23 @@ class Projector:
         projection = self._projections.get(event.type)
         if projection is not None:
             await projection(session, event, data)
+
+    async def apply_many(self, session: AsyncSession, events: Sequence[tuple[CloudEvent, EventData]]) -> None:
+        """The same effect as `apply` on each event in order, with runs of `stock.moved` (the
+        high-volume stream) applied set-based: one read and one write per table per run."""
+        run: list[tuple[CloudEvent, StockMoved]] = []
+        for event, data in events:
+            if isinstance(data, StockMoved):
+                run.append((event, data))
+                if len(run) < MOVED_RUN:
+                    continue
+            if run:
+                await self.stock_moved_many(session, run)
+                run = []
+            if not isinstance(data, StockMoved):
+                await self.apply(session, event, data)
+        if run:
+            await self.stock_moved_many(session, run)
 
     # --- cooperatives -----------------------------------------------------------------------
 
@@ -161,119 +181,126 @@ class Projector:
     async def _load_item(
         self, session: AsyncSession, cooperative_id: str, commodity: str
     ) -> stock_rules.StockItem | None:
-        t = orm.stock_items
-        row = (
-            await session.execute(
-                select(t)
-                .where(t.c.cooperative_id == cooperative_id, t.c.commodity == commodity)
-                .with_for_update()
-            )
-        ).first()
-        if row is None:
-            return None
-        details = None
-        if row.stalled:
-            details = stock_rules.StalledDetails(
-                on_hand_milli=row.stalled_on_hand_milli or 0,
-                value=row.stalled_value or 0,
-                days_since_sale=row.stalled_days_since_sale or 0,
-                last_sale_at=row.stalled_last_sale_at,
-                unit_cost=row.stalled_unit_cost,
-            )
-        return stock_rules.StockItem(
-            unit=row.unit,
-            on_hand_milli=row.on_hand_milli,
-            on_hand_at=row.on_hand_at,
-            last_sale_at=row.last_sale_at,
-            stalled=row.stalled,
-            stalled_since=row.stalled_since,
-            stalled_changed_at=row.stalled_changed_at,
-            stalled_details=details,
-            low=row.low,
-            low_since=row.low_since,
-            low_changed_at=row.low_changed_at,
-            stockout=row.stockout,
-            stockout_since=row.stockout_since,
-            stockout_changed_at=row.stockout_changed_at,
+        return (await self._load_items(session, [(cooperative_id, commodity)])).get(
+            (cooperative_id, commodity)
         )
 
+    async def _load_items(
+        self, session: AsyncSession, keys: list[tuple[str, str]]
+    ) -> dict[tuple[str, str], stock_rules.StockItem]:
+        """The stock items of these (cooperative, commodity) keys, locked for the transaction."""
+        t = orm.stock_items
+        rows = (
+            await session.execute(
+                select(t)
+                .where(tuple_(t.c.cooperative_id, t.c.commodity).in_(sorted(keys)))
+                .order_by(t.c.cooperative_id, t.c.commodity)
+                .with_for_update()
+            )
+        ).all()
+        return {(row.cooperative_id, row.commodity): _item_from_row(row) for row in rows}
+
     async def _save_item(self, session: AsyncSession, data: Any, item: stock_rules.StockItem) -> None:
-        details = item.stalled_details
-        values = {
-            "cooperative_id": data.cooperative_id,
-            "commodity": data.commodity,
-            "kecamatan_code": data.kecamatan_code,
-            "unit": item.unit,
-            "on_hand_milli": item.on_hand_milli,
-            "on_hand_at": item.on_hand_at,
-            "last_sale_at": item.last_sale_at,
-            "stalled": item.stalled,
-            "stalled_since": item.stalled_since,
-            "stalled_changed_at": item.stalled_changed_at,
-            "stalled_on_hand_milli": details.on_hand_milli if details else None,
-            "stalled_value": details.value if details else 0,
-            "stalled_days_since_sale": details.days_since_sale if details else None,
-            "stalled_last_sale_at": details.last_sale_at if details else None,
-            "stalled_unit_cost": details.unit_cost if details else None,
-            "low": item.low,
-            "low_since": item.low_since,
-            "low_changed_at": item.low_changed_at,
-            "stockout": item.stockout,
-            "stockout_since": item.stockout_since,
-            "stockout_changed_at": item.stockout_changed_at,
-        }
-        statement = insert_for(session)(orm.stock_items).values(**values)
+        await self._save_items(session, [(data, item)])
+
+    async def _save_items(
+        self, session: AsyncSession, changes: list[tuple[Any, stock_rules.StockItem]]
+    ) -> None:
+        """Upsert stock items (one row per key: the latest event's data names its kecamatan)."""
+        rows = [_item_values(data, item) for data, item in changes]
+        statement = insert_for(session)(orm.stock_items).values(rows)
         keys = ("cooperative_id", "commodity")
         await session.execute(
             statement.on_conflict_do_update(
                 index_elements=[orm.stock_items.c[k] for k in keys],
-                set_={k: statement.excluded[k] for k in values if k not in keys},
+                set_={k: statement.excluded[k] for k in rows[0] if k not in keys},
             )
         )
-        await mark_dirty(session, data.cooperative_id, data.kecamatan_code)
+        for data, _ in changes:
+            await mark_dirty(session, data.cooperative_id, data.kecamatan_code)
 
     async def stock_moved(self, session: AsyncSession, event: CloudEvent, data: StockMoved) -> None:
-        item = await self._load_item(session, data.cooperative_id, data.commodity) or stock_rules.StockItem()
-        is_sale = data.kind == "sale"
-        occurred_at = as_utc(data.occurred_at)
-        item = stock_rules.apply_movement(
-            item,
-            unit=data.unit,
-            on_hand_after_milli=stock_rules.to_milli(data.on_hand_after),
-            recorded_at=as_utc(event.time),
-            sold_at=occurred_at if is_sale else None,
-        )
-        await self._save_item(session, data, item)
-        if not is_sale:
-            return
-        quantity = stock_rules.to_milli(data.quantity)
-        value = data.value
-        if value is None:
-            value = round(data.unit_price * data.quantity) if data.unit_price is not None else 0
-        day = local_date(occurred_at, self.tz)
-        await add_to(
+        await self.stock_moved_many(session, [(event, data)])
+
+    async def stock_moved_many(self, session: AsyncSession, run: list[tuple[CloudEvent, StockMoved]]) -> None:
+        """Movements in order: each item's state folded in memory, sales summed per counter row."""
+        keys = list(dict.fromkeys((data.cooperative_id, data.commodity) for _, data in run))
+        items = await self._load_items(session, keys)
+        latest: dict[tuple[str, str], StockMoved] = {}
+        daily: dict[tuple[str, Any], dict[str, Any]] = {}
+        coop_weekly: dict[tuple[str, str, Any], dict[str, int]] = defaultdict(_weekly_zero)
+        city_weekly: dict[tuple[str, str, Any], dict[str, int]] = defaultdict(_weekly_zero)
+        for event, data in run:
+            key = (data.cooperative_id, data.commodity)
+            is_sale = data.kind == "sale"
+            occurred_at = as_utc(data.occurred_at)
+            items[key] = stock_rules.apply_movement(
+                items.get(key) or stock_rules.StockItem(),
+                unit=data.unit,
+                on_hand_after_milli=stock_rules.to_milli(data.on_hand_after),
+                recorded_at=as_utc(event.time),
+                sold_at=occurred_at if is_sale else None,
+            )
+            latest[key] = data
+            if not is_sale:
+                continue
+            quantity = stock_rules.to_milli(data.quantity)
+            value = data.value
+            if value is None:
+                value = round(data.unit_price * data.quantity) if data.unit_price is not None else 0
+            day = local_date(occurred_at, self.tz)
+            counter = daily.setdefault(
+                (data.cooperative_id, day),
+                {
+                    "cooperative_id": data.cooperative_id,
+                    "day": day,
+                    "kecamatan_code": data.kecamatan_code,
+                    "sale_count": 0,
+                    "sale_value": 0,
+                },
+            )
+            counter["sale_count"] += 1
+            counter["sale_value"] += int(value)
+            week = week_start(day)
+            for totals in (
+                coop_weekly[(data.cooperative_id, data.commodity, week)],
+                *(
+                    city_weekly[(scope, commodity, week)]
+                    for scope in (data.kecamatan_code, orm.ALL)
+                    for commodity in (data.commodity, orm.ALL)
+                ),
+            ):
+                totals["quantity_milli"] += quantity
+                totals["value"] += int(value)
+                totals["transactions"] += 1
+        await self._save_items(session, [(latest[key], items[key]) for key in keys])
+        await add_to_many(
             session,
             orm.coop_sales_daily,
-            {"cooperative_id": data.cooperative_id, "day": day},
-            {"sale_count": 1, "sale_value": int(value)},
-            kecamatan_code=data.kecamatan_code,
+            ["cooperative_id", "day"],
+            list(daily.values()),
+            ["sale_count", "sale_value"],
         )
-        week = week_start(day)
-        increments = {"quantity_milli": quantity, "value": int(value), "transactions": 1}
-        await add_to(
+        await add_to_many(
             session,
             orm.coop_sales_weekly,
-            {"cooperative_id": data.cooperative_id, "commodity": data.commodity, "week_start": week},
-            increments,
+            ["cooperative_id", "commodity", "week_start"],
+            [
+                {"cooperative_id": coop, "commodity": commodity, "week_start": week, **totals}
+                for (coop, commodity, week), totals in coop_weekly.items()
+            ],
+            list(WEEKLY_COUNTERS),
         )
-        for scope in (data.kecamatan_code, orm.ALL):
-            for commodity in (data.commodity, orm.ALL):
-                await add_to(
-                    session,
-                    orm.sales_weekly,
-                    {"scope": scope, "commodity": commodity, "week_start": week},
-                    increments,
-                )
+        await add_to_many(
+            session,
+            orm.sales_weekly,
+            ["scope", "commodity", "week_start"],
+            [
+                {"scope": scope, "commodity": commodity, "week_start": week, **totals}
+                for (scope, commodity, week), totals in city_weekly.items()
+            ],
+            list(WEEKLY_COUNTERS),
+        )
 
     async def stock_stalled(self, session: AsyncSession, event: CloudEvent, data: StockStalled) -> None:
         item = await self._load_item(session, data.cooperative_id, data.commodity) or stock_rules.StockItem()
@@ -416,3 +443,65 @@ class Projector:
             submitted_at=as_utc(data.submitted_at),
         )
         await self._save_need(session, data, state, None)
+
+
+WEEKLY_COUNTERS = ("quantity_milli", "value", "transactions")
+
+
+def _weekly_zero() -> dict[str, int]:
+    return dict.fromkeys(WEEKLY_COUNTERS, 0)
+
+
+def _item_from_row(row: Any) -> stock_rules.StockItem:
+    details = None
+    if row.stalled:
+        details = stock_rules.StalledDetails(
+            on_hand_milli=row.stalled_on_hand_milli or 0,
+            value=row.stalled_value or 0,
+            days_since_sale=row.stalled_days_since_sale or 0,
+            last_sale_at=row.stalled_last_sale_at,
+            unit_cost=row.stalled_unit_cost,
+        )
+    return stock_rules.StockItem(
+        unit=row.unit,
+        on_hand_milli=row.on_hand_milli,
+        on_hand_at=row.on_hand_at,
+        last_sale_at=row.last_sale_at,
+        stalled=row.stalled,
+        stalled_since=row.stalled_since,
+        stalled_changed_at=row.stalled_changed_at,
+        stalled_details=details,
+        low=row.low,
+        low_since=row.low_since,
+        low_changed_at=row.low_changed_at,
+        stockout=row.stockout,
+        stockout_since=row.stockout_since,
+        stockout_changed_at=row.stockout_changed_at,
+    )
+
+
+def _item_values(data: Any, item: stock_rules.StockItem) -> dict[str, Any]:
+    details = item.stalled_details
+    return {
+        "cooperative_id": data.cooperative_id,
+        "commodity": data.commodity,
+        "kecamatan_code": data.kecamatan_code,
+        "unit": item.unit,
+        "on_hand_milli": item.on_hand_milli,
+        "on_hand_at": item.on_hand_at,
+        "last_sale_at": item.last_sale_at,
+        "stalled": item.stalled,
+        "stalled_since": item.stalled_since,
+        "stalled_changed_at": item.stalled_changed_at,
+        "stalled_on_hand_milli": details.on_hand_milli if details else None,
+        "stalled_value": details.value if details else 0,
+        "stalled_days_since_sale": details.days_since_sale if details else None,
+        "stalled_last_sale_at": details.last_sale_at if details else None,
+        "stalled_unit_cost": details.unit_cost if details else None,
+        "low": item.low,
+        "low_since": item.low_since,
+        "low_changed_at": item.low_changed_at,
+        "stockout": item.stockout,
+        "stockout_since": item.stockout_since,
+        "stockout_changed_at": item.stockout_changed_at,
+    }

@@ -1,5 +1,6 @@
 """Rebuild the read model from the event store: wipe every projection, replay every stored event in
-arrival order through the same projections the consumers use, then recompute every derived figure.
+arrival order through the same projections the consumers use (a page at a time, as a batch), then
+recompute every derived figure.
 
 On PostgreSQL the event store is locked (EXCLUSIVE: reads go on, writes wait) for the replay, so an
 event consumed meanwhile waits and lands on the rebuilt rows instead of being wiped with the old
@@ -50,12 +51,13 @@ async def _rebuild(db: Database, projector: Projector, refresher: Refresher) -> 
         stored = await event_store.count(session)
         projected = projector.projected_types
         async for rows in event_store.read_in_order(session):
-            for row in rows:
-                model = EVENT_MODELS.get(row.event_type)
-                if model is None or row.event_type not in projected:
-                    continue
-                await projector.apply(session, event_store.to_event(row), model.model_validate(row.data))
-                replayed += 1
+            page = [
+                (event_store.to_event(row), EVENT_MODELS[row.event_type].model_validate(row.data))
+                for row in rows
+                if row.event_type in projected and row.event_type in EVENT_MODELS
+            ]
+            await projector.apply_many(session, page)
+            replayed += len(page)
         # Health rows of cooperatives the store no longer knows would count in no kecamatan.
         h = orm.cooperative_health
         await session.execute(delete(h).where(h.c.cooperative_id.not_in(select(orm.known_cooperatives.c.id))))

@@ -1,0 +1,131 @@
+"""The consumer runner's batch path on real databases (SQLite and PostgreSQL): inbox rows claimed in
+one statement, a queue's batch handler given every new event at once, duplicates inside one batch
+applied once, and a failing batch redone one by one through the per-type handlers.
+
+The broker is the collaborator stood in for here (a message is a body and an ack); the same runner
+against the real RabbitMQ is proven in test_messaging.py and test_broker_faults.py.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import orjson
+import pytest
+from kkmp_shared.db import Database, new_metadata
+from kkmp_shared.events.contracts import MemberJoined
+from kkmp_shared.events.envelope import CloudEvent, new_event
+from kkmp_shared.messaging.consumer import ConsumerGroup, ConsumerRunner
+from kkmp_shared.messaging.tables import add_messaging_tables
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+pytestmark = pytest.mark.integration
+
+
+class FakeBroker:
+    def on_connect(self, callback: Any) -> None:
+        self.callback = callback
+
+
+class FakeMessage:
+    def __init__(self, event: CloudEvent) -> None:
+        self.body = orjson.dumps(event.model_dump(mode="json", exclude_none=True))
+        self.headers: dict[str, Any] = {}
+        self.acked = False
+
+    async def ack(self) -> None:
+        self.acked = True
+
+
+def member_event(sector: str = "kue") -> CloudEvent:
+    data = MemberJoined(
+        cooperative_id="c1",
+        kelurahan_code="35.78.01.1001",
+        kecamatan_code="35.78.01",
+        member_id=str(uuid.uuid4()),
+        kind="resident",
+        sector=sector,
+        member_count=1,
+        joined_at=datetime.now(UTC),
+    )
+    return new_event(data, source="/test")
+
+
+class Recorder:
+    def __init__(self) -> None:
+        self.single: list[str] = []
+        self.batches: list[list[str]] = []
+        self.fail_batches = False
+
+    async def one(self, session: AsyncSession, event: CloudEvent, data: MemberJoined) -> None:
+        self.single.append(event.id)
+
+    async def many(self, session: AsyncSession, items: list[tuple[CloudEvent, Any]]) -> None:
+        if self.fail_batches:
+            raise RuntimeError("batch handler failure on purpose")
+        self.batches.append([event.id for event, _ in items])
+
+
+@pytest.fixture
+async def runner(database_url: str) -> AsyncIterator[tuple[ConsumerRunner, Recorder]]:
+    metadata = new_metadata()
+    tables = add_messaging_tables(metadata)
+    db = Database(database_url)
+    async with db.engine.begin() as connection:
+        await connection.run_sync(metadata.create_all)
+    recorder = Recorder()
+    group = ConsumerGroup("test")
+    group.add("members", MemberJoined, recorder.one)
+    group.in_batches("members", recorder.many)
+    yield ConsumerRunner(group, db, tables, FakeBroker()), recorder  # type: ignore[arg-type]
+    await db.dispose()
+
+
+async def inbox_count(runner: ConsumerRunner) -> int:
+    async with runner.db.session() as session:
+        return int((await session.execute(select(func.count()).select_from(runner.inbox))).scalar_one())
+
+
+async def test_a_batch_goes_to_the_batch_handler_once_per_new_event(
+    runner: tuple[ConsumerRunner, Recorder],
+) -> None:
+    consumer, recorder = runner
+    sub = consumer.group.subscriptions["test.members"]
+    first, second = member_event(), member_event()
+    again = FakeMessage(first)  # the same event published twice lands in the same batch
+    messages = [FakeMessage(first), FakeMessage(second), again]
+    await consumer._process_batch(sub, messages)  # type: ignore[arg-type]
+
+    assert recorder.batches == [[first.id, second.id]]
+    assert recorder.single == []
+    assert all(m.acked for m in messages)
+    assert consumer.stats["processed"] == 2 and consumer.stats["duplicates"] == 1
+    assert await inbox_count(consumer) == 2
+
+    # Next batch: one seen event and one new one. A single new event goes to its per-type handler.
+    third = member_event()
+    await consumer._process_batch(sub, [FakeMessage(second), FakeMessage(third)])  # type: ignore[arg-type]
+    assert recorder.batches == [[first.id, second.id]]
+    assert recorder.single == [third.id]
+    assert consumer.stats["processed"] == 3 and consumer.stats["duplicates"] == 2
+    assert await inbox_count(consumer) == 3
+
+
+async def test_a_failing_batch_is_redone_one_by_one(runner: tuple[ConsumerRunner, Recorder]) -> None:
+    consumer, recorder = runner
+    recorder.fail_batches = True
+    sub = consumer.group.subscriptions["test.members"]
+    events = [member_event() for _ in range(3)]
+    messages = [FakeMessage(e) for e in events]
+    await consumer._process_batch(sub, messages)  # type: ignore[arg-type]
+
+    # The failed batch's transaction rolled back (its inbox rows with it), then each event applied once.
+    assert recorder.batches == []
+    assert recorder.single == [e.id for e in events]
+    assert all(m.acked for m in messages)
+    assert consumer.stats["processed"] == 3 and consumer.stats["duplicates"] == 0
+    assert await inbox_count(consumer) == 3
