@@ -101,6 +101,24 @@ def test_wrong_password_is_explained_in_indonesian(portal: Any) -> None:
     assert "Nama pengguna atau kata sandi salah." in response.text
 
 
+def test_login_passes_the_persons_address_to_the_registry(portal: Any, world: Any) -> None:
+    """The registry throttles failed logins per address: behind the portal every person would share
+    the portal's address, so the portal passes on the address it was reached from."""
+    before = len(upstream_calls(world, "POST", "/registry/auth/token"))
+    with httpx.Client(base_url=portal.url) as client:
+        page = client.get("/masuk")
+        # As a trusted proxy in front of the portal would say (uvicorn trusts 127.0.0.1 by default).
+        client.post(
+            "/masuk",
+            data={"csrf_token": csrf_of(page.text), "username": "admin", "password": "salah"},
+            headers={"X-Forwarded-For": "203.0.113.9"},
+        )
+    calls = upstream_calls(world, "POST", "/registry/auth/token")[before:]
+    assert len(calls) == 1
+    headers = {k.lower(): v for k, v in calls[0][2].items()}
+    assert headers["x-forwarded-for"] == "203.0.113.9"
+
+
 def test_login_without_csrf_token_is_refused(portal: Any, world: Any) -> None:
     before = len(upstream_calls(world, "POST", "/registry/auth/token"))
     with httpx.Client(base_url=portal.url) as client:

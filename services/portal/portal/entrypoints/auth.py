@@ -54,7 +54,7 @@ async def login(request: Request, _csrf: CsrfChecked) -> Response:
         return await render(request, "login.html", context, status_code=400, with_badge=False)
     registry = request.app.state.upstreams.registry()
     try:
-        token = await registry.token(username, password)
+        token = await registry.token(username, password, request.client.host if request.client else None)
         user = User.from_claims(username, token_claims(token.access_token))
     except ServiceUnavailable as exc:
         context["error"] = exc.message
