@@ -170,28 +170,29 @@ async def test_private_rabbit_vhost_and_ctl(rabbit: PrivateRabbit) -> None:
         await _connect(url, timeout=5)
 
 
-async def test_memory_alarm_blocks_then_unblocks_publishing(rabbit: PrivateRabbit) -> None:
+@pytest.mark.parametrize("resource", ["memory", "disk"])
+async def test_resource_alarm_blocks_then_unblocks_publishing(rabbit: PrivateRabbit, resource: str) -> None:
     async with _connection(rabbit.url) as connection:
         channel = await connection.channel(publisher_confirms=True)
         queue = await channel.declare_queue(f"alarm-{uuid.uuid4().hex[:8]}", auto_delete=True)
         await channel.default_exchange.publish(aio_pika.Message(b"before"), routing_key=queue.name)
 
         started = time.monotonic()
-        await asyncio.to_thread(rabbit.set_memory_alarm, True)
-        print(f"\nmemory alarm raised in {time.monotonic() - started:.2f}s")
+        await asyncio.to_thread(rabbit.set_alarm, resource, True)
+        print(f"\n{resource} alarm raised in {time.monotonic() - started:.2f}s")
         try:
-            assert await asyncio.to_thread(rabbit.memory_alarm_active)
+            assert await asyncio.to_thread(rabbit.alarm_active, resource)
             blocked = asyncio.create_task(
                 channel.default_exchange.publish(aio_pika.Message(b"during"), routing_key=queue.name)
             )
             # The broker stops reading from a publishing connection while the alarm is on, so
             # the confirm cannot come.
             await asyncio.sleep(1.5)
-            assert not blocked.done(), "publish was confirmed despite the memory alarm"
+            assert not blocked.done(), f"publish was confirmed despite the {resource} alarm"
         finally:
-            await asyncio.to_thread(rabbit.set_memory_alarm, False)
+            await asyncio.to_thread(rabbit.set_alarm, resource, False)
         await asyncio.wait_for(blocked, 10)
-        assert not await asyncio.to_thread(rabbit.memory_alarm_active)
+        assert not await asyncio.to_thread(rabbit.alarm_active, resource)
         bodies = [m.body for m in [await queue.get(no_ack=True), await queue.get(no_ack=True)]]
         assert bodies == [b"before", b"during"]
 

@@ -1,4 +1,4 @@
-"""The broker's memory alarm (publishers blocked), and poison messages with the operator's
+"""The broker's memory and disk alarms (publishers blocked), and poison messages with the operator's
 dead-letter CLI (`kkmp dlq list|show|replay|purge`), on a RabbitMQ node of the module's own.
 
 - Alarm: while the node blocks publishers, the APIs keep answering quickly, committed events wait in
@@ -53,15 +53,16 @@ async def backlog_metric(stack: Any, service: str) -> float:
 
 
 @pytest.mark.timeout(300)
-async def test_memory_alarm_blocks_publishers_apis_answer_outbox_drains(
-    stack: Any, kit: Any, town: Any
+@pytest.mark.parametrize(("resource", "kecamatan"), [("memory", "35.78.14"), ("disk", "35.78.15")])
+async def test_resource_alarm_blocks_publishers_apis_answer_outbox_drains(
+    stack: Any, kit: Any, town: Any, resource: str, kecamatan: str
 ) -> None:
     async with httpx.AsyncClient(timeout=60) as client:
         admin = await town.admin_headers(client)
         cohort = await kit.build_cohort(
-            stack, town, client, {"35.78.14": 2}, movements_per_coop=200, seed=21, stalled=False
+            stack, town, client, {kecamatan: 2}, movements_per_coop=200, seed=21, stalled=False
         )
-        await asyncio.to_thread(stack.rabbit.set_memory_alarm, True)
+        await asyncio.to_thread(stack.rabbit.set_alarm, resource, True)
         try:
             started = time.monotonic()
             await kit.post_ledgers(stack, cohort, client, batch_size=50, concurrency=1)
@@ -76,7 +77,7 @@ async def test_memory_alarm_blocks_publishers_apis_answer_outbox_drains(
             assert response.status_code == 200
             # The registry too: a cooperative and its manager are registered under the alarm.
             registered_at = time.monotonic()
-            [newcomer] = await town.cooperatives(client, "35.78.14", 1)
+            [newcomer] = await town.cooperatives(client, kecamatan, 1)
             assert time.monotonic() - registered_at < 10
             # Nothing could be confirmed: every event waits in inventory's outbox, and says so on /metrics.
             assert await stack.outbox_pending("inventory") >= cohort.movement_count
@@ -88,9 +89,9 @@ async def test_memory_alarm_blocks_publishers_apis_answer_outbox_drains(
             await asyncio.sleep(1)
             assert await stack.outbox_pending("inventory") >= cohort.movement_count, "published under alarm"
         finally:
-            await asyncio.to_thread(stack.rabbit.set_memory_alarm, False)
+            await asyncio.to_thread(stack.rabbit.set_alarm, resource, False)
         await eventually(lambda: kit.settled(stack), timeout=240, interval=0.5)
-        print(f"{batches} batches in {posting_s:.1f}s under the alarm; then drained")
+        print(f"{batches} batches in {posting_s:.1f}s under the {resource} alarm; then drained")
         # Its registration, held in the registry's outbox, reached every service once the alarm cleared.
         await town.known_everywhere([newcomer], [], timeout=30)
         await kit.compare_read_models(stack, cohort, client, admin)

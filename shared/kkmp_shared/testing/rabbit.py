@@ -444,7 +444,7 @@ class PrivateRabbit:
         self.last_start_seconds: float | None = None
         self._prepared = False
         self._booted_once = False
-        self._saved_watermark: str | None = None
+        self._saved_limits: dict[str, str] = {}
         self._cleaned = False
         self._runs_as_root = os.geteuid() == 0
         self._is_rabbitmq_user = _is_rabbitmq_user()
@@ -789,7 +789,11 @@ class PrivateRabbit:
 
     def memory_alarm_active(self) -> bool:
         """True while this node has a memory resource alarm in force."""
-        return "memory" in self.eval("rabbit_alarm:get_alarms().")
+        return self.alarm_active("memory")
+
+    def alarm_active(self, resource: str) -> bool:
+        """True while this node has a `memory` or `disk` resource alarm in force."""
+        return resource in self.eval("rabbit_alarm:get_alarms().")
 
     def set_memory_alarm(self, on: bool, timeout: float = 15.0) -> None:
         """Raise (``on=True``) or clear the node's memory alarm, and wait until it took effect.
@@ -800,19 +804,45 @@ class PrivateRabbit:
         until the alarm clears, so their confirms stop. Clearing restores the watermark the node
         had before (0.4 by default). The setting is runtime-only: a restart also clears it.
         """
-        if on and self._saved_watermark is None:
-            self._saved_watermark = self.eval("vm_memory_monitor:get_vm_memory_high_watermark().")
-        watermark = "0.0" if on else (self._saved_watermark or "0.4")
-        # One eval sets the watermark and reads the alarms back (each rabbitmqctl run boots an
-        # Elixir VM, ~0.5 s of CPU); eval rather than the CLI command because the saved value may
-        # be {absolute, Bytes}. The monitor raises or clears the alarm inside that call.
-        alarms = self.eval(
-            f"ok = vm_memory_monitor:set_vm_memory_high_watermark({watermark}), rabbit_alarm:get_alarms()."
+        self.set_alarm("memory", on, timeout)
+
+    def set_disk_alarm(self, on: bool, timeout: float = 15.0) -> None:
+        """Raise or clear the node's disk alarm, and wait until it took effect.
+
+        Raising sets the free-disk limit to a petabyte (``rabbitmqctl set_disk_free_limit``): the
+        disk monitor finds less free space than that and raises the alarm, which blocks publishers
+        exactly as a full disk would. Clearing restores the limit the node had before.
+        """
+        self.set_alarm("disk", on, timeout)
+
+    def set_alarm(self, resource: str, on: bool, timeout: float = 15.0) -> None:
+        if resource == "memory":
+            get, set_, raised = (
+                "vm_memory_monitor:get_vm_memory_high_watermark().",
+                "vm_memory_monitor:set_vm_memory_high_watermark({})",
+                "0.0",
+            )
+        elif resource == "disk":
+            get, set_, raised = (
+                "rabbit_disk_monitor:get_disk_free_limit().",
+                "rabbit_disk_monitor:set_disk_free_limit({})",
+                str(10**15),
+            )
+        else:
+            raise ValueError(f"no such alarm: {resource}")
+        if on and resource not in self._saved_limits:
+            self._saved_limits[resource] = self.eval(get)
+        value = (
+            raised if on else self._saved_limits.get(resource, "0.4" if resource == "memory" else "50000000")
         )
+        # One eval sets the limit and reads the alarms back (each rabbitmqctl run boots an Elixir VM,
+        # ~0.5 s of CPU); eval rather than the CLI command because the saved value may be
+        # {absolute, Bytes}. The monitor raises or clears the alarm inside that call.
+        alarms = self.eval(f"ok = {set_.format(value)}, rabbit_alarm:get_alarms().")
         deadline = time.monotonic() + timeout
-        while ("memory" in alarms) != on:
+        while (resource in alarms) != on:
             if time.monotonic() > deadline:
-                raise RuntimeError(f"memory alarm on {self.node} did not become {'on' if on else 'off'}")
+                raise RuntimeError(f"{resource} alarm on {self.node} did not become {'on' if on else 'off'}")
             time.sleep(0.2)
             alarms = self.eval("rabbit_alarm:get_alarms().")
 
