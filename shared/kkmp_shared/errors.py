@@ -8,13 +8,16 @@ answers 413 before a handler ever sees an oversized body.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi.routing import iter_route_contexts
 from sqlalchemy.exc import OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute, Match
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 log = logging.getLogger("kkmp.errors")
@@ -95,6 +98,25 @@ def validation_details(errors: list[Any]) -> list[dict[str, Any]]:
     return details
 
 
+def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
+    """The methods of the resource at this request's path, for the `Allow` of a 405 (RFC 9110).
+
+    Starlette answers 405 from the first route whose path matches and names only that route's methods,
+    but a path is often served by several routes (GET on one, PATCH on another), so all of them are
+    named. A literal path (`/suppliers/batch`) is its own resource even where a template
+    (`/suppliers/{supplier_id}`) also matches it: then only the literal routes count, as the OpenAPI
+    document says. FastAPI keeps an included router as one entry of `app.routes`;
+    `iter_route_contexts` walks the routes inside it.
+    """
+    literal: set[str] = set()
+    templated: set[str] = set()
+    for route in iter_route_contexts(routes):
+        match, _ = route.matches(scope)
+        if match is not Match.NONE:
+            (templated if getattr(route, "param_convertors", None) else literal).update(route.methods or ())
+    return sorted(literal or templated)
+
+
 def install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def _api_error(_: Request, exc: ApiError) -> JSONResponse:
@@ -109,12 +131,13 @@ def install_error_handlers(app: FastAPI) -> None:
         )
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = STATUS_CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ").capitalize()
-        return JSONResponse(
-            error_body(code, message), status_code=exc.status_code, headers=getattr(exc, "headers", None)
-        )
+        headers = getattr(exc, "headers", None)
+        if exc.status_code == 405 and (methods := allowed_methods(request.app.routes, request.scope)):
+            headers = {**(headers or {}), "Allow": ", ".join(methods)}
+        return JSONResponse(error_body(code, message), status_code=exc.status_code, headers=headers)
 
     @app.exception_handler(OperationalError)
     async def _database_busy(request: Request, exc: OperationalError) -> JSONResponse:

@@ -10,12 +10,10 @@ fuzz_hooks.py). The run is bounded: a time budget per service and few examples p
 a fixed seed so a failure can be reproduced (`st replay` and the printed curl commands). Deeper
 runs: KKMP_FUZZ_SECONDS, KKMP_FUZZ_EXAMPLES and KKMP_FUZZ_SEED.
 
-One check is left out: `allow_header_conformance`. Starlette answers a 405 from the first route that
-matches the path, so `Allow` names that route's methods only (GET, not GET and PATCH, for
-/commodities/{code}); that is framework routing, not something a service declares, and it reveals
-nothing. It belongs in the shared error handler, which this suite does not own. And one failure is
-accepted where the API documents it (fuzz_hooks.filter_failure): a deleted subscription stays
-readable, switched off, by design.
+Every check runs, `allow_header_conformance` included: the shared error handler lists in a 405's
+`Allow` the methods of every route at the path, not only those of the first route Starlette matched.
+One failure is accepted where the API documents it (fuzz_hooks.filter_failure): a deleted
+subscription stays readable, switched off, by design.
 """
 
 from __future__ import annotations
@@ -88,8 +86,6 @@ def test_schemathesis_finds_nothing(fuzz_city: Any, service: str, tmp_path: Path
         f"Authorization: {token}",
         "--checks",
         "all",
-        "--exclude-checks",
-        "allow_header_conformance",
         "--max-examples",
         str(MAX_EXAMPLES),
         "--max-time",

@@ -1,4 +1,5 @@
-"""The outbox and inbox tables, added to each service's own MetaData."""
+"""The outbox and inbox tables: added to each service's own MetaData, and created by each service's
+first Alembic migration."""
 
 from __future__ import annotations
 
@@ -58,3 +59,64 @@ def add_messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("processed_at", DateTime(timezone=True), nullable=False),
     )
     return MessagingTables(outbox=outbox, inbox=inbox)
+
+
+# --- Alembic ---------------------------------------------------------------------------------------
+# What every service's initial migration (revision 0001) ran to create and drop the two tables, as
+# Alembic's autogenerate wrote it. Frozen: a database already at 0001 never runs these again, so a change
+# to the tables is a new revision in each service, never an edit here.
+
+
+def create_messaging_tables() -> None:
+    """Inside a migration's `upgrade()`: the inbox, the outbox and its index of unpublished rows."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    op.create_table(
+        "inbox",
+        sa.Column("consumer", sa.String(length=100), nullable=False),
+        sa.Column("event_id", sa.String(length=64), nullable=False),
+        sa.Column("event_type", sa.String(length=100), nullable=False),
+        sa.Column("processed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("consumer", "event_id", name=op.f("pk_inbox")),
+    )
+    op.create_table(
+        "outbox",
+        sa.Column(
+            "seq", sa.BigInteger().with_variant(sa.Integer(), "sqlite"), autoincrement=True, nullable=False
+        ),
+        sa.Column("event_id", sa.String(length=36), nullable=False),
+        sa.Column("event_type", sa.String(length=100), nullable=False),
+        sa.Column("subject", sa.String(length=64), nullable=True),
+        sa.Column("body", sa.Text(), nullable=False),
+        sa.Column("headers", sa.JSON(), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("published_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("attempts", sa.Integer(), server_default=sa.text("0"), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.PrimaryKeyConstraint("seq", name=op.f("pk_outbox")),
+        sa.UniqueConstraint("event_id", name=op.f("uq_outbox_event_id")),
+    )
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.create_index(
+            "ix_outbox_pending",
+            ["seq"],
+            unique=False,
+            postgresql_where=sa.text("published_at IS NULL"),
+            sqlite_where=sa.text("published_at IS NULL"),
+        )
+
+
+def drop_messaging_tables() -> None:
+    """Inside a migration's `downgrade()`: the reverse of `create_messaging_tables`."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_outbox_pending",
+            postgresql_where=sa.text("published_at IS NULL"),
+            sqlite_where=sa.text("published_at IS NULL"),
+        )
+    op.drop_table("outbox")
+    op.drop_table("inbox")

@@ -7,15 +7,18 @@ numbers; money is whole rupiah.
 
 from __future__ import annotations
 
-import re
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
+from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
+from kkmp_shared.validation import NO_CONTROL as NO_CONTROL
+from kkmp_shared.validation import ErrorOut as ErrorOut
+from kkmp_shared.validation import IsoDateTime as IsoDateTime
+from kkmp_shared.validation import Strict
+from kkmp_shared.validation import error_responses as error_responses
 from pydantic import (
     BaseModel,
-    BeforeValidator,
-    ConfigDict,
     Field,
     PlainSerializer,
     StringConstraints,
@@ -37,114 +40,6 @@ CommodityCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=
 Text300 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
 Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
 CeilingKind = Literal["HET", "HAP"]
-
-
-# NUL cannot be stored in PostgreSQL text and a lone surrogate cannot be encoded by either database;
-# other C0 controls (tab and line breaks aside) have no place in catalogue or ledger text. Refused as
-# bad input (422) rather than failing in the database (500).
-_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-# Path and query parameters (ids, codes, filters): no control characters at all.
-NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
-
-
-# A bare number in a query string is not a time the API documents (pydantic would read it as
-# seconds since 1970): only ISO 8601 text is taken.
-_BARE_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
-
-
-def _iso_text(value: Any) -> Any:
-    if isinstance(value, str) and _BARE_NUMBER.fullmatch(value):
-        raise ValueError("expected an ISO 8601 date-time, e.g. 2025-01-31T00:00:00Z")
-    return value
-
-
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
-
-
-def _storable(value: Any) -> Any:
-    if isinstance(value, str):
-        if _UNSTORABLE.search(value):
-            raise ValueError("text contains control or invalid characters")
-    elif isinstance(value, list | tuple | set | frozenset):
-        for item in value:
-            _storable(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            _storable(key)
-            _storable(item)
-    return value
-
-
-def _kinds(annotation: Any) -> set[Any]:
-    """The plain types a field's annotation is made of (`int | None` → {int, NoneType})."""
-    args = get_args(annotation)
-    return {annotation} if not args else set().union(*(_kinds(arg) for arg in args))
-
-
-def _refuse_coercion(model: type[BaseModel], value: Any, field: str | None) -> Any:
-    """JSON as the schema types it: pydantic would also read a number as a date (seconds since
-    1970), 0 or "yes" as a boolean, false or "12" as a number, which no client means and the
-    published schema does not allow."""
-    if field is None or field not in model.model_fields or value is None:
-        return value
-    kinds = _kinds(model.model_fields[field].annotation)
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if kinds & {date, datetime} and is_number:
-        raise ValueError("expected an ISO 8601 date or date-time, e.g. 2025-01-31")
-    if bool in kinds and not isinstance(value, bool) and not kinds & {int, float, str}:
-        raise ValueError("expected true or false")
-    if kinds & {int, float, Decimal} and isinstance(value, bool) and bool not in kinds:
-        raise ValueError("expected a number")
-    if kinds & {int, float} and isinstance(value, str) and not kinds & {str, Decimal}:
-        raise ValueError("expected a number")
-    return value
-
-
-class Strict(BaseModel):
-    """Base of every request model: unknown fields are refused (422), text must be storable."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _storable_text(cls, value: Any) -> Any:
-        return _storable(value)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _as_typed(cls, value: Any, info: ValidationInfo) -> Any:
-        return _refuse_coercion(cls, value, info.field_name)
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: Any = None
-
-
-class ErrorOut(BaseModel):
-    """The contract's error format: the body of every 4xx and 5xx answer."""
-
-    error: ErrorBody
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for these error statuses, each with the error format as its schema."""
-    return {status: {"model": ErrorOut, "description": ERROR_MEANINGS[status]} for status in statuses}
-
-
-ERROR_MEANINGS = {
-    400: "The body is not readable JSON",
-    401: "No token, or a bad one",
-    403: "Not allowed for this caller",
-    404: "Unknown id, or one the caller may not see",
-    409: "Conflict with the current state",
-    413: "The body is too large",
-    422: "Invalid input; details name each field",
-    429: "Too many failed attempts; try again after Retry-After seconds",
-}
-# What any route may answer besides its success (a route adds 429 where it throttles).
-COMMON_ERRORS = (400, 401, 403, 404, 409, 413, 422)
 
 
 def _check_instant(value: datetime | None, info: ValidationInfo) -> datetime | None:

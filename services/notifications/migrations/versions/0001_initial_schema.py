@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from kkmp_shared.messaging.tables import create_messaging_tables, drop_messaging_tables
 
 
 revision: str = '0001'
@@ -78,13 +79,7 @@ def upgrade() -> None:
     with op.batch_alter_table('digest_items', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_digest_items_user_id'), ['user_id'], unique=False)
 
-    op.create_table('inbox',
-    sa.Column('consumer', sa.String(length=100), nullable=False),
-    sa.Column('event_id', sa.String(length=64), nullable=False),
-    sa.Column('event_type', sa.String(length=100), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('consumer', 'event_id', name=op.f('pk_inbox'))
-    )
+    create_messaging_tables()
     op.create_table('known_cooperatives',
     sa.Column('id', sa.String(length=36), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
@@ -143,23 +138,6 @@ def upgrade() -> None:
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.create_index('ix_notifications_unread', ['user_id'], unique=False, postgresql_where=sa.text('read_at IS NULL'), sqlite_where=sa.text('read_at IS NULL'))
         batch_op.create_index('ix_notifications_user_created', ['user_id', 'created_at'], unique=False)
-
-    op.create_table('outbox',
-    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('event_type', sa.String(length=100), nullable=False),
-    sa.Column('subject', sa.String(length=64), nullable=True),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('headers', sa.JSON(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('attempts', sa.Integer(), server_default=sa.text('0'), nullable=False),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.PrimaryKeyConstraint('seq', name=op.f('pk_outbox')),
-    sa.UniqueConstraint('event_id', name=op.f('uq_outbox_event_id'))
-    )
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_pending', ['seq'], unique=False, postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
 
     op.create_table('preferences',
     sa.Column('user_id', sa.String(length=100), nullable=False),
@@ -294,10 +272,6 @@ def downgrade() -> None:
 
     op.drop_table('recipients')
     op.drop_table('preferences')
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_pending', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-
-    op.drop_table('outbox')
     with op.batch_alter_table('notifications', schema=None) as batch_op:
         batch_op.drop_index('ix_notifications_user_created')
         batch_op.drop_index('ix_notifications_unread', postgresql_where=sa.text('read_at IS NULL'), sqlite_where=sa.text('read_at IS NULL'))
@@ -313,7 +287,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_known_cooperatives_kecamatan_code'))
 
     op.drop_table('known_cooperatives')
-    op.drop_table('inbox')
+    drop_messaging_tables()
     with op.batch_alter_table('digest_items', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_digest_items_user_id'))
 

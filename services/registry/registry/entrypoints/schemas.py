@@ -9,19 +9,14 @@ from __future__ import annotations
 import datetime as dt
 import re
 from datetime import UTC, date, datetime
-from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal
 
-from pydantic import (
-    AfterValidator,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    ValidationInfo,
-    field_validator,
-)
+from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
+from kkmp_shared.validation import ErrorOut as ErrorOut
+from kkmp_shared.validation import Strict
+from kkmp_shared.validation import error_responses as error_responses
+from kkmp_shared.validation import storable_text as storable_text
+from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints, field_validator
 
 from registry.domain.rules import (
     BOARD_POSITIONS,
@@ -42,25 +37,6 @@ BoardPosition = Literal[BOARD_POSITIONS]  # type: ignore[valid-type]
 Status = Literal[COOPERATIVE_STATUSES]  # type: ignore[valid-type]
 Role = Literal["admin", "officer", "coop_manager", "supplier", "service"]
 
-# NUL and lone surrogates cannot be stored (PostgreSQL refuses NUL in text; neither database encodes a
-# lone surrogate), and other C0 controls have no place in a name: refuse them as bad input (422)
-# instead of letting the database fail with a 500.
-_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-
-
-def storable_text(value: str) -> bool:
-    return _UNSTORABLE.search(value) is None
-
-
-def _check_storable(value: Any) -> Any:
-    if isinstance(value, str):
-        if not storable_text(value):
-            raise ValueError("text contains control or invalid characters")
-    elif isinstance(value, list | tuple | set):
-        for item in value:
-            _check_storable(item)
-    return value
-
 
 def as_utc(value: datetime) -> datetime:
     """SQLite gives back naive datetimes (stored in UTC); everything leaves the service as UTC-aware."""
@@ -79,47 +55,6 @@ UtcDatetime = Annotated[datetime, AfterValidator(as_utc)]
 PastDatetime = Annotated[datetime, AfterValidator(_not_future)]
 
 
-def _kinds(annotation: Any) -> set[Any]:
-    """The plain types a field's annotation is made of (`int | None` → {int, NoneType})."""
-    args = get_args(annotation)
-    return {annotation} if not args else set().union(*(_kinds(arg) for arg in args))
-
-
-def _refuse_coercion(model: type[BaseModel], value: Any, field: str | None) -> Any:
-    """JSON as the schema types it: pydantic would also read a number as a date (seconds since
-    1970), 0 or "yes" as a boolean, false or "12" as a number, which no client means and the
-    published schema does not allow."""
-    if field is None or field not in model.model_fields or value is None:
-        return value
-    kinds = _kinds(model.model_fields[field].annotation)
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if kinds & {date, datetime} and is_number:
-        raise ValueError("expected an ISO 8601 date or date-time, e.g. 2025-01-31")
-    if bool in kinds and not isinstance(value, bool) and not kinds & {int, float, str}:
-        raise ValueError("expected true or false")
-    if kinds & {int, float, Decimal} and isinstance(value, bool) and bool not in kinds:
-        raise ValueError("expected a number")
-    if kinds & {int, float} and isinstance(value, str) and not kinds & {str, Decimal}:
-        raise ValueError("expected a number")
-    return value
-
-
-class Strict(BaseModel):
-    """Base of every request model: unknown fields are refused (422), text must be storable."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _storable(cls, value: Any) -> Any:
-        return _check_storable(value)
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _as_typed(cls, value: Any, info: ValidationInfo) -> Any:
-        return _refuse_coercion(cls, value, info.field_name)
-
-
 class KecamatanOut(BaseModel):
     code: str
     name: str
@@ -133,37 +68,6 @@ class KelurahanOut(BaseModel):
     kecamatan_code: str
     lat: float | None = None
     lon: float | None = None
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: Any = None
-
-
-class ErrorOut(BaseModel):
-    """The contract's error format: the body of every 4xx and 5xx answer."""
-
-    error: ErrorBody
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for these error statuses, each with the error format as its schema."""
-    return {status: {"model": ErrorOut, "description": ERROR_MEANINGS[status]} for status in statuses}
-
-
-ERROR_MEANINGS = {
-    400: "The body is not readable JSON",
-    401: "No token, or a bad one",
-    403: "Not allowed for this caller",
-    404: "Unknown id, or one the caller may not see",
-    409: "Conflict with the current state",
-    413: "The body is too large",
-    422: "Invalid input; details name each field",
-    429: "Too many failed attempts; try again after Retry-After seconds",
-}
-# What any route may answer besides its success (a route adds 429 where it throttles).
-COMMON_ERRORS = (400, 401, 403, 404, 409, 413, 422)
 
 
 class Deed(Strict):

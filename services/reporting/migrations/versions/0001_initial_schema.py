@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from kkmp_shared.messaging.tables import create_messaging_tables, drop_messaging_tables
 
 
 revision: str = '0001'
@@ -95,13 +96,7 @@ def upgrade() -> None:
     with op.batch_alter_table('event_store', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_event_store_event_type'), ['event_type'], unique=False)
 
-    op.create_table('inbox',
-    sa.Column('consumer', sa.String(length=100), nullable=False),
-    sa.Column('event_id', sa.String(length=64), nullable=False),
-    sa.Column('event_type', sa.String(length=100), nullable=False),
-    sa.Column('processed_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('consumer', 'event_id', name=op.f('pk_inbox'))
-    )
+    create_messaging_tables()
     op.create_table('kecamatan_figures',
     sa.Column('kecamatan_code', sa.String(length=20), nullable=False),
     sa.Column('cooperatives', sa.Integer(), nullable=False),
@@ -180,23 +175,6 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_needs_cooperative_id'), ['cooperative_id'], unique=False)
         batch_op.create_index('ix_needs_kecamatan_response', ['kecamatan_code', 'response_seconds'], unique=False)
         batch_op.create_index(batch_op.f('ix_needs_status'), ['status'], unique=False)
-
-    op.create_table('outbox',
-    sa.Column('seq', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), autoincrement=True, nullable=False),
-    sa.Column('event_id', sa.String(length=36), nullable=False),
-    sa.Column('event_type', sa.String(length=100), nullable=False),
-    sa.Column('subject', sa.String(length=64), nullable=True),
-    sa.Column('body', sa.Text(), nullable=False),
-    sa.Column('headers', sa.JSON(), nullable=False),
-    sa.Column('created_at', sa.DateTime(timezone=True), nullable=False),
-    sa.Column('published_at', sa.DateTime(timezone=True), nullable=True),
-    sa.Column('attempts', sa.Integer(), server_default=sa.text('0'), nullable=False),
-    sa.Column('last_error', sa.Text(), nullable=True),
-    sa.PrimaryKeyConstraint('seq', name=op.f('pk_outbox')),
-    sa.UniqueConstraint('event_id', name=op.f('uq_outbox_event_id'))
-    )
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.create_index('ix_outbox_pending', ['seq'], unique=False, postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
 
     op.create_table('price_violations',
     sa.Column('movement_id', sa.String(length=64), nullable=False),
@@ -308,10 +286,6 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f('ix_price_violations_cooperative_id'))
 
     op.drop_table('price_violations')
-    with op.batch_alter_table('outbox', schema=None) as batch_op:
-        batch_op.drop_index('ix_outbox_pending', postgresql_where=sa.text('published_at IS NULL'), sqlite_where=sa.text('published_at IS NULL'))
-
-    op.drop_table('outbox')
     with op.batch_alter_table('needs', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_needs_status'))
         batch_op.drop_index('ix_needs_kecamatan_response')
@@ -328,7 +302,7 @@ def downgrade() -> None:
 
     op.drop_table('known_cooperatives')
     op.drop_table('kecamatan_figures')
-    op.drop_table('inbox')
+    drop_messaging_tables()
     with op.batch_alter_table('event_store', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_event_store_event_type'))
 

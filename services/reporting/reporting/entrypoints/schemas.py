@@ -5,20 +5,16 @@ Requests refuse unknown fields (422) and take money as whole rupiah (strict JSON
 
 from __future__ import annotations
 
-import re
 from datetime import date, datetime
-from decimal import Decimal
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Literal
 
-from pydantic import (
-    AwareDatetime,
-    BaseModel,
-    BeforeValidator,
-    ConfigDict,
-    Field,
-    ValidationInfo,
-    field_validator,
-)
+from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
+from kkmp_shared.validation import NO_CONTROL as NO_CONTROL
+from kkmp_shared.validation import ErrorOut as ErrorOut
+from kkmp_shared.validation import IsoDateTime as IsoDateTime
+from kkmp_shared.validation import Strict
+from kkmp_shared.validation import error_responses as error_responses
+from pydantic import AwareDatetime, BaseModel, Field
 
 from reporting.domain.periods import PERIOD_PATTERN
 
@@ -28,106 +24,10 @@ PeriodText = Annotated[str, Field(pattern=PERIOD_PATTERN, examples=["2025-10"])]
 Level = Literal["aktif", "kurang_aktif", "tidak_aktif"]
 
 
-# NUL cannot be stored in (or even compared by) PostgreSQL and a lone surrogate cannot be encoded by
-# either database; other C0 controls (tab and line breaks aside) have no place in a report. Refused as
-# bad input (422) rather than failing in the database (500).
-_UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
-# Path and query parameters (ids, filters): no control characters at all.
-NO_CONTROL = r"^[^\x00-\x1f\x7f]*$"
-
-
-# A bare number in a query string is not a time the API documents (pydantic would read it as
-# seconds since 1970): only ISO 8601 text is taken.
-_BARE_NUMBER = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
-
-
-def _iso_text(value: Any) -> Any:
-    if isinstance(value, str) and _BARE_NUMBER.fullmatch(value):
-        raise ValueError("expected an ISO 8601 date-time, e.g. 2025-01-31T00:00:00Z")
-    return value
-
-
-IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
-
-
-def _kinds(annotation: Any) -> set[Any]:
-    """The plain types a field's annotation is made of (`int | None` → {int, NoneType})."""
-    args = get_args(annotation)
-    return {annotation} if not args else set().union(*(_kinds(arg) for arg in args))
-
-
-def _refuse_coercion(model: type[BaseModel], value: Any, field: str | None) -> Any:
-    """JSON as the schema types it: pydantic would also read a number as a date (seconds since
-    1970), 0 or "yes" as a boolean, false or "12" as a number, which no client means and the
-    published schema does not allow."""
-    if field is None or field not in model.model_fields or value is None:
-        return value
-    kinds = _kinds(model.model_fields[field].annotation)
-    is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if kinds & {date, datetime, AwareDatetime} and is_number:
-        raise ValueError("expected an ISO 8601 date or date-time, e.g. 2025-01-31")
-    if bool in kinds and not isinstance(value, bool) and not kinds & {int, float, str}:
-        raise ValueError("expected true or false")
-    if kinds & {int, float, Decimal} and isinstance(value, bool) and bool not in kinds:
-        raise ValueError("expected a number")
-    if kinds & {int, float} and isinstance(value, str) and not kinds & {str, Decimal}:
-        raise ValueError("expected a number")
-    return value
-
-
-class Request(BaseModel):
-    """Base of every request model: unknown fields are refused (422), text must be storable."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    @field_validator("*", mode="after")
-    @classmethod
-    def _storable_text(cls, value: object) -> object:
-        if isinstance(value, str) and _UNSTORABLE.search(value):
-            raise ValueError("text contains control or invalid characters")
-        return value
-
-    @field_validator("*", mode="before")
-    @classmethod
-    def _as_typed(cls, value: Any, info: ValidationInfo) -> Any:
-        return _refuse_coercion(cls, value, info.field_name)
-
-
-class ErrorBody(BaseModel):
-    code: str
-    message: str
-    details: Any = None
-
-
-class ErrorOut(BaseModel):
-    """The contract's error format: the body of every 4xx and 5xx answer."""
-
-    error: ErrorBody
-
-
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI entries for these error statuses, each with the error format as its schema."""
-    return {status: {"model": ErrorOut, "description": ERROR_MEANINGS[status]} for status in statuses}
-
-
-ERROR_MEANINGS = {
-    400: "The body is not readable JSON",
-    401: "No token, or a bad one",
-    403: "Not allowed for this caller",
-    404: "Unknown id, or one the caller may not see",
-    409: "Conflict with the current state",
-    413: "The body is too large",
-    422: "Invalid input; details name each field",
-    429: "Too many failed attempts; try again after Retry-After seconds",
-}
-# What any route may answer besides its success (a route adds 429 where it throttles).
-COMMON_ERRORS = (400, 401, 403, 404, 409, 413, 422)
-
-
 # --- monthly reports ----------------------------------------------------------------------------
 
 
-class ReportIn(Request):
+class ReportIn(Strict):
     """A monthly report (laporan bulanan). `submitted_at` back-dates it (administrators only: for
     importing reports received on paper or seeding a demo); otherwise it is the time of the request."""
 
@@ -144,7 +44,7 @@ class ReportBatchItem(ReportIn):
     cooperative_id: Annotated[str, Field(min_length=1, max_length=36)]
 
 
-class ReportBatchIn(Request):
+class ReportBatchIn(Strict):
     reports: Annotated[list[ReportBatchItem], Field(min_length=1, max_length=1000)]
 
 
@@ -193,7 +93,7 @@ class RatesOut(BaseModel):
     kecamatan: list[RateRow]
 
 
-class OverdueRunIn(Request):
+class OverdueRunIn(Strict):
     as_of: AwareDatetime | None = None
 
 
