@@ -31,14 +31,32 @@ class FakeBroker:
         self.callback = callback
 
 
+class FakeChannel:
+    """Delivery tags and what is settled, as the broker keeps them per channel."""
+
+    def __init__(self) -> None:
+        self.delivered = 0
+        self.settled: set[int] = set()
+
+    def deliver(self, event: CloudEvent) -> FakeMessage:
+        self.delivered += 1
+        return FakeMessage(self, event, self.delivered)
+
+
 class FakeMessage:
-    def __init__(self, event: CloudEvent) -> None:
+    def __init__(self, channel: FakeChannel, event: CloudEvent, tag: int) -> None:
+        self.channel, self.delivery_tag = channel, tag
         self.body = orjson.dumps(event.model_dump(mode="json", exclude_none=True))
         self.headers: dict[str, Any] = {}
-        self.acked = False
 
-    async def ack(self) -> None:
-        self.acked = True
+    @property
+    def acked(self) -> bool:
+        return self.delivery_tag in self.channel.settled
+
+    async def ack(self, multiple: bool = False) -> None:
+        assert not self.acked, "acking a settled delivery is a channel error"
+        first = 1 if multiple else self.delivery_tag
+        self.channel.settled |= set(range(first, self.delivery_tag + 1))
 
 
 def member_event(sector: str = "kue") -> CloudEvent:
@@ -62,10 +80,12 @@ class Recorder:
         self.fail_batches = False
 
     async def one(self, session: AsyncSession, event: CloudEvent, data: MemberJoined) -> None:
+        if data.sector == "fail":
+            raise RuntimeError("handler failure on purpose")
         self.single.append(event.id)
 
     async def many(self, session: AsyncSession, items: list[tuple[CloudEvent, Any]]) -> None:
-        if self.fail_batches:
+        if self.fail_batches or any(data.sector == "fail" for _, data in items):
             raise RuntimeError("batch handler failure on purpose")
         self.batches.append([event.id for event, _ in items])
 
@@ -96,8 +116,9 @@ async def test_a_batch_goes_to_the_batch_handler_once_per_new_event(
     consumer, recorder = runner
     sub = consumer.group.subscriptions["test.members"]
     first, second = member_event(), member_event()
-    again = FakeMessage(first)  # the same event published twice lands in the same batch
-    messages = [FakeMessage(first), FakeMessage(second), again]
+    channel = FakeChannel()
+    messages = [channel.deliver(first), channel.deliver(second)]
+    messages.append(channel.deliver(first))  # the same event published twice lands in the same batch
     await consumer._process_batch(sub, messages)  # type: ignore[arg-type]
 
     assert recorder.batches == [[first.id, second.id]]
@@ -108,7 +129,7 @@ async def test_a_batch_goes_to_the_batch_handler_once_per_new_event(
 
     # Next batch: one seen event and one new one. A single new event goes to its per-type handler.
     third = member_event()
-    await consumer._process_batch(sub, [FakeMessage(second), FakeMessage(third)])  # type: ignore[arg-type]
+    await consumer._process_batch(sub, [channel.deliver(second), channel.deliver(third)])  # type: ignore[arg-type]
     assert recorder.batches == [[first.id, second.id]]
     assert recorder.single == [third.id]
     assert consumer.stats["processed"] == 3 and consumer.stats["duplicates"] == 2
@@ -120,7 +141,8 @@ async def test_a_failing_batch_is_redone_one_by_one(runner: tuple[ConsumerRunner
     recorder.fail_batches = True
     sub = consumer.group.subscriptions["test.members"]
     events = [member_event() for _ in range(3)]
-    messages = [FakeMessage(e) for e in events]
+    channel = FakeChannel()
+    messages = [channel.deliver(e) for e in events]
     await consumer._process_batch(sub, messages)  # type: ignore[arg-type]
 
     # The failed batch's transaction rolled back (its inbox rows with it), then each event applied once.
@@ -129,3 +151,25 @@ async def test_a_failing_batch_is_redone_one_by_one(runner: tuple[ConsumerRunner
     assert all(m.acked for m in messages)
     assert consumer.stats["processed"] == 3 and consumer.stats["duplicates"] == 0
     assert await inbox_count(consumer) == 3
+
+
+async def test_a_message_left_unacked_is_never_settled_by_a_later_batch(
+    runner: tuple[ConsumerRunner, Recorder],
+) -> None:
+    """A failed message whose retry cannot be published (broker channel gone) stays unacked so the
+    broker redelivers it; the cumulative ack of a later batch must not settle it."""
+    consumer, recorder = runner
+    sub = consumer.group.subscriptions["test.members"]
+    channel = FakeChannel()
+    ok, failing, other = member_event(), member_event("fail"), member_event()
+    first_batch = [channel.deliver(ok), channel.deliver(failing), channel.deliver(other)]
+    await consumer._process_batch(sub, first_batch)  # type: ignore[arg-type]
+    assert recorder.single == [ok.id, other.id]
+    assert [m.acked for m in first_batch] == [True, False, True]
+
+    fresh = [member_event(), member_event()]
+    later = [channel.deliver(e) for e in fresh]
+    await consumer._process_batch(sub, later)  # type: ignore[arg-type]
+    assert recorder.batches == [[e.id for e in fresh]]
+    assert all(m.acked for m in later)
+    assert not first_batch[1].acked, "the failed message is left for the broker to redeliver"

@@ -15,12 +15,9 @@ from pathlib import Path
 from fastapi import FastAPI
 from kkmp_shared.app import create_service_app
 from kkmp_shared.auth import KeySource
-from kkmp_shared.db import KkmpSession
 from kkmp_shared.events.contracts import NotificationDelivered, NotificationFailed
 from kkmp_shared.messaging.outbox import Outbox
 from kkmp_shared.settings import ServiceSettings
-from sqlalchemy import event
-from sqlalchemy.orm import Session
 
 from notifications.adapters import orm, reference
 from notifications.entrypoints.api import ROUTERS
@@ -33,20 +30,6 @@ log = logging.getLogger("kkmp.notifications")
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
 REPO_DATA = SERVICE_DIR.parent.parent / "data"
-
-
-@event.listens_for(KkmpSession, "after_commit")
-def _wake_delivery_workers(session: Session) -> None:
-    """Deliveries queued in a transaction are sent as soon as it commits, not at the next poll."""
-    if session.info.pop("deliveries_pending", False):
-        wake = session.info.pop("deliveries_wake", None)
-        if wake is not None:
-            wake()
-
-
-@event.listens_for(KkmpSession, "after_rollback")
-def _forget_deliveries_on_rollback(session: Session) -> None:
-    session.info.pop("deliveries_pending", None)
 
 
 async def seed_routing_rules(app: FastAPI) -> None:
@@ -112,7 +95,7 @@ def create_app(
         key_source=key_source,
     )
     worker = deliveries.DeliveryWorker(app.state.db, outbox, settings)
-    notifier.wake_deliveries = worker.wake
+    notifier.worker = worker
     app.state.notifier = notifier
     app.state.delivery_worker = worker
     return app

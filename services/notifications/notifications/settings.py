@@ -35,9 +35,11 @@ class NotificationsSettings(ServiceSettings):
     webhook_timeout_s: float = Field(default=5.0, gt=0)
 
     # Background delivery workers (email, webhook): each attempt is a row in `delivery_attempts`.
-    delivery_concurrency: int = Field(default=8, ge=1, le=256)
-    # At most this many attempts in flight to one target, so one slow receiver cannot take every slot.
-    delivery_per_target: int = Field(default=2, ge=1)
+    delivery_concurrency: int = Field(default=32, ge=1, le=256)
+    # At most this many attempts in flight to one target, so one slow receiver cannot take every slot
+    # (a hanging one holds a quarter of them for one timeout). A burst to one target (a detection
+    # scan's stalls to a WhatsApp gateway) goes out this many at a time.
+    delivery_per_target: int = Field(default=8, ge=1)
     delivery_max_attempts: int = Field(default=6, ge=1, le=50)
     delivery_backoff_base_s: float = Field(default=2.0, gt=0)
     delivery_backoff_max_s: float = Field(default=900.0, gt=0)

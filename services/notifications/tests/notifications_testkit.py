@@ -231,6 +231,8 @@ def settings_for(amqp_url: str, smtp_port: int, data_dir: Path) -> Notifications
         smtp_starttls=False,
         allow_internal_webhooks=True,
         webhook_timeout_s=3.0,
+        # Small, so that the hanging-receiver test sees the per-target bound reached.
+        delivery_per_target=2,
         delivery_max_attempts=3,
         delivery_backoff_base_s=0.3,
         delivery_backoff_max_s=1.0,

@@ -26,6 +26,7 @@ from kkmp_shared.events.contracts import (
 from kkmp_shared.events.envelope import new_event
 from kkmp_shared.testing.wait import eventually
 from notifications.adapters import orm
+from notifications.service_layer.fanout import Announcement, Notifier, Outcome
 from notifications_testkit import Env
 from sqlalchemy import func, select
 
@@ -444,3 +445,100 @@ async def test_announcement_reaches_managers_in_the_chosen_kecamatan(env: Env) -
     [note] = await env.inbox(manager)
     assert note["event_type"] == "announcement" and note["created_at"].startswith(back_dated[:10])
     assert await env.inbox(far_manager) == []
+
+
+async def test_a_batch_is_routed_as_if_one_by_one(env: Env) -> None:
+    """A consumer batch (`announce_many`) has the effect of `announce` for each event in order: the
+    same recipients, mutes, subscriptions in scope, and repeat-window decisions (a condition twice in
+    the batch, again past the window)."""
+    notifier: Notifier = env.app.state.notifier
+
+    async def world() -> tuple[list[Announcement], dict[str, str], str]:
+        here = kecamatan()
+        a = await env.add_cooperative("KKMP Sekawan", here)
+        b = await env.add_cooperative("KKMP Sejahtera", here)
+        labels = {
+            await env.add_user("coop_manager", cooperative_id=a): "manager of a",
+            await env.add_user("coop_manager", cooperative_id=b): "manager of b",
+            await env.add_user("officer", kecamatan_codes=[here]): "officer",
+        }
+        muted = next(user for user, label in labels.items() if label == "manager of b")
+        response = await env.client.put(
+            "/me/preferences",
+            headers=env.headers_for(muted, "coop_manager"),
+            json={"muted_event_types": ["stock.stalled.v1"]},
+        )
+        assert response.status_code == 200, response.text
+        response = await env.client.post(
+            "/subscriptions",
+            headers=env.tokens.headers("admin"),
+            json={
+                "channel": "webhook",
+                "target": env.receiver.url(f"/hook/{uuid.uuid4().hex}"),
+                "event_types": ["stock.stalled.v1", "stock.low.v1"],
+                "kecamatan_codes": [here],
+            },
+        )
+        assert response.status_code == 201, response.text
+        later = datetime.now(UTC) + timedelta(hours=25)
+        events = [
+            new_event(stalled(a, here, "telur"), source="/inventory"),
+            new_event(stalled(a, here, "gula"), source="/inventory"),
+            new_event(stalled(a, here, "telur", days_since_sale=22), source="/inventory"),
+            new_event(stalled(b, here, "telur"), source="/inventory"),
+            new_event(
+                StockLow(
+                    cooperative_id=b,
+                    kelurahan_code=f"{here}.1004",
+                    kecamatan_code=here,
+                    commodity="gula",
+                    on_hand=Decimal("3"),
+                    unit="kg",
+                    avg_daily_sales=Decimal("2"),
+                    days_of_cover=Decimal("1.5"),
+                    detected_at=datetime.now(UTC),
+                ),
+                source="/inventory",
+            ),
+            new_event(stalled(a, here, "telur", days_since_sale=47), source="/inventory").model_copy(
+                update={"time": later}
+            ),
+        ]
+        items = [Announcement(e.id, e.type, e.data, e.time, e) for e in events]
+        return items, labels, f"stock.stalled.v1|{a}|telur"
+
+    def seen(outcomes: list[Outcome], labels: dict[str, str]) -> list[tuple[object, ...]]:
+        return [
+            (o.suppressed, o.inbox, o.deliveries, sorted(labels.get(u, "city-wide") for u in o.recipients))
+            for o in outcomes
+        ]
+
+    one_by_one, labels_1, key_1 = await world()
+    async with env.app.state.db.transaction() as session:
+        first = [
+            await notifier.announce(
+                session,
+                event_id=i.event_id,
+                event_type=i.event_type,
+                data=i.data,
+                occurred_at=i.occurred_at,
+                cloudevent=i.cloudevent,
+            )
+            for i in one_by_one
+        ]
+    batch, labels_2, key_2 = await world()
+    async with env.app.state.db.transaction() as session:
+        second = await notifier.announce_many(session, batch)
+
+    assert seen(second, labels_2) == seen(first, labels_1)
+    assert [o.suppressed for o in second] == [False, False, True, False, False, False]
+    assert sorted(labels_2.get(u, "city-wide") for u in second[0].recipients if u in labels_2) == [
+        "manager of a",
+        "officer",
+    ]
+    assert "manager of b" not in {labels_2.get(u) for u in second[3].recipients}  # muted
+    assert second[4].deliveries == 1 and second[0].deliveries == 1  # the webhook in scope
+    w = orm.alert_windows
+    for key in (key_1, key_2):
+        [(suppressed,)] = await env.rows(select(w.c.suppressed).where(w.c.condition_key == key))
+        assert suppressed == 1

@@ -123,6 +123,9 @@ class ConsumerRunner:
         self.retry_delays_ms = list(retry_delays_ms if retry_delays_ms is not None else [1000, 5000, 30000])
         self.batch_size = batch_size
         self._active: dict[str, _Active] = {}
+        # Queues whose channel holds a message left unacked on purpose (its retry could not be
+        # published): a cumulative ack would settle it too, so those channels ack one by one.
+        self._left_unacked: set[str] = set()
         self._publish_channel: AbstractChannel | None = None
         # Tests inject crashes at named points ("before_commit", "after_commit") to prove the guarantees.
         self.fault_hook: FaultHook | None = None
@@ -154,6 +157,7 @@ class ConsumerRunner:
         self._active.clear()
         publish_channel = await connection.channel(publisher_confirms=True)
         self._publish_channel = publish_channel
+        self._left_unacked.clear()
         for sub in self.group.subscriptions.values():
             channel = await connection.channel(publisher_confirms=False)
             await channel.set_qos(prefetch_count=self.prefetch)
@@ -225,8 +229,19 @@ class ConsumerRunner:
                 )
             else:
                 elapsed = (time.perf_counter() - started) / len(parsed)
-                for (message, event, _, _), outcome in zip(parsed, outcomes, strict=True):
-                    await self._after_commit(sub, message, event, outcome, elapsed)
+                if sub.queue in self._left_unacked:
+                    for (message, event, _, _), outcome in zip(parsed, outcomes, strict=True):
+                        await self._after_commit(sub, message, event, outcome, elapsed)
+                    return
+                # One cumulative ack for the batch (each ack is a frame the worker would wait for):
+                # every earlier delivery of this channel is settled already (acked, retried or
+                # dead-lettered), and the later ones are not in this batch.
+                if self.fault_hook is not None:
+                    for _, event, _, _ in parsed:
+                        await self.fault_hook("after_commit", event)
+                await parsed[-1][0].ack(multiple=True)
+                for outcome in outcomes:
+                    self._count(sub, outcome, elapsed)
                 return
         for message, event, data, handler in parsed:
             await self._process_one(sub, message, event, data, handler)
@@ -270,6 +285,9 @@ class ConsumerRunner:
         if self.fault_hook is not None:
             await self.fault_hook("after_commit", event)
         await message.ack()
+        self._count(sub, outcome, elapsed)
+
+    def _count(self, sub: Subscription, outcome: str, elapsed: float) -> None:
         self.stats[outcome] += 1
         CONSUMED.labels(sub.queue, outcome).inc()
         CONSUME_SECONDS.labels(sub.queue).observe(elapsed)
@@ -391,6 +409,9 @@ class ConsumerRunner:
         if await self._republish(message, retry_queue_name(sub.queue, delay), headers):
             self.stats["retried"] += 1
             await message.ack()
+        else:
+            # Left unacked: the broker redelivers it when this channel closes.
+            self._left_unacked.add(sub.queue)
 
     async def _dead_letter(self, sub: Subscription, message: AbstractIncomingMessage, reason: str) -> None:
         headers = dict(message.headers or {})

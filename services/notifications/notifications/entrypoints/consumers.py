@@ -3,6 +3,7 @@
 - `notifications.directory`: cooperatives from the registry (names and kecamatan, for scope and text).
 - `notifications.users`: `user.created.v1`, who the recipients are and what they may see.
 - `notifications.alerts`: every routable event type; the routing table (data) decides who is told.
+  A batch of alerts is routed together (`Notifier.announce_many`), with the effect of one by one.
 - `notifications.escalation`: `need.submitted.v1` / `need.status_changed.v1`, to escalate needs
   nobody acknowledged.
 """
@@ -24,7 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from notifications.adapters import orm
 from notifications.domain.events import ROUTABLE_EVENT_TYPES
 from notifications.service_layer import escalation, recipients
-from notifications.service_layer.fanout import Notifier
+from notifications.service_layer.fanout import Announcement, Notifier
 
 
 def build_consumers(notifier: Notifier) -> ConsumerGroup:
@@ -46,8 +47,19 @@ def build_consumers(notifier: Notifier) -> ConsumerGroup:
             cloudevent=event,
         )
 
+    async def on_alerts(session: AsyncSession, events: list[tuple[CloudEvent, EventData]]) -> None:
+        # A burst (one detection scan's stalls) is routed in a fixed number of statements.
+        await notifier.announce_many(
+            session,
+            [
+                Announcement(event.id, event.type, data.model_dump(), event.time, event)
+                for event, data in events
+            ],
+        )
+
     for event_type in ROUTABLE_EVENT_TYPES:
         group.add("alerts", EVENT_MODELS[event_type], on_alert)
+    group.in_batches("alerts", on_alerts)
 
     async def on_need_submitted(session: AsyncSession, _event: CloudEvent, data: NeedSubmitted) -> None:
         await escalation.need_submitted(session, data)

@@ -1,12 +1,25 @@
 """Delivery workers: drain the `deliveries` table (an outbox of push messages) in the background.
 
-Rows are claimed with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas never take the same
-row; SQLite serialises writers anyway). Each claimed row is sent in its own task, at most
-`delivery_concurrency` at once and at most `delivery_per_target` per target, so a hanging receiver
-ties up two slots for one timeout and nothing else. Every attempt is written to `delivery_attempts`;
-the row then becomes delivered, pending again (exponential backoff with jitter) or failed, and the
-matching `notification.delivered.v1` / `notification.failed.v1` is staged in the outbox in that same
-transaction. A worker that dies mid-send leaves a lease that expires, and the row is taken up again.
+New deliveries need no claim: `queue_deliveries` inserts those the worker has room for already
+claimed by this process (leased, like a claim) and hands them to the worker when the transaction
+commits, the same after-commit hook as the outbox relay's wake. The rest are inserted pending and the
+worker is woken at commit to claim them; the poll (`DELIVERY_POLL_INTERVAL_S`) only picks up retries
+coming due and rows another replica (or a crashed process, once its leases expired) left behind.
+
+Rows are claimed in bulk with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas never take
+the same row; SQLite serialises writers anyway) and wait in memory, per target, for a sending slot:
+at most `delivery_concurrency` attempts at once and at most `delivery_per_target` to one target, so a
+hanging receiver ties up its own slots for one timeout and nothing else. When an attempt ends, the
+next row for that target is sent at once, without another claim. A target holds at most
+`CLAIMED_PER_SLOT` rows per slot, so the last of them starts well within its lease even if every
+attempt before it times out.
+
+Every attempt is written to `delivery_attempts`; the row then becomes delivered, pending again
+(exponential backoff with jitter) or failed, and the matching `notification.delivered.v1` /
+`notification.failed.v1` is staged in the outbox in that same transaction. Attempts that end while
+another batch is being recorded are recorded together in the next transaction (a group commit), so a
+burst costs a few transactions rather than one per attempt. A worker that dies mid-send leaves a
+lease that expires, and the row is taken up again: at-least-once, never lost.
 """
 
 from __future__ import annotations
@@ -15,21 +28,25 @@ import asyncio
 import logging
 import random
 from collections import Counter as Tally
-from datetime import timedelta
-from typing import Any
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
 
-from kkmp_shared.db import Database
+from kkmp_shared.db import Database, KkmpSession
 from kkmp_shared.errors import conflict, not_found
-from kkmp_shared.events.contracts import NotificationDelivered, NotificationFailed
+from kkmp_shared.events.contracts import EventData, NotificationDelivered, NotificationFailed
 from kkmp_shared.messaging.outbox import Outbox
 from prometheus_client import Counter, Gauge
-from sqlalchemy import and_, func, or_, select, update
+from sqlalchemy import and_, event, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import Session, SessionTransaction
 
 from notifications.adapters import orm
 from notifications.adapters.channels import AttemptResult, EmailSender, WebhookSender
 from notifications.domain.delivery import backoff_delay, next_outcome
-from notifications.service_layer.common import now
+from notifications.service_layer.common import insert_for, now
 from notifications.settings import NotificationsSettings
 
 log = logging.getLogger("kkmp.notifications.deliveries")
@@ -39,7 +56,134 @@ ATTEMPTS = Counter(
 )
 PENDING = Gauge("kkmp_notification_deliveries_pending", "Push deliveries waiting to be sent")
 
+# Rows claimed ahead per sending slot of a target (see the module docstring for the lease bound).
+CLAIMED_PER_SLOT = 4
+
 d = orm.deliveries
+
+
+# --- wake and hand-off on commit ---------------------------------------------------------------------
+
+
+def wake_after_commit(session: AsyncSession, wake: Callable[[], None] | None) -> None:
+    """Have `wake` called once this session's transaction commits (never before: a worker must not
+    look for rows the transaction has not made visible yet), and not at all if it rolls back."""
+    if wake is None:
+        return
+    session.info["deliveries_pending"] = True
+    session.info["deliveries_wake"] = wake
+
+
+@event.listens_for(KkmpSession, "after_commit")
+def _after_commit(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint: nothing is visible to others yet
+    for worker, reserved, rows in session.info.pop("deliveries_handoff", ()):
+        worker.accept(reserved, rows)
+    if session.info.pop("deliveries_pending", False):
+        wake = session.info.pop("deliveries_wake", None)
+        if wake is not None:
+            wake()
+
+
+@event.listens_for(KkmpSession, "after_transaction_end")
+def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
+    if transaction.parent is not None:
+        return
+    # Rolled back (or the commit failed): the rows were never visible, the worker's room is freed.
+    for worker, reserved, _rows in session.info.pop("deliveries_handoff", ()):
+        worker.release(reserved)
+    session.info.pop("deliveries_pending", None)
+    session.info.pop("deliveries_wake", None)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """A delivery the worker holds (claimed, or handed over at commit): what an attempt needs."""
+
+    id: str
+    channel: Literal["email", "webhook"]
+    target: str
+    recipient: str
+    user_id: str | None
+    subscription_id: str | None
+    event_id: str
+    event_type: str
+    cooperative_id: str | None
+    subject: str | None
+    payload: str
+    attempts: int  # counting the attempt about to be made
+    max_attempts: int
+    secret: str | None = None
+    subscription_active: bool = True
+
+    @classmethod
+    def of(cls, values: Mapping[Any, Any], *, secret: str | None, subscription_active: bool) -> Claimed:
+        return cls(
+            id=values["id"],
+            channel="webhook" if values["channel"] == "webhook" else "email",
+            target=values["target"],
+            recipient=values["recipient"],
+            user_id=values.get("user_id"),
+            subscription_id=values.get("subscription_id"),
+            event_id=values["event_id"],
+            event_type=values["event_type"],
+            cooperative_id=values.get("cooperative_id"),
+            subject=values.get("subject"),
+            payload=values["payload"],
+            attempts=values["attempts"],
+            max_attempts=values["max_attempts"],
+            secret=secret,
+            subscription_active=subscription_active,
+        )
+
+
+async def queue_deliveries(
+    session: AsyncSession,
+    rows: list[dict[str, Any]],
+    worker: DeliveryWorker | None,
+    secrets: Mapping[str, str | None] | None = None,
+) -> None:
+    """Insert new `deliveries` rows (pending, due now) in the session's transaction. Those the worker
+    has room for are inserted claimed by it instead and handed over when the transaction commits,
+    so they are sent without a claim's round trips; `secrets` are their subscriptions' secrets."""
+    if not rows:
+        return
+    taken = worker.reserve([row["target"] for row in rows]) if worker is not None else [False] * len(rows)
+    reserved: Tally[str] = Tally(row["target"] for row, ok in zip(rows, taken, strict=True) if ok)
+    handed: list[Claimed] = []
+    if worker is not None and reserved:
+        # Registered before the insert: if anything fails from here, the rollback frees the room.
+        session.info.setdefault("deliveries_handoff", []).append((worker, reserved, handed))
+    lease_until = now() + timedelta(seconds=worker.settings.delivery_lease_s) if worker is not None else None
+    for row, ok in zip(rows, taken, strict=True):
+        if ok:
+            row.update(status="delivering", attempts=1, lease_until=lease_until)
+        else:
+            row.setdefault("lease_until", None)  # the same columns in every row: one multi-row INSERT
+    inserted: set[str] = set()
+    for start in range(0, len(rows), 500):
+        result = await session.execute(
+            insert_for(session, d)
+            .values(rows[start : start + 500])
+            .on_conflict_do_nothing()
+            .returning(d.c.id)
+        )
+        inserted.update(result.scalars())
+    if worker is None:
+        return
+    handed.extend(
+        Claimed.of(
+            row, secret=(secrets or {}).get(row.get("subscription_id") or ""), subscription_active=True
+        )
+        for row, ok in zip(rows, taken, strict=True)
+        if ok and row["id"] in inserted  # a conflict (already queued) was not inserted: not ours
+    )
+    if not all(taken):
+        wake_after_commit(session, worker.wake)
+
+
+# --- the worker -----------------------------------------------------------------------------------------
 
 
 class DeliveryWorker:
@@ -58,16 +202,80 @@ class DeliveryWorker:
         self.webhook = webhook or WebhookSender(settings)
         self.email = email or EmailSender(settings)
         self._wake = asyncio.Event()
+        # Claimed rows waiting for a slot, by target; attempts in flight, by delivery id and by target.
+        self._queued: dict[str, deque[Claimed]] = {}
         self._inflight: dict[str, asyncio.Task[None]] = {}
-        self._per_target: Tally[str] = Tally()
+        self._sending: Tally[str] = Tally()
+        # Attempts that ended and are not recorded yet; True while a task is recording them.
+        self._ended: list[tuple[Claimed, datetime, AttemptResult]] = []
+        self._recording = False
+        # Room promised to transactions that have not committed yet (see `reserve`), by target.
+        self._reserved: Tally[str] = Tally()
         self._random = random.Random()
+        self._more_due = False
+        # Whether due rows may be waiting in the table that this worker left there (room, caps) or
+        # was told about (`wake`); the poll looks anyway.
+        self._backlog = True
+        self._stopping = False
+        # How many times the worker has looked for due rows (woken or polled): tests read it.
+        self.dispatches = 0
 
     def wake(self) -> None:
+        self._backlog = True
         self._wake.set()
 
     @property
     def inflight(self) -> int:
         return len(self._inflight)
+
+    @property
+    def queued(self) -> int:
+        return sum(len(q) for q in self._queued.values())
+
+    @property
+    def promised(self) -> int:
+        """Rows promised to transactions that have not ended yet (see `reserve`)."""
+        return sum(self._reserved.values())
+
+    @property
+    def _room(self) -> int:
+        """How many more rows this worker may hold (queued, in flight or promised)."""
+        held = self.queued + self.inflight + self.promised
+        return self.settings.delivery_concurrency * CLAIMED_PER_SLOT - held
+
+    @property
+    def _target_cap(self) -> int:
+        return self.settings.delivery_per_target * CLAIMED_PER_SLOT
+
+    def reserve(self, targets: Sequence[str]) -> list[bool]:
+        """Which of these new deliveries (by target) the worker takes over when their transaction
+        commits: as many as its room and each target's cap allow; `accept` or `release` follows."""
+        if self._stopping:
+            return [False] * len(targets)
+        held = self._held()
+        room = self._room
+        taken: list[bool] = []
+        for target in targets:
+            ok = room > 0 and held[target] < self._target_cap
+            if ok:
+                room -= 1
+                held[target] += 1
+                self._reserved[target] += 1
+            taken.append(ok)
+        return taken
+
+    def release(self, reserved: Tally[str]) -> None:
+        self._reserved.subtract(reserved)
+        self._reserved = +self._reserved  # drop the zeros
+
+    def accept(self, reserved: Tally[str], rows: Sequence[Claimed]) -> None:
+        """The transaction that inserted these rows (claimed by this worker) committed: send them."""
+        self.release(reserved)
+        if self._stopping:
+            return  # their leases expire and they are claimed again
+        for row in rows:
+            self._queued.setdefault(row.target, deque()).append(row)
+        self._start_ready()
 
     async def run(self) -> None:
         try:
@@ -79,55 +287,68 @@ class DeliveryWorker:
                 except Exception:
                     log.exception("delivery dispatch failed; trying again shortly")
                     claimed = 0
-                if claimed and self.inflight < self.settings.delivery_concurrency:
-                    continue  # there may be more due right now
+                if claimed and self._more_due and self._room > 0:
+                    continue  # the claim saw a full page: there may be more due right now
                 try:
                     await asyncio.wait_for(self._wake.wait(), timeout=self.settings.delivery_poll_interval_s)
                 except TimeoutError:
                     pass
                 self._wake.clear()
         finally:
-            for task in list(self._inflight.values()):
+            # Claimed rows not yet sent are left to their leases (taken up again after a restart).
+            self._stopping = True
+            self._queued.clear()
+            tasks = list(self._inflight.values())
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await self.webhook.close()
 
     async def dispatch_once(self) -> int:
-        free = self.settings.delivery_concurrency - self.inflight
-        if free <= 0:
+        """Claim what is due (as much as there is room for) and start what the slots allow."""
+        self.dispatches += 1
+        rows = await self.claim(self._room) if self._room > 0 else []
+        if self._stopping:
             return 0
-        rows = await self.claim(free)
         for row in rows:
-            self._per_target[row.target] += 1
-            task = asyncio.create_task(self._attempt(row), name=f"delivery:{row.id}")
-            self._inflight[row.id] = task
+            self._queued.setdefault(row.target, deque()).append(row)
+        self._start_ready()
         return len(rows)
 
-    async def claim(self, limit: int) -> list[Any]:
+    def _held(self) -> Tally[str]:
+        held: Tally[str] = Tally({t: len(q) for t, q in self._queued.items()})
+        held.update(self._sending)
+        held.update(self._reserved)
+        return held
+
+    async def claim(self, limit: int) -> list[Claimed]:
         moment = now()
-        saturated = [t for t, n in self._per_target.items() if n >= self.settings.delivery_per_target]
+        cap = self._target_cap
+        held = self._held()
+        full = [t for t, n in held.items() if n >= cap]
         due = or_(
             and_(d.c.status == "pending", d.c.next_attempt_at <= moment),
             and_(d.c.status == "delivering", d.c.lease_until < moment),
         )
         async with self.db.transaction() as session:
             query = select(d.c.id, d.c.target).where(due)
-            if saturated:
-                query = query.where(d.c.target.notin_(saturated))
+            if full:
+                query = query.where(d.c.target.notin_(full))
             candidates = (
                 await session.execute(
-                    query.order_by(d.c.next_attempt_at).limit(limit * 4).with_for_update(skip_locked=True)
+                    query.order_by(d.c.next_attempt_at).limit(limit * 2).with_for_update(skip_locked=True)
                 )
             ).all()
+            self._more_due = len(candidates) == limit * 2
             chosen: list[str] = []
-            taken: Tally[str] = Tally()
+            left = bool(full) or self._more_due
             for cid, target in candidates:
-                if len(chosen) >= limit:
-                    break
-                if self._per_target[target] + taken[target] >= self.settings.delivery_per_target:
+                if len(chosen) >= limit or held[target] >= cap:
+                    left = True
                     continue
-                taken[target] += 1
+                held[target] += 1
                 chosen.append(cid)
+            self._backlog = left
             if not chosen:
                 return []
             await session.execute(
@@ -146,11 +367,34 @@ class DeliveryWorker:
                     select(d, s.c.secret.label("secret"), s.c.active.label("subscription_active"))
                     .select_from(d.outerjoin(s, s.c.id == d.c.subscription_id))
                     .where(d.c.id.in_(chosen))
+                    .order_by(d.c.next_attempt_at, d.c.created_at)
                 )
             ).all()
-        return list(rows)
+        return [
+            Claimed.of(
+                row._mapping, secret=row.secret, subscription_active=row.subscription_active is not False
+            )
+            for row in rows
+        ]
 
-    async def _attempt(self, row: Any) -> None:
+    def _start_ready(self) -> None:
+        """Start queued rows while their target and the worker have free slots (no I/O)."""
+        if self._stopping:
+            return
+        for target in list(self._queued):
+            queue = self._queued[target]
+            while (
+                queue
+                and self._sending[target] < self.settings.delivery_per_target
+                and self.inflight < self.settings.delivery_concurrency
+            ):
+                row = queue.popleft()
+                self._sending[target] += 1
+                self._inflight[row.id] = asyncio.create_task(self._attempt(row), name=f"delivery:{row.id}")
+            if not queue:
+                del self._queued[target]
+
+    async def _attempt(self, row: Claimed) -> None:
         started = now()
         try:
             result = await self.send(row)
@@ -159,19 +403,46 @@ class DeliveryWorker:
         except Exception as exc:  # a bug in a sender must not kill the worker or lose the row
             log.exception("delivery %s raised", row.id)
             result = AttemptResult(False, True, "error", error=f"internal: {exc!r}"[:500])
-        try:
-            await self.record(row, started, result)
-        except Exception:
-            # The lease expires and the row is attempted again: at-least-once, never lost.
-            log.exception("could not record the attempt of delivery %s", row.id)
         finally:
+            # The slot is free as soon as the receiver answered: the next row for this target goes
+            # out now, while this attempt is being recorded.
             self._inflight.pop(row.id, None)
-            self._per_target[row.target] -= 1
-            if self._per_target[row.target] <= 0:
-                del self._per_target[row.target]
-            self._wake.set()
+            self._sending[row.target] -= 1
+            if self._sending[row.target] <= 0:
+                del self._sending[row.target]
+            self._start_ready()
+            if self._needs_refill(row.target):
+                self._wake.set()
+        await self._record_ended(row, started, result)
 
-    async def send(self, row: Any) -> AttemptResult:
+    def _needs_refill(self, target: str) -> bool:
+        """Claim again, if rows were left in the table, once the target's queue is half gone (not
+        after every attempt: a claim per attempt would cost a transaction per delivery), or when
+        slots of the worker are idle."""
+        if not self._backlog:
+            return False
+        queued = len(self._queued.get(target, ()))
+        half = self.settings.delivery_per_target * CLAIMED_PER_SLOT // 2
+        return queued < half or self.inflight < self.settings.delivery_concurrency // 2
+
+    async def _record_ended(self, row: Claimed, started: datetime, result: AttemptResult) -> None:
+        """Group commit: the first attempt to end records every attempt that ends meanwhile."""
+        self._ended.append((row, started, result))
+        if self._recording:
+            return
+        self._recording = True
+        try:
+            while self._ended:
+                batch, self._ended = self._ended, []
+                try:
+                    await self.record_many(batch)
+                except Exception:
+                    # The leases expire and the rows are attempted again: at-least-once, never lost.
+                    log.exception("could not record %d delivery attempts", len(batch))
+        finally:
+            self._recording = False
+
+    async def send(self, row: Claimed) -> AttemptResult:
         if row.subscription_id is not None and not row.subscription_active:
             return AttemptResult(False, False, "refused", error="the subscription was deactivated")
         if row.channel == "webhook":
@@ -187,27 +458,36 @@ class DeliveryWorker:
             to=row.target, subject=row.subject or "KKMP", text=row.payload, delivery_id=row.id
         )
 
-    async def record(self, row: Any, started: Any, result: AttemptResult) -> None:
+    async def record(self, row: Claimed, started: datetime, result: AttemptResult) -> None:
+        await self.record_many([(row, started, result)])
+
+    async def record_many(self, ended: list[tuple[Claimed, datetime, AttemptResult]]) -> None:
+        """Write the attempts and the rows' new states, and stage their events, in one transaction."""
         moment = now()
-        attempts = row.attempts  # already counts this attempt: the claim incremented it
-        outcome = next_outcome(
-            succeeded=result.ok, retryable=result.retryable, attempts=attempts, max_attempts=row.max_attempts
-        )
-        ATTEMPTS.labels(row.channel, result.outcome).inc()
-        recipient = row.user_id or (
-            f"subscription:{row.subscription_id}" if row.subscription_id else row.recipient
-        )
-        async with self.db.transaction() as session:
-            await session.execute(
-                orm.delivery_attempts.insert().values(
-                    delivery_id=row.id,
-                    number=attempts,
-                    started_at=started,
-                    duration_ms=result.duration_ms,
-                    outcome=result.outcome,
-                    status_code=result.status_code,
-                    error=result.error,
-                )
+        attempts_rows: list[dict[str, Any]] = []
+        # Rows whose new values are equal share one UPDATE (a burst of successes is one statement).
+        groups: dict[tuple[Any, ...], list[Any]] = {}
+        outcomes: dict[str, str] = {}
+        for row, started, result in ended:
+            attempts = row.attempts  # already counts this attempt: the claim incremented it
+            outcome = next_outcome(
+                succeeded=result.ok,
+                retryable=result.retryable,
+                attempts=attempts,
+                max_attempts=row.max_attempts,
+            )
+            outcomes[row.id] = outcome
+            ATTEMPTS.labels(row.channel, result.outcome).inc()
+            attempts_rows.append(
+                {
+                    "delivery_id": row.id,
+                    "number": attempts,
+                    "started_at": started,
+                    "duration_ms": result.duration_ms,
+                    "outcome": result.outcome,
+                    "status_code": result.status_code,
+                    "error": result.error,
+                }
             )
             values: dict[str, Any] = {
                 "lease_until": None,
@@ -227,49 +507,69 @@ class DeliveryWorker:
                 values.update(status="pending", next_attempt_at=moment + timedelta(seconds=delay))
             else:
                 values.update(status="failed", failed_at=moment)
-            changed = await session.execute(
-                update(d).where(d.c.id == row.id, d.c.status == "delivering").values(**values)
+            groups.setdefault(tuple(sorted(values.items())), []).append(row.id)
+        rows = {row.id: (row, result) for row, _, result in ended}
+        async with self.db.transaction() as session:
+            await session.execute(orm.delivery_attempts.insert(), attempts_rows)
+            changed: list[str] = []
+            for key, ids in groups.items():
+                result_rows = await session.execute(
+                    update(d)
+                    .where(d.c.id.in_(ids), d.c.status == "delivering")
+                    .values(**dict(key))
+                    .returning(d.c.id)
+                )
+                # A row missing here was taken over after a lease expiry: the other attempt decides.
+                changed.extend(result_rows.scalars())
+            events: list[EventData] = []
+            for delivery_id in sorted(changed):
+                row, result = rows[delivery_id]
+                event_data = self._outcome_event(row, outcomes[delivery_id], result, moment)
+                if event_data is not None:
+                    events.append(event_data)
+            await self.outbox.add_many(session, events)
+        for row, _, result in ended:
+            log.info(
+                "delivery %s (%s) attempt %d: %s -> %s",
+                row.id,
+                row.channel,
+                row.attempts,
+                result.outcome,
+                outcomes[row.id],
+                extra={"event_id": row.event_id, "cooperative_id": row.cooperative_id},
             )
-            if changed.rowcount == 0:
-                return  # taken over after a lease expiry; the other attempt decides
-            if outcome == "delivered":
-                await self.outbox.add(
-                    session,
-                    NotificationDelivered(
-                        delivery_id=row.id,
-                        channel=row.channel,
-                        recipient=recipient,
-                        source_event_id=row.event_id,
-                        source_event_type=row.event_type,
-                        cooperative_id=row.cooperative_id,
-                        attempts=attempts,
-                        delivered_at=moment,
-                    ),
-                )
-            elif outcome == "failed":
-                await self.outbox.add(
-                    session,
-                    NotificationFailed(
-                        delivery_id=row.id,
-                        channel=row.channel,
-                        recipient=recipient,
-                        source_event_id=row.event_id,
-                        source_event_type=row.event_type,
-                        cooperative_id=row.cooperative_id,
-                        attempts=attempts,
-                        error=(result.error or result.outcome)[:1000],
-                        failed_at=moment,
-                    ),
-                )
-        log.info(
-            "delivery %s (%s) attempt %d: %s -> %s",
-            row.id,
-            row.channel,
-            attempts,
-            result.outcome,
-            outcome,
-            extra={"event_id": row.event_id, "cooperative_id": row.cooperative_id},
+
+    @staticmethod
+    def _outcome_event(
+        row: Claimed, outcome: str, result: AttemptResult, moment: datetime
+    ) -> EventData | None:
+        recipient = row.user_id or (
+            f"subscription:{row.subscription_id}" if row.subscription_id else row.recipient
         )
+        if outcome == "delivered":
+            return NotificationDelivered(
+                delivery_id=row.id,
+                channel=row.channel,
+                recipient=recipient,
+                source_event_id=row.event_id,
+                source_event_type=row.event_type,
+                cooperative_id=row.cooperative_id,
+                attempts=row.attempts,
+                delivered_at=moment,
+            )
+        if outcome == "failed":
+            return NotificationFailed(
+                delivery_id=row.id,
+                channel=row.channel,
+                recipient=recipient,
+                source_event_id=row.event_id,
+                source_event_type=row.event_type,
+                cooperative_id=row.cooperative_id,
+                attempts=row.attempts,
+                error=(result.error or result.outcome)[:1000],
+                failed_at=moment,
+            )
+        return None
 
 
 async def retry(session: AsyncSession, delivery_id: str, max_attempts: int) -> None:

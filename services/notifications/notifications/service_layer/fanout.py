@@ -9,16 +9,17 @@ can never hold up the inbox, other recipients, or the acknowledgement of the eve
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from kkmp_shared.events.contracts import NotificationDelivered
+from kkmp_shared.events.contracts import EventData, NotificationDelivered
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.outbox import Outbox
-from sqlalchemy import exists, or_, select, update
+from sqlalchemy import case, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters import orm
@@ -26,7 +27,8 @@ from notifications.domain.events import URGENT_TYPES
 from notifications.domain.routing import RoutingRule, Target, condition_key, event_kecamatans, targets
 from notifications.domain.templates import CooperativeName, Message, Names, render
 from notifications.service_layer import recipients as people
-from notifications.service_layer.common import insert_for, insert_rows, new_id, now, utc
+from notifications.service_layer.common import insert_for, insert_rows, is_postgres, new_id, now, utc
+from notifications.service_layer.deliveries import DeliveryWorker, queue_deliveries
 from notifications.settings import NotificationsSettings
 
 log = logging.getLogger("kkmp.notifications.fanout")
@@ -43,14 +45,39 @@ class Outcome:
     recipients: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True)
+class Announcement:
+    """One event to route. `cloudevent` (the envelope) is what webhooks receive; events made up by this
+    service (escalations) have none and reach people only. `fallback` audiences are used when the
+    rules find nobody (an escalation must reach someone)."""
+
+    event_id: str
+    event_type: str
+    data: Mapping[str, Any]
+    occurred_at: datetime
+    cloudevent: CloudEvent | None = None
+    fallback: tuple[Target, ...] = ()
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """An event that reaches someone, before its repeat window and recipients are known."""
+
+    item: Announcement
+    event_time: datetime
+    occurred: datetime
+    wanted: list[Target]
+    subscriptions: list[MatchedSubscription]
+
+
 @dataclass
 class Notifier:
     settings: NotificationsSettings
     outbox: Outbox
     commodity_names: Mapping[str, str] = field(default_factory=dict)
     kelurahan_names: Mapping[str, str] = field(default_factory=dict)
-    # Wakes the delivery workers once the transaction that queued deliveries has committed.
-    wake_deliveries: Callable[[], None] | None = None
+    # The delivery worker of this process: it takes new deliveries over when their transaction commits.
+    worker: DeliveryWorker | None = None
 
     @property
     def email_on(self) -> bool:
@@ -67,36 +94,102 @@ class Notifier:
         cloudevent: CloudEvent | None = None,
         fallback: Sequence[Target] = (),
     ) -> Outcome:
-        """Route one event. `cloudevent` (the envelope) is what webhooks receive; events made up by
-        this service (escalations) have none and reach people only. `fallback` audiences are
-        used when the rules find nobody (an escalation must reach someone)."""
+        """Route one event (see `Announcement` for the arguments)."""
+        item = Announcement(event_id, event_type, data, occurred_at, cloudevent, tuple(fallback))
+        return (await self.announce_many(session, [item]))[0]
+
+    async def announce_many(self, session: AsyncSession, items: Sequence[Announcement]) -> list[Outcome]:
+        """Route events in order, with the same effect as announcing them one by one, but in a fixed
+        number of statements whatever their number (a burst of stalls from one detection scan is one
+        consumer batch, and each statement is a round trip that a loaded machine makes slow)."""
+        if not items:
+            return []
         moment = now()
-        # The window is measured in event time (a replayed backlog is judged by when things happened);
-        # the notification itself is never dated in the future.
-        event_time = utc(occurred_at) or moment
-        occurred = min(event_time, moment)
-        rules = await load_rules(session, event_type)
-        wanted = targets(rules, data)
-        subs = await matching_subscriptions(session, event_type, data) if cloudevent is not None else []
-        if not wanted and not subs and not fallback:
-            return Outcome()
-        key = condition_key(event_type, data)
-        if key is not None and self.settings.repeat_window_s > 0:
-            if not await claim_window(
-                session, key, event_type, data, event_id, event_time, self.settings.repeat_window_s
-            ):
+        rules = await load_rules_for(session, {i.event_type for i in items})
+        subscriptions = await subscriptions_for(
+            session, {i.event_type for i in items if i.cloudevent is not None}
+        )
+        plans: list[_Plan | None] = []
+        for item in items:
+            wanted = targets(rules.get(item.event_type, []), item.data)
+            subs = (
+                [sub for sub in subscriptions.get(item.event_type, []) if sub.covers(item.data)]
+                if item.cloudevent is not None
+                else []
+            )
+            if not wanted and not subs and not item.fallback:
+                plans.append(None)
+                continue
+            # The window is measured in event time (a replayed backlog is judged by when things
+            # happened); the notification itself is never dated in the future.
+            event_time = utc(item.occurred_at) or moment
+            plans.append(_Plan(item, event_time, min(event_time, moment), wanted, subs))
+        outcomes = [Outcome() for _ in items]
+        windowed: list[tuple[int, WindowClaim]] = []
+        if self.settings.repeat_window_s > 0:
+            for index, plan in enumerate(plans):
+                key = condition_key(plan.item.event_type, plan.item.data) if plan is not None else None
+                if plan is not None and key is not None:
+                    item = plan.item
+                    claim = WindowClaim(key, item.event_type, item.data, item.event_id, plan.event_time)
+                    windowed.append((index, claim))
+        allowed = await claim_windows(session, [c for _, c in windowed], self.settings.repeat_window_s)
+        for (index, _claim), ok in zip(windowed, allowed, strict=True):
+            if not ok:
+                item = items[index]
                 log.info(
                     "suppressed %s %s: same condition announced within the window",
-                    event_type,
-                    event_id,
-                    extra={"event_id": event_id, "cooperative_id": data.get("cooperative_id")},
+                    item.event_type,
+                    item.event_id,
+                    extra={"event_id": item.event_id, "cooperative_id": item.data.get("cooperative_id")},
                 )
-                return Outcome(suppressed=True)
-        message = render(event_type, data, await self.names(session, data))
+                outcomes[index] = Outcome(suppressed=True)
+                plans[index] = None
+        live = [(index, plan) for index, plan in enumerate(plans) if plan is not None]
+        if not live:
+            return outcomes
+        names = await self.names(session, *(plan.item.data for _, plan in live))
+        found = await people.resolve_many(session, [(plan.wanted, plan.item.event_type) for _, plan in live])
+        need_fallback = [n for n, (_, plan) in enumerate(live) if not found[n] and plan.item.fallback]
+        if need_fallback:
+            fallen = await people.resolve_many(
+                session, [(live[n][1].item.fallback, live[n][1].item.event_type) for n in need_fallback]
+            )
+            for n, recipients in zip(need_fallback, fallen, strict=True):
+                found[n] = recipients
+        inbox_rows: list[dict[str, Any]] = []
+        held_rows: list[dict[str, Any]] = []
+        inbox_events: list[EventData] = []
+        deliveries: list[dict[str, Any]] = []
+        for (index, plan), recipients in zip(live, found, strict=True):
+            outcomes[index] = self._fan_out(
+                plan, recipients, names, moment, inbox_rows, held_rows, inbox_events, deliveries
+            )
+        if inbox_rows:
+            await insert_rows(session, orm.notifications, inbox_rows)
+            await self.outbox.add_many(session, inbox_events)
+        if held_rows:
+            await insert_rows(session, orm.digest_items, held_rows)
+        secrets = {sub.id: sub.secret for _, plan in live for sub in plan.subscriptions}
+        await self.queue(session, deliveries, secrets)
+        return outcomes
+
+    def _fan_out(
+        self,
+        plan: _Plan,
+        found: list[people.Recipient],
+        names: Names,
+        moment: datetime,
+        inbox_rows: list[dict[str, Any]],
+        held_rows: list[dict[str, Any]],
+        inbox_events: list[EventData],
+        deliveries: list[dict[str, Any]],
+    ) -> Outcome:
+        """One event's rows (inbox, digest, deliveries), appended to the batch's lists (no I/O)."""
+        item = plan.item
+        event_id, event_type, data = item.event_id, item.event_type, item.data
+        message = render(event_type, data, names)
         link = message.link(self.settings.portal_url)
-        found = await people.resolve(session, wanted, event_type)
-        if not found and fallback:
-            found = await people.resolve(session, fallback, event_type)
         common: dict[str, Any] = {
             "event_id": event_id,
             "event_type": event_type,
@@ -105,36 +198,31 @@ class Notifier:
             "link": link,
             "cooperative_id": data.get("cooperative_id"),
             "commodity": data.get("commodity"),
-            "created_at": occurred,
+            "created_at": plan.occurred,
         }
         urgent = event_type in URGENT_TYPES
         held = {p.user_id for p in found if p.digest and not urgent}
         rows = [{"id": new_id(), "user_id": p.user_id, **common} for p in found]
-        inbox_rows = [row for row in rows if row["user_id"] not in held]
-        held_rows = [row for row in rows if row["user_id"] in held]
-        if inbox_rows:
-            await insert_rows(session, orm.notifications, inbox_rows)
-            await self.outbox.add_many(
-                session,
-                [
-                    NotificationDelivered(
-                        delivery_id=row["id"],
-                        channel="inbox",
-                        recipient=row["user_id"],
-                        source_event_id=event_id,
-                        source_event_type=event_type,
-                        cooperative_id=common["cooperative_id"],
-                        attempts=1,
-                        delivered_at=moment,
-                    )
-                    for row in inbox_rows
-                ],
+        to_inbox = [row for row in rows if row["user_id"] not in held]
+        to_digest = [row for row in rows if row["user_id"] in held]
+        inbox_rows.extend(to_inbox)
+        held_rows.extend(to_digest)
+        inbox_events.extend(
+            NotificationDelivered(
+                delivery_id=row["id"],
+                channel="inbox",
+                recipient=row["user_id"],
+                source_event_id=event_id,
+                source_event_type=event_type,
+                cooperative_id=common["cooperative_id"],
+                attempts=1,
+                delivered_at=moment,
             )
-        if held_rows:
-            await insert_rows(session, orm.digest_items, held_rows)
-        deliveries: list[dict[str, Any]] = []
+            for row in to_inbox
+        )
+        queued = len(deliveries)
         if self.email_on:
-            by_user = {row["user_id"]: row["id"] for row in inbox_rows}
+            by_user = {row["user_id"]: row["id"] for row in to_inbox}
             for p in found:
                 if p.user_id in by_user and p.email and p.email_enabled:
                     deliveries.append(
@@ -151,8 +239,10 @@ class Notifier:
                         )
                     )
         # Webhooks get the same signed bytes on every attempt: the body is fixed here, once.
-        webhook_payload = webhook_body(cloudevent, message, link).decode() if cloudevent is not None else ""
-        for sub in subs:
+        webhook_payload = (
+            webhook_body(item.cloudevent, message, link).decode() if item.cloudevent is not None else ""
+        )
+        for sub in plan.subscriptions:
             if sub.channel == "webhook":
                 deliveries.append(
                     self._delivery(
@@ -180,24 +270,27 @@ class Notifier:
                         subscription_id=sub.id,
                     )
                 )
-        await self.queue(session, deliveries)
         return Outcome(
-            inbox=len(inbox_rows),
-            digest=len(held_rows),
-            deliveries=len(deliveries),
+            inbox=len(to_inbox),
+            digest=len(to_digest),
+            deliveries=len(deliveries) - queued,
             recipients=tuple(p.user_id for p in found),
         )
 
-    async def names(self, session: AsyncSession, data: Mapping[str, Any]) -> Names:
+    async def names(self, session: AsyncSession, *datas: Mapping[str, Any]) -> Names:
+        """The names the templates of these events need, in one query."""
         ids = {
             str(data[k])
+            for data in datas
             for k in ("cooperative_id", "to_cooperative_id", "from_cooperative_id")
             if data.get(k)
         }
         known: dict[str, CooperativeName] = {}
         if ids:
             t = orm.known_cooperatives
-            rows = await session.execute(select(t.c.id, t.c.name, t.c.kelurahan_name).where(t.c.id.in_(ids)))
+            rows = await session.execute(
+                select(t.c.id, t.c.name, t.c.kelurahan_name).where(t.c.id.in_(sorted(ids)))
+            )
             known = {row.id: CooperativeName(row.name, row.kelurahan_name) for row in rows}
         return Names(cooperatives=known, commodities=self.commodity_names, kelurahan=self.kelurahan_names)
 
@@ -246,14 +339,13 @@ class Notifier:
         row.update(values)
         return row
 
-    async def queue(self, session: AsyncSession, deliveries: list[dict[str, Any]]) -> None:
-        if not deliveries:
-            return
-        await insert_rows(session, orm.deliveries, deliveries)
-        # The workers are woken after commit (see bootstrap's after_commit hook), not before:
-        # a worker must never look for rows the transaction has not made visible yet.
-        session.info["deliveries_pending"] = True
-        session.info["deliveries_wake"] = self.wake_deliveries
+    async def queue(
+        self,
+        session: AsyncSession,
+        deliveries: list[dict[str, Any]],
+        secrets: Mapping[str, str | None] | None = None,
+    ) -> None:
+        await queue_deliveries(session, deliveries, self.worker, secrets)
 
 
 def email_text(message: Message, link: str | None) -> str:
@@ -281,15 +373,97 @@ def rule_from_row(row: Any) -> RoutingRule:
     )
 
 
-async def load_rules(session: AsyncSession, event_type: str) -> list[RoutingRule]:
+async def load_rules_for(session: AsyncSession, event_types: set[str]) -> dict[str, list[RoutingRule]]:
+    """The enabled rules of these event types, by type, each list in the table's order."""
     t = orm.routing_rules
+    found: dict[str, list[RoutingRule]] = {}
+    if not event_types:
+        return found
     rows = await session.execute(
-        select(t).where(t.c.event_type == event_type, t.c.enabled).order_by(t.c.created_at, t.c.id)
+        select(t).where(t.c.event_type.in_(sorted(event_types)), t.c.enabled).order_by(t.c.created_at, t.c.id)
     )
-    return [rule_from_row(row) for row in rows]
+    for row in rows:
+        found.setdefault(row.event_type, []).append(rule_from_row(row))
+    return found
 
 
 # --- repeat window -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class WindowClaim:
+    key: str
+    event_type: str
+    data: Mapping[str, Any]
+    event_id: str
+    occurred: datetime  # event time
+
+
+async def claim_windows(session: AsyncSession, claims: Sequence[WindowClaim], window_s: int) -> list[bool]:
+    """`claim_window` for each claim, in order: True where the event may be announced.
+
+    On PostgreSQL the first claim of each condition is decided for the whole batch by one upsert (per
+    row as atomic as one claim); a condition claimed again in the same batch is decided after it, one
+    by one, which keeps the order's effect. SQLite (the embedded single-process mode) claims one by
+    one: its upsert cannot compute each row's window bound from the inserted row."""
+    allowed = [False] * len(claims)
+    first: dict[str, int] = {}
+    again: list[int] = []
+    for index, claim in enumerate(claims):
+        if claim.key in first:
+            again.append(index)
+        else:
+            first[claim.key] = index
+    if is_postgres(session) and len(first) > 1:
+        w = orm.alert_windows
+        window = timedelta(seconds=window_s)
+        ordered = sorted(first.values())
+        rows = pg_insert(w).values(
+            [
+                {
+                    "condition_key": claims[i].key,
+                    "event_type": claims[i].event_type,
+                    "cooperative_id": claims[i].data.get("cooperative_id"),
+                    "last_event_id": claims[i].event_id,
+                    "last_notified_at": claims[i].occurred,
+                    "suppressed": 0,
+                }
+                for i in ordered
+            ]
+        )
+        upsert = rows.on_conflict_do_update(
+            index_elements=[w.c.condition_key],
+            set_={
+                "last_event_id": rows.excluded.last_event_id,
+                "last_notified_at": rows.excluded.last_notified_at,
+            },
+            where=w.c.last_notified_at <= rows.excluded.last_notified_at - window,
+        ).returning(w.c.condition_key)
+        won = set((await session.execute(upsert)).scalars())
+        lost = [i for i in ordered if claims[i].key not in won]
+        for i in ordered:
+            allowed[i] = claims[i].key in won
+        if lost:
+            await session.execute(
+                update(w)
+                .where(w.c.condition_key.in_([claims[i].key for i in lost]))
+                .values(
+                    suppressed=w.c.suppressed + 1,
+                    last_suppressed_at=case(
+                        {claims[i].key: claims[i].occurred for i in lost},
+                        value=w.c.condition_key,
+                        else_=w.c.last_suppressed_at,
+                    ),
+                )
+            )
+    else:
+        again = sorted([*first.values(), *again])
+    for i in again:
+        c = claims[i]
+        allowed[i] = await claim_window(
+            session, c.key, c.event_type, c.data, c.event_id, c.occurred, window_s
+        )
+    return allowed
 
 
 async def claim_window(
@@ -338,30 +512,52 @@ class MatchedSubscription:
     id: str
     channel: str
     target: str
+    secret: str | None = None
+    whole_city: bool = True
+    kecamatan_codes: frozenset[str] = frozenset()
+
+    def covers(self, data: Mapping[str, Any]) -> bool:
+        """The whole city, or one of the kecamatan the event concerns."""
+        return self.whole_city or not self.kecamatan_codes.isdisjoint(event_kecamatans(data))
 
 
-async def matching_subscriptions(
-    session: AsyncSession, event_type: str, data: Mapping[str, Any]
-) -> list[MatchedSubscription]:
+async def subscriptions_for(
+    session: AsyncSession, event_types: set[str]
+) -> dict[str, list[MatchedSubscription]]:
+    """The active subscriptions to these event types with their scopes, by type, oldest first (one
+    query; the subscriptions table is small and each event is matched against it in memory)."""
+    found: dict[str, list[MatchedSubscription]] = {}
+    if not event_types:
+        return found
     s, st, sc = orm.subscriptions, orm.subscription_types, orm.subscription_scopes
-    kecamatans = event_kecamatans(data)
-    scope: Any = s.c.whole_city
-    if kecamatans:
-        scope = or_(
-            s.c.whole_city,
-            exists(
-                select(sc.c.subscription_id).where(
-                    sc.c.subscription_id == s.c.id, sc.c.kecamatan_code.in_(kecamatans)
-                )
-            ),
+    rows = await session.execute(
+        select(
+            s.c.id, s.c.channel, s.c.target, s.c.secret, s.c.whole_city, st.c.event_type, sc.c.kecamatan_code
         )
-    query = (
-        select(s.c.id, s.c.channel, s.c.target)
         .join(st, st.c.subscription_id == s.c.id)
-        .where(st.c.event_type == event_type, s.c.active, scope)
+        .outerjoin(sc, sc.c.subscription_id == s.c.id)
+        .where(st.c.event_type.in_(sorted(event_types)), s.c.active)
         .order_by(s.c.created_at, s.c.id)
     )
-    return [MatchedSubscription(row.id, row.channel, row.target) for row in await session.execute(query)]
+    scopes: dict[tuple[str, str], set[str]] = {}
+    heads: dict[tuple[str, str], Any] = {}
+    for row in rows:
+        key = (row.event_type, row.id)
+        heads.setdefault(key, row)
+        if row.kecamatan_code:
+            scopes.setdefault(key, set()).add(row.kecamatan_code)
+    for (event_type, sub_id), row in heads.items():
+        found.setdefault(event_type, []).append(
+            MatchedSubscription(
+                sub_id,
+                row.channel,
+                row.target,
+                row.secret,
+                bool(row.whole_city),
+                frozenset(scopes.get((event_type, sub_id), ())),
+            )
+        )
+    return found
 
 
 def webhook_body(event: CloudEvent, message: Message, link: str | None) -> bytes:

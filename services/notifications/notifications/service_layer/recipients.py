@@ -8,7 +8,7 @@ from typing import Any
 
 from kkmp_shared.auth import Principal
 from kkmp_shared.events.contracts import UserCreated
-from sqlalchemy import and_, delete, exists, false, or_, select
+from sqlalchemy import Integer, and_, delete, exists, false, literal, or_, select, union_all
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters import orm
@@ -122,24 +122,60 @@ class Recipient:
 
 async def resolve(session: AsyncSession, targets: Sequence[Target], event_type: str) -> list[Recipient]:
     """Everyone in any of the audiences who has not muted this type: one query, whatever the scale."""
-    if not targets:
-        return []
+    return (await resolve_many(session, [(targets, event_type)]))[0]
+
+
+# SQLite refuses compound SELECTs of more than 500 parts; a chunk stays well below.
+_PARTS_PER_QUERY = 200
+
+
+async def resolve_many(
+    session: AsyncSession, requests: Sequence[tuple[Sequence[Target], str]]
+) -> list[list[Recipient]]:
+    """`resolve` for each (audiences, event type) request, in one query for a batch of events: each
+    distinct (audience, event type) is one part of a UNION ALL, tagged with its number, and every
+    request gets the union of its audiences' people (each once), ordered by user id."""
+    pairs: dict[tuple[Target, str], int] = {}
+    for targets, event_type in requests:
+        for target in targets:
+            pairs.setdefault((target, event_type), len(pairs))
+    if not pairs:
+        return [[] for _ in requests]
     p = orm.preferences
     m = orm.muted_types
-    query = (
-        select(r.c.user_id, r.c.role, r.c.email, p.c.digest, p.c.email_enabled)
-        .select_from(r.outerjoin(p, p.c.user_id == r.c.user_id))
-        .where(or_(*(audience_clause(t) for t in targets)))
-        .where(~exists(select(m.c.user_id).where(m.c.user_id == r.c.user_id, m.c.event_type == event_type)))
-        .order_by(r.c.user_id)
-    )
-    return [
-        Recipient(
-            user_id=row.user_id,
-            role=row.role,
-            email=row.email,
-            digest=row.digest == "daily",
-            email_enabled=True if row.email_enabled is None else bool(row.email_enabled),
+    parts = [
+        select(
+            literal(number, Integer).label("part"),
+            r.c.user_id,
+            r.c.role,
+            r.c.email,
+            p.c.digest,
+            p.c.email_enabled,
         )
-        for row in await session.execute(query)
+        .select_from(r.outerjoin(p, p.c.user_id == r.c.user_id))
+        .where(audience_clause(target))
+        .where(~exists(select(m.c.user_id).where(m.c.user_id == r.c.user_id, m.c.event_type == event_type)))
+        for (target, event_type), number in pairs.items()
     ]
+    by_part: dict[int, list[Recipient]] = {}
+    for start in range(0, len(parts), _PARTS_PER_QUERY):
+        chunk = parts[start : start + _PARTS_PER_QUERY]
+        query = chunk[0] if len(chunk) == 1 else union_all(*chunk)
+        for row in await session.execute(query):
+            by_part.setdefault(row.part, []).append(
+                Recipient(
+                    user_id=row.user_id,
+                    role=row.role,
+                    email=row.email,
+                    digest=row.digest == "daily",
+                    email_enabled=True if row.email_enabled is None else bool(row.email_enabled),
+                )
+            )
+    answers: list[list[Recipient]] = []
+    for targets, event_type in requests:
+        people: dict[str, Recipient] = {}
+        for target in targets:
+            for person in by_part.get(pairs[(target, event_type)], ()):
+                people.setdefault(person.user_id, person)
+        answers.append([people[user_id] for user_id in sorted(people)])
+    return answers

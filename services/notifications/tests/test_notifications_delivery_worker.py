@@ -1,0 +1,212 @@
+"""The delivery worker's wake-up, on SQLite and PostgreSQL, with a fake webhook sender.
+
+New deliveries are handed to the worker when the transaction that queued them commits (never
+before, never after a rollback) and sent without a claim or a poll; what the worker has no room for
+is left pending and claimed when the commit wakes it. The poll interval is an hour in these tests,
+so anything sent was sent by the wake-up mechanism, and the worker's dispatch count says whether it
+had to look in the table at all.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from kkmp_shared.db import Database
+from kkmp_shared.messaging.outbox import Outbox
+from kkmp_shared.testing.wait import eventually
+from notifications.adapters import orm
+from notifications.adapters.channels import AttemptResult, WebhookSender
+from notifications.bootstrap import SERVICE_DIR
+from notifications.service_layer.deliveries import DeliveryWorker, queue_deliveries, wake_after_commit
+from notifications.settings import NotificationsSettings
+from sqlalchemy import func, select
+
+pytestmark = pytest.mark.integration
+
+
+class FakeWebhook(WebhookSender):
+    """Answers 200 after a moment; keeps what was sent and how many were in flight at once."""
+
+    def __init__(self) -> None:  # no HTTP client: nothing leaves the process
+        self.sent: list[str] = []
+        self.in_flight = 0
+        self.peak = 0
+
+    async def send(self, *, delivery_id: str, **_: Any) -> AttemptResult:
+        self.in_flight += 1
+        self.peak = max(self.peak, self.in_flight)
+        try:
+            await asyncio.sleep(0.02)
+        finally:
+            self.in_flight -= 1
+        self.sent.append(delivery_id)
+        return AttemptResult(True, False, "delivered", 200)
+
+    async def close(self) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+async def db(database_url: str) -> AsyncIterator[Database]:
+    database = Database(database_url)
+    await database.migrate(SERVICE_DIR / "migrations")
+    yield database
+    await database.dispose()
+
+
+def settings(**overrides: Any) -> NotificationsSettings:
+    values: dict[str, Any] = {
+        "demo": True,
+        "delivery_poll_interval_s": 3600.0,
+        "delivery_concurrency": 8,
+        "delivery_per_target": 2,
+    }
+    values.update(overrides)
+    return NotificationsSettings(**values)
+
+
+def new_delivery(target: str) -> dict[str, Any]:
+    """A `deliveries` row as the fan-out writes it: pending, due now."""
+    moment = datetime.now(UTC)
+    return {
+        "id": str(uuid.uuid4()),
+        "channel": "webhook",
+        "target": target,
+        "recipient": f"subscription:{uuid.uuid4()}",
+        "user_id": None,
+        "notification_id": None,
+        "subscription_id": None,
+        "event_id": str(uuid.uuid4()),
+        "event_type": "stock.stalled.v1",
+        "cooperative_id": None,
+        "subject": None,
+        "payload": "{}",
+        "status": "pending",
+        "attempts": 0,
+        "max_attempts": 3,
+        "next_attempt_at": moment,
+        "created_at": moment,
+        "updated_at": moment,
+    }
+
+
+async def started(db: Database, **overrides: Any) -> tuple[DeliveryWorker, FakeWebhook, asyncio.Task[None]]:
+    """A running worker that has made its first look at the table and is now waiting."""
+    webhook = FakeWebhook()
+    worker = DeliveryWorker(
+        db,
+        Outbox(orm.messaging, source="/notifications"),
+        settings(**overrides),
+        webhook=webhook,
+    )
+    task = asyncio.create_task(worker.run())
+    await eventually(lambda: worker.dispatches >= 1, timeout=10)
+    await asyncio.sleep(0.1)
+    return worker, webhook, task
+
+
+async def stop(task: asyncio.Task[None]) -> None:
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
+
+
+async def statuses(db: Database, ids: list[str]) -> dict[str, tuple[str, int]]:
+    d = orm.deliveries
+    async with db.session() as session:
+        rows = await session.execute(select(d.c.id, d.c.status, d.c.attempts).where(d.c.id.in_(ids)))
+        return {row.id: (row.status, row.attempts) for row in rows}
+
+
+async def test_new_deliveries_are_handed_over_at_commit_without_a_claim(db: Database) -> None:
+    worker, webhook, task = await started(db)
+    try:
+        looked = worker.dispatches
+        rows = [new_delivery(f"http://receiver.test/{uuid.uuid4().hex}") for _ in range(3)]
+        async with db.transaction() as session:
+            await queue_deliveries(session, rows, worker)
+            await asyncio.sleep(0.1)
+            assert webhook.sent == []  # nothing goes out before the commit
+        ids = [row["id"] for row in rows]
+        await eventually(lambda: sorted(webhook.sent) == sorted(ids), timeout=10)
+        # Sent on the hand-over alone: the worker never had to look for due rows (the poll is an hour).
+        assert worker.dispatches == looked
+        done = await eventually(
+            lambda: _all(statuses(db, ids), ("delivered", 1), len(ids)),
+            timeout=10,
+        )
+        assert done is not None and len(done) == 3
+        async with db.session() as session:
+            attempts = await session.execute(
+                select(func.count())
+                .select_from(orm.delivery_attempts)
+                .where(orm.delivery_attempts.c.delivery_id.in_(ids))
+            )
+            assert attempts.scalar_one() == 3
+    finally:
+        await stop(task)
+
+
+async def test_a_rolled_back_transaction_sends_nothing_and_frees_the_room(db: Database) -> None:
+    worker, webhook, task = await started(db)
+    try:
+        rows = [new_delivery(f"http://receiver.test/{uuid.uuid4().hex}") for _ in range(2)]
+        with pytest.raises(RuntimeError):
+            async with db.transaction() as session:
+                await queue_deliveries(session, rows, worker)
+                assert worker.promised == 2
+                raise RuntimeError("the consumer's batch failed")
+        await asyncio.sleep(0.3)
+        assert webhook.sent == []
+        assert worker.promised == 0 and worker.queued == 0 and worker.inflight == 0
+        assert await statuses(db, [row["id"] for row in rows]) == {}
+    finally:
+        await stop(task)
+
+
+async def test_what_the_worker_has_no_room_for_is_claimed_when_the_commit_wakes_it(db: Database) -> None:
+    # One slot per target and eight claimed ahead at most: a burst of 20 to one target is partly
+    # handed over, partly left pending in the same INSERT, and all of it goes out one at a time.
+    worker, webhook, task = await started(db, delivery_concurrency=2, delivery_per_target=1)
+    try:
+        target = f"http://receiver.test/{uuid.uuid4().hex}"
+        rows = [new_delivery(target) for _ in range(20)]
+        async with db.transaction() as session:
+            await queue_deliveries(session, rows, worker)
+        ids = [row["id"] for row in rows]
+        await eventually(lambda: len(webhook.sent) == len(ids), timeout=20)
+        assert sorted(webhook.sent) == sorted(ids)  # each once
+        assert webhook.peak == 1
+        await eventually(lambda: _all(statuses(db, ids), ("delivered", 1), len(ids)), timeout=10)
+    finally:
+        await stop(task)
+
+
+async def test_the_wake_is_called_after_commit_and_never_after_rollback(db: Database) -> None:
+    calls: list[str] = []
+    with pytest.raises(RuntimeError):
+        async with db.transaction() as session:
+            wake_after_commit(session, lambda: calls.append("rolled back"))
+            raise RuntimeError("no")
+    async with db.transaction() as session:
+        wake_after_commit(session, lambda: calls.append("committed"))
+        assert calls == []
+    assert calls == ["committed"]
+    # The session's next transaction does not inherit the wake of the previous one.
+    async with db.session() as session:
+        async with session.begin():
+            wake_after_commit(session, lambda: calls.append("first"))
+        async with session.begin():
+            pass
+    assert calls == ["committed", "first"]
+
+
+async def _all(query: Any, expected: tuple[str, int], count: int) -> dict[str, tuple[str, int]] | None:
+    found = await query
+    if len(found) == count and all(value == expected for value in found.values()):
+        return found
+    return None
