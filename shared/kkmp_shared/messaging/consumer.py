@@ -340,11 +340,9 @@ class ConsumerRunner:
             for event in events
         }
         insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        # Executemany parameters (compiled once, cached) rather than a multi-row VALUES per batch size.
         result = await session.execute(
-            insert(self.inbox)
-            .values(list(rows.values()))
-            .on_conflict_do_nothing()
-            .returning(self.inbox.c.event_id)
+            insert(self.inbox).on_conflict_do_nothing().returning(self.inbox.c.event_id), list(rows.values())
         )
         return set(result.scalars())
 

@@ -38,7 +38,7 @@ async def append_many(session: AsyncSession, events: list[CloudEvent]) -> None:
         }
         for event in events
     ]
-    await session.execute(insert_for(session)(orm.event_store).values(rows).on_conflict_do_nothing())
+    await session.execute(insert_for(session)(orm.event_store).on_conflict_do_nothing(), rows)
 
 
 async def count(session: AsyncSession) -> int:

@@ -38,12 +38,14 @@ async def add_to_many(
     increments of a key before calling): PostgreSQL refuses to update one row twice in a statement."""
     if not rows:
         return
-    statement = insert_for(session)(table).values(rows)
+    statement = insert_for(session)(table)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c[k] for k in keys],
         set_={c: table.c[c] + statement.excluded[c] for c in increments},
     )
-    await session.execute(statement)
+    # Rows as executemany parameters, not `.values(rows)`: the statement is compiled once and cached
+    # (a multi-row VALUES is a new statement for every row count), and the driver batches the rows.
+    await session.execute(statement, rows)
 
 
 async def mark_dirty(session: AsyncSession, cooperative_id: str | None, kecamatan_code: str | None) -> None:

@@ -208,13 +208,14 @@ class Projector:
     ) -> None:
         """Upsert stock items (one row per key: the latest event's data names its kecamatan)."""
         rows = [_item_values(data, item) for data, item in changes]
-        statement = insert_for(session)(orm.stock_items).values(rows)
+        statement = insert_for(session)(orm.stock_items)
         keys = ("cooperative_id", "commodity")
         await session.execute(
             statement.on_conflict_do_update(
                 index_elements=[orm.stock_items.c[k] for k in keys],
                 set_={k: statement.excluded[k] for k in rows[0] if k not in keys},
-            )
+            ),
+            rows,
         )
         for data, _ in changes:
             await mark_dirty(session, data.cooperative_id, data.kecamatan_code)
