@@ -300,7 +300,7 @@ async def _focused(
             admin = {"Authorization": f"Bearer {await asyncio.to_thread(plat.admin_token)}"}
             stall_coops = (stalls + len(STALL_ITEMS) - 1) // len(STALL_ITEMS)
             load_coops = 8 if movements else 0
-            coops = await _cooperatives(client, plat, admin, stall_coops + load_coops)
+            coops = await make_cooperatives(client, plat, admin, stall_coops + load_coops)
             officer = await city_officer(client, plat, admin)
             (
                 await client.post(
@@ -363,7 +363,7 @@ async def _focused(
         delete_vhost(vhost)
 
 
-async def _cooperatives(
+async def make_cooperatives(
     client: httpx.AsyncClient, plat: Platform, admin: dict[str, str], n: int
 ) -> list[str]:
     kelurahan = (await client.get(f"{plat.url('registry')}/regions/kelurahan")).json()[:n]
@@ -376,6 +376,7 @@ async def _cooperatives(
         )
         response.raise_for_status()
         ids.append(response.json()["id"])
+    # Inventory learns cooperatives from registry events: wait until it knows the last one.
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         r = await client.get(f"{plat.url('inventory')}/cooperatives/{ids[-1]}/stock", headers=admin)

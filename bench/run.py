@@ -34,6 +34,7 @@ from alert_latency import (  # noqa: E402
     Receiver,
     alert_figures,
     city_officer,
+    make_cooperatives,
     officer_id_of,
     wait_all,
 )
@@ -177,29 +178,6 @@ async def platform_figures(results: dict[str, Any]) -> None:
         for url in databases.values():
             await adrop_database(url)
         delete_vhost(vhost)
-
-
-async def make_cooperatives(
-    client: httpx.AsyncClient, plat: Platform, admin: dict[str, str], n: int
-) -> list[str]:
-    kelurahan = (await client.get(f"{plat.url('registry')}/regions/kelurahan")).json()[:n]
-    ids = []
-    for kel in kelurahan:
-        response = await client.post(
-            f"{plat.url('registry')}/cooperatives",
-            headers=admin,
-            json={"name": f"KKMP {kel['name']}", "kelurahan_code": kel["code"], "formation": "new"},
-        )
-        response.raise_for_status()
-        ids.append(response.json()["id"])
-    # Inventory learns cooperatives from registry events: wait until it knows the last one.
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        r = await client.get(f"{plat.url('inventory')}/cooperatives/{ids[-1]}/stock", headers=admin)
-        if r.status_code == 200:
-            return ids
-        await asyncio.sleep(0.2)
-    raise RuntimeError("inventory never learned the cooperatives")
 
 
 async def ingest_and_alerts(
