@@ -16,6 +16,8 @@ WORKDIR /app
 COPY --from=build /app /app
 COPY data data
 ENV PATH="/app/.venv/bin:$PATH" KKMP_DATA_DIR=/var/lib/kkmp SERVICE=registry PORT=8001 PYTHONUNBUFFERED=1
+# glibc: two malloc arenas and a fixed mmap threshold, so freed memory goes back (kkmp_shared/memory.py).
+ENV MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=131072
 RUN mkdir -p /var/lib/kkmp && chown kkmp /var/lib/kkmp
 USER kkmp
 HEALTHCHECK --interval=10s --timeout=3s --start-period=20s --retries=6 \

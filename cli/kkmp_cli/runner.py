@@ -13,6 +13,7 @@ from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
+from kkmp_shared.memory import allocator_env
 from rich.console import Console
 
 from kkmp_cli.services import ServiceSpec, available
@@ -49,7 +50,8 @@ def service_env(spec: ServiceSpec, data_dir: Path, demo: bool) -> dict[str, str]
     # Every cooperative owes monthly reports from four months back: the demo city's history.
     start = datetime.now(UTC).replace(day=1) - timedelta(days=100)
     env.setdefault("REPORTS_EXPECTED_FROM", start.strftime("%Y-%m"))
-    return env
+    # glibc: two arenas, large blocks mapped on their own (see kkmp_shared.memory); set values win.
+    return allocator_env(env)
 
 
 def start(spec: ServiceSpec, data_dir: Path, demo: bool, log_dir: Path) -> subprocess.Popen[bytes]:

@@ -3,6 +3,13 @@
 Tokens are RS256 JWTs signed by the registry; services verify them offline against the registry's
 JWKS (cached, refetched when a token names an unknown `kid`), checking issuer, audience and expiry.
 The scope rules (who may see which cooperative) live here so that every service applies the same ones.
+
+A client sends the same token with every request until it expires, and checking it costs far more
+than the request it guards (an RSA signature and PyJWT's pure-Python base64 checks, about half a
+millisecond). So `TokenVerifier` remembers the tokens it has verified, by their exact text, in a bounded
+LRU, until their `exp`: a remembered token is still checked for expiry on every request, and still
+refused once the key that signed it is no longer the key source's key for its `kid` (rotation). Only
+tokens that passed every check are remembered; a refused token is verified afresh each time.
 """
 
 from __future__ import annotations
@@ -10,11 +17,12 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+import urllib.request
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-import httpx
 import jwt
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -119,11 +127,16 @@ class JwksKeySource(KeySource):
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
 
+    def _fetch(self) -> dict[str, Any]:
+        # The standard library rather than httpx: importing httpx (which loads its command line, rich
+        # and pygments with it) costs each service about 7 MB of memory for one request an hour.
+        request = urllib.request.Request(self.url, headers={"Accept": "application/json"})
+        with urllib.request.urlopen(request, timeout=5) as response:  # HTTP errors raise (OSError)
+            jwks: dict[str, Any] = json.loads(response.read())
+        return jwks
+
     async def _refresh(self) -> None:
-        async with httpx.AsyncClient(timeout=5) as client:
-            response = await client.get(self.url)
-            response.raise_for_status()
-            jwks = response.json()
+        jwks = await asyncio.to_thread(self._fetch)
         self._keys = {k.get("kid"): PyJWK(k).key for k in jwks.get("keys", [])}
         self._fetched_at = time.monotonic()
 
@@ -135,7 +148,7 @@ class JwksKeySource(KeySource):
             if (kid not in self._keys or stale) and time.monotonic() - self._fetched_at > self.min_refresh_s:
                 try:
                     await self._refresh()
-                except (httpx.HTTPError, ValueError) as exc:
+                except (OSError, ValueError) as exc:
                     if not self._keys:
                         raise ApiError(
                             503,
@@ -145,20 +158,48 @@ class JwksKeySource(KeySource):
         return self._keys.get(kid)
 
 
+@dataclass(frozen=True, slots=True)
+class _Verified:
+    principal: Principal
+    kid: str | None
+    key: Any
+    exp: int
+
+
 class TokenVerifier:
-    def __init__(self, keys: KeySource, *, issuer: str, audience: str) -> None:
+    def __init__(self, keys: KeySource, *, issuer: str, audience: str, cache_size: int = 2048) -> None:
         self.keys = keys
         self.issuer = issuer
         self.audience = audience
+        self.cache_size = cache_size
+        # Token text -> what its verification established; least recently used first.
+        self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
     async def verify(self, token: str) -> Principal:
+        hit = self._verified.get(token)
+        if hit is not None:
+            # PyJWT's expiry rule (expired when int(exp) <= now, no leeway), and the same key still in
+            # force for its kid; otherwise forget it and verify in full (which answers the error).
+            if hit.exp > time.time() and await self.keys.get(hit.kid) is hit.key:
+                self._verified.move_to_end(token)
+                return hit.principal
+            self._verified.pop(token, None)
+        principal, kid, key = await self._verify(token)
+        if self.cache_size > 0:
+            self._verified[token] = _Verified(principal, kid, key, int(principal.claims["exp"]))
+            if len(self._verified) > self.cache_size:
+                self._verified.popitem(last=False)
+        return principal
+
+    async def _verify(self, token: str) -> tuple[Principal, str | None, Any]:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError as exc:
             raise unauthorized("The token is malformed.") from exc
         if header.get("alg") != "RS256":
             raise unauthorized("The token's algorithm is not accepted.")
-        key = await self.keys.get(header.get("kid"))
+        kid = header.get("kid")
+        key = await self.keys.get(kid)
         if key is None:
             raise unauthorized("The token was signed by an unknown key.")
         try:
@@ -177,7 +218,7 @@ class TokenVerifier:
         role = claims.get("role")
         if role not in ROLES:
             raise unauthorized("The token carries no known role.")
-        return Principal(
+        principal = Principal(
             sub=str(claims["sub"]),
             role=role,
             cooperative_id=claims.get("cooperative_id"),
@@ -186,6 +227,7 @@ class TokenVerifier:
             username=claims.get("username"),
             claims=claims,
         )
+        return principal, kid, key
 
 
 def unauthorized(message: str = "Authentication is required.") -> ApiError:

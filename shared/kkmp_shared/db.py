@@ -4,6 +4,12 @@ SQLite (aiosqlite) is the embedded default; PostgreSQL (asyncpg) when a URL is g
 transactions start with BEGIN IMMEDIATE: a read-then-write transaction would otherwise fail with
 SQLITE_BUSY when another writer commits between its read and its write, and stock on hand depends on
 exactly that pattern. Migrations are Alembic, one script directory per service, run at start.
+
+`Database.read_session()` is for requests that only read. On PostgreSQL its connection is in autocommit:
+no BEGIN before the first query and no ROLLBACK when the session closes, two round trips fewer per
+request. Each statement still sees one consistent snapshot, which is all a READ COMMITTED transaction
+(the default) gives a sequence of reads anyway. A read session must not write: nothing would roll back.
+On SQLite it is an ordinary session.
 """
 
 from __future__ import annotations
@@ -90,6 +96,17 @@ class Database:
         self.sessionmaker = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=KkmpSession
         )
+        # The same pool; the autocommit option is set on a connection when it is checked out for a read
+        # session and reset when it goes back (both are flags in the driver adapter, no round trip).
+        self.read_sessionmaker = (
+            self.sessionmaker
+            if self.is_sqlite
+            else async_sessionmaker(
+                self.engine.execution_options(isolation_level="AUTOCOMMIT"),
+                expire_on_commit=False,
+                sync_session_class=KkmpSession,
+            )
+        )
         self.outbox_wake: Callable[[], None] | None = None
 
     @property
@@ -100,6 +117,10 @@ class Database:
         session = self.sessionmaker()
         session.info["outbox_wake"] = self.outbox_wake
         return session
+
+    def read_session(self) -> AsyncSession:
+        """A session for reads only (see the module's docstring)."""
+        return self.read_sessionmaker()
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -45,6 +45,8 @@ class ServiceSettings(BaseSettings):
 
     otel_exporter: str = Field(default="off", pattern="^(off|console|otlp)$")
     otel_endpoint: str | None = None
+    # Share of traces recorded when an exporter is on (by trace id, so every service keeps the same ones).
+    otel_sample_ratio: float = Field(default=1.0, ge=0, le=1)
     log_level: str = "INFO"
     log_json: bool = True
     max_body_bytes: int = 2 * 1024 * 1024

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import httpx
 
+from kkmp_shared.memory import allocator_env
 from kkmp_shared.testing.ports import free_port
 
 DEFAULT_ORDER = ("registry", "reporting", "inventory", "sourcing", "notifications", "portal")
@@ -135,6 +136,7 @@ class Platform:
             if name in self.database_urls:
                 env[f"{name.upper()}_DATABASE_URL"] = self.database_urls[name]
             env.update(self.extra_env)
+            env = allocator_env(env)  # as `kkmp run` starts them (kkmp_shared.memory)
             self.services[name] = ServiceProcess(name, ports[name], env, self.work_dir / f"{name}.log")
         for name in names:
             self.services[name].start()

@@ -136,29 +136,35 @@ async def load_catalogue(
 
 # The catalogue changes a few times a year and is read by every request: each database's copy is
 # kept for a few seconds (a change made through this process is seen at once, one made through another
-# replica within CATALOGUE_TTL_S).
+# replica within CATALOGUE_TTL_S). Keyed by the engine's connection pool, which the engine's variants
+# (the autocommit one of read sessions) share.
 CATALOGUE_TTL_S = 5.0
 _catalogue_cache: weakref.WeakKeyDictionary[Any, tuple[float, dict[str, CommodityInfo]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
+def _database_key(session: AsyncSession) -> Any:
+    return session.bind.sync_engine.pool if session.bind is not None else None  # type: ignore[union-attr]
+
+
 async def cached_catalogue(session: AsyncSession) -> dict[str, CommodityInfo]:
     """The whole catalogue, from this process's short-lived copy when fresh."""
-    engine = session.bind.sync_engine if session.bind is not None else None  # type: ignore[union-attr]
-    cached = _catalogue_cache.get(engine) if engine is not None else None
+    key = _database_key(session)
+    cached = _catalogue_cache.get(key) if key is not None else None
     if cached is not None and time.monotonic() - cached[0] < CATALOGUE_TTL_S:
         return cached[1]
     catalogue = await load_catalogue(session)
-    if engine is not None:
-        _catalogue_cache[engine] = (time.monotonic(), catalogue)
+    if key is not None:
+        _catalogue_cache[key] = (time.monotonic(), catalogue)
     return catalogue
 
 
 def forget_catalogue(session: AsyncSession) -> None:
     """After a change to the catalogue: the next read loads it again."""
-    if session.bind is not None:
-        _catalogue_cache.pop(session.bind.sync_engine, None)  # type: ignore[union-attr]
+    key = _database_key(session)
+    if key is not None:
+        _catalogue_cache.pop(key, None)
 
 
 async def load_thresholds(session: AsyncSession) -> dict[str, tuple[Thresholds, str]]:
@@ -282,23 +288,33 @@ async def save_stock(session: AsyncSession, states: Sequence[StockState], now: d
         await session.execute(insert(lots), rows)
 
 
+def _cooperative_stock_query(by_commodity: bool) -> Any:
+    k, t = orm.known_cooperatives, orm.stock_items
+    on = t.c.cooperative_id == k.c.id
+    if by_commodity:
+        on = and_(on, t.c.commodity == bindparam("commodity"))
+    return (
+        select(k, *(c.label(f"item_{c.name}") for c in t.columns))
+        .outerjoin(t, on)
+        .where(k.c.id == bindparam("cooperative_id"))
+        .order_by(t.c.commodity)
+    )
+
+
+# Built once: the most read page of the platform should not construct its statement on every request.
+_COOPERATIVE_STOCK = {False: _cooperative_stock_query(False), True: _cooperative_stock_query(True)}
+_ITEM_LABELS = [(c.name, f"item_{c.name}") for c in orm.stock_items.columns]
+
+
 async def cooperative_stock(
     session: AsyncSession, cooperative_id: str, commodity: str | None = None
 ) -> tuple[KnownCooperative | None, list[StockState]]:
     """The cooperative (None if unknown) and its stock items, in one query: the stock page is the most
     read page of the platform."""
-    k, t = orm.known_cooperatives, orm.stock_items
-    on = t.c.cooperative_id == k.c.id
+    params = {"cooperative_id": cooperative_id}
     if commodity is not None:
-        on = and_(on, t.c.commodity == commodity)
-    rows = list(
-        await session.execute(
-            select(k, *(c.label(f"item_{c.name}") for c in t.columns))
-            .outerjoin(t, on)
-            .where(k.c.id == cooperative_id)
-            .order_by(t.c.commodity)
-        )
-    )
+        params["commodity"] = commodity
+    rows = list(await session.execute(_COOPERATIVE_STOCK[commodity is not None], params))
     if not rows:
         return None, []
     first = rows[0]
@@ -314,11 +330,11 @@ async def cooperative_stock(
         business_units=list(first.business_units or []),
         member_count=first.member_count or 0,
     )
-    items = [
-        state_from_row(SimpleNamespace(**{c.name: getattr(r, f"item_{c.name}") for c in t.columns}))
-        for r in rows
-        if r.item_commodity is not None
-    ]
+    items = []
+    for r in rows:
+        if r.item_commodity is not None:
+            values = r._mapping
+            items.append(state_from_row(SimpleNamespace(**{n: values[label] for n, label in _ITEM_LABELS})))
     return coop, items
 
 
