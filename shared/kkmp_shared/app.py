@@ -192,6 +192,7 @@ def create_service_app(
                 broker,
                 prefetch=settings.prefetch,
                 retry_delays_ms=settings.retry_delays_ms,
+                batch_size=max(1, settings.prefetch),
             )
 
     @asynccontextmanager

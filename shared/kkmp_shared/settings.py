@@ -28,6 +28,7 @@ class ServiceSettings(BaseSettings):
     events_exchange: str = "kkmp.events"
     # The broker is optional only for tests of the HTTP surface; a deployed service always has one.
     broker_enabled: bool = True
+    # Unacked messages per queue, and so the largest batch one transaction applies.
     prefetch: int = 64
     # Delays of the retry queues, one per attempt after the first; then the dead-letter queue.
     retry_delays_ms: list[int] = [1000, 5000, 30000]

@@ -14,6 +14,8 @@ from reporting.domain.periods import PERIOD_PATTERN, DueRule, Period, zone
 class ReportingSettings(ServiceSettings):
     service_name: str = "reporting"
     port: int = 8004
+    # Reporting takes every stock movement of the city: larger batches, fewer transactions per event.
+    prefetch: int = 300
 
     # Days, weeks and report due dates are Surabaya's local calendar.
     timezone: str = "Asia/Jakarta"
