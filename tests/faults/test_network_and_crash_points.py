@@ -149,7 +149,7 @@ async def test_crash_between_commit_and_ack(stack: Any, kit: Any, town: Any) -> 
     async with httpx.AsyncClient(timeout=60) as client:
         admin = await town.admin_headers(client)
         cohort = await kit.build_cohort(
-            stack, town, client, {"35.78.08": 2}, movements_per_coop=250, seed=13, stalled=False
+            stack, town, client, {"35.78.08": 2}, movements_per_coop=1000, seed=13, stalled=False
         )
         # A backlog waits for reporting: it is cut off while the movements are posted.
         await cut_off(stack, "reporting")
