@@ -543,32 +543,21 @@ class DeliveryWorker:
     def _outcome_event(
         row: Claimed, outcome: str, result: AttemptResult, moment: datetime
     ) -> EventData | None:
-        recipient = row.user_id or (
-            f"subscription:{row.subscription_id}" if row.subscription_id else row.recipient
-        )
+        common = {
+            "delivery_id": row.id,
+            "channel": row.channel,
+            "recipient": row.user_id
+            or (f"subscription:{row.subscription_id}" if row.subscription_id else row.recipient),
+            "source_event_id": row.event_id,
+            "source_event_type": row.event_type,
+            "cooperative_id": row.cooperative_id,
+            "attempts": row.attempts,
+        }
         if outcome == "delivered":
-            return NotificationDelivered(
-                delivery_id=row.id,
-                channel=row.channel,
-                recipient=recipient,
-                source_event_id=row.event_id,
-                source_event_type=row.event_type,
-                cooperative_id=row.cooperative_id,
-                attempts=row.attempts,
-                delivered_at=moment,
-            )
+            return NotificationDelivered(**common, delivered_at=moment)
         if outcome == "failed":
-            return NotificationFailed(
-                delivery_id=row.id,
-                channel=row.channel,
-                recipient=recipient,
-                source_event_id=row.event_id,
-                source_event_type=row.event_type,
-                cooperative_id=row.cooperative_id,
-                attempts=row.attempts,
-                error=(result.error or result.outcome)[:1000],
-                failed_at=moment,
-            )
+            error = (result.error or result.outcome)[:1000]
+            return NotificationFailed(**common, error=error, failed_at=moment)
         return None
 
 
