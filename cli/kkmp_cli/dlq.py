@@ -11,6 +11,7 @@ from urllib.parse import unquote, urlsplit
 
 import aio_pika
 import httpx
+from kkmp_shared.messaging.broker import copy_for_republish
 from rich.console import Console
 from rich.table import Table
 
@@ -130,14 +131,7 @@ async def _replay(url: str, name: str, limit: int) -> int:
                 headers.pop(key, None)
             try:
                 await channel.default_exchange.publish(
-                    aio_pika.Message(
-                        body=message.body,
-                        headers=headers,
-                        content_type=message.content_type,
-                        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                        message_id=message.message_id,
-                        type=message.type,
-                    ),
+                    copy_for_republish(message, headers),
                     routing_key=target,
                     mandatory=True,
                 )

@@ -14,7 +14,13 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
-from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractExchange, AbstractRobustQueue
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractConnection,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractRobustQueue,
+)
 from yarl import URL
 
 log = logging.getLogger("kkmp.broker")
@@ -118,6 +124,19 @@ async def declare_exchanges(channel: AbstractChannel, exchange: str) -> Abstract
 
 def dead_letter_exchange(exchange: str) -> str:
     return f"{exchange}.dlx"
+
+
+def copy_for_republish(message: AbstractIncomingMessage, headers: dict[str, Any]) -> aio_pika.Message:
+    """A persistent copy of a received message, with new headers, to publish to another queue."""
+    return aio_pika.Message(
+        body=message.body,
+        headers=headers,
+        content_type=message.content_type,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        message_id=message.message_id,
+        type=message.type,
+        app_id=message.app_id,
+    )
 
 
 def dlq_name(queue: str) -> str:

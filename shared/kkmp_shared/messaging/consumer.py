@@ -25,7 +25,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
@@ -36,7 +35,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kkmp_shared.db import Database
 from kkmp_shared.events.contracts import EventData
 from kkmp_shared.events.envelope import CloudEvent
-from kkmp_shared.messaging.broker import Broker, declare_consumer_queue, dlq_name, retry_queue_name
+from kkmp_shared.messaging.broker import (
+    Broker,
+    copy_for_republish,
+    declare_consumer_queue,
+    dlq_name,
+    retry_queue_name,
+)
 from kkmp_shared.messaging.tables import MessagingTables
 from kkmp_shared.telemetry import CONSUME_SECONDS, CONSUMED
 
@@ -431,15 +436,7 @@ class ConsumerRunner:
             return False
         try:
             await channel.default_exchange.publish(
-                aio_pika.Message(
-                    body=message.body,
-                    headers=headers,
-                    content_type=message.content_type,
-                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-                    message_id=message.message_id,
-                    type=message.type,
-                    app_id=message.app_id,
-                ),
+                copy_for_republish(message, headers),
                 routing_key=queue,
                 mandatory=True,
                 timeout=10,
