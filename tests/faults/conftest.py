@@ -176,8 +176,8 @@ def _service_env(
         }
     )
     if name == "reporting":
-        # Reporting's default prefetch (300) would swallow a test's whole backlog in one batch; the
-        # commit/ack crash test needs batches in flight to hold acks back from.
+        # Reporting's default prefetch (300) would take a test's whole backlog in one batch; 64 keeps
+        # several batches in flight and bounds what the commit/ack crash test holds unacked.
         env["PREFETCH"] = "64"
     if database_url:
         env[f"{name.upper()}_DATABASE_URL"] = database_url

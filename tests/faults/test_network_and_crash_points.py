@@ -8,8 +8,10 @@ made deterministic with the proxy and a PostgreSQL lock instead of hooks in the 
 - between publish and marking sent: a SHARE lock on inventory's outbox lets the relay claim and
   publish rows but not mark them sent; inventory is SIGKILLed once reporting has applied them; the new
   process publishes them again and reporting's inbox absorbs every one;
-- between commit and ack: reporting's connection hangs (its acks stay in the proxy) while it commits
-  what it had prefetched; it is SIGKILLed; the broker redelivers what reporting already applied.
+- between commit and ack: an EXCLUSIVE lock on reporting's `stock_items` holds its stock consumer inside
+  a batch's transaction (inbox rows claimed, deliveries unacked); reporting's connection then hangs,
+  the lock is released, the batch commits and its ack stays in the proxy; reporting is SIGKILLed; the
+  broker redelivers what reporting already applied and its inbox absorbs every one.
 
 Then 500 ms of latency, connection resets and a hang while movements flow: readiness reports the
 outage, the API keeps answering, and everything recovers by itself. After each test reporting's
@@ -144,42 +146,75 @@ async def test_crash_between_publish_and_marking_sent(stack: Any, kit: Any, town
         await kit.compare_read_models(stack, cohort, client, admin)
 
 
+async def stock_writers_waiting(stack: Any) -> int:
+    """Reporting sessions waiting for a lock on `stock_items` (only the stock consumer writes it)."""
+    return int(
+        await stack.fetchval(
+            "reporting",
+            "SELECT count(*) FROM pg_locks WHERE relation = 'stock_items'::regclass AND NOT granted"
+            " AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+        )
+    )
+
+
 @pytest.mark.timeout(300)
 async def test_crash_between_commit_and_ack(stack: Any, kit: Any, town: Any) -> None:
     async with httpx.AsyncClient(timeout=60) as client:
         admin = await town.admin_headers(client)
         cohort = await kit.build_cohort(
-            stack, town, client, {"35.78.08": 2}, movements_per_coop=1000, seed=13, stalled=False
+            stack, town, client, {"35.78.08": 2}, movements_per_coop=200, seed=13, stalled=False
         )
         # A backlog waits for reporting: it is cut off while the movements are posted.
         await cut_off(stack, "reporting")
         await kit.post_ledgers(stack, cohort, client)
         proxy = stack.proxies["reporting"]
-        proxy.refuse(False)
-        committed_unacked = 0
-        for _ in range(5):
-            # Back on line, reporting gets a prefetch's worth at once and starts applying it ...
-            await stack.wait_ready("reporting")
+
+        # EXCLUSIVE conflicts with the stock projection's SELECT ... FOR UPDATE and upsert of
+        # `stock_items`, not with plain reads: back on line, reporting's stock consumer takes a batch,
+        # claims its inbox rows and waits on our lock, its deliveries unacked.
+        lock = await asyncpg.connect(kit.plain_dsn(stack.databases["reporting"]))
+        transaction = lock.transaction()
+        await transaction.start()
+        await lock.execute("LOCK TABLE stock_items IN EXCLUSIVE MODE")
+        try:
+            proxy.refuse(False)
+
+            async def batch_in_transaction() -> bool:
+                return await stock_writers_waiting(stack) > 0
+
+            await eventually(
+                batch_in_transaction, timeout=60, interval=0.1, message="a stock batch waits on the lock"
+            )
+            # Acks from here on stay in the proxy; nothing of the stock queue can commit before.
             proxy.hang(True)
-            at_hang = await applied(stack)
-            # ... and commits it while its acks stay in the proxy.
-            await asyncio.sleep(1.5)
-            committed_unacked = await applied(stack) - at_hang
-            if committed_unacked:
-                break
-            proxy.hang(False)  # it was between two deliveries: let the stream flow a moment, try again
+            before = await applied(stack)
+        finally:
+            await transaction.rollback()  # the batch commits; its ack is held
+            await lock.close()
+
+        async def committed() -> bool:
+            return await applied(stack) > before
+
+        await eventually(committed, timeout=30, interval=0.05, message="the held batch committed")
+        # Then whatever else it had received (at most its prefetch): committed too, acks held too.
+        seen = -1
+        while (now := await applied(stack)) != seen:
+            seen = now
             await asyncio.sleep(0.3)
         await asyncio.to_thread(stack.service("reporting").kill)
-        proxy.reset_all()  # the broker sees the connection die and requeues the unacknowledged
+        proxy.reset_all()  # the held acks die with the connection; the broker requeues the unacked
         proxy.hang(False)
+        # Counted after the kill: every stock event committed since the hang, none of them acked.
+        committed_unacked = await applied(stack) - before
         stack.service("reporting").start()
         await stack.wait_ready("reporting")
         await eventually(lambda: kit.settled(stack), timeout=240, interval=0.5)
 
+        # The metrics are the new process's: what it found in the inbox on redelivery.
         duplicates = await stack.outcome("reporting", "duplicates", "reporting.stock")
         print(f"committed, not acked when killed: {committed_unacked}; redelivered duplicates: {duplicates}")
         assert committed_unacked > 0, "reporting committed nothing while its acks were held"
-        assert duplicates >= committed_unacked
+        assert duplicates >= committed_unacked, "every committed, unacked event must come back a duplicate"
         await kit.compare_read_models(stack, cohort, client, admin)
 
 

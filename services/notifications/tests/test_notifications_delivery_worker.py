@@ -5,11 +5,15 @@ before, never after a rollback) and sent without a claim or a poll; what the wor
 is left pending and claimed when the commit wakes it. The poll interval is an hour in these tests,
 so anything sent was sent by the wake-up mechanism, and the worker's dispatch count says whether it
 had to look in the table at all.
+
+One test sends for real, with the settings' defaults, to a local HTTP receiver that holds every
+request until it is released: a burst to one target is in flight exactly `delivery_per_target` at once.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -49,6 +53,57 @@ class FakeWebhook(WebhookSender):
 
     async def close(self) -> None:
         pass
+
+
+class GatedReceiver:
+    """A minimal HTTP/1.1 server that holds every POST until `release()`, then answers 200; it counts
+    the requests in flight (read, not yet answered) and the most there ever were at once."""
+
+    def __init__(self) -> None:
+        self.port = 0
+        self.in_flight = 0
+        self.peak = 0
+        self.answered: list[str] = []  # X-KKMP-Delivery of each request answered
+        self._released = asyncio.Event()
+        self._server: asyncio.Server | None = None
+
+    def url(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.port}{path}"
+
+    def release(self) -> None:
+        self._released.set()
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._handle, "127.0.0.1", 0)
+        self.port = self._server.sockets[0].getsockname()[1]
+
+    async def stop(self) -> None:
+        self.release()
+        if self._server is not None:
+            self._server.close()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1").split("\r\n")
+            headers = {
+                name.strip().lower(): value.strip()
+                for name, _, value in (line.partition(":") for line in head[1:] if ":" in line)
+            }
+            await reader.readexactly(int(headers.get("content-length", "0")))
+            self.in_flight += 1
+            self.peak = max(self.peak, self.in_flight)
+            try:
+                await self._released.wait()
+            finally:
+                self.in_flight -= 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok")
+            await writer.drain()
+            self.answered.append(headers.get("x-kkmp-delivery", ""))
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            with contextlib.suppress(Exception):
+                writer.close()
 
 
 @pytest.fixture(scope="module")
@@ -184,6 +239,38 @@ async def test_what_the_worker_has_no_room_for_is_claimed_when_the_commit_wakes_
         await eventually(lambda: _all(statuses(db, ids), ("delivered", 1), len(ids)), timeout=10)
     finally:
         await stop(task)
+
+
+async def test_a_burst_to_one_target_is_sent_the_default_per_target_cap_at_a_time(db: Database) -> None:
+    cap = NotificationsSettings.model_fields["delivery_per_target"].default
+    # The defaults, but for a receiver on loopback and a timeout no held request reaches.
+    config = NotificationsSettings(demo=True, allow_internal_webhooks=True, webhook_timeout_s=60.0)
+    assert config.delivery_per_target == cap and config.delivery_concurrency > cap
+    receiver = GatedReceiver()
+    await receiver.start()
+    worker = DeliveryWorker(db, Outbox(orm.messaging, source="/notifications"), config)
+    task = asyncio.create_task(worker.run())
+    try:
+        await eventually(lambda: worker.dispatches >= 1, timeout=10)
+        # More than the worker takes over for one target (CLAIMED_PER_SLOT rows per slot): the rest
+        # waits in the table and is claimed as the queue drains.
+        target = receiver.url(f"/hook/{uuid.uuid4().hex}")
+        rows = [new_delivery(target) for _ in range(5 * cap)]
+        async with db.transaction() as session:
+            await queue_deliveries(session, rows, worker)
+        ids = [row["id"] for row in rows]
+        await eventually(lambda: receiver.in_flight >= cap, timeout=10)
+        await asyncio.sleep(0.5)  # room for a request beyond the cap to arrive, if the worker sent one
+        assert receiver.peak == cap and receiver.in_flight == cap
+        receiver.release()
+        await eventually(lambda: len(receiver.answered) == len(ids), timeout=30)
+        assert sorted(receiver.answered) == sorted(ids)  # each once
+        assert receiver.peak == cap
+        done = await eventually(lambda: _all(statuses(db, ids), ("delivered", 1), len(ids)), timeout=15)
+        assert done is not None and len(done) == len(ids)
+    finally:
+        await stop(task)
+        await receiver.stop()
 
 
 async def test_the_wake_is_called_after_commit_and_never_after_rollback(db: Database) -> None:
