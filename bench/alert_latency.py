@@ -47,6 +47,11 @@ from fastapi import FastAPI, Request
 from kkmp_shared.testing.ports import free_port
 from kkmp_shared.testing.processes import Platform
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from cpu import CpuMeter
+from ingest_load import run_ingest
+
 STALLED = "stock.stalled.v1"
 DELIVERED = "notification.delivered.v1"
 STALL_ITEMS = ("gula", "telur", "tepung_terigu", "minyakita")
@@ -338,13 +343,21 @@ async def _focused(
                 watching = asyncio.create_task(watcher.run())
                 ingest = asyncio.create_task(_ingest(client, plat, admin, coops[stall_coops:], movements))
                 await asyncio.sleep(1.0 if movements else 0)  # the detection runs under the load
+                meter = CpuMeter({n: srv.proc.pid for n, srv in plat.services.items() if srv.proc})
+                meter.start()
                 (
                     await client.post(f"{plat.url('inventory')}/detections/run", headers=admin, json={})
                 ).raise_for_status()
                 await ingest
                 await wait_all(probe, watcher, receiver, announced, timeout=60)
+                cpu = meter.stop(announced)
                 watching.cancel()
                 figures = alert_figures(probe, watcher, receiver, announced)
+                # What each process spent per stall, from the detection until every stall was seen
+                # in both channels (with the ingest's share when there is a load).
+                figures["cpu_ms_per_stall"] = cpu["ms_per_unit"]
+                figures["cpu_cores_busy"] = cpu["cores_busy"]
+                figures["machine_cores_busy"] = cpu["machine_cores_busy"]
                 if dump is not None:
                     timeline = {
                         "published": probe.published,
@@ -405,24 +418,9 @@ async def _ingest(
     if not movements or not coops:
         return
     per_batch = 1000
-    sem = asyncio.Semaphore(4)
-
-    async def post(coop: str, n: int) -> None:
-        body = [{"commodity": "beras_medium", "kind": "receipt", "quantity": "100000", "unit_price": 12000}]
-        body += [
-            {"commodity": "beras_medium", "kind": "sale", "quantity": "1", "unit_price": 13000}
-            for _ in range(n - 1)
-        ]
-        async with sem:
-            r = await client.post(
-                f"{plat.url('inventory')}/cooperatives/{coop}/movements/batch",
-                headers=admin,
-                json={"movements": body},
-            )
-            r.raise_for_status()
-
     sizes = [min(per_batch, movements - s) for s in range(0, movements, per_batch)]
-    await asyncio.gather(*(post(coops[i % len(coops)], n) for i, n in enumerate(sizes)))
+    spec = [(coops[i % len(coops)], n) for i, n in enumerate(sizes)]
+    await run_ingest(plat.url("inventory"), admin["Authorization"].removeprefix("Bearer "), spec)
 
 
 async def notifications_metrics(client: httpx.AsyncClient, url: str) -> dict[str, Any]:

@@ -37,6 +37,9 @@ from alert_latency import (  # noqa: E402
     officer_id_of,
     wait_all,
 )
+from cpu import CpuMeter  # noqa: E402
+from http_floor import floor as http_floor  # noqa: E402
+from ingest_load import run_ingest  # noqa: E402
 from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres  # noqa: E402
 from kkmp_shared.testing.processes import Platform  # noqa: E402
 from kkmp_shared.testing.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url  # noqa: E402
@@ -70,6 +73,10 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "kernel": platform.release(),
     }
+
+
+def service_pids(plat: Platform) -> dict[str, int]:
+    return {n: s.proc.pid for n, s in plat.services.items() if s.proc}
 
 
 def rss_mb(pid: int) -> float:
@@ -158,8 +165,11 @@ async def platform_figures(results: dict[str, Any]) -> None:
             # stock.stalled.v1 reaches managers and officers in scope, not the admin: the inbox
             # measured is a whole-city officer's, read with the officer's own token.
             officer = await city_officer(client, plat, admin)
+            meter = CpuMeter(service_pids(plat))
+            meter.start()
             ceiling = await broker_ceiling(amqp_url, INGEST_MOVEMENTS, 700)
             results["broker_ceiling_msgs_per_s"] = round(ceiling)
+            results["broker_ceiling_cpu"] = meter.stop(INGEST_MOVEMENTS)
             async with Receiver() as receiver:
                 await client.post(
                     f"{plat.url('notifications')}/subscriptions",
@@ -171,7 +181,13 @@ async def platform_figures(results: dict[str, Any]) -> None:
                     },
                 )
                 await ingest_and_alerts(client, plat, admin, officer, coops, results, receiver, amqp_url)
+            meter = CpuMeter(service_pids(plat))
+            meter.start()
             await stock_reads(client, plat, admin, coops, results)
+            results["http_stock_cpu"] = meter.stop(max(1, results["http_stock_requests"]))
+            floor = await http_floor(connections=64, seconds=10)
+            results["http_floor_rps"] = floor["rps"]
+            results["http_floor_p99_ms"] = floor["p99_ms"]
         results["rss_mb"] = {n: rss_mb(s.proc.pid) for n, s in plat.services.items() if s.proc}
     finally:
         await asyncio.to_thread(plat.stop)
@@ -214,41 +230,26 @@ async def ingest_and_alerts(
             )
         ).raise_for_status()
     before = await consumed(client, plat.url("reporting"), "reporting.")
-    batches: list[tuple[str, list[dict[str, Any]]]] = []
     per_batch = 1000
-    for b in range(INGEST_MOVEMENTS // per_batch):
-        coop = coops[len(stall_coops) + b % (len(coops) - len(stall_coops))]
-        movements = [
-            {"commodity": "beras_medium", "kind": "receipt", "quantity": "100000", "unit_price": 12000}
-        ]
-        movements += [
-            {"commodity": "beras_medium", "kind": "sale", "quantity": "1", "unit_price": 13000}
-            for _ in range(per_batch - 1)
-        ]
-        batches.append((coop, movements))
+    spec = [
+        (coops[len(stall_coops) + b % (len(coops) - len(stall_coops))], per_batch)
+        for b in range(INGEST_MOVEMENTS // per_batch)
+    ]
 
     watcher = InboxWatcher(client, plat.url("notifications"), officer)
     async with AlertProbe(amqp_url, officer_id_of(officer)) as probe:
         watching = asyncio.create_task(watcher.run())
         try:
+            meter = CpuMeter(service_pids(plat))
+            meter.start()
             started = time.perf_counter()
 
-            async def post(coop: str, movements: list[dict[str, Any]]) -> None:
-                r = await client.post(
-                    f"{plat.url('inventory')}/cooperatives/{coop}/movements/batch",
-                    headers=admin,
-                    json={"movements": movements},
-                )
-                r.raise_for_status()
-
-            sem = asyncio.Semaphore(4)
-
-            async def limited(coop: str, movements: list[dict[str, Any]]) -> None:
-                async with sem:
-                    await post(coop, movements)
-
-            ingest = asyncio.gather(*(limited(c, m) for c, m in batches))
+            # Posted from a process of its own, so its CPU does not delay this process's clocks.
+            token = admin["Authorization"].removeprefix("Bearer ")
+            ingest = asyncio.create_task(run_ingest(plat.url("inventory"), token, spec))
             await asyncio.sleep(1.0)  # detection under load
+            alert_meter = CpuMeter(service_pids(plat))
+            alert_meter.start()
             (
                 await client.post(f"{plat.url('inventory')}/detections/run", headers=admin, json={})
             ).raise_for_status()
@@ -261,6 +262,7 @@ async def ingest_and_alerts(
             ):
                 await asyncio.sleep(0.2)
             elapsed = time.perf_counter() - started
+            results["ingest_cpu"] = meter.stop(INGEST_MOVEMENTS)
             results["ingest_movements_per_s"] = round(INGEST_MOVEMENTS / elapsed)
             results["ingest_ratio"] = round(
                 results["ingest_movements_per_s"] / results["broker_ceiling_msgs_per_s"], 3
@@ -272,6 +274,8 @@ async def ingest_and_alerts(
             expected = len(stall_coops) * len(stall_items)
             await wait_all(probe, watcher, receiver, expected, timeout=60)
             results.update(alert_figures(probe, watcher, receiver, expected))
+            # From the detection until the last stall was seen everywhere: the ingest's share too.
+            results["alert_window_cpu"] = alert_meter.stop(expected)
         finally:
             watching.cancel()
 
@@ -291,6 +295,8 @@ async def stock_reads(
     if set(figures["statuses"]) != {"200"}:
         raise RuntimeError(f"stock reads answered {figures['statuses']}")
     results["http_stock_rps"] = figures["rps"]
+    # All requests of the run, warm-up included, as the CPU meter spans the whole run.
+    results["http_stock_requests"] = figures["requests_all"]
     results["http_stock_p99_ms"] = figures["p99_ms"]
     results["http_stock_p50_ms"] = figures["p50_ms"]
     results["http_stock_client_cpu_share"] = figures["client_cpu_share"]
@@ -328,6 +334,19 @@ def print_table(results: dict[str, Any]) -> None:
             ok = value >= limit if op == ">=" else value < limit
             verdict = f"{op} {limit}  {'ok' if ok else 'MISSED'}"
         print(f"{key:<32} {value!s:>12}  {verdict}")
+    for key, unit in (
+        ("broker_ceiling_cpu", "message"),
+        ("ingest_cpu", "movement"),
+        ("alert_window_cpu", "stall"),
+        ("http_stock_cpu", "request"),
+    ):
+        if key in results:
+            cpu = results[key]
+            parts = ", ".join(f"{name} {ms}" for name, ms in cpu["ms_per_unit"].items() if ms >= 0.005)
+            print(
+                f"{key:<32} {cpu['ms_per_unit_total']:>9} ms CPU per {unit}, "
+                f"{cpu['cores_busy']} cores busy, machine {cpu['machine_cores_busy']} ({parts})"
+            )
     for key in ("rss_mb_idle", "rss_mb"):
         if key in results:
             worst = max(results[key].values()) if results[key] else 0

@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import signal
 import sys
 import tempfile
@@ -38,6 +37,10 @@ from urllib.parse import urlsplit
 import httptools
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "bench"))
+
+from cpu import cpu_s  # noqa: E402
+
 COMMODITIES = ("beras_medium", "gula", "minyakita", "telur")
 
 
@@ -112,10 +115,12 @@ async def measure(
     loop = asyncio.get_running_loop()
     latencies: list[float] = []
     statuses: dict[int, int] = {}
+    answered = 0  # every response, warm-up included
     recording = False
     stop = False
 
     async def worker(i: int) -> None:
+        nonlocal answered
         conn: _Connection | None = None
         n = i
         while not stop:
@@ -130,6 +135,7 @@ async def measure(
                 conn = None
                 statuses[0] = statuses.get(0, 0) + 1
                 continue
+            answered += 1
             if recording:
                 latencies.append((time.perf_counter() - started) * 1000)
                 statuses[status] = statuses.get(status, 0) + 1
@@ -157,6 +163,7 @@ async def measure(
         "connections": connections,
         "seconds": round(elapsed, 2),
         "requests": count,
+        "requests_all": answered,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "rps": round(count / elapsed),
         "p50_ms": round(_percentile(latencies, 50), 2),
@@ -177,12 +184,6 @@ def rss_mb(pid: int) -> float:
         if line.startswith("VmRSS"):
             return round(int(line.split()[1]) / 1024, 1)
     return 0.0
-
-
-def cpu_s(pid: int) -> float:
-    """User + system CPU seconds of a process so far."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 async def insert_cooperatives(database_url: str, n: int) -> list[str]:

@@ -43,15 +43,12 @@ def insert_for(session: AsyncSession, table: Table) -> Any:
     return (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
 
 
-async def insert_rows(
-    session: AsyncSession, table: Table, rows: list[dict[str, Any]], chunk: int = 500
-) -> None:
-    """Multi-row INSERT ... ON CONFLICT DO NOTHING, in chunks that stay under SQLite's bind-variable
-    limit however many recipients an event has."""
-    for start in range(0, len(rows), chunk):
-        await session.execute(
-            insert_for(session, table).values(rows[start : start + chunk]).on_conflict_do_nothing()
-        )
+async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """INSERT ... ON CONFLICT DO NOTHING of rows with the same columns, as one executemany: the
+    statement is compiled once whatever the number of rows (a multi-row VALUES would be compiled
+    anew for every batch size), and the driver batches the rows itself."""
+    if rows:
+        await session.execute(insert_for(session, table).on_conflict_do_nothing(), rows)
 
 
 def is_postgres(session: AsyncSession) -> bool:

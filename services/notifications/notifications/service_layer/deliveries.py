@@ -160,16 +160,11 @@ async def queue_deliveries(
         if ok:
             row.update(status="delivering", attempts=1, lease_until=lease_until)
         else:
-            row.setdefault("lease_until", None)  # the same columns in every row: one multi-row INSERT
-    inserted: set[str] = set()
-    for start in range(0, len(rows), 500):
-        result = await session.execute(
-            insert_for(session, d)
-            .values(rows[start : start + 500])
-            .on_conflict_do_nothing()
-            .returning(d.c.id)
-        )
-        inserted.update(result.scalars())
+            row.setdefault("lease_until", None)  # the same columns in every row: one executemany
+    # One executemany (compiled once); RETURNING gives the ids that were inserted, not those that
+    # conflicted with a row already queued.
+    result = await session.execute(insert_for(session, d).on_conflict_do_nothing().returning(d.c.id), rows)
+    inserted: set[str] = set(result.scalars())
     if worker is None:
         return
     handed.extend(

@@ -418,28 +418,28 @@ async def claim_windows(session: AsyncSession, claims: Sequence[WindowClaim], wi
         w = orm.alert_windows
         window = timedelta(seconds=window_s)
         ordered = sorted(first.values())
-        rows = pg_insert(w).values(
-            [
-                {
-                    "condition_key": claims[i].key,
-                    "event_type": claims[i].event_type,
-                    "cooperative_id": claims[i].data.get("cooperative_id"),
-                    "last_event_id": claims[i].event_id,
-                    "last_notified_at": claims[i].occurred,
-                    "suppressed": 0,
-                }
-                for i in ordered
-            ]
-        )
-        upsert = rows.on_conflict_do_update(
+        rows = [
+            {
+                "condition_key": claims[i].key,
+                "event_type": claims[i].event_type,
+                "cooperative_id": claims[i].data.get("cooperative_id"),
+                "last_event_id": claims[i].event_id,
+                "last_notified_at": claims[i].occurred,
+                "suppressed": 0,
+            }
+            for i in ordered
+        ]
+        statement = pg_insert(w)
+        upsert = statement.on_conflict_do_update(
             index_elements=[w.c.condition_key],
             set_={
-                "last_event_id": rows.excluded.last_event_id,
-                "last_notified_at": rows.excluded.last_notified_at,
+                "last_event_id": statement.excluded.last_event_id,
+                "last_notified_at": statement.excluded.last_notified_at,
             },
-            where=w.c.last_notified_at <= rows.excluded.last_notified_at - window,
+            where=w.c.last_notified_at <= statement.excluded.last_notified_at - window,
         ).returning(w.c.condition_key)
-        won = set((await session.execute(upsert)).scalars())
+        # One executemany: compiled once whatever the batch's size.
+        won = set((await session.execute(upsert, rows)).scalars())
         lost = [i for i in ordered if claims[i].key not in won]
         for i in ordered:
             allowed[i] = claims[i].key in won
