@@ -45,7 +45,8 @@ async def two_databases(request: pytest.FixtureRequest, tmp_path: Path) -> Async
 
 def busy_stream() -> list[CloudEvent]:
     """The fixture stream, then a busy week: hundreds of interleaved movements over two kecamatan,
-    several of them on the same item, day and week, with conditions starting and ending between."""
+    several of them on the same item, day and week, with conditions (stalls in bursts among them)
+    starting and ending between."""
     s = Stream()
     extra = Coop(fresh_kecamatan(), "KKMP Gamma")
     data: list[Any] = [*s.events(), extra.registered(days_ago(100))]
@@ -55,7 +56,16 @@ def busy_stream() -> list[CloudEvent]:
     for i in range(3 * MOVED_RUN // 2):
         coop, commodity = rng.choice(coops), rng.choice(commodities)
         at = days_ago(14) + timedelta(minutes=20 * i)
-        if i % 97 == 0:
+        if i % 61 == 0:
+            # A detection scan's burst: stalls one after another, an item stalled again within its
+            # episode (its figures refreshed) and one stalled anew after recovering.
+            data.append(coop.stalled(commodity, 100_000 + i, at))
+            data.append(coops[(i + 1) % len(coops)].stalled("telur", 200_000 + i, at))
+            data.append(coop.stalled(commodity, 300_000 + i, at + timedelta(minutes=1)))
+            if i % 2:
+                data.append(coop.recovered(commodity, "stalled", at + timedelta(minutes=2)))
+                data.append(coop.stalled(commodity, 400_000 + i, at + timedelta(minutes=3)))
+        elif i % 97 == 0:
             data.append(coop.low(commodity, at))
         elif i % 89 == 0:
             data.append(coop.recovered(commodity, "low", at))
@@ -106,4 +116,5 @@ async def test_batches_leave_the_same_rows_as_one_by_one(two_databases: list[Dat
 
     expected, actual = await contents(one), await contents(many)
     assert len(expected["stock_items"]) >= 12 and expected["coop_sales_daily"] and expected["sales_weekly"]
+    assert len(expected["stalled_episodes"]) >= 10
     assert actual == expected

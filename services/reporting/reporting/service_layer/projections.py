@@ -94,20 +94,28 @@ class Projector:
 
     async def apply_many(self, session: AsyncSession, events: Sequence[tuple[CloudEvent, EventData]]) -> None:
         """The same effect as `apply` on each event in order, with runs of `stock.moved` (the
-        high-volume stream) applied set-based: one read and one write per table per run."""
-        run: list[tuple[CloudEvent, StockMoved]] = []
+        high-volume stream) and of `stock.stalled` (a detection scan's burst) applied set-based: one
+        read and one write per table per run."""
+        run: list[tuple[CloudEvent, Any]] = []
+        kind: type | None = None
         for event, data in events:
-            if isinstance(data, StockMoved):
-                run.append((event, data))
-                if len(run) < MOVED_RUN:
-                    continue
-            if run:
-                await self.stock_moved_many(session, run)
+            batched = type(data) if isinstance(data, (StockMoved, StockStalled)) else None
+            if run and (batched is not kind or len(run) >= MOVED_RUN):
+                await self._apply_run(session, run)
                 run = []
-            if not isinstance(data, StockMoved):
+            if batched is None:
                 await self.apply(session, event, data)
+            else:
+                kind = batched
+                run.append((event, data))
         if run:
+            await self._apply_run(session, run)
+
+    async def _apply_run(self, session: AsyncSession, run: list[tuple[CloudEvent, Any]]) -> None:
+        if isinstance(run[0][1], StockMoved):
             await self.stock_moved_many(session, run)
+        else:
+            await self.stock_stalled_many(session, run)
 
     # --- cooperatives -----------------------------------------------------------------------
 
@@ -304,34 +312,57 @@ class Projector:
         )
 
     async def stock_stalled(self, session: AsyncSession, event: CloudEvent, data: StockStalled) -> None:
-        item = await self._load_item(session, data.cooperative_id, data.commodity) or stock_rules.StockItem()
-        detected_at = as_utc(data.detected_at)
-        details = stock_rules.StalledDetails(
-            on_hand_milli=stock_rules.to_milli(data.on_hand),
-            value=int(data.value),
-            days_since_sale=int(data.days_since_sale),
-            last_sale_at=as_utc(data.last_sale_at) if data.last_sale_at else None,
-            unit_cost=data.unit_cost,
-        )
-        updated = stock_rules.start_stalled(item, detected_at, details, data.unit)
-        if updated is item:
+        await self.stock_stalled_many(session, [(event, data)])
+
+    async def stock_stalled_many(
+        self, session: AsyncSession, run: list[tuple[CloudEvent, StockStalled]]
+    ) -> None:
+        """Stalls in order (a detection scan announces hundreds at once): each item's state folded in
+        memory, then one write of the items and one of the episodes."""
+        keys = list(dict.fromkeys((data.cooperative_id, data.commodity) for _, data in run))
+        items = await self._load_items(session, keys)
+        changed: dict[tuple[str, str], tuple[StockStalled, stock_rules.StockItem]] = {}
+        episodes: dict[tuple[str, str, datetime], dict[str, Any]] = {}
+        for _, data in run:
+            key = (data.cooperative_id, data.commodity)
+            item = items.get(key) or stock_rules.StockItem()
+            details = stock_rules.StalledDetails(
+                on_hand_milli=stock_rules.to_milli(data.on_hand),
+                value=int(data.value),
+                days_since_sale=int(data.days_since_sale),
+                last_sale_at=as_utc(data.last_sale_at) if data.last_sale_at else None,
+                unit_cost=data.unit_cost,
+            )
+            updated = stock_rules.start_stalled(item, as_utc(data.detected_at), details, data.unit)
+            if updated is item:
+                continue
+            items[key] = updated
+            changed[key] = (data, updated)
+            started = updated.stalled_since or as_utc(data.detected_at)  # set by start_stalled
+            episode_key = (data.cooperative_id, data.commodity, started)
+            if episode_key in episodes:
+                # One by one, a repeat would find the episode and only refresh its value.
+                episodes[episode_key]["value"] = int(data.value)
+                continue
+            episodes[episode_key] = {
+                "cooperative_id": data.cooperative_id,
+                "commodity": data.commodity,
+                "started_at": started,
+                "kecamatan_code": data.kecamatan_code,
+                "value": int(data.value),
+                "ended_at": None,
+            }
+        if not changed:
             return
-        await self._save_item(session, data, updated)
-        episode = {
-            "cooperative_id": data.cooperative_id,
-            "commodity": data.commodity,
-            "started_at": updated.stalled_since,
-            "kecamatan_code": data.kecamatan_code,
-            "value": int(data.value),
-            "ended_at": None,
-        }
-        statement = insert_for(session)(orm.stalled_episodes).values(**episode)
+        await self._save_items(session, list(changed.values()))
         t = orm.stalled_episodes
+        statement = insert_for(session)(t)
         await session.execute(
             statement.on_conflict_do_update(
                 index_elements=[t.c.cooperative_id, t.c.commodity, t.c.started_at],
                 set_={"value": statement.excluded.value},
-            )
+            ),
+            list(episodes.values()),
         )
 
     async def stock_low(self, session: AsyncSession, event: CloudEvent, data: StockLow) -> None:
