@@ -188,7 +188,7 @@ class RegistryClient(ServiceClient):
     async def token(self, username: str, password: str, client_ip: str | None = None) -> TokenResponse:
         """Sign in. `client_ip` is the person's address, passed on as X-Forwarded-For so the registry
         throttles failed logins per person rather than per portal (the registry's uvicorn trusts the
-        header from the addresses in its FORWARDED_ALLOW_IPS, 127.0.0.1 by default)."""
+        header from the addresses in its FORWARDED_ALLOW_IPS, 127.0.0.1 and ::1 by default)."""
         response = await self.request(
             "POST",
             "/auth/token",
