@@ -304,3 +304,63 @@ async def test_webhook_targets_are_validated(env: Env) -> None:
     )
     await eventually(lambda: env.processed(event.id), timeout=10)
     assert await deliveries(env, event_id=event.id) == []
+
+
+async def test_a_webhook_is_sent_to_the_address_that_was_checked(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: a name that resolves to a public address for the check and to an internal one
+    a moment later must not reach the internal one. The sender connects to the checked address and
+    never resolves the name again; the receiver still sees its own name in Host.
+
+    The resolver is scripted (first answer "public", later answers internal) and the check accepts
+    the loopback receiver as if it were public; the name itself (`.invalid`) resolves nowhere, so a
+    second resolution by the HTTP client could not have reached the receiver at all."""
+    from notifications.adapters import channels
+    from notifications.domain import delivery as rules
+
+    answers = [["127.0.0.1"]]
+    asked: list[str] = []
+
+    async def scripted(host: str, port: int) -> list[str]:
+        asked.append(host)
+        return answers.pop(0) if answers else ["10.0.0.8"]
+
+    monkeypatch.setattr(channels, "resolve_host", scripted)
+    monkeypatch.setattr(
+        channels,
+        "check_addresses",
+        lambda target, addresses: rules.check_addresses(
+            target, ["93.184.216.34" if a == "127.0.0.1" else a for a in addresses]
+        ),
+    )
+    settings = env.app.state.settings.model_copy(update={"allow_internal_webhooks": False})
+    sender = channels.WebhookSender(settings)
+    name = f"hooks-{uuid.uuid4().hex[:8]}.invalid"
+    path = f"/pinned-{uuid.uuid4().hex[:8]}?x=1"
+    try:
+        result = await sender.send(
+            url=f"http://{name}:{env.receiver.port}{path}",
+            body=b"{}",
+            secret=None,
+            delivery_id="d-1",
+            event_id="e-1",
+            event_type="stock.stalled.v1",
+        )
+        assert result.ok, result
+        [received] = env.receiver.at(path)
+        assert received.headers["host"] == f"{name}:{env.receiver.port}"
+        assert asked == [name]
+        # The next attempt resolves again and is refused: the name now points inside.
+        again = await sender.send(
+            url=f"http://{name}:{env.receiver.port}{path}",
+            body=b"{}",
+            secret=None,
+            delivery_id="d-2",
+            event_id="e-1",
+            event_type="stock.stalled.v1",
+        )
+        assert again.outcome == "refused" and "10.0.0.8" in (again.error or "")
+        assert len(env.receiver.at(path)) == 1
+    finally:
+        await sender.close()

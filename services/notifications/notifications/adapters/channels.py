@@ -23,6 +23,7 @@ import httpx
 from notifications.domain.delivery import (
     SIGNATURE_HEADER,
     TargetRejected,
+    WebhookTarget,
     check_addresses,
     http_status_retryable,
     parse_webhook_url,
@@ -53,10 +54,18 @@ async def resolve_host(host: str, port: int) -> list[str]:
 
 async def check_webhook_target(url: str, *, allow_internal: bool) -> str:
     """Validate a webhook URL (scheme, host, and where it resolves); raises TargetRejected."""
+    return (await checked_address(url, allow_internal=allow_internal))[0].url
+
+
+async def checked_address(url: str, *, allow_internal: bool) -> tuple[WebhookTarget, str | None]:
+    """The parsed target and, unless internal targets are allowed, the checked address to connect
+    to; raises TargetRejected."""
     target = parse_webhook_url(url)
-    if not allow_internal:
-        check_addresses(target, await resolve_host(target.host, target.port))
-    return target.url
+    if allow_internal:
+        return target, None
+    addresses = await resolve_host(target.host, target.port)
+    check_addresses(target, addresses)
+    return target, addresses[0]
 
 
 class WebhookSender:
@@ -80,7 +89,7 @@ class WebhookSender:
 
         try:
             # Checked again at send time: a name may resolve elsewhere now than at subscription time.
-            await check_webhook_target(url, allow_internal=self.settings.allow_internal_webhooks)
+            target, address = await checked_address(url, allow_internal=self.settings.allow_internal_webhooks)
         except TargetRejected as exc:
             return AttemptResult(False, False, "refused", error=str(exc), duration_ms=elapsed())
         headers = {
@@ -89,12 +98,23 @@ class WebhookSender:
             "X-KKMP-Event-Id": event_id,
             "X-KKMP-Event-Type": event_type,
         }
+        request_url = httpx.URL(url)
+        extensions: dict[str, str] = {}
+        if address is not None and address != target.host:
+            # Connect to the address just checked, not to whatever the name resolves to a moment
+            # later (DNS rebinding would turn the check into a way in to internal hosts). The
+            # receiver still sees its own name: in Host, and for https in SNI and the certificate check.
+            headers["Host"] = request_url.netloc.decode("ascii")
+            if target.scheme == "https":
+                extensions["sni_hostname"] = target.host
+            request_url = request_url.copy_with(host=address)
         if secret:
             headers[SIGNATURE_HEADER] = sign(secret, body)
         try:
             # httpx's timeout is per read; the total bound stops a receiver that drips bytes forever.
             response = await asyncio.wait_for(
-                self.client.post(url, content=body, headers=headers), timeout=self.timeout
+                self.client.post(request_url, content=body, headers=headers, extensions=extensions),
+                timeout=self.timeout,
             )
         except (TimeoutError, httpx.TimeoutException):
             return AttemptResult(
