@@ -32,7 +32,6 @@ import asyncio
 import json
 import secrets
 import sys
-import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -51,6 +50,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cpu import CpuMeter
 from ingest_load import run_ingest
+from stack import running_platform
 
 STALLED = "stock.stalled.v1"
 DELIVERED = "notification.delivered.v1"
@@ -288,19 +288,7 @@ def _ms(value: float | None) -> float | None:
 async def _focused(
     stalls: int, movements: int, services: tuple[str, ...], env: dict[str, str], dump: Path | None
 ) -> dict[str, Any]:
-    from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
-    from kkmp_shared.testing.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
-
-    base = ensure_broker()
-    vhost = f"alerts-{uuid.uuid4().hex[:8]}"
-    create_vhost(vhost)
-    amqp_url = vhost_url(base, vhost)
-    ensure_postgres()
-    databases = {name: await acreate_database(f"alerts_{name}") for name in services}
-    work = Path(tempfile.mkdtemp(prefix="kkmp-alerts-"))
-    plat = Platform(amqp_url, work, databases, extra_env={"LOG_LEVEL": "WARNING", **env})
-    try:
-        await asyncio.to_thread(plat.start, services)
+    async with running_platform("alerts", services, env) as (plat, amqp_url):
         async with httpx.AsyncClient(timeout=120) as client, Receiver() as receiver:
             admin = {"Authorization": f"Bearer {await asyncio.to_thread(plat.admin_token)}"}
             stall_coops = (stalls + len(STALL_ITEMS) - 1) // len(STALL_ITEMS)
@@ -343,7 +331,9 @@ async def _focused(
                 watching = asyncio.create_task(watcher.run())
                 ingest = asyncio.create_task(_ingest(client, plat, admin, coops[stall_coops:], movements))
                 await asyncio.sleep(1.0 if movements else 0)  # the detection runs under the load
-                meter = CpuMeter({n: srv.proc.pid for n, srv in plat.services.items() if srv.proc})
+                meter = CpuMeter(
+                    {n: srv.proc.pid for n, srv in plat.services.items() if srv.proc}, with_children=False
+                )
                 meter.start()
                 (
                     await client.post(f"{plat.url('inventory')}/detections/run", headers=admin, json={})
@@ -368,12 +358,7 @@ async def _focused(
                     await asyncio.to_thread(dump.write_text, json.dumps(timeline))
                 figures["inbox_polls"] = watcher.polls
                 figures.update(await notifications_metrics(client, plat.url("notifications")))
-                return figures
-    finally:
-        await asyncio.to_thread(plat.stop)
-        for url in databases.values():
-            await adrop_database(url)
-        delete_vhost(vhost)
+    return figures
 
 
 async def make_cooperatives(

@@ -20,7 +20,6 @@ import math
 import os
 import platform
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -46,9 +45,8 @@ from alert_latency import (  # noqa: E402
 from cpu import CpuMeter  # noqa: E402
 from http_floor import floor as http_floor  # noqa: E402
 from ingest_load import run_ingest  # noqa: E402
-from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres  # noqa: E402
 from kkmp_shared.testing.processes import Platform  # noqa: E402
-from kkmp_shared.testing.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url  # noqa: E402
+from stack import running_platform  # noqa: E402
 from stock_reads import measure as stock_reads_measure  # noqa: E402
 
 SERVICES = ("registry", "reporting", "inventory", "sourcing", "notifications")
@@ -154,16 +152,7 @@ async def broker_ceiling(amqp_url: str, count: int, size: int) -> float:
 
 
 async def platform_figures(results: dict[str, Any]) -> None:
-    base = ensure_broker()
-    vhost = f"bench-{uuid.uuid4().hex[:8]}"
-    create_vhost(vhost)
-    amqp_url = vhost_url(base, vhost)
-    ensure_postgres()
-    databases = {name: await acreate_database(f"bench_{name}") for name in SERVICES}
-    work = Path(tempfile.mkdtemp(prefix="kkmp-bench-"))
-    plat = Platform(amqp_url, work, databases, extra_env={"LOG_LEVEL": "WARNING"})
-    try:
-        await asyncio.to_thread(plat.start, SERVICES)
+    async with running_platform("bench", SERVICES) as (plat, amqp_url):
         results["rss_mb_idle"] = {n: rss_mb(s.proc.pid) for n, s in plat.services.items() if s.proc}
         async with httpx.AsyncClient(timeout=120, limits=httpx.Limits(max_connections=80)) as client:
             admin = {"Authorization": f"Bearer {await asyncio.to_thread(plat.admin_token)}"}
@@ -195,11 +184,6 @@ async def platform_figures(results: dict[str, Any]) -> None:
             results["http_floor_rps"] = floor["rps"]
             results["http_floor_p99_ms"] = floor["p99_ms"]
         results["rss_mb"] = {n: rss_mb(s.proc.pid) for n, s in plat.services.items() if s.proc}
-    finally:
-        await asyncio.to_thread(plat.stop)
-        for url in databases.values():
-            await adrop_database(url)
-        delete_vhost(vhost)
 
 
 async def ingest_and_alerts(
@@ -254,7 +238,7 @@ async def ingest_and_alerts(
             token = admin["Authorization"].removeprefix("Bearer ")
             ingest = asyncio.create_task(run_ingest(plat.url("inventory"), token, spec))
             await asyncio.sleep(1.0)  # detection under load
-            alert_meter = CpuMeter(service_pids(plat))
+            alert_meter = CpuMeter(service_pids(plat), with_children=False)
             alert_meter.start()
             (
                 await client.post(f"{plat.url('inventory')}/detections/run", headers=admin, json={})

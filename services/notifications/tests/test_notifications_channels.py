@@ -338,28 +338,25 @@ async def test_a_webhook_is_sent_to_the_address_that_was_checked(
     sender = channels.WebhookSender(settings)
     name = f"hooks-{uuid.uuid4().hex[:8]}.invalid"
     path = f"/pinned-{uuid.uuid4().hex[:8]}?x=1"
-    try:
-        result = await sender.send(
+
+    async def send(delivery_id: str) -> Any:
+        return await sender.send(
             url=f"http://{name}:{env.receiver.port}{path}",
             body=b"{}",
             secret=None,
-            delivery_id="d-1",
+            delivery_id=delivery_id,
             event_id="e-1",
             event_type="stock.stalled.v1",
         )
+
+    try:
+        result = await send("d-1")
         assert result.ok, result
         [received] = env.receiver.at(path)
         assert received.headers["host"] == f"{name}:{env.receiver.port}"
         assert asked == [name]
         # The next attempt resolves again and is refused: the name now points inside.
-        again = await sender.send(
-            url=f"http://{name}:{env.receiver.port}{path}",
-            body=b"{}",
-            secret=None,
-            delivery_id="d-2",
-            event_id="e-1",
-            event_type="stock.stalled.v1",
-        )
+        again = await send("d-2")
         assert again.outcome == "refused" and "10.0.0.8" in (again.error or "")
         assert len(env.receiver.at(path)) == 1
     finally:
