@@ -49,6 +49,7 @@ from kkmp_shared.testing.processes import Platform
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from cpu import CpuMeter
+from figures import percentile_ms
 from ingest_load import run_ingest
 from stack import running_platform
 
@@ -56,15 +57,6 @@ STALLED = "stock.stalled.v1"
 DELIVERED = "notification.delivered.v1"
 STALL_ITEMS = ("gula", "telur", "tepung_terigu", "minyakita")
 INBOX_POLL_S = 0.05
-
-
-def percentile(values: list[float], q: float) -> float | None:
-    """Nearest-rank percentile; None for no values (printed as MISSED)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 class Receiver:
@@ -266,20 +258,16 @@ def alert_figures(
     lists = {name: latencies(ends) for name, ends in channels.items()}
     for name, values in lists.items():
         out[f"alert_{name}_matched"] = f"{len(values)}/{len(published)}"
-        out[f"alert_latency_{name}_p50_ms"] = _ms(percentile(values, 50))
-        out[f"alert_latency_{name}_p99_ms"] = _ms(percentile(values, 99))
+        out[f"alert_latency_{name}_p50_ms"] = percentile_ms(values, 50, 1)
+        out[f"alert_latency_{name}_p99_ms"] = percentile_ms(values, 99, 1)
     complete = len(published) >= expected and all(
         len(lists[name]) == len(published) for name in ("inbox", "webhook")
     )
     both = lists["inbox"] + lists["webhook"]
     # The target's figure holds only if every stall reached both channels; otherwise it is MISSED.
-    out["alert_latency_p50_ms"] = _ms(percentile(both, 50)) if complete else None
-    out["alert_latency_p99_ms"] = _ms(percentile(both, 99)) if complete else None
+    out["alert_latency_p50_ms"] = percentile_ms(both, 50, 1) if complete else None
+    out["alert_latency_p99_ms"] = percentile_ms(both, 99, 1) if complete else None
     return out
-
-
-def _ms(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
 
 
 # --- the focused measurement -----------------------------------------------------------------------

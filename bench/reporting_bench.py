@@ -29,6 +29,8 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+from figures import percentile_ms
+
 COOPERATIVES = int(os.environ.get("BENCH_COOPERATIVES", "80000"))
 KECAMATAN = int(os.environ.get("BENCH_KECAMATAN", "7277"))
 REQUESTS = int(os.environ.get("BENCH_REQUESTS", "200"))
@@ -114,12 +116,6 @@ GENERATE = [
     WHERE r % 10 < 7
     """,
 ]
-
-
-def _percentile(values: list[float], fraction: float) -> float:
-    ordered = sorted(values)
-    index = max(0, min(len(ordered) - 1, round(fraction * (len(ordered) - 1))))
-    return ordered[index]
 
 
 async def _timed(call: Callable[[], Awaitable[Any]], count: int) -> list[float]:
@@ -240,10 +236,10 @@ async def run(results: dict[str, Any]) -> None:
             ):
                 timings = await _timed(call, REQUESTS if call is not kecamatan_cold else 20)
                 results[f"{key}_p50_ms"] = round(statistics.median(timings), 2)
-                results[f"{key}_p95_ms"] = round(_percentile(timings, 0.95), 2)
+                results[f"{key}_p95_ms"] = percentile_ms(timings, 95)
             after_refresh = [await kecamatan_after_refresh() for _ in range(REQUESTS)]
             results["dashboard_kecamatan_after_refresh_p50_ms"] = round(statistics.median(after_refresh), 2)
-            results["dashboard_kecamatan_after_refresh_p95_ms"] = round(_percentile(after_refresh, 0.95), 2)
+            results["dashboard_kecamatan_after_refresh_p95_ms"] = percentile_ms(after_refresh, 95)
     finally:
         if previous is None:
             os.environ.pop("REPORTING_DATABASE_URL", None)

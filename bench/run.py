@@ -42,7 +42,7 @@ from alert_latency import (  # noqa: E402
     officer_id_of,
     wait_all,
 )
-from cpu import CpuMeter  # noqa: E402
+from cpu import CpuMeter, rss_mb  # noqa: E402
 from http_floor import floor as http_floor  # noqa: E402
 from ingest_load import run_ingest  # noqa: E402
 from kkmp_shared.testing.processes import Platform  # noqa: E402
@@ -81,21 +81,6 @@ def machine() -> dict[str, Any]:
 
 def service_pids(plat: Platform) -> dict[str, int]:
     return {n: s.proc.pid for n, s in plat.services.items() if s.proc}
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
-
-
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    index = min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))
-    return ordered[index]
 
 
 async def consumed(client: httpx.AsyncClient, url: str, event_type_queue_prefix: str) -> float:

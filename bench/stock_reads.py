@@ -39,7 +39,8 @@ import httptools
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from cpu import cpu_s  # noqa: E402
+from cpu import cpu_s, rss_mb  # noqa: E402
+from figures import percentile_ms  # noqa: E402
 
 COMMODITIES = ("beras_medium", "gula", "minyakita", "telur")
 
@@ -84,12 +85,6 @@ class _Connection(asyncio.Protocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
-
-
-def _percentile(ordered: list[float], q: float) -> float:
-    if not ordered:
-        return float("nan")
-    return ordered[min(len(ordered) - 1, max(0, round(q / 100 * (len(ordered) - 1))))]
 
 
 async def measure(
@@ -166,9 +161,9 @@ async def measure(
         "requests_all": answered,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "rps": round(count / elapsed),
-        "p50_ms": round(_percentile(latencies, 50), 2),
-        "p90_ms": round(_percentile(latencies, 90), 2),
-        "p99_ms": round(_percentile(latencies, 99), 2),
+        "p50_ms": percentile_ms(latencies, 50),
+        "p90_ms": percentile_ms(latencies, 90),
+        "p99_ms": percentile_ms(latencies, 99),
         "max_ms": round(latencies[-1], 2) if latencies else None,
         # The load generator's own cost: if its share nears one core, it is the bottleneck.
         "client_cpu_us_per_request": round((cpu1 - cpu0) / max(count, 1) * 1e6, 1),
@@ -177,13 +172,6 @@ async def measure(
 
 
 # --- inventory alone ---------------------------------------------------------------------------------
-
-
-def rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS"):
-            return round(int(line.split()[1]) / 1024, 1)
-    return 0.0
 
 
 async def insert_cooperatives(database_url: str, n: int) -> list[str]:
