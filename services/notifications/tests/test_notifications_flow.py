@@ -56,6 +56,24 @@ def stalled(
     return StockStalled(**values)  # type: ignore[arg-type]
 
 
+def stock_low(
+    cooperative_id: str, kecamatan_code: str, commodity: str, kelurahan: str = "1004", **overrides: object
+) -> StockLow:
+    values: dict[str, object] = {
+        "cooperative_id": cooperative_id,
+        "kelurahan_code": f"{kecamatan_code}.{kelurahan}",
+        "kecamatan_code": kecamatan_code,
+        "commodity": commodity,
+        "on_hand": Decimal("3"),
+        "unit": "kg",
+        "avg_daily_sales": Decimal("2"),
+        "days_of_cover": Decimal("1.5"),
+        "detected_at": datetime.now(UTC),
+    }
+    values.update(overrides)
+    return StockLow(**values)  # type: ignore[arg-type]
+
+
 async def test_stalled_reaches_managers_and_officers_in_scope_and_nobody_else(env: Env) -> None:
     here, there = kecamatan(), kecamatan()
     coop = await env.add_cooperative("KKMP Ketintang", here)
@@ -211,16 +229,15 @@ async def test_muted_types_are_not_delivered(env: Env) -> None:
     )
     assert response.status_code == 200 and response.json()["muted_event_types"] == ["stock.low.v1"]
     low = await env.publish(
-        StockLow(
-            cooperative_id=coop,
-            kelurahan_code=f"{here}.1001",
-            kecamatan_code=here,
-            commodity="lpg_3kg",
+        stock_low(
+            coop,
+            here,
+            "lpg_3kg",
+            kelurahan="1001",
             on_hand=Decimal("6"),
             unit="tabung",
             avg_daily_sales=Decimal("3"),
             days_of_cover=Decimal("2"),
-            detected_at=datetime.now(UTC),
         )
     )
     still = await env.publish(stalled(coop, here))
@@ -486,20 +503,7 @@ async def test_a_batch_is_routed_as_if_one_by_one(env: Env) -> None:
             new_event(stalled(a, here, "gula"), source="/inventory"),
             new_event(stalled(a, here, "telur", days_since_sale=22), source="/inventory"),
             new_event(stalled(b, here, "telur"), source="/inventory"),
-            new_event(
-                StockLow(
-                    cooperative_id=b,
-                    kelurahan_code=f"{here}.1004",
-                    kecamatan_code=here,
-                    commodity="gula",
-                    on_hand=Decimal("3"),
-                    unit="kg",
-                    avg_daily_sales=Decimal("2"),
-                    days_of_cover=Decimal("1.5"),
-                    detected_at=datetime.now(UTC),
-                ),
-                source="/inventory",
-            ),
+            new_event(stock_low(b, here, "gula"), source="/inventory"),
             new_event(stalled(a, here, "telur", days_since_sale=47), source="/inventory").model_copy(
                 update={"time": later}
             ),
