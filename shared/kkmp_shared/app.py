@@ -167,7 +167,10 @@ def create_service_app(
     key_source: Callable[[ServiceSettings], KeySource] | None = None,
     version: str = "1.0.0",
     metadata: MetaData | None = None,
+    middleware: Sequence[type[Any]] = (),
 ) -> FastAPI:
+    """`middleware`: the service's own ASGI middleware classes (taking only the app), outermost first;
+    they run inside the shared ones, so their answers are measured, traced and size-limited too."""
     service = settings.service_name
     db = Database(settings.database_url)
     outbox = Outbox(tables, source=f"/{service}")
@@ -261,6 +264,8 @@ def create_service_app(
     app.state.service = service
 
     install_error_handlers(app)
+    for own in reversed(middleware):
+        app.add_middleware(own)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(_HttpTelemetryMiddleware, service=service)  # outermost: sees 413s too
 

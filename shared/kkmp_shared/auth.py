@@ -175,15 +175,24 @@ class TokenVerifier:
         # Token text -> what its verification established; least recently used first.
         self._verified: OrderedDict[str, _Verified] = OrderedDict()
 
-    async def verify(self, token: str) -> Principal:
+    async def cached(self, token: str) -> Principal | None:
+        """The principal of a token this verifier has accepted before and would accept now; None for
+        any other token (which `verify` alone may judge)."""
         hit = self._verified.get(token)
-        if hit is not None:
-            # PyJWT's expiry rule (expired when int(exp) <= now, no leeway), and the same key still in
-            # force for its kid; otherwise forget it and verify in full (which answers the error).
-            if hit.exp > time.time() and await self.keys.get(hit.kid) is hit.key:
-                self._verified.move_to_end(token)
-                return hit.principal
-            self._verified.pop(token, None)
+        if hit is None:
+            return None
+        # PyJWT's expiry rule (expired when int(exp) <= now, no leeway), and the same key still in
+        # force for its kid; otherwise forget it, so that `verify` checks it in full (and answers the error).
+        if hit.exp > time.time() and await self.keys.get(hit.kid) is hit.key:
+            self._verified.move_to_end(token)
+            return hit.principal
+        self._verified.pop(token, None)
+        return None
+
+    async def verify(self, token: str) -> Principal:
+        cached = await self.cached(token)
+        if cached is not None:
+            return cached
         principal, kid, key = await self._verify(token)
         if self.cache_size > 0:
             self._verified[token] = _Verified(principal, kid, key, int(principal.claims["exp"]))

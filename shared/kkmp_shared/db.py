@@ -15,7 +15,7 @@ On SQLite it is an ordinary session.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
@@ -42,17 +42,34 @@ class KkmpSession(Session):
     """Session class whose commits can wake the outbox relay of the same process."""
 
 
+ChangeListener = Callable[[set[str]], None]
+
+
+def note_change(session: AsyncSession | Session, kind: str, keys: Iterable[str]) -> None:
+    """Record that this transaction changed these keys of `kind` (say the ids of the cooperatives whose
+    stock it wrote). Once it commits, the listeners given to `Database.on_change(kind, ...)` hear of
+    them, once, after the commit (a reader starting then sees the change); a rollback forgets them."""
+    session.info.setdefault("changes", {}).setdefault(kind, set()).update(keys)
+
+
 @event.listens_for(KkmpSession, "after_commit")
-def _wake_relay_after_commit(session: Session) -> None:
+def _after_commit(session: Session) -> None:
     if session.info.pop("outbox_pending", False):
         wake: Callable[[], None] | None = session.info.get("outbox_wake")
         if wake is not None:
             wake()
+    changes: dict[str, set[str]] | None = session.info.pop("changes", None)
+    if changes:
+        listeners: dict[str, list[ChangeListener]] = session.info.get("change_listeners") or {}
+        for kind, keys in changes.items():
+            for listener in listeners.get(kind, ()):
+                listener(keys)
 
 
 @event.listens_for(KkmpSession, "after_rollback")
-def _forget_outbox_on_rollback(session: Session) -> None:
+def _forget_pending_after_rollback(session: Session) -> None:
     session.info.pop("outbox_pending", None)
+    session.info.pop("changes", None)
 
 
 def is_sqlite(url: str) -> bool:
@@ -108,6 +125,7 @@ class Database:
             )
         )
         self.outbox_wake: Callable[[], None] | None = None
+        self.change_listeners: dict[str, list[ChangeListener]] = {}
 
     @property
     def is_sqlite(self) -> bool:
@@ -116,7 +134,13 @@ class Database:
     def session(self) -> AsyncSession:
         session = self.sessionmaker()
         session.info["outbox_wake"] = self.outbox_wake
+        session.info["change_listeners"] = self.change_listeners
         return session
+
+    def on_change(self, kind: str, listener: ChangeListener) -> None:
+        """Call `listener(keys)` after each commit of this process's sessions that noted changes of
+        `kind` (`note_change`). Changes made by other processes are not heard of."""
+        self.change_listeners.setdefault(kind, []).append(listener)
 
     def read_session(self) -> AsyncSession:
         """A session for reads only (see the module's docstring)."""

@@ -16,9 +16,13 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kkmp_shared.db import note_change
 from kkmp_shared.events.contracts import CooperativeRegistered, CooperativeUpdated, MemberJoined
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.consumer import ConsumerGroup
+
+# The kind of change (`kkmp_shared.db.note_change`) noted when a cooperative's directory row is written.
+COOPERATIVE_CHANGED = "cooperative"
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class CooperativeDirectory:
             set_={k: statement.excluded[k] for k in values if k != "id"},
         )
         await session.execute(statement)
+        note_change(session, COOPERATIVE_CHANGED, (values["id"],))
 
     def subscribe(self, group: ConsumerGroup, purpose: str = "directory") -> None:
         """Add the directory's handlers to the service's subscriptions."""
@@ -94,6 +99,7 @@ class CooperativeDirectory:
                 .where(self.table.c.id == data.cooperative_id)
                 .values(member_count=data.member_count)
             )
+            note_change(session, COOPERATIVE_CHANGED, (data.cooperative_id,))
 
         group.add(purpose, CooperativeRegistered, registered)
         group.add(purpose, CooperativeUpdated, updated)

@@ -14,6 +14,7 @@ from pathlib import Path
 from fastapi import FastAPI
 from kkmp_shared.app import create_service_app
 from kkmp_shared.auth import KeySource
+from kkmp_shared.directory import COOPERATIVE_CHANGED
 from kkmp_shared.events.contracts import (
     PriceCeilingExceeded,
     StockLow,
@@ -26,8 +27,11 @@ from kkmp_shared.messaging.outbox import Outbox
 from kkmp_shared.settings import ServiceSettings
 
 from inventory.adapters import orm
+from inventory.adapters.repository import STOCK_CHANGED
+from inventory.adapters.stock_cache import StockReadCache
 from inventory.entrypoints.api import ROUTERS
 from inventory.entrypoints.consumers import subscriptions
+from inventory.entrypoints.fast_stock import CachedStockPage
 from inventory.service_layer.catalogue import seed_catalogue
 from inventory.service_layer.detection import detection_loop
 from inventory.settings import InventorySettings
@@ -69,6 +73,11 @@ def create_app(
         on_startup=[load_catalogue],
         background=[detection_loop],
         key_source=key_source,
+        middleware=[CachedStockPage],
     )
     app.state.scan_lock = asyncio.Lock()
+    cache = StockReadCache(ttl_s=settings.stock_cache_ttl_s, size=settings.stock_cache_size)
+    app.state.stock_cache = cache
+    app.state.db.on_change(STOCK_CHANGED, cache.forget)
+    app.state.db.on_change(COOPERATIVE_CHANGED, cache.forget)
     return app

@@ -20,6 +20,16 @@ from kkmp_shared.testing.wait import eventually
 KECAMATAN = ("35.78.01", "35.78.02", "35.78.03")
 
 
+def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
+    """The contract's error format, with this status (and code, when given)."""
+    assert response.status_code == status, response.text
+    error = response.json()["error"]
+    assert set(error) == {"code", "message", "details"} and error["message"]
+    if code is not None:
+        assert error["code"] == code, error
+    return error  # type: ignore[no-any-return]
+
+
 @dataclass
 class Inventory:
     """The running service and the means to drive it."""

@@ -9,18 +9,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from inventory_testkit import KECAMATAN, Inventory
+from inventory_testkit import KECAMATAN, Inventory, assert_error
 
 pytestmark = pytest.mark.integration
-
-
-def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"code", "message", "details"} and error["message"]
-    if code is not None:
-        assert error["code"] == code, error
-    return error  # type: ignore[no-any-return]
 
 
 # --- catalogue --------------------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from kkmp_shared.db import note_change
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -32,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory.adapters import orm
-from inventory.adapters.repository import is_sqlite
+from inventory.adapters.repository import STOCK_CHANGED, is_sqlite
 from inventory.domain.detection import LOOKBACK_DAYS, Thresholds, sales_window
 
 
@@ -216,6 +217,7 @@ async def apply_changed_conditions(
                 for r in rows
             ],
         )
+        note_change(session, STOCK_CHANGED, {r.cooperative_id for r in rows})
         return rows
     written = await session.execute(
         GUARDED_UPDATE,
@@ -228,6 +230,7 @@ async def apply_changed_conditions(
         },
     )
     done = {(c, m) for c, m in written.all()}
+    note_change(session, STOCK_CHANGED, {c for c, _ in done})
     return [r for r in rows if (r.cooperative_id, r.commodity) in done]
 
 

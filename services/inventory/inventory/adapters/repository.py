@@ -17,6 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
+from kkmp_shared.db import note_change
 from kkmp_shared.directory import CooperativeDirectory, KnownCooperative
 from sqlalchemy import ARRAY, and_, any_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -32,6 +33,10 @@ from inventory.domain.ledger import Lot, StockState, from_milli, to_milli
 directory = CooperativeDirectory(orm.known_cooperatives)
 
 Key = tuple[str, str]  # (cooperative_id, commodity)
+
+# The kind of change (`kkmp_shared.db.note_change`) noted for the cooperatives whose stock items a
+# transaction writes: the stock read cache (`inventory.adapters.stock_cache`) forgets them on commit.
+STOCK_CHANGED = "stock"
 
 
 def is_sqlite(session: AsyncSession) -> bool:
@@ -160,6 +165,15 @@ async def cached_catalogue(session: AsyncSession) -> dict[str, CommodityInfo]:
     return catalogue
 
 
+def catalogue_if_fresh(engine: Any) -> dict[str, CommodityInfo] | None:
+    """This process's copy of the catalogue of the database behind `engine` (an AsyncEngine), if it is
+    fresh; None otherwise (without a round trip: the stock read cache's fast path must not wait)."""
+    cached = _catalogue_cache.get(engine.sync_engine.pool)
+    if cached is not None and time.monotonic() - cached[0] < CATALOGUE_TTL_S:
+        return cached[1]
+    return None
+
+
 def forget_catalogue(session: AsyncSession) -> None:
     """After a change to the catalogue: the next read loads it again."""
     key = _database_key(session)
@@ -233,6 +247,7 @@ async def save_stock(session: AsyncSession, states: Sequence[StockState], now: d
     """Write the items back (version bumped) and replace their lots."""
     if not states:
         return
+    note_change(session, STOCK_CHANGED, {s.cooperative_id for s in states})
     t = orm.stock_items
     await session.execute(
         update(t)

@@ -8,6 +8,7 @@ suppliers see the catalogue only; services (machine to machine) read, record and
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
@@ -31,6 +32,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory.adapters import orm, repository
+from inventory.adapters.stock_cache import StockReadCache
 from inventory.domain.detection import (
     average_daily_sales,
     classify_stock,
@@ -399,27 +401,38 @@ def _quantity_as_number(value: Any) -> float:
     raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
-def stock_lines_json(lines: list[dict[str, Any]]) -> Response:
+def stock_lines_body(lines: list[dict[str, Any]]) -> bytes:
     """Stock lines written as `schemas.StockLine` writes them (quantities as JSON numbers, UTC times
     ending in Z), without validating lines this module has just built: on the platform's most read page
     that validation and serialization cost more than the query."""
-    body = orjson.dumps(lines, default=_quantity_as_number, option=orjson.OPT_UTC_Z)
-    return Response(body, media_type="application/json")
+    return orjson.dumps(lines, default=_quantity_as_number, option=orjson.OPT_UTC_Z)
+
+
+def stock_lines_json(lines: list[dict[str, Any]]) -> Response:
+    return Response(stock_lines_body(lines), media_type="application/json")
+
+
+# The most read page; repeated reads are answered by `inventory.entrypoints.fast_stock` from the copy
+# this route stores.
+STOCK_PAGE = "/cooperatives/{cooperative_id}/stock"
 
 
 @stock.get(
-    "/cooperatives/{cooperative_id}/stock",
+    STOCK_PAGE,
     response_model=list[schemas.StockLine],
     summary="Stock on hand per commodity, with last sale, 28-day average, days of cover and status now",
     responses=ERRORS,
 )
 async def cooperative_stock(
+    request: Request,
     cooperative_id: CooperativeId,
     session: ReadSessionDep,
     principal: CurrentPrincipal,
     commodity: CommodityQuery = None,
     status: Annotated[Status | None, Query()] = None,
 ) -> Any:
+    cache: StockReadCache = request.app.state.stock_cache
+    ticket = cache.ticket()
     coop, states = await repository.cooperative_stock(session, cooperative_id, commodity)
     if coop is None or principal.role == "supplier":
         raise not_found("cooperative")
@@ -428,6 +441,19 @@ async def cooperative_stock(
     catalogue = await repository.cached_catalogue(session)
     first_day, last_day = sales_window(now)
     sold = await repository.sold_in_window(session, states, first_day, last_day)
+    if commodity is None:  # all of its items: what `fast_stock` answers from
+        cache.store(ticket, coop, states, sold, last_day)
+    return stock_lines_json(stock_lines(states, catalogue, sold, now, status))
+
+
+def stock_lines(
+    states: Iterable[StockState],
+    catalogue: dict[str, repository.CommodityInfo],
+    sold: Mapping[tuple[str, str], Decimal],
+    now: datetime,
+    status: str | None = None,
+) -> list[dict[str, Any]]:
+    """The stock page's lines at `now` (those with this status, when given)."""
     lines = []
     for state in states:
         info = catalogue[state.commodity]
@@ -437,7 +463,7 @@ async def cooperative_stock(
         )
         if status is None or status == current:
             lines.append(_stock_line(state, info, sold[key], now, current))
-    return stock_lines_json(lines)
+    return lines
 
 
 @stock.get(

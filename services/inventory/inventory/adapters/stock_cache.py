@@ -1,0 +1,113 @@
+"""This process's copy of what the stock page of a cooperative is computed from.
+
+`GET /cooperatives/{id}/stock` is the platform's most read page. Its answer depends on the cooperative's
+directory row, its stock items and their sales over the 28-day window, plus the time of the request
+(status, days since sale) and the catalogue (its own short-lived copy in `repository`). The route keeps
+the first three here, so that a repeated read is answered without a database round trip
+(`inventory.entrypoints.fast_stock`), with the status still computed at the time of each request.
+
+When a copy goes:
+- at once, when a transaction of this process that wrote the cooperative's stock items or directory row
+  commits (`kkmp_shared.db.note_change` with `STOCK_CHANGED` or `COOPERATIVE_CHANGED`): a replica
+  reads its own writes;
+- after `ttl_s` seconds in any case: a write made by another replica of the inventory is seen within
+  that time (`STOCK_CACHE_TTL_S`, like the catalogue's `CATALOGUE_TTL_S`);
+- when the sales window moves to a new day.
+
+A read that started before a change commits must not store what it read: each read takes a `ticket`
+first, and `store` refuses a copy of a cooperative that changed after the ticket was taken.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from datetime import date
+from decimal import Decimal
+
+from kkmp_shared.directory import KnownCooperative
+
+from inventory.domain.ledger import StockState
+
+Key = tuple[str, str]  # (cooperative_id, commodity)
+
+
+@dataclass(frozen=True, slots=True)
+class StockSnapshot:
+    cooperative: KnownCooperative
+    states: tuple[StockState, ...]  # read only: shared by every request answered from it
+    sold: Mapping[Key, Decimal]  # each item's sales over the window ending on `last_day`
+    last_day: date
+    stored_at: float
+
+
+class StockReadCache:
+    def __init__(self, *, ttl_s: float, size: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self.size = size
+        self.clock = clock
+        self.hits = 0  # reads answered from a copy (counted by whoever answers)
+        self._entries: OrderedDict[str, StockSnapshot] = OrderedDict()  # least recently used first
+        self._tick = 0
+        # Cooperative id -> the tick of its last change, for the reads in flight; bounded (see `forget`).
+        self._changed_at: dict[str, int] = {}
+        self._all_changed_at = 0
+
+    @property
+    def enabled(self) -> bool:
+        return self.ttl_s > 0 and self.size > 0
+
+    def ticket(self) -> int:
+        """Taken by a read before it queries; `store` needs it."""
+        self._tick += 1
+        return self._tick
+
+    def store(
+        self,
+        ticket: int,
+        cooperative: KnownCooperative,
+        states: Iterable[StockState],
+        sold: Mapping[Key, Decimal],
+        last_day: date,
+    ) -> bool:
+        """Keep what a read found, unless the cooperative changed since the read's ticket."""
+        if not self.enabled:
+            return False
+        if self._changed_at.get(cooperative.id, 0) >= ticket or self._all_changed_at >= ticket:
+            return False
+        self._entries[cooperative.id] = StockSnapshot(
+            cooperative, tuple(states), dict(sold), last_day, self.clock()
+        )
+        self._entries.move_to_end(cooperative.id)
+        if len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return True
+
+    def get(self, cooperative_id: str, last_day: date) -> StockSnapshot | None:
+        entry = self._entries.get(cooperative_id)
+        if entry is None:
+            return None
+        if entry.last_day != last_day or self.clock() - entry.stored_at >= self.ttl_s:
+            del self._entries[cooperative_id]
+            return None
+        self._entries.move_to_end(cooperative_id)
+        return entry
+
+    def forget(self, cooperative_ids: Iterable[str]) -> None:
+        """These cooperatives changed (called after the commit that changed them)."""
+        self._tick += 1
+        for cooperative_id in cooperative_ids:
+            self._entries.pop(cooperative_id, None)
+            self._changed_at[cooperative_id] = self._tick
+        if len(self._changed_at) > 4 * self.size:
+            # Bounded memory at a nation's scale: from here on every read in flight counts as stale.
+            self._changed_at.clear()
+            self._all_changed_at = self._tick
+
+    def clear(self) -> None:
+        self.forget(())
+        self._entries.clear()
+        self._changed_at.clear()
+        self._all_changed_at = self._tick
