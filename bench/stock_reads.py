@@ -53,6 +53,7 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.waiter: asyncio.Future[int] | None = None
         self.body_bytes = 0
+        self.keep_alive = True
         self.closed = asyncio.get_running_loop().create_future()
 
     # asyncio.Protocol
@@ -73,6 +74,9 @@ class _Connection(asyncio.Protocol):
         self.body_bytes += len(body)
 
     def on_message_complete(self) -> None:
+        # Asked here: once the message is complete the parser is reset for the next one, and answers
+        # False whatever the response said (every request then paid for a new connection).
+        self.keep_alive = self.parser.should_keep_alive()
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(self.parser.get_status_code())
 
@@ -111,16 +115,18 @@ async def measure(
     latencies: list[float] = []
     statuses: dict[int, int] = {}
     answered = 0  # every response, warm-up included
+    opened = 0  # connections, warm-up included: `connections` unless the server closed some
     recording = False
     stop = False
 
     async def worker(i: int) -> None:
-        nonlocal answered
+        nonlocal answered, opened
         conn: _Connection | None = None
         n = i
         while not stop:
             if conn is None or conn.transport is None or conn.transport.is_closing():
                 _, conn = await loop.create_connection(_Connection, host, port)
+                opened += 1
             raw = requests[n % len(requests)]
             n += connections
             started = time.perf_counter()
@@ -134,7 +140,7 @@ async def measure(
             if recording:
                 latencies.append((time.perf_counter() - started) * 1000)
                 statuses[status] = statuses.get(status, 0) + 1
-            if not conn.parser.should_keep_alive():
+            if not conn.keep_alive:
                 conn.close()
                 conn = None
         if conn is not None:
@@ -159,6 +165,7 @@ async def measure(
         "seconds": round(elapsed, 2),
         "requests": count,
         "requests_all": answered,
+        "connections_opened": opened,
         "statuses": {str(k): v for k, v in sorted(statuses.items())},
         "rps": round(count / elapsed),
         "p50_ms": percentile_ms(latencies, 50),

@@ -19,9 +19,11 @@ from pathlib import Path
 import pytest
 from inventory.adapters import repository
 from inventory.adapters.stock_cache import StockReadCache
+from inventory.bootstrap import create_app
 from inventory.domain.ledger import StockState
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.events.contracts import CooperativeUpdated
+from kkmp_shared.testing.harness import running_app, wait_ready
 from kkmp_shared.testing.wait import eventually
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -77,11 +79,29 @@ def test_a_copy_is_served_until_its_time_is_up_or_the_sales_window_moves() -> No
     assert snapshot is not None and snapshot.states[0].on_hand == 5
     assert cache.get("c1", DAY + timedelta(days=1)) is None  # a new day: the window's sums changed
     assert _store(cache, cache.ticket())
-    clock.now += 1.99
+    clock.now += 0.99  # not due to be read again before half its time
+    snapshot = cache.get("c1", DAY)
+    assert snapshot is not None and not cache.due(snapshot)
+    clock.now += 0.51  # due by three quarters of it, to one reader at a time, and still served
+    snapshot = cache.get("c1", DAY)
+    assert snapshot is not None and cache.due(snapshot) and not cache.due(snapshot)
+    cache.refreshed("c1")
+    assert cache.due(snapshot)
+    cache.refreshed("c1")
+    clock.now += 0.49
     assert cache.get("c1", DAY) is not None
-    clock.now += 0.01
+    clock.now += 0.01  # never served past its time
     assert cache.get("c1", DAY) is None
     assert cache.get("c1", DAY) is None  # and it is gone
+    # Copies stored together are due at different moments.
+    due_in = set()
+    for n in range(20):
+        assert _store(cache, cache.ticket(), f"s{n}")
+        snapshot = cache.get(f"s{n}", DAY)
+        assert snapshot is not None
+        assert 1.0 <= snapshot.refresh_at - clock.now <= 1.5 and snapshot.expires_at - clock.now == 2.0
+        due_in.add(round(snapshot.refresh_at - clock.now, 3))
+    assert len(due_in) > 5
 
 
 def test_a_read_that_began_before_a_change_does_not_store_what_it_read() -> None:
@@ -289,3 +309,85 @@ async def test_a_directory_change_is_seen_by_the_next_read(inventory: Inventory)
     assert_error(await inventory.client.get(f"/cooperatives/{coop}/stock", headers=officer), 404)
     overseer = inventory.headers("officer", kecamatan_codes=[KECAMATAN[2]])
     await _page(inventory, coop, overseer)
+
+
+async def test_a_write_through_another_replica_is_seen_within_the_time_allowed(inventory: Inventory) -> None:
+    """Two replicas on one database: the other's sale reaches this one's copy by the background read
+    of a copy still being read, or by its expiry, and never later than STOCK_CACHE_TTL_S."""
+    coop = await _stocked(inventory)
+    cache: StockReadCache = inventory.app.state.stock_cache
+    clock = Clock()
+    cache.clock, cache.ttl_s = clock, 2.0
+    cache.clear()
+    with pytest.MonkeyPatch.context() as env:  # the same database, as the fixture's replica reads it
+        env.setenv("INVENTORY_DATABASE_URL", inventory.app.state.db.url)
+        other = create_app(
+            inventory.app.state.settings.model_copy(), key_source=lambda _s: inventory.tokens.key_source()
+        )
+    assert other.state.db.url == inventory.app.state.db.url
+    admin = inventory.headers()
+    sale = {"commodity": "gula", "kind": "sale", "quantity": 6, "unit_price": 17000}
+
+    def on_hand(page: bytes) -> float:
+        return {line["commodity"]: line for line in json.loads(page)}["gula"]["on_hand"]  # type: ignore[no-any-return]
+
+    async with running_app(other) as replica:
+        await wait_ready(replica, timeout=30)
+        page, hits = await _page(inventory, coop, admin)
+        assert on_hand(page) == 36
+        response = await replica.post(f"/cooperatives/{coop}/movements", json=sale, headers=admin)
+        assert response.status_code == 201, response.text
+        page, hits_after = await _page(inventory, coop, admin)
+        assert (on_hand(page), hits_after) == (36, hits + 1)  # this replica's copy, not yet read again
+
+        clock.now += 1.5  # due to be read again: still answered, and read again in the background
+        page, hits_after = await _page(inventory, coop, admin)
+        assert (on_hand(page), hits_after) == (36, hits + 2)
+
+        async def refreshed() -> bool:
+            return on_hand((await _page(inventory, coop, admin))[0]) == 30
+
+        await eventually(refreshed, timeout=10, message="the copy read again")
+        assert inventory.app.state.stock_cache.hits > hits + 2  # by the fast path, from the new copy
+
+        response = await replica.post(f"/cooperatives/{coop}/movements", json=sale, headers=admin)
+        assert response.status_code == 201, response.text
+        clock.now += 2.0  # nobody read it meanwhile: expired, so the route answers
+        page, hits_now = await _page(inventory, coop, admin)
+        assert on_hand(page) == 24 and inventory.app.state.stock_cache.hits == hits_now
+
+
+async def test_the_catalogue_behind_the_copy_is_reloaded_when_old_and_at_once_when_changed_here(
+    inventory: Inventory,
+) -> None:
+    coop = await _stocked(inventory)
+    admin = inventory.headers()
+    engine = inventory.app.state.db.engine
+    await _page(inventory, coop, admin)
+    _, hits = await _page(inventory, coop, admin)
+    # Past its time: this read is still answered from the copies, while one reload runs.
+    key = engine.sync_engine.pool
+    stamp, catalogue = repository._catalogue_cache[key]
+    repository._catalogue_cache[key] = (stamp - repository.CATALOGUE_TTL_S - 1, catalogue)
+    assert repository.catalogue_copy(engine) == (catalogue, False)
+    _, hits_after = await _page(inventory, coop, admin)
+    assert hits_after == hits + 1
+
+    async def reloaded() -> bool:
+        copy, fresh = repository.catalogue_copy(engine)
+        return fresh and copy is not catalogue
+
+    await eventually(reloaded, timeout=10, message="the catalogue reloaded in the background")
+    # A change made here is seen by the next read, answered from the stock copy all the same.
+    renamed = await inventory.client.patch(
+        "/commodities/telur", json={"name": "Telur ayam negeri"}, headers=admin
+    )
+    assert renamed.status_code == 200, renamed.text
+    try:
+        page, hits_now = await _page(inventory, coop, admin)
+        assert b'"name":"Telur ayam negeri"' in page and hits_now == hits_after + 1
+    finally:
+        restored = await inventory.client.patch(
+            "/commodities/telur", json={"name": "Telur ayam ras"}, headers=admin
+        )
+        assert restored.status_code == 200, restored.text

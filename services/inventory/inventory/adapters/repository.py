@@ -7,6 +7,7 @@ makes two sales racing for the last unit end with exactly one winner.
 
 from __future__ import annotations
 
+import asyncio
 import time
 import weakref
 from collections.abc import Iterable, Sequence
@@ -153,25 +154,38 @@ def _database_key(session: AsyncSession) -> Any:
     return session.bind.sync_engine.pool if session.bind is not None else None  # type: ignore[union-attr]
 
 
+_catalogue_loads: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()
+
+
 async def cached_catalogue(session: AsyncSession) -> dict[str, CommodityInfo]:
-    """The whole catalogue, from this process's short-lived copy when fresh."""
+    """The whole catalogue, from this process's short-lived copy when fresh. When it is not, one
+    request loads it and the others wait for that copy (at thousands of reads a second, every read in
+    flight would otherwise load it at once when the copy expires)."""
     key = _database_key(session)
-    cached = _catalogue_cache.get(key) if key is not None else None
+    if key is None:
+        return await load_catalogue(session)
+    cached = _catalogue_cache.get(key)
     if cached is not None and time.monotonic() - cached[0] < CATALOGUE_TTL_S:
         return cached[1]
-    catalogue = await load_catalogue(session)
-    if key is not None:
+    lock = _catalogue_loads.setdefault(key, asyncio.Lock())
+    async with lock:
+        cached = _catalogue_cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < CATALOGUE_TTL_S:
+            return cached[1]
+        catalogue = await load_catalogue(session)
         _catalogue_cache[key] = (time.monotonic(), catalogue)
-    return catalogue
+        return catalogue
 
 
-def catalogue_if_fresh(engine: Any) -> dict[str, CommodityInfo] | None:
-    """This process's copy of the catalogue of the database behind `engine` (an AsyncEngine), if it is
-    fresh; None otherwise (without a round trip: the stock read cache's fast path must not wait)."""
+def catalogue_copy(engine: Any) -> tuple[dict[str, CommodityInfo] | None, bool]:
+    """This process's copy of the catalogue of the database behind `engine` (an AsyncEngine), None if
+    there is none, and whether it is still fresh; without a round trip (for the stock page's fast path,
+    which serves a copy just past its time while one reload runs, rather than have every read in
+    flight wait for it)."""
     cached = _catalogue_cache.get(engine.sync_engine.pool)
-    if cached is not None and time.monotonic() - cached[0] < CATALOGUE_TTL_S:
-        return cached[1]
-    return None
+    if cached is None:
+        return None, False
+    return cached[1], time.monotonic() - cached[0] < CATALOGUE_TTL_S
 
 
 def forget_catalogue(session: AsyncSession) -> None:

@@ -10,9 +10,15 @@ When a copy goes:
 - at once, when a transaction of this process that wrote the cooperative's stock items or directory row
   commits (`kkmp_shared.db.note_change` with `STOCK_CHANGED` or `COOPERATIVE_CHANGED`): a replica
   reads its own writes;
-- after `ttl_s` seconds in any case: a write made by another replica of the inventory is seen within
-  that time (`STOCK_CACHE_TTL_S`, like the catalogue's `CATALOGUE_TTL_S`);
+- after `ttl_s` seconds at most: a write made by another replica of the inventory is seen within that
+  time (`STOCK_CACHE_TTL_S`, like the catalogue's `CATALOGUE_TTL_S`);
 - when the sales window moves to a new day.
+
+A copy that is still read is read again from the database before it goes, in the background
+(`due`/`refreshed`), once it is between half and three quarters of `ttl_s` old (spread at random, so
+that copies stored together are not all read again at the same moment). A read that misses waits for
+several round trips, each one behind every request in flight: at thousands of reads a second, the
+misses of copies that simply expired were the slowest percent of all reads.
 
 A read that started before a change commits must not store what it read: each read takes a `ticket`
 first, and `store` refuses a copy of a cooperative that changed after the ticket was taken.
@@ -20,6 +26,7 @@ first, and `store` refuses a copy of a cooperative that changed after the ticket
 
 from __future__ import annotations
 
+import random
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Mapping
@@ -40,7 +47,8 @@ class StockSnapshot:
     states: tuple[StockState, ...]  # read only: shared by every request answered from it
     sold: Mapping[Key, Decimal]  # each item's sales over the window ending on `last_day`
     last_day: date
-    stored_at: float
+    refresh_at: float  # from then on a read asks for a fresh copy (`due`), and is still answered
+    expires_at: float  # from then on it is not served
 
 
 class StockReadCache:
@@ -54,6 +62,7 @@ class StockReadCache:
         # Cooperative id -> the tick of its last change, for the reads in flight; bounded (see `forget`).
         self._changed_at: dict[str, int] = {}
         self._all_changed_at = 0
+        self._refreshing: set[str] = set()
 
     @property
     def enabled(self) -> bool:
@@ -77,8 +86,10 @@ class StockReadCache:
             return False
         if self._changed_at.get(cooperative.id, 0) >= ticket or self._all_changed_at >= ticket:
             return False
+        now = self.clock()
+        refresh_in = self.ttl_s * (0.5 + 0.25 * random.random())
         self._entries[cooperative.id] = StockSnapshot(
-            cooperative, tuple(states), dict(sold), last_day, self.clock()
+            cooperative, tuple(states), dict(sold), last_day, now + refresh_in, now + self.ttl_s
         )
         self._entries.move_to_end(cooperative.id)
         if len(self._entries) > self.size:
@@ -89,11 +100,22 @@ class StockReadCache:
         entry = self._entries.get(cooperative_id)
         if entry is None:
             return None
-        if entry.last_day != last_day or self.clock() - entry.stored_at >= self.ttl_s:
+        if entry.last_day != last_day or self.clock() >= entry.expires_at:
             del self._entries[cooperative_id]
             return None
         self._entries.move_to_end(cooperative_id)
         return entry
+
+    def due(self, snapshot: StockSnapshot) -> bool:
+        """Whether this copy should be read again now and nobody is reading it yet; if so, the caller
+        reads it (and stores what it read), then calls `refreshed` whatever the outcome."""
+        if self.clock() < snapshot.refresh_at or snapshot.cooperative.id in self._refreshing:
+            return False
+        self._refreshing.add(snapshot.cooperative.id)
+        return True
+
+    def refreshed(self, cooperative_id: str) -> None:
+        self._refreshing.discard(cooperative_id)
 
     def forget(self, cooperative_ids: Iterable[str]) -> None:
         """These cooperatives changed (called after the commit that changed them)."""

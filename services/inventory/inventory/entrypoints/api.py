@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -433,17 +433,27 @@ async def cooperative_stock(
 ) -> Any:
     cache: StockReadCache = request.app.state.stock_cache
     ticket = cache.ticket()
-    coop, states = await repository.cooperative_stock(session, cooperative_id, commodity)
+    now = _now()
+    coop, states, sold, last_day = await stock_of(session, cooperative_id, now, commodity)
     if coop is None or principal.role == "supplier":
         raise not_found("cooperative")
     ensure_can_read(principal, coop.id, coop.kecamatan_code)
-    now = _now()
     catalogue = await repository.cached_catalogue(session)
-    first_day, last_day = sales_window(now)
-    sold = await repository.sold_in_window(session, states, first_day, last_day)
     if commodity is None:  # all of its items: what `fast_stock` answers from
         cache.store(ticket, coop, states, sold, last_day)
     return stock_lines_json(stock_lines(states, catalogue, sold, now, status))
+
+
+async def stock_of(
+    session: AsyncSession, cooperative_id: str, now: datetime, commodity: str | None = None
+) -> tuple[KnownCooperative | None, list[StockState], dict[tuple[str, str], Decimal], date]:
+    """What the stock page is computed from: the cooperative (None if unknown), its items (or the one
+    commodity's) and their sales over the 28-day window ending on the last day returned."""
+    first_day, last_day = sales_window(now)
+    coop, states = await repository.cooperative_stock(session, cooperative_id, commodity)
+    if coop is None:
+        return None, [], {}, last_day
+    return coop, states, await repository.sold_in_window(session, states, first_day, last_day), last_day
 
 
 def stock_lines(

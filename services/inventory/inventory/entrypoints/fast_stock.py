@@ -6,25 +6,34 @@ route's own (the same `stock_lines` and encoding):
 - a plain GET of the page, without a query string;
 - a bearer token the verifier has already accepted and still accepts (`TokenVerifier.cached`);
 - a fresh copy of the cooperative (`StockReadCache`, stored by the route) that this principal may read;
-- a fresh copy of the catalogue.
+- the catalogue's copy (reloaded in the background once past its time, at once after a change made here).
 
 Anything else (the first read, another principal's first read, filters, errors of every kind) goes to
-the route, which answers it and stores the copy. The route's cost is FastAPI's dependency handling and
-two queries, about 1.4 ms of CPU per request on the benchmark machine; this path costs a small part of
-that, which is what lets the page keep a p99 under 50 ms at 64 connections (`make bench`).
+the route, which answers it and stores the copy. A copy due to be read again (`StockReadCache.due`) is
+still answered, and read again in the background.
+
+The route's cost is FastAPI's dependency handling and two queries: 1.4 ms of CPU per request on the
+benchmark machine, and, more to the point, several round trips each waiting behind every request in
+flight. This path costs about 0.25 ms and no round trip (`python bench/stock_reads.py`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
 from datetime import UTC, datetime
+from typing import Any
 
 from kkmp_shared.auth import TokenVerifier
+from kkmp_shared.db import Database
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from inventory.adapters import repository
 from inventory.adapters.stock_cache import StockReadCache
 from inventory.domain.detection import sales_window
-from inventory.entrypoints.api import STOCK_PAGE, stock, stock_lines, stock_lines_body
+from inventory.entrypoints.api import STOCK_PAGE, stock, stock_lines, stock_lines_body, stock_of
+
+log = logging.getLogger("kkmp.inventory.stock_cache")
 
 _PREFIX, _SUFFIX = "/cooperatives/", "/stock"
 _BEARER = b"bearer "
@@ -34,6 +43,8 @@ _PAGE_ROUTE = next(r for r in stock.routes if getattr(r, "path", None) == STOCK_
 class CachedStockPage:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
+        self._refreshes: set[asyncio.Task[None]] = set()  # held until done (the loop keeps weak refs)
+        self._catalogue_load: asyncio.Task[None] | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if (
@@ -82,12 +93,51 @@ class CachedStockPage:
             or not principal.can_read_cooperative(coop.id, coop.kecamatan_code)
         ):
             return None
-        catalogue = repository.catalogue_if_fresh(state.db.engine)
-        if catalogue is None:
-            return None
+        catalogue, fresh = repository.catalogue_copy(state.db.engine)
+        if catalogue is None:  # forgotten after a change: one read loads it, the others wait for it
+            try:
+                catalogue = await _load_catalogue(state.db)
+            except Exception:  # the route meets the same failure and answers it
+                return None
+        elif not fresh and (self._catalogue_load is None or self._catalogue_load.done()):
+            # Past its time: served while one reload runs (a change made through another replica is
+            # seen a reload later than CATALOGUE_TTL_S, a change made here at once).
+            self._catalogue_load = asyncio.create_task(_reload_catalogue(state.db))
         body = stock_lines_body(stock_lines(snapshot.states, catalogue, snapshot.sold, now))
         cache.hits += 1
+        if cache.due(snapshot):
+            task = asyncio.create_task(_refresh(state.db, cache, coop.id))
+            self._refreshes.add(task)
+            task.add_done_callback(self._refreshes.discard)
         return body
+
+
+async def _load_catalogue(db: Database) -> dict[str, Any]:
+    async with db.read_session() as session:
+        return await repository.cached_catalogue(session)
+
+
+async def _reload_catalogue(db: Database) -> None:
+    try:
+        await _load_catalogue(db)
+    except Exception:  # the copy is still served; the next read past its time tries again
+        log.warning("catalogue copy not reloaded", exc_info=True)
+
+
+async def _refresh(db: Database, cache: StockReadCache, cooperative_id: str) -> None:
+    """Read a cooperative's copy again, in the background, before it expires (see `stock_cache`)."""
+    try:
+        ticket = cache.ticket()
+        async with db.read_session() as session:
+            coop, states, sold, last_day = await stock_of(session, cooperative_id, datetime.now(UTC))
+        if coop is None:
+            cache.forget([cooperative_id])
+        else:
+            cache.store(ticket, coop, states, sold, last_day)
+    except Exception:
+        log.warning("stock copy of %s not refreshed", cooperative_id, exc_info=True)
+    finally:
+        cache.refreshed(cooperative_id)
 
 
 def _bearer_token(headers: list[tuple[bytes, bytes]]) -> str | None:
