@@ -77,6 +77,10 @@ async def test_admin_creates_users_and_a_coop_manager_is_bound_to_its_cooperativ
     )
     [event] = await registry.probe.wait_for("user.created.v1", lambda e: e.data["user_id"] == manager["id"])
     assert event.subject == coop["id"] and event.data["cooperative_id"] == coop["id"]
+    assert (event.data["kelurahan_code"], event.data["kecamatan_code"]) == (
+        coop["kelurahan_code"],
+        coop["kecamatan_code"],
+    )
     assert "password" not in json.dumps(event.data) and "rahasia" not in json.dumps(event.data)
 
     token = await registry.bearer(manager["username"], manager["password"])

@@ -106,6 +106,9 @@ class UserCreated(EventData):
     email: str | None = None
     role: Literal["admin", "officer", "coop_manager", "supplier", "service"]
     cooperative_id: str | None = None
+    # The cooperative's, as every event involving a cooperative carries them (a coop_manager's only).
+    kelurahan_code: str | None = None
+    kecamatan_code: str | None = None
     supplier_id: str | None = None
     kecamatan_codes: list[str] = []
     supervisor: bool = False

@@ -1100,10 +1100,12 @@ def _user_out(row: Any) -> dict[str, Any]:
 async def create_user(
     session: AsyncSession, outbox: Outbox, data: schemas.UserCreate, *, commit: bool = True
 ) -> dict[str, Any]:
+    cooperative: dict[str, Any] | None = None
     if data.role == "coop_manager":
         if not data.cooperative_id:
             raise unprocessable("cooperative_id", "A coop_manager must be bound to a cooperative.")
-        if await load_cooperative(session, data.cooperative_id) is None:
+        cooperative = await load_cooperative(session, data.cooperative_id)
+        if cooperative is None:
             raise unprocessable("cooperative_id", f"Unknown cooperative {data.cooperative_id}.")
     elif data.cooperative_id:
         raise unprocessable("cooperative_id", "Only a coop_manager is bound to a cooperative.")
@@ -1161,6 +1163,8 @@ async def create_user(
             email=data.email,
             role=data.role,
             cooperative_id=data.cooperative_id,
+            kelurahan_code=cooperative["kelurahan_code"] if cooperative else None,
+            kecamatan_code=cooperative["kecamatan_code"] if cooperative else None,
             supplier_id=data.supplier_id,
             kecamatan_codes=list(dict.fromkeys(data.kecamatan_codes)),
             supervisor=data.supervisor,
