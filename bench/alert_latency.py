@@ -398,7 +398,8 @@ async def _ingest(
 
 async def notifications_metrics(client: httpx.AsyncClient, url: str) -> dict[str, Any]:
     """What notifications itself counted: events handled on the alerts queue (and the mean time per
-    event), and delivery attempts by outcome (a retry or a failure shows up here)."""
+    event), delivery attempts by outcome (a retry or a failure shows up here), and the events it
+    published."""
     text = (await client.get(f"{url}/metrics")).text
     out: dict[str, Any] = {}
     handle: dict[str, float] = {}
@@ -411,6 +412,9 @@ async def notifications_metrics(client: httpx.AsyncClient, url: str) -> dict[str
             out[f"notif_alerts_{outcome}"] = int(float(value))
         elif name.startswith("kkmp_event_handle_seconds_") and 'queue="notifications.alerts"' in name:
             handle[name.split("{", 1)[0].rsplit("_", 1)[1]] = float(value)
+        elif name.startswith("kkmp_outbox_published_total{"):
+            # Events notifications itself published (notification.delivered/failed, one per delivery).
+            out["notif_events_published"] = int(float(value))
         elif name.startswith("kkmp_notification_delivery_attempts_total{"):
             outcome = name.split('outcome="', 1)[1].split('"', 1)[0]
             out[f"notif_attempts_{outcome}"] = int(float(value))
