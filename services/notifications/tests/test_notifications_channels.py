@@ -7,11 +7,13 @@ inbox or anyone else's delivery.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import hmac
 import itertools
 import json
 import random
+import ssl
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -361,3 +363,84 @@ async def test_a_webhook_is_sent_to_the_address_that_was_checked(
         assert len(env.receiver.at(path)) == 1
     finally:
         await sender.close()
+
+
+async def test_an_https_webhook_to_the_checked_address_presents_and_verifies_the_receivers_name(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The https side of the rebinding defence: connected to the checked address, the sender still
+    sends the receiver's name in SNI and verifies the certificate against that name, not the address.
+
+    A local TLS receiver with a certificate from a throwaway CA (trustme) for one `.invalid` name; the
+    resolver is scripted as in the test above. The sender's HTTP client is given that CA as its only
+    trust root: what is under test is which name it asks for and checks."""
+    import httpx
+    import trustme
+    from notifications.adapters import channels
+    from notifications.domain import delivery as rules
+
+    name = f"hooks-{uuid.uuid4().hex[:8]}.invalid"
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert(name).configure_cert(server_context)
+    server_names: list[str | None] = []
+    requests: list[bytes] = []
+
+    def on_sni(_sock: Any, server_name: str | None, _context: Any) -> None:
+        server_names.append(server_name)
+
+    server_context.sni_callback = on_sni
+
+    async def answer(reader: Any, writer: Any) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        lengths = [line for line in head.lower().split(b"\r\n") if line.startswith(b"content-length:")]
+        length = int(lengths[0].split(b":", 1)[1]) if lengths else 0
+        await reader.readexactly(length)
+        requests.append(head)
+        writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_context)
+    port = server.sockets[0].getsockname()[1]
+
+    async def scripted(host: str, _port: int) -> list[str]:
+        return ["127.0.0.1"]
+
+    monkeypatch.setattr(channels, "resolve_host", scripted)
+    monkeypatch.setattr(
+        channels,
+        "check_addresses",
+        lambda target, addresses: rules.check_addresses(
+            target, ["93.184.216.34" if a == "127.0.0.1" else a for a in addresses]
+        ),
+    )
+    settings = env.app.state.settings.model_copy(update={"allow_internal_webhooks": False})
+    sender = channels.WebhookSender(settings)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    await sender.client.aclose()
+    sender.client = httpx.AsyncClient(verify=client_context, follow_redirects=False)
+
+    async def send(url: str) -> Any:
+        return await sender.send(
+            url=url, body=b"{}", secret=None, delivery_id="d-1", event_id="e-1", event_type="stock.stalled.v1"
+        )
+
+    try:
+        result = await send(f"https://{name}:{port}/hook")
+        assert result.ok, result
+        assert server_names == [name]
+        [head] = requests
+        assert f"host: {name}:{port}".encode() in head.lower()
+        # A certificate for another name is refused: it is checked against the name, not the address.
+        other = f"other-{uuid.uuid4().hex[:8]}.invalid"
+        refused = await send(f"https://{other}:{port}/hook")
+        assert (
+            not refused.ok and refused.outcome == "error" and "certificate" in (refused.error or "").lower()
+        )
+        assert server_names == [name, other] and len(requests) == 1
+    finally:
+        await sender.close()
+        server.close()
+        await server.wait_closed()
