@@ -8,8 +8,9 @@ exactly that pattern. Migrations are Alembic, one script directory per service, 
 `Database.read_session()` is for requests that only read. On PostgreSQL its connection is in autocommit:
 no BEGIN before the first query and no ROLLBACK when the session closes, two round trips fewer per
 request. Each statement still sees one consistent snapshot, which is all a READ COMMITTED transaction
-(the default) gives a sequence of reads anyway. A read session must not write: nothing would roll back.
-On SQLite it is an ordinary session.
+(the default) gives a sequence of reads anyway. A read session must not write, as nothing would roll
+back: a write through it raises `ReadSessionWrite`, on SQLite too (where it is otherwise an ordinary
+session).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ from typing import Any
 
 from sqlalchemy import MetaData, event, text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import ORMExecuteState, Session
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -64,6 +65,18 @@ def _after_commit(session: Session) -> None:
         for kind, keys in changes.items():
             for listener in listeners.get(kind, ()):
                 listener(keys)
+
+
+class ReadSessionWrite(RuntimeError):
+    """A write attempted through `Database.read_session()` (a programming error, never user input)."""
+
+
+@event.listens_for(KkmpSession, "do_orm_execute")
+def _refuse_writes_in_read_sessions(state: ORMExecuteState) -> None:
+    # On PostgreSQL a read session is in autocommit: a write would be committed at once, with nothing
+    # to roll it back when the request fails.
+    if state.session.info.get("read_only") and (state.is_insert or state.is_update or state.is_delete):
+        raise ReadSessionWrite(f"a read session may not write: {state.statement}")
 
 
 @event.listens_for(KkmpSession, "after_rollback")
@@ -143,8 +156,11 @@ class Database:
         self.change_listeners.setdefault(kind, []).append(listener)
 
     def read_session(self) -> AsyncSession:
-        """A session for reads only (see the module's docstring)."""
-        return self.read_sessionmaker()
+        """A session for reads only (see the module's docstring): an INSERT, UPDATE or DELETE through it
+        raises `ReadSessionWrite` before it reaches the database."""
+        session = self.read_sessionmaker()
+        session.info["read_only"] = True
+        return session
 
     @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:

@@ -1,0 +1,87 @@
+"""Sessions of `kkmp_shared.db.Database`: what a transaction noted (`note_change`) is heard once it has
+committed and only then; a read session refuses to write."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from kkmp_shared.db import Database, ReadSessionWrite, note_change
+from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
+from sqlalchemy import Column, MetaData, String, Table, delete, insert, select, text, update
+
+
+async def test_changes_are_heard_after_the_commit_and_never_after_a_rollback(tmp_path: Path) -> None:
+    db = Database(f"sqlite+aiosqlite:///{tmp_path / 'changes.db'}")
+    heard: list[tuple[str, set[str]]] = []
+
+    async def rows() -> int:
+        async with db.read_session() as session:
+            return int((await session.execute(text("SELECT count(*) FROM t"))).scalar_one())
+
+    try:
+        async with db.transaction() as session:
+            await session.execute(text("CREATE TABLE t (id TEXT)"))
+        db.on_change("stock", lambda keys: heard.append(("stock", set(keys))))
+        db.on_change("cooperative", lambda keys: heard.append(("cooperative", set(keys))))
+
+        async with db.transaction() as session:
+            await session.execute(text("INSERT INTO t VALUES ('a')"))
+            note_change(session, "stock", ["c1", "c2"])
+            note_change(session, "stock", ["c2"])
+            assert heard == []  # not before the commit
+        assert heard == [("stock", {"c1", "c2"})]
+        assert await rows() == 1
+
+        async with db.session() as session:
+            async with session.begin():
+                await session.execute(text("INSERT INTO t VALUES ('b')"))
+                note_change(session, "cooperative", ["c3"])
+                await session.rollback()
+            async with session.begin():  # the same session again: the rolled-back change is gone
+                await session.execute(text("INSERT INTO t VALUES ('c')"))
+        assert heard == [("stock", {"c1", "c2"})]
+
+        async with db.transaction() as session:
+            note_change(session, "cooperative", ["c4"])
+        assert heard[-1] == ("cooperative", {"c4"}) and len(heard) == 2
+        assert await rows() == 2
+    finally:
+        await db.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_a_read_session_refuses_to_write(tmp_path: Path, backend: str) -> None:
+    """On PostgreSQL a read session is in autocommit, so a write through it would stay written even
+    if the request failed afterwards: it is refused before it reaches the database, on both backends."""
+    if backend == "postgres":
+        ensure_postgres()
+        url = await acreate_database("kkmp_read_session")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'read.db'}"
+    table = Table("t", MetaData(), Column("id", String(10), primary_key=True))
+    db = Database(url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+        async with db.transaction() as session:
+            await session.execute(insert(table).values(id="a"))
+        for statement in (
+            insert(table).values(id="b"),
+            update(table).values(id="c"),
+            delete(table),
+        ):
+            async with db.read_session() as session:
+                with pytest.raises(ReadSessionWrite):
+                    await session.execute(statement)
+        async with db.read_session() as session:
+            assert list((await session.execute(select(table.c.id))).scalars()) == ["a"]
+        async with db.session() as session:  # an ordinary session still writes
+            await session.execute(insert(table).values(id="b"))
+            await session.commit()
+        async with db.read_session() as session:
+            assert sorted((await session.execute(select(table.c.id))).scalars()) == ["a", "b"]
+    finally:
+        await db.dispose()
+        if backend == "postgres":
+            await adrop_database(url)
