@@ -11,6 +11,9 @@ request. Each statement still sees one consistent snapshot, which is all a READ 
 (the default) gives a sequence of reads anyway. A read session must not write, as nothing would roll
 back: a write through it raises `ReadSessionWrite`, on SQLite too (where it is otherwise an ordinary
 session).
+
+Upserts (INSERT ... ON CONFLICT) have no dialect-neutral construct in SQLAlchemy: `upsert_insert` picks
+the SQLite or PostgreSQL `insert` for a session or a `Database`.
 """
 
 from __future__ import annotations
@@ -21,7 +24,11 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, event, text
+from sqlalchemy import MetaData, Table, event, text
+from sqlalchemy.dialects.postgresql import Insert as PgInsert
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import ORMExecuteState, Session
 
@@ -179,6 +186,18 @@ class Database:
     async def migrate(self, script_location: Path) -> None:
         """Upgrade to head with Alembic (in a thread: Alembic's env runs its own event loop)."""
         await asyncio.to_thread(run_migrations, script_location, self.url)
+
+
+def upsert_insert(source: AsyncSession | Database) -> Callable[[Table], SqliteInsert | PgInsert]:
+    """The `insert` of the source's dialect, the one with `on_conflict_do_nothing/do_update`.
+
+    Both constructs take the same arguments for what we use, so callers write one statement for either
+    database. A session without a bind is taken for SQLite, the embedded default."""
+    if isinstance(source, Database):
+        sqlite = source.is_sqlite
+    else:
+        sqlite = source.bind is None or source.bind.dialect.name == "sqlite"
+    return sqlite_insert if sqlite else pg_insert
 
 
 def run_migrations(script_location: Path, url: str) -> None:

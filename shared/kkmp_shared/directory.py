@@ -12,11 +12,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Float, Integer, MetaData, String, Table, select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kkmp_shared.db import note_change
+from kkmp_shared.db import note_change, upsert_insert
 from kkmp_shared.events.contracts import CooperativeRegistered, CooperativeUpdated, MemberJoined
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.consumer import ConsumerGroup
@@ -74,9 +72,7 @@ class CooperativeDirectory:
         return [_to_known(r) for r in (await session.execute(query)).all()]
 
     async def upsert(self, session: AsyncSession, values: dict[str, Any]) -> None:
-        dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-        insert = sqlite_insert if dialect == "sqlite" else pg_insert
-        statement = insert(self.table).values(**values)
+        statement = upsert_insert(session)(self.table).values(**values)
         statement = statement.on_conflict_do_update(
             index_elements=[self.table.c.id],
             set_={k: statement.excluded[k] for k in values if k != "id"},

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI
 from kkmp_shared.app import create_service_app
 from kkmp_shared.auth import KeySource, StaticKeySource
+from kkmp_shared.db import upsert_insert
 from kkmp_shared.events.contracts import (
     CooperativeRegistered,
     CooperativeUpdated,
@@ -23,8 +24,6 @@ from kkmp_shared.events.contracts import (
     UserCreated,
 )
 from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 from registry.adapters import orm
 from registry.adapters.keys import SigningKey
@@ -73,7 +72,7 @@ async def load_reference_regions(app: FastAPI) -> None:
     coords_csv = settings.coords_csv or REPO_DATA / "surabaya_coords.csv"
     kecamatan, kelurahan = load_regions(kelurahan_csv, coords_csv)
     db = app.state.db
-    insert = sqlite_insert if db.is_sqlite else pg_insert
+    insert = upsert_insert(db)
     async with db.transaction() as session:
         for table, rows in (
             (

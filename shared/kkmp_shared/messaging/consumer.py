@@ -28,11 +28,9 @@ from typing import Any
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kkmp_shared.db import Database
+from kkmp_shared.db import Database, upsert_insert
 from kkmp_shared.events.contracts import EventData
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.broker import (
@@ -344,7 +342,7 @@ class ConsumerRunner:
             }
             for event in events
         }
-        insert = sqlite_insert if self.db.is_sqlite else pg_insert
+        insert = upsert_insert(self.db)
         # Executemany parameters (compiled once, cached) rather than a multi-row VALUES per batch size.
         result = await session.execute(
             insert(self.inbox).on_conflict_do_nothing().returning(self.inbox.c.event_id), list(rows.values())

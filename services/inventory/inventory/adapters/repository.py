@@ -18,11 +18,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
-from kkmp_shared.db import note_change
+from kkmp_shared.db import note_change, upsert_insert
 from kkmp_shared.directory import CooperativeDirectory, KnownCooperative
 from sqlalchemy import ARRAY, and_, any_, bindparam, delete, func, insert, or_, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -45,7 +43,7 @@ def is_sqlite(session: AsyncSession) -> bool:
 
 
 def dialect_insert(session: AsyncSession) -> Any:
-    return sqlite_insert if is_sqlite(session) else pg_insert
+    return upsert_insert(session)
 
 
 def one_of(session: AsyncSession, column: Any, values: Iterable[Any]) -> Any:

@@ -6,9 +6,8 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from kkmp_shared.db import upsert_insert
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 # Ids made up for things that are not events on the bus (escalations, digests, announcements) are
@@ -39,8 +38,7 @@ def utc(moment: datetime | None) -> datetime | None:
 
 def insert_for(session: AsyncSession, table: Table) -> Any:
     """INSERT with ON CONFLICT support in the session's dialect."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    return (sqlite_insert if dialect == "sqlite" else pg_insert)(table)
+    return upsert_insert(session)(table)
 
 
 async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from typing import Any
 
+from kkmp_shared.db import upsert_insert
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import orm
@@ -20,7 +19,7 @@ def dialect_of(session: AsyncSession) -> str:
 
 def insert_for(session: AsyncSession) -> Callable[[Table], Any]:
     """`insert` with ON CONFLICT support for the session's database."""
-    return sqlite_insert if dialect_of(session) == "sqlite" else pg_insert
+    return upsert_insert(session)
 
 
 async def add_to(

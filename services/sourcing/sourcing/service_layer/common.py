@@ -10,12 +10,11 @@ from decimal import Decimal
 from typing import Any
 
 from kkmp_shared.auth import Principal
+from kkmp_shared.db import upsert_insert
 from kkmp_shared.directory import CooperativeDirectory
 from kkmp_shared.errors import ApiError, forbidden, unprocessable
 from kkmp_shared.messaging.outbox import Outbox
 from sqlalchemy import Table
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.adapters.reference import Reference
@@ -109,9 +108,7 @@ async def upsert(
     session: AsyncSession, table: Table, values: dict[str, Any], keys: Sequence[str], update: Sequence[str]
 ) -> None:
     """INSERT … ON CONFLICT DO UPDATE on either database."""
-    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
-    insert = sqlite_insert if dialect == "sqlite" else pg_insert
-    statement = insert(table).values(**values)
+    statement = upsert_insert(session)(table).values(**values)
     statement = statement.on_conflict_do_update(
         index_elements=[table.c[k] for k in keys], set_={k: statement.excluded[k] for k in update}
     )
