@@ -8,6 +8,7 @@ makes two sales racing for the last unit end with exactly one winner.
 from __future__ import annotations
 
 import asyncio
+import functools
 import time
 import weakref
 from collections.abc import Iterable, Sequence
@@ -400,21 +401,28 @@ async def add_daily_sales(session: AsyncSession, sold: dict[tuple[str, str, date
     """Add (quantity in thousandths, takings) to each (cooperative, commodity, day)."""
     if not sold:
         return
-    t = orm.daily_sales
-    statement = dialect_insert(session)(t).values(
+    # Rows as executemany parameters of one statement built once per dialect: a multi-row VALUES
+    # would be compiled again for every number of rows.
+    await session.execute(
+        _daily_sales_upsert(dialect_insert(session)),
         [
             {"cooperative_id": c, "commodity": m, "day": d, "quantity_milli": q, "value": v}
             for (c, m, d), (q, v) in sorted(sold.items())
-        ]
+        ],
     )
-    statement = statement.on_conflict_do_update(
+
+
+@functools.cache
+def _daily_sales_upsert(insert: Any) -> Any:
+    t = orm.daily_sales
+    statement = insert(t)
+    return statement.on_conflict_do_update(
         index_elements=[t.c.cooperative_id, t.c.commodity, t.c.day],
         set_={
             "quantity_milli": t.c.quantity_milli + statement.excluded.quantity_milli,
             "value": t.c.value + statement.excluded.value,
         },
     )
-    await session.execute(statement)
 
 
 async def sold_between(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -37,14 +38,41 @@ async def add_to_many(
     increments of a key before calling): PostgreSQL refuses to update one row twice in a statement."""
     if not rows:
         return
-    statement = insert_for(session)(table)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c[k] for k in keys],
-        set_={c: table.c[c] + statement.excluded[c] for c in increments},
-    )
+    statement = _add_to_statement(insert_for(session), table, tuple(keys), tuple(increments))
     # Rows as executemany parameters, not `.values(rows)`: the statement is compiled once and cached
     # (a multi-row VALUES is a new statement for every row count), and the driver batches the rows.
     await session.execute(statement, rows)
+
+
+def replace_statement(
+    session: AsyncSession, table: Table, keys: Iterable[str], columns: Iterable[str]
+) -> Any:
+    """`INSERT ... ON CONFLICT (keys) DO UPDATE SET c = excluded.c` for these columns, for executemany
+    rows; built once per table and shape (see `_add_to_statement`)."""
+    return _replace_statement(insert_for(session), table, tuple(keys), tuple(columns))
+
+
+@functools.cache
+def _replace_statement(
+    insert: Callable[[Table], Any], table: Table, keys: tuple[str, ...], columns: tuple[str, ...]
+) -> Any:
+    statement = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[k] for k in keys], set_={c: statement.excluded[c] for c in columns}
+    )
+
+
+@functools.cache
+def _add_to_statement(
+    insert: Callable[[Table], Any], table: Table, keys: tuple[str, ...], increments: tuple[str, ...]
+) -> Any:
+    """Built once per table and shape: building it (`excluded` is a new alias with a proxy for every
+    column) cost about 5% of the projection's CPU when it was done for every batch."""
+    statement = insert(table)
+    return statement.on_conflict_do_update(
+        index_elements=[table.c[k] for k in keys],
+        set_={c: table.c[c] + statement.excluded[c] for c in increments},
+    )
 
 
 async def mark_dirty(session: AsyncSession, cooperative_id: str | None, kecamatan_code: str | None) -> None:

@@ -40,7 +40,7 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import orm
-from reporting.adapters.sql import add_to, add_to_many, insert_for, mark_dirty
+from reporting.adapters.sql import add_to, add_to_many, insert_for, mark_dirty, replace_statement
 from reporting.domain import needs as need_rules
 from reporting.domain import stock as stock_rules
 from reporting.domain.periods import as_utc, local_date, week_start
@@ -216,15 +216,9 @@ class Projector:
     ) -> None:
         """Upsert stock items (one row per key: the latest event's data names its kecamatan)."""
         rows = [_item_values(data, item) for data, item in changes]
-        statement = insert_for(session)(orm.stock_items)
         keys = ("cooperative_id", "commodity")
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[orm.stock_items.c[k] for k in keys],
-                set_={k: statement.excluded[k] for k in rows[0] if k not in keys},
-            ),
-            rows,
-        )
+        columns = [k for k in rows[0] if k not in keys]
+        await session.execute(replace_statement(session, orm.stock_items, keys, columns), rows)
         for data, _ in changes:
             await mark_dirty(session, data.cooperative_id, data.kecamatan_code)
 
