@@ -196,6 +196,7 @@ def create_service_app(
                 prefetch=settings.prefetch,
                 retry_delays_ms=settings.retry_delays_ms,
                 batch_size=max(1, settings.prefetch),
+                linger_s=settings.consumer_linger_ms / 1000,
             )
 
     @asynccontextmanager

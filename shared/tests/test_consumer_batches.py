@@ -8,6 +8,7 @@ against the real RabbitMQ is proven in test_messaging.py and test_broker_faults.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -20,6 +21,7 @@ from kkmp_shared.events.contracts import MemberJoined
 from kkmp_shared.events.envelope import CloudEvent, new_event
 from kkmp_shared.messaging.consumer import ConsumerGroup, ConsumerRunner
 from kkmp_shared.messaging.tables import add_messaging_tables
+from kkmp_shared.testing.wait import eventually
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -173,3 +175,29 @@ async def test_a_message_left_unacked_is_never_settled_by_a_later_batch(
     assert recorder.batches == [[e.id for e in fresh]]
     assert all(m.acked for m in later)
     assert not first_batch[1].acked, "the failed message is left for the broker to redeliver"
+
+
+@pytest.mark.parametrize("linger_s", [0.0, 0.1])
+async def test_the_worker_lingers_for_a_batch_when_told_to(
+    runner: tuple[ConsumerRunner, Recorder], linger_s: float
+) -> None:
+    """Two events 20 ms apart: applied one by one without a linger, together with one of 100 ms."""
+    consumer, recorder = runner
+    consumer.linger_s = linger_s
+    sub = consumer.group.subscriptions["test.members"]
+    work: asyncio.Queue[Any] = asyncio.Queue()
+    worker = asyncio.create_task(consumer._work(sub, work, None))  # type: ignore[arg-type]
+    channel = FakeChannel()
+    first, second = member_event(), member_event()
+    try:
+        work.put_nowait(channel.deliver(first))
+        await asyncio.sleep(0.02)
+        work.put_nowait(channel.deliver(second))
+        await eventually(lambda: channel.settled == {1, 2}, timeout=10, message="both acked")
+    finally:
+        worker.cancel()
+    if linger_s:
+        assert recorder.batches == [[first.id, second.id]] and recorder.single == []
+    else:
+        assert recorder.batches == [] and recorder.single == [first.id, second.id]
+    assert await inbox_count(consumer) == 2

@@ -117,6 +117,7 @@ class ConsumerRunner:
         prefetch: int = 64,
         retry_delays_ms: list[int] | None = None,
         batch_size: int = 100,
+        linger_s: float = 0.0,
     ) -> None:
         self.group = group
         self.db = db
@@ -125,6 +126,7 @@ class ConsumerRunner:
         self.prefetch = prefetch
         self.retry_delays_ms = list(retry_delays_ms if retry_delays_ms is not None else [1000, 5000, 30000])
         self.batch_size = batch_size
+        self.linger_s = linger_s
         self._active: dict[str, _Active] = {}
         # Queues whose channel holds a message left unacked on purpose (its retry could not be
         # published): a cumulative ack would settle it too, so those channels ack one by one.
@@ -194,6 +196,9 @@ class ConsumerRunner:
     ) -> None:
         while True:
             batch = [await work.get()]
+            if self.linger_s > 0 and work.qsize() < self.batch_size - 1:
+                # Let the stream fill the batch a little (see ServiceSettings.consumer_linger_ms).
+                await asyncio.sleep(self.linger_s)
             while len(batch) < self.batch_size and not work.empty():
                 batch.append(work.get_nowait())
             try:
