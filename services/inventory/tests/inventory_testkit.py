@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 from fastapi import FastAPI
 from inventory.adapters import repository
+from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.events.contracts import CooperativeRegistered
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.testing.harness import EventProbe
@@ -20,14 +21,22 @@ from kkmp_shared.testing.wait import eventually
 KECAMATAN = ("35.78.01", "35.78.02", "35.78.03")
 
 
-def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    """The contract's error format, with this status (and code, when given)."""
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"code", "message", "details"} and error["message"]
-    if code is not None:
-        assert error["code"] == code, error
-    return error  # type: ignore[no-any-return]
+def known_cooperative(
+    cooperative_id: str = "c1", kecamatan_code: str = KECAMATAN[0], name: str = "KKMP"
+) -> KnownCooperative:
+    """A directory row, for the tests of pure parts that take one."""
+    return KnownCooperative(
+        id=cooperative_id,
+        name=name,
+        kelurahan_code=f"{kecamatan_code}.1001",
+        kecamatan_code=kecamatan_code,
+        kelurahan_name=None,
+        lat=None,
+        lon=None,
+        status="operating",
+        business_units=[],
+        member_count=0,
+    )
 
 
 @dataclass

@@ -9,7 +9,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from inventory_testkit import KECAMATAN, Inventory, assert_error
+from inventory_testkit import KECAMATAN, Inventory
+from kkmp_shared.testing.asserts import assert_error
 
 pytestmark = pytest.mark.integration
 

@@ -34,6 +34,7 @@ from inventory.domain.ledger import (
 )
 from inventory.entrypoints.schemas import MovementBatchIn, MovementIn
 from inventory.service_layer.catalogue import CEILING_HISTORY
+from inventory_testkit import known_cooperative
 from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
@@ -301,20 +302,7 @@ def test_batch_is_limited_to_1000() -> None:
 
 
 def _coop() -> object:
-    from kkmp_shared.directory import KnownCooperative
-
-    return KnownCooperative(
-        id="c1",
-        name="KKMP Mojo",
-        kelurahan_code="35.78.06.1001",
-        kecamatan_code="35.78.06",
-        kelurahan_name=None,
-        lat=None,
-        lon=None,
-        status="operating",
-        business_units=[],
-        member_count=0,
-    )
+    return known_cooperative("c1", "35.78.06", "KKMP Mojo")
 
 
 def _info() -> object:

@@ -21,30 +21,15 @@ from inventory.adapters import repository
 from inventory.adapters.stock_cache import StockReadCache
 from inventory.bootstrap import create_app
 from inventory.domain.ledger import StockState
-from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.events.contracts import CooperativeUpdated
+from kkmp_shared.testing.asserts import assert_error
 from kkmp_shared.testing.harness import running_app, wait_ready
 from kkmp_shared.testing.wait import eventually
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inventory_testkit import KECAMATAN, Inventory, assert_error
+from inventory_testkit import KECAMATAN, Inventory, known_cooperative
 
 DAY = date(2026, 11, 29)
-
-
-def _coop(cooperative_id: str = "c1") -> KnownCooperative:
-    return KnownCooperative(
-        id=cooperative_id,
-        name="KKMP",
-        kelurahan_code="35.78.01.1001",
-        kecamatan_code="35.78.01",
-        kelurahan_name=None,
-        lat=None,
-        lon=None,
-        status="operating",
-        business_units=[],
-        member_count=0,
-    )
 
 
 def _state(cooperative_id: str = "c1") -> StockState:
@@ -66,7 +51,9 @@ def _cache(ttl_s: float = 2.0, size: int = 10) -> tuple[StockReadCache, Clock]:
 
 def _store(cache: StockReadCache, ticket: int, cooperative_id: str = "c1", day: date = DAY) -> bool:
     state = _state(cooperative_id)
-    return cache.store(ticket, _coop(cooperative_id), [state], {(cooperative_id, "gula"): Decimal(1)}, day)
+    return cache.store(
+        ticket, known_cooperative(cooperative_id), [state], {(cooperative_id, "gula"): Decimal(1)}, day
+    )
 
 
 # --- the cache alone ---------------------------------------------------------------------------------

@@ -308,21 +308,14 @@ async def test_webhook_targets_are_validated(env: Env) -> None:
     assert await deliveries(env, event_id=event.id) == []
 
 
-async def test_a_webhook_is_sent_to_the_address_that_was_checked(
-    env: Env, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """DNS rebinding: a name that resolves to a public address for the check and to an internal one
-    a moment later must not reach the internal one. The sender connects to the checked address and
-    never resolves the name again; the receiver still sees its own name in Host.
-
-    The resolver is scripted (first answer "public", later answers internal) and the check accepts
-    the loopback receiver as if it were public; the name itself (`.invalid`) resolves nowhere, so a
-    second resolution by the HTTP client could not have reached the receiver at all."""
+def _sender_resolving(
+    env: Env, monkeypatch: pytest.MonkeyPatch, answers: list[list[str]], asked: list[str]
+) -> Any:
+    """A webhook sender that checks its targets (internal ones refused) through a scripted resolver:
+    each resolution is recorded in `asked` and answers the next of `answers`, then an internal address;
+    the loopback receiver passes the check as if it were public."""
     from notifications.adapters import channels
     from notifications.domain import delivery as rules
-
-    answers = [["127.0.0.1"]]
-    asked: list[str] = []
 
     async def scripted(host: str, port: int) -> list[str]:
         asked.append(host)
@@ -337,7 +330,21 @@ async def test_a_webhook_is_sent_to_the_address_that_was_checked(
         ),
     )
     settings = env.app.state.settings.model_copy(update={"allow_internal_webhooks": False})
-    sender = channels.WebhookSender(settings)
+    return channels.WebhookSender(settings)
+
+
+async def test_a_webhook_is_sent_to_the_address_that_was_checked(
+    env: Env, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """DNS rebinding: a name that resolves to a public address for the check and to an internal one
+    a moment later must not reach the internal one. The sender connects to the checked address and
+    never resolves the name again; the receiver still sees its own name in Host.
+
+    The resolver is scripted (first answer "public", later answers internal) and the check accepts
+    the loopback receiver as if it were public; the name itself (`.invalid`) resolves nowhere, so a
+    second resolution by the HTTP client could not have reached the receiver at all."""
+    asked: list[str] = []
+    sender = _sender_resolving(env, monkeypatch, [["127.0.0.1"]], asked)
     name = f"hooks-{uuid.uuid4().hex[:8]}.invalid"
     path = f"/pinned-{uuid.uuid4().hex[:8]}?x=1"
 
@@ -376,8 +383,6 @@ async def test_an_https_webhook_to_the_checked_address_presents_and_verifies_the
     trust root: what is under test is which name it asks for and checks."""
     import httpx
     import trustme
-    from notifications.adapters import channels
-    from notifications.domain import delivery as rules
 
     name = f"hooks-{uuid.uuid4().hex[:8]}.invalid"
     ca = trustme.CA()
@@ -404,19 +409,7 @@ async def test_an_https_webhook_to_the_checked_address_presents_and_verifies_the
     server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_context)
     port = server.sockets[0].getsockname()[1]
 
-    async def scripted(host: str, _port: int) -> list[str]:
-        return ["127.0.0.1"]
-
-    monkeypatch.setattr(channels, "resolve_host", scripted)
-    monkeypatch.setattr(
-        channels,
-        "check_addresses",
-        lambda target, addresses: rules.check_addresses(
-            target, ["93.184.216.34" if a == "127.0.0.1" else a for a in addresses]
-        ),
-    )
-    settings = env.app.state.settings.model_copy(update={"allow_internal_webhooks": False})
-    sender = channels.WebhookSender(settings)
+    sender = _sender_resolving(env, monkeypatch, [["127.0.0.1"], ["127.0.0.1"]], [])
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
     await sender.client.aclose()

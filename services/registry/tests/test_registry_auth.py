@@ -15,6 +15,7 @@ from typing import Any
 import jwt
 import pytest
 from jwt import PyJWK
+from kkmp_shared.testing.asserts import assert_error
 from kkmp_shared.testing.harness import running_app
 from kkmp_shared.testing.tokens import TokenFactory
 from registry.adapters.keys import SigningKey
@@ -22,15 +23,6 @@ from registry.bootstrap import create_app
 from registry_testkit import ADMIN_PASSWORD, SERVICE_CLIENT, RegistryTestSettings
 
 pytestmark = pytest.mark.integration
-
-
-def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"code", "message", "details"} and error["message"]
-    if code is not None:
-        assert error["code"] == code, error
-    return error  # type: ignore[no-any-return]
 
 
 def unverified(token: str) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from kkmp_shared.events.contracts import EVENT_MODELS
 from kkmp_shared.events.envelope import CloudEvent
+from kkmp_shared.testing.asserts import assert_error
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
@@ -29,16 +30,6 @@ def assert_envelope(event: CloudEvent, subject: str | None) -> None:
     uuid.UUID(event.id)
     assert event.time.tzinfo is not None
     EVENT_MODELS[event.type].model_validate(event.data)
-
-
-def assert_error(response: Any, status: int, code: str | None = None) -> dict[str, Any]:
-    assert response.status_code == status, response.text
-    error = response.json()["error"]
-    assert set(error) == {"code", "message", "details"}
-    assert error["message"]
-    if code is not None:
-        assert error["code"] == code, error
-    return error  # type: ignore[no-any-return]
 
 
 # --- regions ------------------------------------------------------------------------------------
