@@ -13,4 +13,4 @@ def assert_error(response: Any, status: int, code: str | None = None) -> dict[st
     assert set(error) == {"code", "message", "details"} and error["message"]
     if code is not None:
         assert error["code"] == code, error
-    return error  # type: ignore[no-any-return]
+    return error
