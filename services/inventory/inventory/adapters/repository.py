@@ -43,10 +43,6 @@ def is_sqlite(session: AsyncSession) -> bool:
     return session.bind is not None and session.bind.dialect.name == "sqlite"
 
 
-def dialect_insert(session: AsyncSession) -> Any:
-    return upsert_insert(session)
-
-
 def one_of(session: AsyncSession, column: Any, values: Iterable[Any]) -> Any:
     """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter however many values (an
     expanded IN list is rendered again at every execution)."""
@@ -233,7 +229,7 @@ async def lock_stock(session: AsyncSession, keys: Iterable[Key], now: datetime) 
     if not ordered:
         return {}
     t = orm.stock_items
-    insert_ = dialect_insert(session)
+    insert_ = upsert_insert(session)
     await session.execute(
         insert_(t)
         .values([{"cooperative_id": c, "commodity": m, "updated_at": now} for c, m in ordered])
@@ -404,7 +400,7 @@ async def add_daily_sales(session: AsyncSession, sold: dict[tuple[str, str, date
     # Rows as executemany parameters of one statement built once per dialect: a multi-row VALUES
     # would be compiled again for every number of rows.
     await session.execute(
-        _daily_sales_upsert(dialect_insert(session)),
+        _daily_sales_upsert(upsert_insert(session)),
         [
             {"cooperative_id": c, "commodity": m, "day": d, "quantity_milli": q, "value": v}
             for (c, m, d), (q, v) in sorted(sold.items())

@@ -87,11 +87,8 @@ class CachedStockPage:
         verifier: TokenVerifier = state.verifier
         principal = await verifier.cached(token)
         coop = snapshot.cooperative
-        if (
-            principal is None
-            or principal.role == "supplier"
-            or not principal.can_read_cooperative(coop.id, coop.kecamatan_code)
-        ):
+        # The route's rule (`ensure_can_read`); a supplier reads no cooperative's stock.
+        if principal is None or not principal.can_read_cooperative(coop.id, coop.kecamatan_code):
             return None
         catalogue, fresh = repository.catalogue_copy(state.db.engine)
         if catalogue is None:  # forgotten after a change: one read loads it, the others wait for it

@@ -12,6 +12,7 @@ import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from kkmp_shared.db import upsert_insert
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.events.contracts import OrderDelivered, RedistributionAccepted
 from kkmp_shared.messaging.outbox import Outbox
@@ -53,7 +54,7 @@ async def known_or_provisional(
         "member_count": 0,
         "updated_at": datetime(2000, 1, 1, tzinfo=UTC),
     }
-    insert = repository.dialect_insert(session)
+    insert = upsert_insert(session)
     await session.execute(insert(orm.known_cooperatives).values(**values).on_conflict_do_nothing())
     known = await repository.directory.get(session, cooperative_id)
     assert known is not None

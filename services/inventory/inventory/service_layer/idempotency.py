@@ -13,11 +13,12 @@ from datetime import datetime
 from typing import Any
 
 import orjson
+from kkmp_shared.db import upsert_insert
 from kkmp_shared.errors import conflict
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inventory.adapters import orm, repository
+from inventory.adapters import orm
 
 
 def request_hash(payload: Any) -> str:
@@ -29,7 +30,7 @@ async def claim(
 ) -> tuple[int, Any] | None:
     """None when this request holds the key now; else the (status, body) first answered."""
     t = orm.idempotency_keys
-    insert = repository.dialect_insert(session)
+    insert = upsert_insert(session)
     result = await session.execute(
         insert(t)
         .values(scope=scope, key=key, request_hash=fingerprint, status_code=0, response=None, created_at=now)

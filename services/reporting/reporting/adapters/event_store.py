@@ -10,12 +10,12 @@ from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from kkmp_shared.db import upsert_insert
 from kkmp_shared.events.envelope import CloudEvent
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import orm
-from reporting.adapters.sql import insert_for
 from reporting.domain.periods import as_utc
 
 
@@ -38,7 +38,7 @@ async def append_many(session: AsyncSession, events: list[CloudEvent]) -> None:
         }
         for event in events
     ]
-    await session.execute(insert_for(session)(orm.event_store).on_conflict_do_nothing(), rows)
+    await session.execute(upsert_insert(session)(orm.event_store).on_conflict_do_nothing(), rows)
 
 
 async def count(session: AsyncSession) -> int:

@@ -18,11 +18,6 @@ def dialect_of(session: AsyncSession) -> str:
     return bind.dialect.name if bind is not None else "sqlite"
 
 
-def insert_for(session: AsyncSession) -> Callable[[Table], Any]:
-    """`insert` with ON CONFLICT support for the session's database."""
-    return upsert_insert(session)
-
-
 async def add_to(
     session: AsyncSession, table: Table, keys: dict[str, Any], increments: dict[str, Any], **fixed: Any
 ) -> None:
@@ -38,7 +33,7 @@ async def add_to_many(
     increments of a key before calling): PostgreSQL refuses to update one row twice in a statement."""
     if not rows:
         return
-    statement = _add_to_statement(insert_for(session), table, tuple(keys), tuple(increments))
+    statement = _add_to_statement(upsert_insert(session), table, tuple(keys), tuple(increments))
     # Rows as executemany parameters, not `.values(rows)`: the statement is compiled once and cached
     # (a multi-row VALUES is a new statement for every row count), and the driver batches the rows.
     await session.execute(statement, rows)
@@ -49,7 +44,7 @@ def replace_statement(
 ) -> Any:
     """`INSERT ... ON CONFLICT (keys) DO UPDATE SET c = excluded.c` for these columns, for executemany
     rows; built once per table and shape (see `_add_to_statement`)."""
-    return _replace_statement(insert_for(session), table, tuple(keys), tuple(columns))
+    return _replace_statement(upsert_insert(session), table, tuple(keys), tuple(columns))
 
 
 @functools.cache

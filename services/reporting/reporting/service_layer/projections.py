@@ -18,6 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
+from kkmp_shared.db import upsert_insert
 from kkmp_shared.directory import CooperativeDirectory
 from kkmp_shared.events.contracts import (
     CooperativeRegistered,
@@ -40,7 +41,7 @@ from sqlalchemy import select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import orm
-from reporting.adapters.sql import add_to, add_to_many, insert_for, mark_dirty, replace_statement
+from reporting.adapters.sql import add_to, add_to_many, mark_dirty, replace_statement
 from reporting.domain import needs as need_rules
 from reporting.domain import stock as stock_rules
 from reporting.domain.periods import as_utc, local_date, week_start
@@ -125,7 +126,9 @@ class Projector:
             "kecamatan_code": data.kecamatan_code,
             "formation": data.formation,
         }
-        statement = insert_for(session)(orm.cooperative_facts).values(**values, registered_at=registered_at)
+        statement = upsert_insert(session)(orm.cooperative_facts).values(
+            **values, registered_at=registered_at
+        )
         update_set: dict[str, Any] = {
             "kecamatan_code": statement.excluded.kecamatan_code,
             "formation": statement.excluded.formation,
@@ -167,7 +170,7 @@ class Projector:
     async def training_completed(
         self, session: AsyncSession, event: CloudEvent, data: TrainingCompleted
     ) -> None:
-        statement = insert_for(session)(orm.coop_trainings).values(
+        statement = upsert_insert(session)(orm.coop_trainings).values(
             cooperative_id=data.cooperative_id,
             training_id=data.training_id,
             kecamatan_code=data.kecamatan_code,
@@ -350,7 +353,7 @@ class Projector:
             return
         await self._save_items(session, list(changed.values()))
         t = orm.stalled_episodes
-        statement = insert_for(session)(t)
+        statement = upsert_insert(session)(t)
         await session.execute(
             statement.on_conflict_do_update(
                 index_elements=[t.c.cooperative_id, t.c.commodity, t.c.started_at],
@@ -397,7 +400,7 @@ class Projector:
     async def price_ceiling_exceeded(
         self, session: AsyncSession, event: CloudEvent, data: PriceCeilingExceeded
     ) -> None:
-        statement = insert_for(session)(orm.price_violations).values(
+        statement = upsert_insert(session)(orm.price_violations).values(
             movement_id=data.movement_id,
             cooperative_id=data.cooperative_id,
             kecamatan_code=data.kecamatan_code,
@@ -444,7 +447,7 @@ class Projector:
         }
         if description is not None:
             values["description"] = description
-        statement = insert_for(session)(orm.needs).values(**values)
+        statement = upsert_insert(session)(orm.needs).values(**values)
         await session.execute(
             statement.on_conflict_do_update(
                 index_elements=[orm.needs.c.need_id],

@@ -19,14 +19,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, tzinfo
 from typing import Any
 
-from kkmp_shared.db import Database
+from kkmp_shared.db import Database, upsert_insert
 from kkmp_shared.events.contracts import CooperativeHealthChanged
 from kkmp_shared.messaging.outbox import Outbox
 from sqlalchemy import delete, func, literal, select, text, union
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import orm
-from reporting.adapters.sql import dialect_of, insert_for
+from reporting.adapters.sql import dialect_of
 from reporting.domain.health import HealthPolicy, assess_health
 from reporting.domain.periods import DueRule, Period, local_date
 from reporting.service_layer import figures
@@ -196,7 +196,7 @@ class Refresher:
                     )
                 )
         rows.sort(key=lambda row: row["cooperative_id"])  # one lock order for every writer
-        statement = insert_for(session)(h)
+        statement = upsert_insert(session)(h)
         statement = statement.on_conflict_do_update(
             index_elements=[h.c.cooperative_id],
             set_={c: statement.excluded[c] for c in rows[0] if c != "cooperative_id"},
@@ -229,7 +229,7 @@ class Refresher:
         rows = [{**c.as_row(code), "refreshed_at": now} for code, c in sorted(counts.items())]
         if not rows:
             return False
-        statement = insert_for(session)(k)
+        statement = upsert_insert(session)(k)
         statement = statement.on_conflict_do_update(
             index_elements=[k.c.kecamatan_code],
             set_={c: statement.excluded[c] for c in rows[0] if c != "kecamatan_code"},
@@ -252,7 +252,7 @@ class Refresher:
         else:
             total.median_response_seconds = existing[0]
         row = {**total.as_row(orm.ALL), "refreshed_at": now}
-        statement = insert_for(session)(k).values(**row)
+        statement = upsert_insert(session)(k).values(**row)
         await session.execute(
             statement.on_conflict_do_update(
                 index_elements=[k.c.kecamatan_code],
