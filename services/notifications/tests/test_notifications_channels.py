@@ -309,7 +309,11 @@ async def test_webhook_targets_are_validated(env: Env) -> None:
 
 
 def _sender_resolving(
-    env: Env, monkeypatch: pytest.MonkeyPatch, answers: list[list[str]], asked: list[str]
+    env: Env,
+    monkeypatch: pytest.MonkeyPatch,
+    answers: list[list[str]],
+    asked: list[str],
+    ssl_context: ssl.SSLContext | None = None,
 ) -> Any:
     """A webhook sender that checks its targets (internal ones refused) through a scripted resolver:
     each resolution is recorded in `asked` and answers the next of `answers`, then an internal address;
@@ -330,7 +334,7 @@ def _sender_resolving(
         ),
     )
     settings = env.app.state.settings.model_copy(update={"allow_internal_webhooks": False})
-    return channels.WebhookSender(settings)
+    return channels.WebhookSender(settings, ssl_context=ssl_context)
 
 
 async def test_a_webhook_is_sent_to_the_address_that_was_checked(
@@ -381,7 +385,6 @@ async def test_an_https_webhook_to_the_checked_address_presents_and_verifies_the
     A local TLS receiver with a certificate from a throwaway CA (trustme) for one `.invalid` name; the
     resolver is scripted as in the test above. The sender's HTTP client is given that CA as its only
     trust root: what is under test is which name it asks for and checks."""
-    import httpx
     import trustme
 
     name = f"hooks-{uuid.uuid4().hex[:8]}.invalid"
@@ -409,11 +412,9 @@ async def test_an_https_webhook_to_the_checked_address_presents_and_verifies_the
     server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=server_context)
     port = server.sockets[0].getsockname()[1]
 
-    sender = _sender_resolving(env, monkeypatch, [["127.0.0.1"], ["127.0.0.1"]], [])
     client_context = ssl.create_default_context()
     ca.configure_trust(client_context)
-    await sender.client.aclose()
-    sender.client = httpx.AsyncClient(verify=client_context, follow_redirects=False)
+    sender = _sender_resolving(env, monkeypatch, [["127.0.0.1"], ["127.0.0.1"]], [], client_context)
 
     async def send(url: str) -> Any:
         return await sender.send(
