@@ -41,8 +41,6 @@ from typing import Any
 
 import aio_pika
 import httpx
-import uvicorn
-from fastapi import FastAPI, Request
 from kkmp_shared.testing.ports import free_port
 from kkmp_shared.testing.processes import Platform
 
@@ -53,6 +51,8 @@ from figures import percentile_ms
 from ingest_load import run_ingest
 from stack import running_platform
 
+HERE = Path(__file__).resolve().parent
+
 STALLED = "stock.stalled.v1"
 DELIVERED = "notification.delivered.v1"
 STALL_ITEMS = ("gula", "telur", "tepung_terigu", "minyakita")
@@ -60,37 +60,54 @@ INBOX_POLL_S = 0.05
 
 
 class Receiver:
-    """A local webhook receiver that timestamps each stalled event's arrival."""
+    """The webhook receiver (bench/webhook_receiver.py) as a process of its own; `arrivals` holds
+    the stamps of each stalled event's arrival as of the last `refresh`."""
 
     def __init__(self) -> None:
         self.arrivals: dict[str, float] = {}
         self.port = free_port()
-        app = FastAPI()
-
-        @app.post("/hook")
-        async def hook(request: Request) -> dict[str, str]:
-            body = await request.json()
-            if body.get("type") == STALLED:
-                self.arrivals.setdefault(body["id"], time.time())
-            return {"ok": "yes"}
-
-        self.server = uvicorn.Server(
-            uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning")
-        )
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}/hook"
 
     async def __aenter__(self) -> Receiver:
-        self.task = asyncio.create_task(self.server.serve())
-        while not self.server.started:
-            await asyncio.sleep(0.05)
-        return self
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "webhook_receiver:app",
+            "--app-dir",
+            str(HERE),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--no-access-log",
+            "--log-level",
+            "warning",
+        )
+        self.client = httpx.AsyncClient(timeout=30)
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                await self.refresh()
+                return self
+            except httpx.HTTPError:
+                if time.monotonic() > deadline or self.proc.returncode is not None:
+                    raise RuntimeError("the webhook receiver did not start") from None
+                await asyncio.sleep(0.1)
+
+    async def refresh(self) -> dict[str, float]:
+        response = await self.client.get(f"http://127.0.0.1:{self.port}/arrivals")
+        response.raise_for_status()
+        self.arrivals = response.json()
+        return self.arrivals
 
     async def __aexit__(self, *exc: Any) -> None:
-        self.server.should_exit = True
-        await self.task
+        await self.client.aclose()
+        self.proc.terminate()
+        await asyncio.wait_for(self.proc.wait(), timeout=10)
 
 
 async def city_officer(client: httpx.AsyncClient, plat: Platform, admin: dict[str, str]) -> dict[str, str]:
@@ -238,7 +255,7 @@ async def wait_all(
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         ids = set(probe.published)
-        ends = (watcher.seen, receiver.arrivals, probe.routed)
+        ends = (watcher.seen, await receiver.refresh(), probe.routed)
         if len(ids) >= expected and all(ids <= set(end) for end in ends):
             return
         await asyncio.sleep(0.1)
