@@ -195,8 +195,10 @@ def create_service_app(
                 broker,
                 prefetch=settings.prefetch,
                 retry_delays_ms=settings.retry_delays_ms,
-                batch_size=max(1, settings.prefetch),
+                # Half the prefetch: the next batch is already here while one is applied.
+                batch_size=max(1, settings.prefetch // 2),
                 linger_s=settings.consumer_linger_ms / 1000,
+                linger_max_s=settings.consumer_linger_max_ms / 1000,
             )
 
     @asynccontextmanager

@@ -28,13 +28,20 @@ class ServiceSettings(BaseSettings):
     events_exchange: str = "kkmp.events"
     # The broker is optional only for tests of the HTTP surface; a deployed service always has one.
     broker_enabled: bool = True
-    # Unacked messages per queue, and so the largest batch one transaction applies.
+    # Unacked messages per queue. One transaction applies at most half of them, so that while a batch
+    # is applied the next one is already here (with batch = prefetch, the next batch could only start
+    # arriving once the last was acked, and a burst was applied in ever smaller batches).
     prefetch: int = 64
     # When a message arrives with fewer than a full batch waiting, how long the consumer waits for more
     # before applying what it has (0: not at all). A transaction, an inbox claim and an ack cost about as
     # much for one message as for ten: under a stream of events (an ingest) 10 ms cut the CPU per
-    # event by a tenth across the platform (`make bench`), and adds at most that to an event's latency.
+    # event by a tenth across the platform (`make bench`), and alone adds at most that to its latency.
     consumer_linger_ms: float = Field(default=10, ge=0, le=1000)
+    # While a burst is still arriving (each linger step brought more), the consumer lingers on, step by
+    # step, until the batch is full, a step brings nothing, or this long after the first message. One
+    # transaction costs a dozen round trips to PostgreSQL, tens of ms on a loaded machine: a detection
+    # scan's 200 stalls, published over 100-250 ms, were applied in three batches, one after another.
+    consumer_linger_max_ms: float = Field(default=100, ge=0, le=5000)
     # Delays of the retry queues, one per attempt after the first; then the dead-letter queue.
     retry_delays_ms: list[int] = [1000, 5000, 30000]
     relay_batch_size: int = 500

@@ -201,3 +201,37 @@ async def test_the_worker_lingers_for_a_batch_when_told_to(
     else:
         assert recorder.batches == [] and recorder.single == [first.id, second.id]
     assert await inbox_count(consumer) == 2
+
+
+@pytest.mark.parametrize("linger_max_s", [0.0, 1.0])
+async def test_the_worker_lingers_on_while_a_burst_is_still_arriving(
+    runner: tuple[ConsumerRunner, Recorder], linger_max_s: float
+) -> None:
+    """Six events 30 ms apart with linger steps of 80 ms: one step takes the first few; with a longer
+    bound the worker lingers on while each step brings more, and applies the burst as one batch, then
+    stops lingering as soon as a step brings nothing (well before the bound)."""
+    consumer, recorder = runner
+    consumer.linger_s, consumer.linger_max_s = 0.08, linger_max_s
+    sub = consumer.group.subscriptions["test.members"]
+    work: asyncio.Queue[Any] = asyncio.Queue()
+    worker = asyncio.create_task(consumer._work(sub, work, None))  # type: ignore[arg-type]
+    channel = FakeChannel()
+    events = [member_event() for _ in range(6)]
+    loop = asyncio.get_running_loop()
+    try:
+        started = loop.time()
+        for event in events:
+            work.put_nowait(channel.deliver(event))
+            await asyncio.sleep(0.03)
+        await eventually(lambda: channel.settled == set(range(1, 7)), timeout=10, message="all acked")
+        took = loop.time() - started
+    finally:
+        worker.cancel()
+    applied = recorder.batches + [[one] for one in recorder.single]
+    assert sorted(i for batch in applied for i in batch) == sorted(e.id for e in events)
+    if linger_max_s:
+        assert recorder.batches == [[e.id for e in events]] and recorder.single == []
+        assert took < 0.8, "the worker stopped lingering when the burst was over, not at the bound"
+    else:
+        assert recorder.batches[0][:2] == [e.id for e in events[:2]] and len(applied) > 1
+    assert await inbox_count(consumer) == 6

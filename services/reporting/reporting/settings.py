@@ -14,8 +14,9 @@ from reporting.domain.periods import PERIOD_PATTERN, DueRule, Period, zone
 class ReportingSettings(ServiceSettings):
     service_name: str = "reporting"
     port: int = 8004
-    # Reporting takes every stock movement of the city: larger batches, fewer transactions per event.
-    prefetch: int = 300
+    # Reporting takes every stock movement of the city: larger batches (300, half the prefetch), fewer
+    # transactions per event.
+    prefetch: int = 600
 
     # Days, weeks and report due dates are Surabaya's local calendar.
     timezone: str = "Asia/Jakarta"

@@ -118,6 +118,7 @@ class ConsumerRunner:
         retry_delays_ms: list[int] | None = None,
         batch_size: int = 100,
         linger_s: float = 0.0,
+        linger_max_s: float = 0.0,
     ) -> None:
         self.group = group
         self.db = db
@@ -127,6 +128,7 @@ class ConsumerRunner:
         self.retry_delays_ms = list(retry_delays_ms if retry_delays_ms is not None else [1000, 5000, 30000])
         self.batch_size = batch_size
         self.linger_s = linger_s
+        self.linger_max_s = linger_max_s
         self._active: dict[str, _Active] = {}
         # Queues whose channel holds a message left unacked on purpose (its retry could not be
         # published): a cumulative ack would settle it too, so those channels ack one by one.
@@ -196,9 +198,7 @@ class ConsumerRunner:
     ) -> None:
         while True:
             batch = [await work.get()]
-            if self.linger_s > 0 and work.qsize() < self.batch_size - 1:
-                # Let the stream fill the batch a little (see ServiceSettings.consumer_linger_ms).
-                await asyncio.sleep(self.linger_s)
+            await self._linger(work)
             while len(batch) < self.batch_size and not work.empty():
                 batch.append(work.get_nowait())
             try:
@@ -212,6 +212,21 @@ class ConsumerRunner:
                 )
                 self.broker.connection_lost(f"consumer {sub.queue} failed")
                 return
+
+    async def _linger(self, work: asyncio.Queue[AbstractIncomingMessage]) -> None:
+        """Let the stream fill the batch a little (see ServiceSettings.consumer_linger_ms): one step
+        of `linger_s`, and more steps while a burst is still arriving (every step brought messages),
+        until the batch is full or `linger_max_s` has passed since the first message."""
+        if self.linger_s <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + max(self.linger_s, self.linger_max_s)
+        waiting = work.qsize()
+        while waiting < self.batch_size - 1 and loop.time() < deadline:
+            await asyncio.sleep(min(self.linger_s, max(0.0, deadline - loop.time())))
+            arrived, waiting = work.qsize() - waiting, work.qsize()
+            if not arrived:
+                return  # the stream paused: apply what is here
 
     async def _process_batch(self, sub: Subscription, batch: list[AbstractIncomingMessage]) -> None:
         parsed: list[tuple[AbstractIncomingMessage, CloudEvent, EventData, Handler]] = []
