@@ -90,6 +90,12 @@ _provider: TracerProvider | None = None
 _sampler = ExportingSampler()
 
 
+def tracing_exported() -> bool:
+    """Whether spans of this process go anywhere (an exporter is set); until then every span is
+    dropped, and code on a hot path may skip making them."""
+    return _sampler.exporting
+
+
 def setup_tracing(
     service: str,
     exporter: str = "off",
