@@ -546,3 +546,57 @@ async def test_a_batch_is_routed_as_if_one_by_one(env: Env) -> None:
     for key in (key_1, key_2):
         [(suppressed,)] = await env.rows(select(w.c.suppressed).where(w.c.condition_key == key))
         assert suppressed == 1
+
+
+async def test_audiences_are_resolved_for_a_batch_in_one_query(env: Env) -> None:
+    """`resolve_many` for every audience kind at once: each request gets exactly the people of its
+    audiences, without those who muted its type, each once and in user id order; an audience nobody
+    is in, or one the vocabulary does not know, reaches nobody."""
+    from notifications.domain.routing import Target
+    from notifications.service_layer.recipients import resolve_many
+
+    here, there = kecamatan(), kecamatan()
+    coop_a, coop_b = str(uuid.uuid4()), str(uuid.uuid4())
+    supplier = str(uuid.uuid4())
+    manager_a = await env.add_user("coop_manager", cooperative_id=coop_a)
+    manager_b = await env.add_user("coop_manager", cooperative_id=coop_b)
+    officer_here = await env.add_user("officer", kecamatan_codes=[here])
+    officer_both = await env.add_user("officer", kecamatan_codes=[here, there])
+    supervisor_there = await env.add_user("officer", kecamatan_codes=[there], supervisor=True)
+    seller = await env.add_user("supplier", supplier_id=supplier)
+    muted = await env.client.put(
+        "/me/preferences",
+        headers=env.headers_for(officer_both, "officer", kecamatan_codes=[here, there]),
+        json={"muted_event_types": ["stock.low.v1"]},
+    )
+    assert muted.status_code == 200
+    r = orm.recipients
+    city_wide = {
+        row.user_id
+        for row in await env.rows(select(r.c.user_id).where(r.c.whole_city, r.c.role == "officer"))
+    }
+    admins = {row.user_id for row in await env.rows(select(r.c.user_id).where(r.c.role == "admin"))}
+
+    stalled_here = [Target("cooperative_managers", coop_a), Target("officers_in_scope", here)]
+    requests = [
+        (stalled_here, "stock.stalled.v1"),
+        (stalled_here, "stock.low.v1"),  # muted by one officer
+        ([Target("cooperative_managers", coop_b), Target("supervisors_in_scope", there)], "need.escalated"),
+        ([Target("supplier", supplier), Target("admins", None)], "order.placed.v1"),
+        ([Target("officers_in_scope", None)], "report.overdue.v1"),  # no kecamatan: the whole city only
+        ([Target("cooperative_managers", str(uuid.uuid4())), Target("nobody_knows", "x")], "stock.low.v1"),
+        ([], "stock.stalled.v1"),
+    ]
+    async with env.app.state.db.session() as session:
+        found = await resolve_many(session, requests)
+    got = [[p.user_id for p in people] for people in found]
+    assert got == [
+        sorted({manager_a, officer_here, officer_both} | city_wide),
+        sorted({manager_a, officer_here} | city_wide),
+        sorted({manager_b, supervisor_there}),
+        sorted({seller} | admins),
+        sorted(city_wide),
+        [],
+        [],
+    ]
+    assert {p.role for p in found[3]} <= {"supplier", "admin"}

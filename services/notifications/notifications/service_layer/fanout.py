@@ -18,7 +18,7 @@ import orjson
 from kkmp_shared.events.contracts import EventData, NotificationDelivered
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.outbox import Outbox
-from sqlalchemy import case, select, update
+from sqlalchemy import ARRAY, DateTime, Interval, String, bindparam, func, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -399,6 +399,60 @@ class WindowClaim:
     occurred: datetime  # event time
 
 
+def _claim_windows_statement() -> Any:
+    """PostgreSQL: the first claim of each condition in a batch, decided by one upsert whose rows come
+    as arrays (the statement's text is the same whatever the batch's size: an executemany with
+    RETURNING would be rendered as a multi-row VALUES, a new statement to prepare and plan for every
+    size, tens of ms on a loaded machine)."""
+    w = orm.alert_windows
+    rows = (
+        func.unnest(
+            bindparam("keys", type_=ARRAY(String)),
+            bindparam("event_types", type_=ARRAY(String)),
+            bindparam("cooperative_ids", type_=ARRAY(String)),
+            bindparam("event_ids", type_=ARRAY(String)),
+            bindparam("times", type_=ARRAY(DateTime(timezone=True))),
+        )
+        .table_valued("condition_key", "event_type", "cooperative_id", "last_event_id", "last_notified_at")
+        .render_derived()
+    )
+    statement = pg_insert(w).from_select(
+        ["condition_key", "event_type", "cooperative_id", "last_event_id", "last_notified_at", "suppressed"],
+        select(*rows.c, literal_column("0")),
+    )
+    return statement.on_conflict_do_update(
+        index_elements=[w.c.condition_key],
+        set_={
+            "last_event_id": statement.excluded.last_event_id,
+            "last_notified_at": statement.excluded.last_notified_at,
+        },
+        where=w.c.last_notified_at
+        <= statement.excluded.last_notified_at - bindparam("window", type_=Interval),
+    ).returning(w.c.condition_key)
+
+
+def _count_suppressed_statement() -> Any:
+    """PostgreSQL: the conditions of a batch announced within their window count one more suppression,
+    each at its own event's time (arrays again: one statement text whatever their number)."""
+    w = orm.alert_windows
+    lost = (
+        func.unnest(
+            bindparam("keys", type_=ARRAY(String)), bindparam("times", type_=ARRAY(DateTime(timezone=True)))
+        )
+        .table_valued("condition_key", "occurred")
+        .render_derived()
+    )
+    return (
+        update(w)
+        .where(w.c.condition_key == lost.c.condition_key)
+        .values(suppressed=w.c.suppressed + 1, last_suppressed_at=lost.c.occurred)
+    )
+
+
+_CLAIM_WINDOWS = _claim_windows_statement()
+_COUNT_SUPPRESSED = _count_suppressed_statement()
+
+
 async def claim_windows(session: AsyncSession, claims: Sequence[WindowClaim], window_s: int) -> list[bool]:
     """`claim_window` for each claim, in order: True where the event may be announced.
 
@@ -415,46 +469,29 @@ async def claim_windows(session: AsyncSession, claims: Sequence[WindowClaim], wi
         else:
             first[claim.key] = index
     if is_postgres(session) and len(first) > 1:
-        w = orm.alert_windows
-        window = timedelta(seconds=window_s)
         ordered = sorted(first.values())
-        rows = [
-            {
-                "condition_key": claims[i].key,
-                "event_type": claims[i].event_type,
-                "cooperative_id": claims[i].data.get("cooperative_id"),
-                "last_event_id": claims[i].event_id,
-                "last_notified_at": claims[i].occurred,
-                "suppressed": 0,
-            }
-            for i in ordered
-        ]
-        statement = pg_insert(w)
-        upsert = statement.on_conflict_do_update(
-            index_elements=[w.c.condition_key],
-            set_={
-                "last_event_id": statement.excluded.last_event_id,
-                "last_notified_at": statement.excluded.last_notified_at,
-            },
-            where=w.c.last_notified_at <= statement.excluded.last_notified_at - window,
-        ).returning(w.c.condition_key)
-        # One executemany: compiled once whatever the batch's size.
-        won = set((await session.execute(upsert, rows)).scalars())
+        won = set(
+            (
+                await session.execute(
+                    _CLAIM_WINDOWS,
+                    {
+                        "keys": [claims[i].key for i in ordered],
+                        "event_types": [claims[i].event_type for i in ordered],
+                        "cooperative_ids": [claims[i].data.get("cooperative_id") for i in ordered],
+                        "event_ids": [claims[i].event_id for i in ordered],
+                        "times": [claims[i].occurred for i in ordered],
+                        "window": timedelta(seconds=window_s),
+                    },
+                )
+            ).scalars()
+        )
         lost = [i for i in ordered if claims[i].key not in won]
         for i in ordered:
             allowed[i] = claims[i].key in won
         if lost:
             await session.execute(
-                update(w)
-                .where(w.c.condition_key.in_([claims[i].key for i in lost]))
-                .values(
-                    suppressed=w.c.suppressed + 1,
-                    last_suppressed_at=case(
-                        {claims[i].key: claims[i].occurred for i in lost},
-                        value=w.c.condition_key,
-                        else_=w.c.last_suppressed_at,
-                    ),
-                )
+                _COUNT_SUPPRESSED,
+                {"keys": [claims[i].key for i in lost], "times": [claims[i].occurred for i in lost]},
             )
     else:
         again = sorted([*first.values(), *again])

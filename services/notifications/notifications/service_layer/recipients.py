@@ -1,14 +1,14 @@
-"""Who is who: recipients learned from `user.created.v1` (or a token), and audience resolution in SQL."""
+"""Who is who: recipients learned from `user.created.v1` (or a token), and audience resolution."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from kkmp_shared.auth import Principal
 from kkmp_shared.events.contracts import UserCreated
-from sqlalchemy import Integer, and_, delete, exists, false, literal, or_, select, union_all
+from sqlalchemy import ARRAY, Boolean, String, and_, bindparam, delete, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters import orm
@@ -82,35 +82,6 @@ async def learn_from_token(session: AsyncSession, principal: Principal) -> bool:
     return True
 
 
-def _in_scope(kecamatan_code: str | None) -> Any:
-    if not kecamatan_code:
-        return r.c.whole_city
-    return or_(
-        r.c.whole_city,
-        exists(
-            select(scopes.c.user_id).where(
-                scopes.c.user_id == r.c.user_id, scopes.c.kecamatan_code == kecamatan_code
-            )
-        ),
-    )
-
-
-def audience_clause(target: Target) -> Any:
-    """The SQL condition selecting one audience (the vocabulary rules are written in)."""
-    match target.audience:
-        case "cooperative_managers":
-            return and_(r.c.role == "coop_manager", r.c.cooperative_id == target.value)
-        case "officers_in_scope":
-            return and_(r.c.role == "officer", _in_scope(target.value))
-        case "supervisors_in_scope":
-            return and_(r.c.role == "officer", r.c.supervisor, _in_scope(target.value))
-        case "admins":
-            return r.c.role == "admin"
-        case "supplier":
-            return and_(r.c.role == "supplier", r.c.supplier_id == target.value)
-    return false()
-
-
 @dataclass(frozen=True)
 class Recipient:
     user_id: str
@@ -125,57 +96,149 @@ async def resolve(session: AsyncSession, targets: Sequence[Target], event_type: 
     return (await resolve_many(session, [(targets, event_type)]))[0]
 
 
-# SQLite refuses compound SELECTs of more than 500 parts; a chunk stays well below.
-_PARTS_PER_QUERY = 200
+@dataclass
+class _Candidate:
+    """A person who may be in one of a batch's audiences, with what deciding it takes."""
+
+    recipient: Recipient
+    cooperative_id: str | None
+    supplier_id: str | None
+    whole_city: bool
+    supervisor: bool
+    scopes: set[str] = field(default_factory=set)
+    muted: set[str] = field(default_factory=set)
+
+    def within(self, kecamatan_code: str | None) -> bool:
+        return self.whole_city or (bool(kecamatan_code) and kecamatan_code in self.scopes)
+
+
+def _member(candidate: _Candidate, target: Target) -> bool:
+    """Whether one candidate the batch's query found is in this audience (the vocabulary routing rules
+    are written in: domain/routing.py)."""
+    role = candidate.recipient.role
+    match target.audience:
+        case "cooperative_managers":
+            return role == "coop_manager" and candidate.cooperative_id == target.value
+        case "officers_in_scope":
+            return role == "officer" and candidate.within(target.value)
+        case "supervisors_in_scope":
+            return role == "officer" and candidate.supervisor and candidate.within(target.value)
+        case "admins":
+            return role == "admin"
+        case "supplier":
+            return role == "supplier" and candidate.supplier_id == target.value
+    return False
+
+
+_OFFICER_AUDIENCES = ("officers_in_scope", "supervisors_in_scope")
+
+
+def _any_of(column: Any, name: str, postgres: bool) -> Any:
+    """`column` is one of the list bound as `name`: `= ANY(array)` on PostgreSQL, so the statement's
+    text is the same whatever the list's length (an expanding IN is a new statement to prepare and
+    plan for every length); an expanding IN on SQLite, which has no arrays."""
+    if postgres:
+        return column == func.any(bindparam(name, type_=ARRAY(String)))
+    return column.in_(bindparam(name, expanding=True))
+
+
+def _candidates_query(postgres: bool) -> Any:
+    """Everyone who may be in a batch's audiences, one row per (person, kecamatan of their scope
+    among the batch's, muted type among the batch's): one statement whatever the batch."""
+    p, m = orm.preferences, orm.muted_types
+    # An officer is in scope of the batch where their scope (joined on the batch's kecamatans) is.
+    in_scope = or_(r.c.whole_city, scopes.c.kecamatan_code.is_not(None))
+    return (
+        select(
+            r.c.user_id,
+            r.c.role,
+            r.c.email,
+            r.c.cooperative_id,
+            r.c.supplier_id,
+            r.c.whole_city,
+            r.c.supervisor,
+            p.c.digest,
+            p.c.email_enabled,
+            scopes.c.kecamatan_code,
+            m.c.event_type.label("muted_type"),
+        )
+        .select_from(
+            r.outerjoin(p, p.c.user_id == r.c.user_id)
+            .outerjoin(
+                scopes,
+                and_(
+                    scopes.c.user_id == r.c.user_id, _any_of(scopes.c.kecamatan_code, "kecamatans", postgres)
+                ),
+            )
+            .outerjoin(m, and_(m.c.user_id == r.c.user_id, _any_of(m.c.event_type, "event_types", postgres)))
+        )
+        .where(
+            or_(
+                and_(r.c.role == "coop_manager", _any_of(r.c.cooperative_id, "cooperatives", postgres)),
+                and_(r.c.role == "supplier", _any_of(r.c.supplier_id, "suppliers", postgres)),
+                and_(r.c.role == "officer", bindparam("officers", type_=Boolean), in_scope),
+                and_(r.c.role == "admin", bindparam("admins", type_=Boolean)),
+            )
+        )
+    )
+
+
+_CANDIDATES = {True: _candidates_query(True), False: _candidates_query(False)}
 
 
 async def resolve_many(
     session: AsyncSession, requests: Sequence[tuple[Sequence[Target], str]]
 ) -> list[list[Recipient]]:
-    """`resolve` for each (audiences, event type) request, in one query for a batch of events: each
-    distinct (audience, event type) is one part of a UNION ALL, tagged with its number, and every
-    request gets the union of its audiences' people (each once), ordered by user id."""
-    pairs: dict[tuple[Target, str], int] = {}
-    for targets, event_type in requests:
-        for target in targets:
-            pairs.setdefault((target, event_type), len(pairs))
-    if not pairs:
+    """`resolve` for each (audiences, event type) request, for a batch of events in one query: every
+    person who may be in one of the batch's audiences, with their scope and muted types among the
+    batch's, matched to each request here. Each request gets the union of its audiences' people who
+    have not muted its type, each once, ordered by user id."""
+    wanted = {target for targets, _ in requests for target in targets}
+    if not wanted:
         return [[] for _ in requests]
-    p = orm.preferences
-    m = orm.muted_types
-    parts = [
-        select(
-            literal(number, Integer).label("part"),
-            r.c.user_id,
-            r.c.role,
-            r.c.email,
-            p.c.digest,
-            p.c.email_enabled,
-        )
-        .select_from(r.outerjoin(p, p.c.user_id == r.c.user_id))
-        .where(audience_clause(target))
-        .where(~exists(select(m.c.user_id).where(m.c.user_id == r.c.user_id, m.c.event_type == event_type)))
-        for (target, event_type), number in pairs.items()
-    ]
-    by_part: dict[int, list[Recipient]] = {}
-    for start in range(0, len(parts), _PARTS_PER_QUERY):
-        chunk = parts[start : start + _PARTS_PER_QUERY]
-        query = chunk[0] if len(chunk) == 1 else union_all(*chunk)
-        for row in await session.execute(query):
-            by_part.setdefault(row.part, []).append(
-                Recipient(
-                    user_id=row.user_id,
-                    role=row.role,
-                    email=row.email,
-                    digest=row.digest == "daily",
-                    email_enabled=True if row.email_enabled is None else bool(row.email_enabled),
-                )
+
+    def values(*audiences: str) -> list[str]:
+        return sorted({str(t.value) for t in wanted if t.audience in audiences and t.value})
+
+    bind = session.get_bind()
+    postgres = bind.dialect.name == "postgresql"
+    rows = await session.execute(
+        _CANDIDATES[postgres],
+        {
+            "cooperatives": values("cooperative_managers"),
+            "suppliers": values("supplier"),
+            "kecamatans": values(*_OFFICER_AUDIENCES),
+            "event_types": sorted({event_type for _, event_type in requests}),
+            "officers": any(t.audience in _OFFICER_AUDIENCES for t in wanted),
+            "admins": any(t.audience == "admins" for t in wanted),
+        },
+    )
+    found: dict[str, _Candidate] = {}
+    for row in rows:
+        candidate = found.get(row.user_id)
+        if candidate is None:
+            recipient = Recipient(
+                user_id=row.user_id,
+                role=row.role,
+                email=row.email,
+                digest=row.digest == "daily",
+                email_enabled=True if row.email_enabled is None else bool(row.email_enabled),
             )
+            candidate = found[row.user_id] = _Candidate(
+                recipient, row.cooperative_id, row.supplier_id, bool(row.whole_city), bool(row.supervisor)
+            )
+        if row.kecamatan_code is not None:
+            candidate.scopes.add(row.kecamatan_code)
+        if row.muted_type is not None:
+            candidate.muted.add(row.muted_type)
+    people = sorted(found.values(), key=lambda c: c.recipient.user_id)
+    members: dict[Target, list[_Candidate]] = {t: [c for c in people if _member(c, t)] for t in wanted}
     answers: list[list[Recipient]] = []
     for targets, event_type in requests:
-        people: dict[str, Recipient] = {}
+        chosen: dict[str, Recipient] = {}
         for target in targets:
-            for person in by_part.get(pairs[(target, event_type)], ()):
-                people.setdefault(person.user_id, person)
-        answers.append([people[user_id] for user_id in sorted(people)])
+            for candidate in members[target]:
+                if event_type not in candidate.muted:
+                    chosen.setdefault(candidate.recipient.user_id, candidate.recipient)
+        answers.append([chosen[user_id] for user_id in sorted(chosen)])
     return answers
