@@ -40,7 +40,7 @@ import signal
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -293,7 +293,15 @@ async def measure_floor(
     place; p50/p99 from publication to the floor's commit (`inbox`) and to the webhook."""
     import tempfile
 
-    from alert_latency import STALL_ITEMS, AlertProbe, Receiver, _ingest, _sink, make_cooperatives
+    from alert_latency import (
+        STALL_ITEMS,
+        AlertProbe,
+        Receiver,
+        _ingest,
+        _sink,
+        make_cooperatives,
+        seed_stalls,
+    )
     from cpu import CpuMeter
     from figures import percentile_ms
     from kkmp_shared.testing.postgres import acreate_database, adrop_database
@@ -309,28 +317,7 @@ async def measure_floor(
                 stall_coops = (stalls + len(STALL_ITEMS) - 1) // len(STALL_ITEMS)
                 coops = await make_cooperatives(client, plat, admin, stall_coops + (8 if movements else 0))
                 await _sink(amqp_url)
-                long_ago = (datetime.now(UTC) - timedelta(days=40)).isoformat()
-                announced = 0
-                for i, coop in enumerate(coops[:stall_coops]):
-                    items = STALL_ITEMS[: min(len(STALL_ITEMS), stalls - i * len(STALL_ITEMS))]
-                    announced += len(items)
-                    movements_in = [
-                        {
-                            "commodity": c,
-                            "kind": "receipt",
-                            "quantity": "40",
-                            "unit_price": 10000,
-                            "occurred_at": long_ago,
-                        }
-                        for c in items
-                    ]
-                    (
-                        await client.post(
-                            f"{plat.url('inventory')}/cooperatives/{coop}/movements/batch",
-                            headers=admin,
-                            json={"movements": movements_in},
-                        )
-                    ).raise_for_status()
+                announced = await seed_stalls(client, plat, admin, coops[:stall_coops], stalls)
                 work = Path(tempfile.mkdtemp(prefix="kkmp-floor-"))
                 floor = FloorProcess(amqp_url, dsn, receiver.url, http_client, per_target, work)
                 async with floor, AlertProbe(amqp_url) as probe:

@@ -79,6 +79,8 @@ class Receiver:
             "webhook_receiver:app",
             "--app-dir",
             str(HERE),
+            "--lifespan",
+            "off",
             "--host",
             "127.0.0.1",
             "--port",
@@ -308,29 +310,7 @@ async def _focused(
                 )
             ).raise_for_status()
             await _sink(amqp_url)
-            long_ago = (datetime.now(UTC) - timedelta(days=40)).isoformat()
-            announced = 0
-            for i, coop in enumerate(coops[:stall_coops]):
-                items = STALL_ITEMS[: min(len(STALL_ITEMS), stalls - i * len(STALL_ITEMS))]
-                announced += len(items)
-                (
-                    await client.post(
-                        f"{plat.url('inventory')}/cooperatives/{coop}/movements/batch",
-                        headers=admin,
-                        json={
-                            "movements": [
-                                {
-                                    "commodity": c,
-                                    "kind": "receipt",
-                                    "quantity": "40",
-                                    "unit_price": 10000,
-                                    "occurred_at": long_ago,
-                                }
-                                for c in items
-                            ]
-                        },
-                    )
-                ).raise_for_status()
+            announced = await seed_stalls(client, plat, admin, coops[:stall_coops], stalls)
             watcher = InboxWatcher(client, plat.url("notifications"), officer)
             async with AlertProbe(amqp_url, officer_id_of(officer)) as probe:
                 watching = asyncio.create_task(watcher.run())
@@ -364,6 +344,39 @@ async def _focused(
                 figures["inbox_polls"] = watcher.polls
                 figures.update(await notifications_metrics(client, plat.url("notifications")))
     return figures
+
+
+async def seed_stalls(
+    client: httpx.AsyncClient, plat: Platform, admin: dict[str, str], coops: list[str], stalls: int
+) -> int:
+    """Stock that the next detection finds stalled: a receipt 40 days ago, never sold, of each of
+    STALL_ITEMS (their stall thresholds are 7 to 30 days) on these cooperatives in turn, `stalls`
+    items in all; returns how many, the stalls the detection will announce."""
+    at = (datetime.now(UTC) - timedelta(days=40)).isoformat()
+    seeded = 0
+    for i, coop in enumerate(coops):
+        items = STALL_ITEMS[: max(0, min(len(STALL_ITEMS), stalls - i * len(STALL_ITEMS)))]
+        if not items:
+            break
+        receipts = [
+            {
+                "commodity": c,
+                "kind": "receipt",
+                "quantity": "40",
+                "unit_price": 10000,
+                "occurred_at": at,
+            }
+            for c in items
+        ]
+        (
+            await client.post(
+                f"{plat.url('inventory')}/cooperatives/{coop}/movements/batch",
+                headers=admin,
+                json={"movements": receipts},
+            )
+        ).raise_for_status()
+        seeded += len(items)
+    return seeded
 
 
 async def make_cooperatives(

@@ -22,7 +22,7 @@ import platform
 import sys
 import time
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -33,6 +33,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
 from alert_latency import (  # noqa: E402
+    STALL_ITEMS,
     AlertProbe,
     InboxWatcher,
     Receiver,
@@ -40,6 +41,7 @@ from alert_latency import (  # noqa: E402
     city_officer,
     make_cooperatives,
     officer_id_of,
+    seed_stalls,
     wait_all,
 )
 from cpu import CpuMeter, rss_mb  # noqa: E402
@@ -181,29 +183,9 @@ async def ingest_and_alerts(
     receiver: Receiver,
     amqp_url: str,
 ) -> None:
-    now = datetime.now(UTC)
-    # Items that will stall: a receipt 40 days ago, never sold, four commodities on each stalled coop
-    # (their stall thresholds are 7 to 30 days: at 20 days only telur stalled, 50 stalls, not 200).
-    stall_coops = coops[: min(len(coops), STALLS // 4)]
-    stall_items = ["gula", "telur", "tepung_terigu", "minyakita"]
-    for coop in stall_coops:
-        movements = [
-            {
-                "commodity": c,
-                "kind": "receipt",
-                "quantity": "40",
-                "unit_price": 10000,
-                "occurred_at": (now - timedelta(days=40)).isoformat(),
-            }
-            for c in stall_items
-        ]
-        (
-            await client.post(
-                f"{plat.url('inventory')}/cooperatives/{coop}/movements/batch",
-                headers=admin,
-                json={"movements": movements},
-            )
-        ).raise_for_status()
+    # Four items stall on each of these cooperatives; the ingest goes to the others.
+    stall_coops = coops[: min(len(coops), -(-STALLS // len(STALL_ITEMS)))]
+    expected = await seed_stalls(client, plat, admin, stall_coops, STALLS)
     before = await consumed(client, plat.url("reporting"), "reporting.")
     per_batch = 1000
     spec = [
@@ -246,7 +228,6 @@ async def ingest_and_alerts(
             # Alert latency: from the stalled event's publication (seen on the exchange) to the
             # whole-city officer's inbox and to the webhook; every announced stall is matched in each
             # channel or counted as missing.
-            expected = len(stall_coops) * len(stall_items)
             await wait_all(probe, watcher, receiver, expected, timeout=60)
             results.update(alert_figures(probe, watcher, receiver, expected))
             # From the detection until the last stall was seen everywhere: the ingest's share too.

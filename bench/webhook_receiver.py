@@ -6,7 +6,7 @@ arrive) never delay the moment it stamps. It stamps each `stock.stalled.v1` POST
 `id`) when the request reaches the app, and answers `GET /arrivals` with every stamp so far
 (event id -> epoch seconds).
 
-    python -m uvicorn webhook_receiver:app --app-dir bench --port N    # Receiver starts it so
+    python -m uvicorn webhook_receiver:app --app-dir bench --lifespan off --port N   # as Receiver does
 """
 
 from __future__ import annotations
@@ -22,14 +22,7 @@ arrivals: dict[str, float] = {}
 
 
 async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-    if scope["type"] == "lifespan":
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+    """HTTP only: uvicorn runs it with `--lifespan off`."""
     at = time.time()
     if scope["method"] == "POST":
         body = b""
