@@ -103,18 +103,20 @@ def allowed_methods(routes: Sequence[BaseRoute], scope: Scope) -> list[str]:
 
     Starlette answers 405 from the first route whose path matches and names only that route's methods,
     but a path is often served by several routes (GET on one, PATCH on another), so all of them are
-    named. A literal path (`/suppliers/batch`) is its own resource even where a template
-    (`/suppliers/{supplier_id}`) also matches it: then only the literal routes count, as the OpenAPI
-    document says. FastAPI keeps an included router as one entry of `app.routes`;
+    named. A more literal path (`/suppliers/batch`, `/cooperatives/{id}/movements/batch`) is its own
+    resource even where a template with more parameters (`/suppliers/{supplier_id}`,
+    `/cooperatives/{id}/movements/{movement_id}`) also matches it: then only the routes with the
+    fewest path parameters count, as the OpenAPI document says (concrete paths match before
+    templated ones). FastAPI keeps an included router as one entry of `app.routes`;
     `iter_route_contexts` walks the routes inside it.
     """
-    literal: set[str] = set()
-    templated: set[str] = set()
+    by_parameters: dict[int, set[str]] = {}
     for route in iter_route_contexts(routes):
         match, _ = route.matches(scope)
         if match is not Match.NONE:
-            (templated if getattr(route, "param_convertors", None) else literal).update(route.methods or ())
-    return sorted(literal or templated)
+            parameters = len(getattr(route, "param_convertors", None) or ())
+            by_parameters.setdefault(parameters, set()).update(route.methods or ())
+    return sorted(by_parameters[min(by_parameters)]) if by_parameters else []
 
 
 def install_error_handlers(app: FastAPI) -> None:

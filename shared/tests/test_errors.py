@@ -41,6 +41,15 @@ def _app() -> FastAPI:
     async def create_things() -> dict[str, int]:
         return {"created": 0}
 
+    # A literal segment after a parameter: .../parts/batch is its own resource, not .../parts/{part_id}.
+    @app.post("/things/{thing_id}/parts/batch")
+    async def add_parts(thing_id: str) -> dict[str, int]:
+        return {"added": 0}
+
+    @app.get("/things/{thing_id}/parts/{part_id}")
+    async def get_part(thing_id: str, part_id: str) -> dict[str, str]:
+        return {"id": part_id}
+
     app.include_router(things)
     return app
 
@@ -59,6 +68,8 @@ async def _request(method: str, path: str) -> httpx.Response:
         ("DELETE", "/things", "GET, POST"),
         # /things/batch is a resource of its own (POST), though /things/{thing_id} also matches it.
         ("PUT", "/things/batch", "POST"),
+        ("OPTIONS", "/things/abc/parts/batch", "POST"),
+        ("OPTIONS", "/things/abc/parts/p1", "GET"),
     ],
 )
 async def test_a_405_allows_the_methods_of_every_route_at_the_path(
@@ -71,7 +82,14 @@ async def test_a_405_allows_the_methods_of_every_route_at_the_path(
 
 
 @pytest.mark.parametrize(
-    ("method", "path"), [("PATCH", "/things/abc"), ("POST", "/things"), ("POST", "/things/batch")]
+    ("method", "path"),
+    [
+        ("PATCH", "/things/abc"),
+        ("POST", "/things"),
+        ("POST", "/things/batch"),
+        ("POST", "/things/abc/parts/batch"),
+        ("GET", "/things/abc/parts/p1"),
+    ],
 )
 async def test_every_allowed_method_is_served(method: str, path: str) -> None:
     assert (await _request(method, path)).status_code == 200
