@@ -148,6 +148,22 @@ def test_unreadable_files_are_refused_as_a_whole(filename: str, content: bytes, 
         read_rows(filename, content)
 
 
+def test_a_csv_with_lone_carriage_returns_is_read_as_lines() -> None:
+    """Old Mac line ends, and the bytes schemathesis sent (which gave a 500: the csv module refused
+    a lone CR in the header, outside the handling of its errors)."""
+    assert read_rows("koperasi.csv", b"name,kelurahan_code,formation\rKKMP Satu,35.78.01.1002,new\r") == [
+        {"name": "KKMP Satu", "kelurahan_code": "35.78.01.1002", "formation": "new"}
+    ]
+    fuzzed = read_rows("file", b"\x1c\xc2\x9c\xc3\xb3h<\r\xf1\x85\x86\xa2\xc3\x91-{")
+    _, errors = validate_rows(fuzzed)
+    assert [e["message"] for e in errors] == ["Required columns are missing."]
+
+
+def test_a_csv_header_the_csv_module_cannot_parse_is_refused_as_a_whole() -> None:
+    with pytest.raises(ImportFileError, match="cannot be parsed"):
+        read_rows("koperasi.csv", b"a" * 200_000 + b"\n")
+
+
 def test_an_empty_workbook_is_refused() -> None:
     with pytest.raises(ImportFileError, match="empty"):
         read_rows("koperasi.xlsx", xlsx([]))

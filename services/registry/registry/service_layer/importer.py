@@ -84,11 +84,13 @@ def read_rows(filename: str, content: bytes) -> list[dict[str, Any]]:
             raise ImportFileError("The CSV file is not UTF-8 text.") from exc
         if "\x00" in text:
             raise ImportFileError("The CSV file contains NUL bytes; it is not a text file.")
-        reader = csv.DictReader(io.StringIO(text), delimiter=_delimiter(text))
-        if not reader.fieldnames:
-            raise ImportFileError("The CSV file has no header row.")
+        # newline="": the csv module reads the line ends itself, a lone CR included.
+        reader = csv.DictReader(io.StringIO(text, newline=""), delimiter=_delimiter(text))
         out: list[dict[str, Any]] = []
         try:
+            # The header is read here, inside the try: it can be as malformed as any row.
+            if not reader.fieldnames:
+                raise ImportFileError("The CSV file has no header row.")
             for row in reader:
                 if len(out) >= MAX_ROWS:
                     raise ImportFileError(f"The file has more than {MAX_ROWS} rows.")
