@@ -24,7 +24,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import MetaData, Table, event, text
+from sqlalchemy import ARRAY, MetaData, Table, bindparam, event, func, text
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -198,6 +198,17 @@ def upsert_insert(source: AsyncSession | Database) -> Callable[[Table], SqliteIn
     else:
         sqlite = source.bind is None or source.bind.dialect.name == "sqlite"
     return sqlite_insert if sqlite else pg_insert
+
+
+def array_rows(**columns: Any) -> Any:
+    """PostgreSQL: rows bound as one array per column and unnested, as a table whose columns are
+    named as given (`INSERT ... SELECT` from it, or `UPDATE ... FROM` it). Bind one list per column
+    under the column's name. The statement's text is the same whatever the number of rows: an
+    executemany with RETURNING is rendered by SQLAlchemy as a multi-row VALUES, a new text for every
+    batch size, which PostgreSQL parses and plans again after a round trip to prepare it (tens of ms
+    on a loaded machine)."""
+    arrays = [bindparam(name, type_=ARRAY(kind)) for name, kind in columns.items()]
+    return func.unnest(*arrays).table_valued(*columns).render_derived()
 
 
 def run_migrations(script_location: Path, url: str) -> None:

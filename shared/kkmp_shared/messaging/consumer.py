@@ -28,11 +28,11 @@ from typing import Any
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
 from opentelemetry import propagate, trace
 from pydantic import ValidationError
-from sqlalchemy import ARRAY, DateTime, String, Table, bindparam, func, select
+from sqlalchemy import DateTime, String, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kkmp_shared.db import Database, upsert_insert
+from kkmp_shared.db import Database, array_rows, upsert_insert
 from kkmp_shared.events.contracts import EventData
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.broker import (
@@ -109,17 +109,9 @@ class _Active:
 
 
 def claim_from_arrays(inbox: Table) -> Any:
-    """PostgreSQL's inbox claim of a batch: its event ids and types as two arrays, unnested. The
-    statement's text is the same whatever the batch's size. An executemany with RETURNING is
-    rendered by SQLAlchemy as a multi-row VALUES, a new text for every batch size, which PostgreSQL
-    parses and plans again, after a round trip to prepare it: tens of ms on a loaded machine."""
-    rows = (
-        func.unnest(
-            bindparam("event_ids", type_=ARRAY(String)), bindparam("event_types", type_=ARRAY(String))
-        )
-        .table_valued("event_id", "event_type")
-        .render_derived()
-    )
+    """PostgreSQL's inbox claim of a batch: its event ids and types as two arrays (`array_rows`),
+    one statement text whatever the batch's size."""
+    rows = array_rows(event_id=String, event_type=String)
     chosen = select(
         bindparam("consumer", type_=String),
         rows.c.event_id,
@@ -397,8 +389,8 @@ class ConsumerRunner:
                 {
                     "consumer": sub.queue,
                     "processed_at": now,
-                    "event_ids": list(rows),
-                    "event_types": [row["event_type"] for row in rows.values()],
+                    "event_id": list(rows),
+                    "event_type": [row["event_type"] for row in rows.values()],
                 },
             )
             return set(result.scalars())

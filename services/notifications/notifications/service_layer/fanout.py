@@ -15,10 +15,11 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
+from kkmp_shared.db import array_rows
 from kkmp_shared.events.contracts import EventData, NotificationDelivered
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.outbox import Outbox
-from sqlalchemy import ARRAY, DateTime, Interval, String, bindparam, func, literal_column, select, update
+from sqlalchemy import DateTime, Interval, String, bindparam, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -401,20 +402,14 @@ class WindowClaim:
 
 def _claim_windows_statement() -> Any:
     """PostgreSQL: the first claim of each condition in a batch, decided by one upsert whose rows come
-    as arrays (the statement's text is the same whatever the batch's size: an executemany with
-    RETURNING would be rendered as a multi-row VALUES, a new statement to prepare and plan for every
-    size, tens of ms on a loaded machine)."""
+    as arrays (`array_rows`: one statement text whatever the batch's size)."""
     w = orm.alert_windows
-    rows = (
-        func.unnest(
-            bindparam("keys", type_=ARRAY(String)),
-            bindparam("event_types", type_=ARRAY(String)),
-            bindparam("cooperative_ids", type_=ARRAY(String)),
-            bindparam("event_ids", type_=ARRAY(String)),
-            bindparam("times", type_=ARRAY(DateTime(timezone=True))),
-        )
-        .table_valued("condition_key", "event_type", "cooperative_id", "last_event_id", "last_notified_at")
-        .render_derived()
+    rows = array_rows(
+        condition_key=String,
+        event_type=String,
+        cooperative_id=String,
+        last_event_id=String,
+        last_notified_at=DateTime(timezone=True),
     )
     statement = pg_insert(w).from_select(
         ["condition_key", "event_type", "cooperative_id", "last_event_id", "last_notified_at", "suppressed"],
@@ -433,15 +428,9 @@ def _claim_windows_statement() -> Any:
 
 def _count_suppressed_statement() -> Any:
     """PostgreSQL: the conditions of a batch announced within their window count one more suppression,
-    each at its own event's time (arrays again: one statement text whatever their number)."""
+    each at its own event's time (arrays again)."""
     w = orm.alert_windows
-    lost = (
-        func.unnest(
-            bindparam("keys", type_=ARRAY(String)), bindparam("times", type_=ARRAY(DateTime(timezone=True)))
-        )
-        .table_valued("condition_key", "occurred")
-        .render_derived()
-    )
+    lost = array_rows(condition_key=String, occurred=DateTime(timezone=True))
     return (
         update(w)
         .where(w.c.condition_key == lost.c.condition_key)
@@ -475,11 +464,11 @@ async def claim_windows(session: AsyncSession, claims: Sequence[WindowClaim], wi
                 await session.execute(
                     _CLAIM_WINDOWS,
                     {
-                        "keys": [claims[i].key for i in ordered],
-                        "event_types": [claims[i].event_type for i in ordered],
-                        "cooperative_ids": [claims[i].data.get("cooperative_id") for i in ordered],
-                        "event_ids": [claims[i].event_id for i in ordered],
-                        "times": [claims[i].occurred for i in ordered],
+                        "condition_key": [claims[i].key for i in ordered],
+                        "event_type": [claims[i].event_type for i in ordered],
+                        "cooperative_id": [claims[i].data.get("cooperative_id") for i in ordered],
+                        "last_event_id": [claims[i].event_id for i in ordered],
+                        "last_notified_at": [claims[i].occurred for i in ordered],
                         "window": timedelta(seconds=window_s),
                     },
                 )
@@ -491,7 +480,10 @@ async def claim_windows(session: AsyncSession, claims: Sequence[WindowClaim], wi
         if lost:
             await session.execute(
                 _COUNT_SUPPRESSED,
-                {"keys": [claims[i].key for i in lost], "times": [claims[i].occurred for i in lost]},
+                {
+                    "condition_key": [claims[i].key for i in lost],
+                    "occurred": [claims[i].occurred for i in lost],
+                },
             )
     else:
         again = sorted([*first.values(), *again])

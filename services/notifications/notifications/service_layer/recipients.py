@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters import orm
 from notifications.domain.routing import Target
-from notifications.service_layer.common import insert_for, now
+from notifications.service_layer.common import insert_for, is_postgres, now
 
 r = orm.recipients
 scopes = orm.recipient_scopes
@@ -200,10 +200,8 @@ async def resolve_many(
     def values(*audiences: str) -> list[str]:
         return sorted({str(t.value) for t in wanted if t.audience in audiences and t.value})
 
-    bind = session.get_bind()
-    postgres = bind.dialect.name == "postgresql"
     rows = await session.execute(
-        _CANDIDATES[postgres],
+        _CANDIDATES[is_postgres(session)],
         {
             "cooperatives": values("cooperative_managers"),
             "suppliers": values("supplier"),
