@@ -235,3 +235,13 @@ async def test_the_worker_lingers_on_while_a_burst_is_still_arriving(
     else:
         assert recorder.batches[0][:2] == [e.id for e in events[:2]] and len(applied) > 1
     assert await inbox_count(consumer) == 6
+
+
+def test_the_service_settings_reach_the_runner(amqp_url: str, database_url: str, toy_app: Any) -> None:
+    """PREFETCH, CONSUMER_LINGER_MS and CONSUMER_LINGER_MAX_MS as `create_service_app` hands them over:
+    a batch is half the prefetch, so the next one is already here while one is applied."""
+    app = toy_app(amqp_url, database_url, prefetch=40, consumer_linger_ms=5, consumer_linger_max_ms=300)
+    runner = app.state.runner
+    assert (runner.prefetch, runner.batch_size) == (40, 20)
+    assert (runner.linger_s, runner.linger_max_s) == (0.005, 0.3)
+    assert (toy_app(amqp_url, database_url, prefetch=1).state.runner.batch_size) == 1
