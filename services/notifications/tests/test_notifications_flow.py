@@ -555,7 +555,9 @@ async def test_audiences_are_resolved_for_a_batch_in_one_query(env: Env) -> None
     from notifications.domain.routing import Target
     from notifications.service_layer.recipients import resolve_many
 
-    here, there = kecamatan(), kecamatan()
+    # Codes of this test alone: another test's officer scoped to a random code like kecamatan()'s
+    # would be in these audiences too (it happened once in CI).
+    here, there = f"99.{uuid.uuid4().hex[:8]}", f"99.{uuid.uuid4().hex[:8]}"
     coop_a, coop_b = str(uuid.uuid4()), str(uuid.uuid4())
     supplier = str(uuid.uuid4())
     manager_a = await env.add_user("coop_manager", cooperative_id=coop_a)
