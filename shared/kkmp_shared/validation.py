@@ -5,7 +5,9 @@ text; a lone surrogate, which neither database can encode; other C0 controls) is
 a 422 naming the field, instead of failing in the database as a 500. And JSON is taken as the published
 schema types it: pydantic on its own would read a number as a date, 0 or "yes" as a boolean, false or
 "12" as a number, which no client means. Request models derive from `Strict`, which also refuses
-unknown fields (a misspelt or privileged field is a 422, not silently dropped or applied).
+unknown fields (a misspelt or privileged field is a 422, not silently dropped or applied). Free text
+is `TRIMMED`: checked as sent against the limits the schema publishes, then stored without its
+surrounding whitespace.
 """
 
 from __future__ import annotations
@@ -20,9 +22,11 @@ from pydantic import (
     BaseModel,
     BeforeValidator,
     ConfigDict,
+    GetCoreSchemaHandler,
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import PydanticCustomError, core_schema
 
 # Tab and line breaks are kept; other C0 controls have no place in a name, a note or a need.
 _UNSTORABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff]")
@@ -42,6 +46,38 @@ def _iso_text(value: Any) -> Any:
 
 
 IsoDateTime = Annotated[datetime, BeforeValidator(_iso_text)]
+
+
+class _Trimmed:
+    """Annotated metadata for free text: `Annotated[str, StringConstraints(max_length=200), TRIMMED]`.
+
+    The text is checked as sent against the constraints before it (the ones the OpenAPI schema
+    publishes), then stripped of surrounding whitespace; a `min_length` is checked once more on the
+    stripped text. `StringConstraints(strip_whitespace=True)` strips first, which accepts whitespace
+    plus `max_length` characters and a pattern's match padded with spaces: input the schema calls
+    invalid.
+    """
+
+    def __get_pydantic_core_schema__(
+        self, source: Any, handler: GetCoreSchemaHandler
+    ) -> core_schema.CoreSchema:
+        schema = handler(source)
+        least = int(schema.get("min_length") or 0)
+
+        def trim(value: str) -> str:
+            value = value.strip()
+            if len(value) < least:
+                raise PydanticCustomError(
+                    "string_too_short",
+                    "String should have at least {min_length} characters besides surrounding whitespace",
+                    {"min_length": least},
+                )
+            return value
+
+        return core_schema.no_info_after_validator_function(trim, schema)
+
+
+TRIMMED = _Trimmed()
 
 
 def storable_text(value: str) -> bool:

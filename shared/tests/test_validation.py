@@ -16,13 +16,14 @@ from kkmp_shared.validation import (
     COMMON_ERRORS,
     ERROR_MEANINGS,
     NO_CONTROL,
+    TRIMMED,
     ErrorOut,
     IsoDateTime,
     Strict,
     error_responses,
     storable_text,
 )
-from pydantic import AwareDatetime, BaseModel, Field, TypeAdapter, ValidationError
+from pydantic import AwareDatetime, BaseModel, Field, StringConstraints, TypeAdapter, ValidationError
 
 pytestmark = pytest.mark.unit
 
@@ -156,6 +157,27 @@ def test_what_the_schema_allows_is_taken() -> None:
     assert sample.flag_or_count is True
     # null stays null for every optional field.
     assert Sample.model_validate({"count": None, "active": None, "at": None}).count is None
+
+
+# --- trimmed text ----------------------------------------------------------------------------------
+
+NAME: TypeAdapter[str] = TypeAdapter(Annotated[str, StringConstraints(min_length=2, max_length=5), TRIMMED])
+
+
+def test_trimmed_text_is_stored_without_its_surrounding_whitespace() -> None:
+    assert NAME.validate_python(" gula") == "gula"
+    assert NAME.validate_python("\tteh\n") == "teh"
+
+
+@pytest.mark.parametrize(("text", "error"), [(" abcde", "string_too_long"), ("  a  ", "string_too_short")])
+def test_trimmed_text_is_counted_as_sent_and_once_more_stripped(text: str, error: str) -> None:
+    with pytest.raises(ValidationError) as caught:
+        NAME.validate_python(text)
+    assert caught.value.errors()[0]["type"] == error
+
+
+def test_trimmed_text_publishes_the_limits_it_checks() -> None:
+    assert NAME.json_schema() == {"type": "string", "minLength": 2, "maxLength": 5}
 
 
 # --- ISO 8601 times in query strings ---------------------------------------------------------------

@@ -13,9 +13,9 @@ from typing import Annotated, Any, Literal
 
 from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
 from kkmp_shared.validation import NO_CONTROL as NO_CONTROL
+from kkmp_shared.validation import TRIMMED, Strict
 from kkmp_shared.validation import ErrorOut as ErrorOut
 from kkmp_shared.validation import IsoDateTime as IsoDateTime
-from kkmp_shared.validation import Strict
 from kkmp_shared.validation import error_responses as error_responses
 from pydantic import (
     BaseModel,
@@ -36,9 +36,9 @@ DEFAULT_CLOCK_SKEW = timedelta(minutes=5)
 # Decimal in, JSON number out: portals and spreadsheets compare numbers, and three places are exact.
 Quantity = Annotated[Decimal, PlainSerializer(lambda d: float(d), return_type=float, when_used="json")]
 Rupiah = Annotated[int, Field(ge=0, le=10**12)]
-CommodityCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z][a-z0-9_]{1,39}$")]
-Text300 = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=300)]
-Reference = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+CommodityCode = Annotated[str, StringConstraints(pattern=r"^[a-z][a-z0-9_]{1,39}$")]
+Text300 = Annotated[str, StringConstraints(min_length=1, max_length=300), TRIMMED]
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=100), TRIMMED]
 CeilingKind = Literal["HET", "HAP"]
 
 
@@ -76,7 +76,7 @@ class MovementIn(Strict):
     reason: Text300 | None = Field(
         default=None, validate_default=True, description="Why; required for an adjustment."
     )
-    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=500)] | None = None
+    note: Annotated[str, StringConstraints(max_length=500), TRIMMED] | None = None
     direction: Literal["increase", "decrease"] | None = Field(
         default=None,
         validate_default=True,
@@ -225,8 +225,8 @@ class CommodityOut(BaseModel):
 
 class CommodityIn(Strict):
     code: CommodityCode
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)]
-    unit: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=20)]
+    name: Annotated[str, StringConstraints(min_length=2, max_length=100), TRIMMED]
+    unit: Annotated[str, StringConstraints(min_length=1, max_length=20), TRIMMED]
     price_ceiling: Annotated[int, Field(ge=1, le=10**10)] | None = None
     ceiling_kind: CeilingKind | None = None
     legal_basis: Text300 | None = None
@@ -242,7 +242,7 @@ class CommodityIn(Strict):
 
 
 class CommodityUpdate(Strict):
-    name: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)] | None = None
+    name: Annotated[str, StringConstraints(min_length=2, max_length=100), TRIMMED] | None = None
     stall_days: Annotated[int, Field(ge=1, le=365)] | None = None
     low_cover_days: Annotated[int, Field(ge=1, le=365)] | None = None
     typical_price: Annotated[int, Field(ge=0, le=10**10)] | None = None

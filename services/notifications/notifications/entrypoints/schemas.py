@@ -10,16 +10,16 @@ from typing import Annotated, Literal
 
 from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
 from kkmp_shared.validation import NO_CONTROL as NO_CONTROL
+from kkmp_shared.validation import TRIMMED, Strict
 from kkmp_shared.validation import ErrorOut as ErrorOut
-from kkmp_shared.validation import Strict
 from kkmp_shared.validation import error_responses as error_responses
 from pydantic import BaseModel, Field, StringConstraints, field_validator
 
 from notifications.domain.events import MUTABLE_EVENT_TYPES, ROUTABLE_EVENT_TYPES, routable_model
 from notifications.domain.routing import Audience
 
-KecamatanCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{2}\.\d{2}\.\d{2}$")]
-FieldName = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[a-z_][a-z0-9_]{0,59}$")]
+KecamatanCode = Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}\.\d{2}$")]
+FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,59}$")]
 
 
 # --- inbox ---------------------------------------------------------------------------------------------
@@ -82,7 +82,7 @@ class EventTypeOut(BaseModel):
 
 
 class RoutingRuleIn(Strict):
-    event_type: Annotated[str, StringConstraints(strip_whitespace=True, max_length=100)]
+    event_type: Annotated[str, StringConstraints(max_length=100), TRIMMED]
     audience: Audience
     # The data field naming who: a cooperative id, a kecamatan code or a supplier id (per audience).
     match_field: FieldName | None = None
@@ -130,10 +130,10 @@ SubscribableType = Literal[ROUTABLE_EVENT_TYPES]  # type: ignore[valid-type]
 
 class SubscriptionIn(Strict):
     channel: Literal["webhook", "email"]
-    target: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+    target: Annotated[str, StringConstraints(min_length=3, max_length=2000), TRIMMED]
     event_types: list[SubscribableType] = Field(min_length=1, max_length=len(ROUTABLE_EVENT_TYPES))
     kecamatan_codes: list[KecamatanCode] | None = Field(default=None, max_length=31)
-    description: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] | None = None
+    description: Annotated[str, StringConstraints(max_length=300), TRIMMED] | None = None
 
 
 class SubscriptionOut(BaseModel):
@@ -219,8 +219,8 @@ def _managers() -> list[Role]:
 
 
 class AnnouncementIn(Strict):
-    title: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=200)]
-    body: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=4000)]
+    title: Annotated[str, StringConstraints(min_length=3, max_length=200), TRIMMED]
+    body: Annotated[str, StringConstraints(min_length=1, max_length=4000), TRIMMED]
     roles: list[Role] = Field(default_factory=_managers, min_length=1, max_length=4)
     kecamatan_codes: list[KecamatanCode] | None = Field(default=None, max_length=31)
     cooperative_ids: list[Annotated[str, StringConstraints(max_length=64)]] | None = Field(

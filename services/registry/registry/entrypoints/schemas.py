@@ -12,8 +12,8 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
 from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
+from kkmp_shared.validation import TRIMMED, Strict
 from kkmp_shared.validation import ErrorOut as ErrorOut
-from kkmp_shared.validation import Strict
 from kkmp_shared.validation import error_responses as error_responses
 from kkmp_shared.validation import storable_text as storable_text
 from pydantic import AfterValidator, BaseModel, BeforeValidator, Field, StringConstraints, field_validator
@@ -25,12 +25,10 @@ from registry.domain.rules import (
     normalise_board_position,
 )
 
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
-Code = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{2}(\.\d{2}){2}(\.\d{4})?$")]
-KecamatanCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{2}\.\d{2}\.\d{2}$")]
-KelurahanCode = Annotated[
-    str, StringConstraints(strip_whitespace=True, pattern=r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")
-]
+Name = Annotated[str, StringConstraints(min_length=2, max_length=200), TRIMMED]
+Code = Annotated[str, StringConstraints(pattern=r"^\d{2}(\.\d{2}){2}(\.\d{4})?$")]
+KecamatanCode = Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}\.\d{2}$")]
+KelurahanCode = Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")]
 KELURAHAN_CODE_RE = re.compile(r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")
 BusinessUnit = Literal[BUSINESS_UNITS]  # type: ignore[valid-type]
 BoardPosition = Literal[BOARD_POSITIONS]  # type: ignore[valid-type]
@@ -71,9 +69,9 @@ class KelurahanOut(BaseModel):
 
 
 class Deed(Strict):
-    number: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+    number: Annotated[str, StringConstraints(min_length=1, max_length=100), TRIMMED]
     date: dt.date
-    notary: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
+    notary: Annotated[str, StringConstraints(min_length=2, max_length=200), TRIMMED]
 
     @field_validator("date")
     @classmethod
@@ -180,8 +178,8 @@ class StatusChangeOut(BaseModel):
 
 
 class Business(Strict):
-    sector: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)]
-    products: list[Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]] = (
+    sector: Annotated[str, StringConstraints(min_length=2, max_length=100), TRIMMED]
+    products: list[Annotated[str, StringConstraints(min_length=1, max_length=100), TRIMMED]] = (
         Field(default_factory=list, max_length=50)
     )
 
@@ -219,8 +217,8 @@ class MemberList(BaseModel):
 
 
 class PotentialCreate(Strict):
-    sector: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)]
-    description: Annotated[str, StringConstraints(strip_whitespace=True, min_length=3, max_length=2000)]
+    sector: Annotated[str, StringConstraints(min_length=2, max_length=100), TRIMMED]
+    description: Annotated[str, StringConstraints(min_length=3, max_length=2000), TRIMMED]
     priority: int = Field(ge=1, le=5, description="1 = highest")
 
 
@@ -242,7 +240,7 @@ class PotentialList(BaseModel):
 
 class TrainingCreate(Strict):
     title: Name
-    topic: Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=100)]
+    topic: Annotated[str, StringConstraints(min_length=2, max_length=100), TRIMMED]
     description: Annotated[str, StringConstraints(max_length=2000)] | None = None
     kecamatan_code: KecamatanCode | None = None
     starts_on: date
@@ -251,7 +249,7 @@ class TrainingCreate(Strict):
 
 
 class ParticipantIn(Strict):
-    cooperative_id: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+    cooperative_id: Annotated[str, StringConstraints(min_length=1, max_length=64), TRIMMED]
     name: Name
     role: Annotated[str, StringConstraints(max_length=40)] | None = None
 
@@ -293,7 +291,7 @@ class TrainingComplete(Strict):
 
 Username = Annotated[
     str,
-    StringConstraints(strip_whitespace=True, to_lower=True, pattern=r"^[a-zA-Z0-9_.\-]{3,100}$"),
+    StringConstraints(to_lower=True, pattern=r"^[a-zA-Z0-9_.\-]{3,100}$"),
 ]
 Password = Annotated[str, StringConstraints(min_length=8, max_length=200)]
 

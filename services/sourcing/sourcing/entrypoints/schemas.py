@@ -13,8 +13,8 @@ from typing import Annotated, Any, Literal
 
 from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
 from kkmp_shared.validation import NO_CONTROL as NO_CONTROL
+from kkmp_shared.validation import TRIMMED, Strict
 from kkmp_shared.validation import IsoDateTime as IsoDateTime
-from kkmp_shared.validation import Strict
 from kkmp_shared.validation import error_responses as error_responses
 from pydantic import BaseModel, Field, PlainSerializer, StringConstraints, model_validator
 
@@ -29,11 +29,11 @@ QuantityOut = Annotated[Decimal, PlainSerializer(_number, return_type=int | floa
 QuantityIn = Annotated[Decimal, Field(gt=0, max_digits=14, decimal_places=3, allow_inf_nan=False)]
 NonNegativeQuantity = Annotated[Decimal, Field(ge=0, max_digits=14, decimal_places=3, allow_inf_nan=False)]
 Rupiah = Annotated[int, Field(gt=0, le=10_000_000_000)]
-Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=2000)]
-Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=2, max_length=200)]
-CommodityCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=50)]
-KecamatanCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\d{2}\.\d{2}\.\d{2}$")]
-Id = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=64)]
+Text = Annotated[str, StringConstraints(min_length=1, max_length=2000), TRIMMED]
+Name = Annotated[str, StringConstraints(min_length=2, max_length=200), TRIMMED]
+CommodityCode = Annotated[str, StringConstraints(min_length=1, max_length=50), TRIMMED]
+KecamatanCode = Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}\.\d{2}$")]
+Id = Annotated[str, StringConstraints(min_length=1, max_length=64), TRIMMED]
 NeedKind = Literal[NEED_KINDS]  # type: ignore[valid-type]
 NeedStatus = Literal[NEED_STATUSES]  # type: ignore[valid-type]
 SupplierKind = Literal[
@@ -70,7 +70,7 @@ def _unique_commodities(offers: list[OfferIn]) -> list[OfferIn]:
 class SupplierCreate(Strict):
     name: Name
     kind: SupplierKind = "wholesaler"
-    contact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] | None = None
+    contact: Annotated[str, StringConstraints(max_length=300), TRIMMED] | None = None
     phone: Annotated[str, StringConstraints(max_length=40)] | None = None
     email: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
     address: Annotated[str, StringConstraints(max_length=300)] | None = None
@@ -96,7 +96,7 @@ class SupplierBatch(Strict):
 class SupplierUpdate(Strict):
     name: Name | None = None
     kind: SupplierKind | None = None
-    contact: Annotated[str, StringConstraints(strip_whitespace=True, max_length=300)] | None = None
+    contact: Annotated[str, StringConstraints(max_length=300), TRIMMED] | None = None
     phone: Annotated[str, StringConstraints(max_length=40)] | None = None
     email: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
     address: Annotated[str, StringConstraints(max_length=300)] | None = None
@@ -197,8 +197,8 @@ class NeedBatch(Strict):
 
 class NeedStatusIn(Strict):
     status: NeedStatus
-    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)] | None = None
-    assigned_to: Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)] | None = None
+    note: Annotated[str, StringConstraints(max_length=2000), TRIMMED] | None = None
+    assigned_to: Annotated[str, StringConstraints(max_length=200), TRIMMED] | None = None
     changed_at: datetime | None = Field(default=None, description="Back-dated change (admin only)")
 
 
@@ -351,7 +351,7 @@ class DecisionIn(Strict):
     side: Literal["from", "to", "both"] | None = Field(
         default=None, description="Which side answers (default: every side the caller speaks for)"
     )
-    note: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
+    note: Annotated[str, StringConstraints(max_length=1000), TRIMMED] | None = None
 
 
 class SideOut(BaseModel):
@@ -459,7 +459,7 @@ class DeliverIn(Strict):
 
 
 class CancelIn(Strict):
-    reason: Annotated[str, StringConstraints(strip_whitespace=True, max_length=1000)] | None = None
+    reason: Annotated[str, StringConstraints(max_length=1000), TRIMMED] | None = None
 
 
 class OrderLineOut(BaseModel):
