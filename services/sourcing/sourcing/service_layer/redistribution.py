@@ -9,7 +9,9 @@ When both sides accept, `redistribution.accepted.v1` tells inventory to record t
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
+from types import SimpleNamespace
 from typing import Any
 
 from kkmp_shared.auth import Principal
@@ -186,22 +188,18 @@ async def on_stock_stalled(
     if existing is not None:
         # The same episode announced again (another event id): refresh it, never duplicate proposals.
         await session.execute(update(S).where(S.c.id == existing.id).values(**values))
-        item_id = existing.id
-    else:
-        item_id = new_id()
-        await session.execute(
-            insert(S).values(
-                id=item_id,
-                cooperative_id=data.cooperative_id,
-                commodity=data.commodity,
-                status="no_taker",
-                event_id=event.id,
-                active_key=key,
-                detected_at=data.detected_at,
-                **values,
-            )
-        )
-    await propose_for_item(session, ctx, item_id)
+        await propose_for_item(session, ctx, existing.id)
+        return
+    item = SimpleNamespace(
+        id=new_id(), cooperative_id=data.cooperative_id, commodity=data.commodity, status="no_taker", **values
+    )
+    await session.execute(
+        insert(S).values(event_id=event.id, active_key=key, detected_at=data.detected_at, **vars(item))
+    )
+    # A new episode has no offers yet: nothing to read back, and its status follows from what is made
+    # here (what refresh_item_status would count).
+    if await _propose(session, ctx, item, offered=[]):
+        await session.execute(update(S).where(S.c.id == item.id).values(status="proposed"))
 
 
 async def _suggestions(session: AsyncSession, ctx: Context, data: StockStalled) -> list[Any]:
@@ -335,19 +333,31 @@ async def propose_for_item(session: AsyncSession, ctx: Context, item_id: str, on
     """Offer what is left of a stalled item to the nearest cooperatives that need it and have not been
     offered it yet; returns how many proposals were made."""
     item = (await session.execute(select(S).where(S.c.id == item_id))).one()
-    commodity = ctx.commodity(item.commodity, item.unit)
     offered = (
         await session.execute(
             select(R.c.to_cooperative_id, R.c.status, R.c.quantity).where(R.c.stalled_item_id == item_id)
         )
     ).all()
+    made = await _propose(session, ctx, item, offered, only)
+    await refresh_item_status(session, item_id)
+    return made
+
+
+async def _propose(
+    session: AsyncSession, ctx: Context, item: Any, offered: Sequence[Any], only: str | None = None
+) -> int:
+    """Record the proposals for `item` given the offers it already has; its status is left to the
+    caller."""
+    commodity = ctx.commodity(item.commodity, item.unit)
     allocated = sum((dec(r.quantity) for r in offered if r.status in PENDING_OR_ACCEPTED), Decimal(0))
     available = dec(item.on_hand) - allocated
     made = 0
     if available > 0:
         exclude = {r.to_cooperative_id for r in offered} | {item.cooperative_id}
         takers = await load_takers(session, ctx, item.commodity, exclude, only)
-        origin = await cooperative_point(session, ctx, item.cooperative_id, item.kelurahan_code)
+        origin = None
+        if takers:
+            origin = await cooperative_point(session, ctx, item.cooperative_id, item.kelurahan_code)
         allocations = allocate_stalled_stock(
             available,
             origin,
@@ -404,7 +414,6 @@ async def propose_for_item(session: AsyncSession, ctx: Context, item_id: str, on
                 ),
             )
             made += 1
-    await refresh_item_status(session, item_id)
     return made
 
 
