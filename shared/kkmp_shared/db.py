@@ -13,7 +13,8 @@ back: a write through it raises `ReadSessionWrite`, on SQLite too (where it is o
 session).
 
 Upserts (INSERT ... ON CONFLICT) have no dialect-neutral construct in SQLAlchemy: `upsert_insert` picks
-the SQLite or PostgreSQL `insert` for a session or a `Database`.
+the SQLite or PostgreSQL `insert` for a session or a `Database`. `one_of` is `column IN (...)` written
+for each: `= ANY(array)` on PostgreSQL, an expanding IN on SQLite.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ARRAY, MetaData, Table, bindparam, event, func, text
+from sqlalchemy import ARRAY, MetaData, Table, any_, bindparam, event, func, text
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -188,16 +189,31 @@ class Database:
         await asyncio.to_thread(run_migrations, script_location, self.url)
 
 
+def on_sqlite(source: AsyncSession | Database) -> bool:
+    """Whether a session or a `Database` runs on SQLite. A session without a bind is taken for SQLite,
+    the embedded default."""
+    if isinstance(source, Database):
+        return source.is_sqlite
+    return source.bind is None or source.bind.dialect.name == "sqlite"
+
+
 def upsert_insert(source: AsyncSession | Database) -> Callable[[Table], SqliteInsert | PgInsert]:
     """The `insert` of the source's dialect, the one with `on_conflict_do_nothing/do_update`.
 
     Both constructs take the same arguments for what we use, so callers write one statement for either
-    database. A session without a bind is taken for SQLite, the embedded default."""
-    if isinstance(source, Database):
-        sqlite = source.is_sqlite
-    else:
-        sqlite = source.bind is None or source.bind.dialect.name == "sqlite"
-    return sqlite_insert if sqlite else pg_insert
+    database."""
+    return sqlite_insert if on_sqlite(source) else pg_insert
+
+
+def one_of(column: Any, values: Iterable[Any] | None = None, *, sqlite: bool, name: str | None = None) -> Any:
+    """`column IN (...)`. On PostgreSQL it is `= ANY(array)`: one parameter, and one statement text
+    whatever the list's length (an expanding IN is a new text to prepare and plan for every length).
+    On SQLite, which has no arrays, an expanding IN. Give the `values` now, or a `name` to bind the
+    list under at execution, for a statement built once."""
+    given: dict[str, Any] = {} if values is None else {"value": sorted(set(values))}
+    if sqlite:
+        return column.in_(bindparam(name, expanding=True, **given))
+    return column == any_(bindparam(name, type_=ARRAY(column.type), **given))
 
 
 def array_rows(**columns: Any) -> Any:

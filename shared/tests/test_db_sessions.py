@@ -1,14 +1,16 @@
 """Sessions of `kkmp_shared.db.Database`: what a transaction noted (`note_change`) is heard once it has
-committed and only then; a read session refuses to write."""
+committed and only then; a read session refuses to write; `one_of` selects the same rows on both
+databases, with one statement text on PostgreSQL whatever the list's length."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
-from kkmp_shared.db import Database, ReadSessionWrite, note_change
+from kkmp_shared.db import Database, ReadSessionWrite, note_change, on_sqlite, one_of
 from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
-from sqlalchemy import Column, MetaData, String, Table, delete, insert, select, text, update
+from sqlalchemy import Column, MetaData, String, Table, delete, event, insert, select, text, update
 
 
 async def test_changes_are_heard_after_the_commit_and_never_after_a_rollback(tmp_path: Path) -> None:
@@ -81,6 +83,45 @@ async def test_a_read_session_refuses_to_write(tmp_path: Path, backend: str) -> 
             await session.commit()
         async with db.read_session() as session:
             assert sorted((await session.execute(select(table.c.id))).scalars()) == ["a", "b"]
+    finally:
+        await db.dispose()
+        if backend == "postgres":
+            await adrop_database(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_one_of_selects_the_listed_rows_given_now_or_bound_later(tmp_path: Path, backend: str) -> None:
+    if backend == "postgres":
+        ensure_postgres()
+        url = await acreate_database("kkmp_one_of")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'one_of.db'}"
+    table = Table("t", MetaData(), Column("id", String(10), primary_key=True))
+    db = Database(url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+        async with db.transaction() as session:
+            await session.execute(insert(table), [{"id": name} for name in ("a", "b", "c", "d")])
+        async with db.read_session() as session:
+            sqlite = on_sqlite(session)
+            assert sqlite == (backend == "sqlite")
+            given = select(table.c.id).where(one_of(table.c.id, ["c", "a", "x", "a"], sqlite=sqlite))
+            assert sorted((await session.execute(given)).scalars()) == ["a", "c"]
+            bound = select(table.c.id).where(one_of(table.c.id, name="ids", sqlite=sqlite))
+            sent: list[str] = []
+
+            def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+                sent.append(statement)
+
+            event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+            try:
+                for ids, expected in ((["b"], ["b"]), (["d", "b", "a"], ["a", "b", "d"]), ([], [])):
+                    assert sorted((await session.execute(bound, {"ids": ids})).scalars()) == expected
+            finally:
+                event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        # PostgreSQL gets one text to prepare whatever the length; SQLite's expanding IN a text per length.
+        assert len(set(sent)) == (3 if backend == "sqlite" else 1), sent
     finally:
         await db.dispose()
         if backend == "postgres":

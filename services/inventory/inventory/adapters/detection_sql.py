@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from kkmp_shared.db import note_change
+from kkmp_shared.db import note_change, on_sqlite
 from sqlalchemy import (
     BigInteger,
     DateTime,
@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory.adapters import orm
-from inventory.adapters.repository import STOCK_CHANGED, is_sqlite
+from inventory.adapters.repository import STOCK_CHANGED
 from inventory.domain.detection import LOOKBACK_DAYS, Thresholds, sales_window
 
 
@@ -118,7 +118,7 @@ async def roll_sales_window(session: AsyncSession, day: date) -> int:
     first_day = day - timedelta(days=LOOKBACK_DAYS - 1)
     s, d = orm.stock_items, orm.daily_sales
     stale = s.c.sold_window_day.is_distinct_from(day)
-    if is_sqlite(session):
+    if on_sqlite(session):
         summed = (
             select(func.coalesce(func.sum(d.c.quantity_milli), 0))
             .where(
@@ -202,7 +202,7 @@ async def apply_changed_conditions(
     if not rows:
         return []
     t = orm.stock_items
-    if is_sqlite(session):  # one writer at a time: nothing can have changed since the SELECT
+    if on_sqlite(session):  # one writer at a time: nothing can have changed since the SELECT
         await session.execute(
             update(t)
             .where(t.c.cooperative_id == bindparam("k_coop"), t.c.commodity == bindparam("k_commodity"))

@@ -19,9 +19,9 @@ from types import SimpleNamespace
 from typing import Any
 
 import asyncpg
-from kkmp_shared.db import note_change, upsert_insert
+from kkmp_shared.db import note_change, on_sqlite, one_of, upsert_insert
 from kkmp_shared.directory import CooperativeDirectory, KnownCooperative
-from sqlalchemy import ARRAY, and_, any_, bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,19 +39,6 @@ Key = tuple[str, str]  # (cooperative_id, commodity)
 STOCK_CHANGED = "stock"
 
 
-def is_sqlite(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "sqlite"
-
-
-def one_of(session: AsyncSession, column: Any, values: Iterable[Any]) -> Any:
-    """`column IN values`; on PostgreSQL as `= ANY(array)`, one parameter however many values (an
-    expanded IN list is rendered again at every execution)."""
-    listed = sorted(set(values))
-    if is_sqlite(session):
-        return column.in_(listed)
-    return column == any_(bindparam(None, listed, type_=ARRAY(column.type)))
-
-
 def item_filter(session: AsyncSession, table: Any, keys: Iterable[Key]) -> Any:
     """Rows of these (cooperative, commodity) items: grouped by cooperative (a request has one or two)."""
     by_coop: dict[str, set[str]] = {}
@@ -59,7 +46,7 @@ def item_filter(session: AsyncSession, table: Any, keys: Iterable[Key]) -> Any:
         by_coop.setdefault(cooperative_id, set()).add(commodity)
     return or_(
         *(
-            and_(table.c.cooperative_id == coop, one_of(session, table.c.commodity, codes))
+            and_(table.c.cooperative_id == coop, one_of(table.c.commodity, codes, sqlite=on_sqlite(session)))
             for coop, codes in sorted(by_coop.items())
         )
     )
@@ -106,8 +93,10 @@ async def load_catalogue(
     )
     if codes is not None:
         wanted = sorted(set(codes))
-        query = query.where(one_of(session, orm.commodities.c.code, wanted))
-        ceilings_query = ceilings_query.where(one_of(session, orm.commodity_ceilings.c.commodity, wanted))
+        query = query.where(one_of(orm.commodities.c.code, wanted, sqlite=on_sqlite(session)))
+        ceilings_query = ceilings_query.where(
+            one_of(orm.commodity_ceilings.c.commodity, wanted, sqlite=on_sqlite(session))
+        )
     catalogue = {
         r.code: CommodityInfo(
             code=r.code,
@@ -236,7 +225,7 @@ async def lock_stock(session: AsyncSession, keys: Iterable[Key], now: datetime) 
         .on_conflict_do_nothing(index_elements=[t.c.cooperative_id, t.c.commodity])
     )
     query = select(t).where(item_filter(session, t, ordered)).order_by(t.c.cooperative_id, t.c.commodity)
-    if not is_sqlite(session):
+    if not on_sqlite(session):
         query = query.with_for_update()
     states = {(r.cooperative_id, r.commodity): state_from_row(r) for r in await session.execute(query)}
     lots = orm.stock_lots
@@ -452,7 +441,8 @@ async def existing_references(
     t = orm.movements
     rows = await session.execute(
         select(t.c.kind, t.c.reference).where(
-            t.c.cooperative_id == cooperative_id, one_of(session, t.c.reference, {r for _, r in wanted})
+            t.c.cooperative_id == cooperative_id,
+            one_of(t.c.reference, {r for _, r in wanted}, sqlite=on_sqlite(session)),
         )
     )
     return {(k, r) for k, r in rows} & wanted
@@ -470,7 +460,7 @@ async def insert_movements(session: AsyncSession, rows: list[dict[str, Any]]) ->
     no per-row statement rendering (about four times faster than a multi-row INSERT here)."""
     if not rows:
         return
-    if is_sqlite(session):
+    if on_sqlite(session):
         try:
             await session.execute(insert(orm.movements), rows)
         except IntegrityError as exc:

@@ -47,7 +47,3 @@ async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, 
     anew for every batch size), and the driver batches the rows itself."""
     if rows:
         await session.execute(insert_for(session, table).on_conflict_do_nothing(), rows)
-
-
-def is_postgres(session: AsyncSession) -> bool:
-    return session.bind is not None and session.bind.dialect.name == "postgresql"

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from kkmp_shared.db import array_rows
+from kkmp_shared.db import array_rows, on_sqlite
 from kkmp_shared.events.contracts import EventData, NotificationDelivered
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.outbox import Outbox
@@ -28,7 +28,7 @@ from notifications.domain.events import URGENT_TYPES
 from notifications.domain.routing import RoutingRule, Target, condition_key, event_kecamatans, targets
 from notifications.domain.templates import CooperativeName, Message, Names, render
 from notifications.service_layer import recipients as people
-from notifications.service_layer.common import insert_for, insert_rows, is_postgres, new_id, now, utc
+from notifications.service_layer.common import insert_for, insert_rows, new_id, now, utc
 from notifications.service_layer.deliveries import DeliveryWorker, queue_deliveries
 from notifications.settings import NotificationsSettings
 
@@ -457,7 +457,7 @@ async def claim_windows(session: AsyncSession, claims: Sequence[WindowClaim], wi
             again.append(index)
         else:
             first[claim.key] = index
-    if is_postgres(session) and len(first) > 1:
+    if not on_sqlite(session) and len(first) > 1:
         ordered = sorted(first.values())
         won = set(
             (

@@ -8,6 +8,7 @@ import secrets
 from typing import Any
 
 from kkmp_shared.auth import Principal
+from kkmp_shared.db import on_sqlite
 from kkmp_shared.errors import ApiError, conflict, forbidden, not_found, unprocessable
 from sqlalchemy import String, and_, cast, delete, exists, func, literal, or_, select, update
 from sqlalchemy.exc import IntegrityError
@@ -20,7 +21,7 @@ from notifications.domain.events import ANNOUNCEMENT_TYPE, routable_model
 from notifications.domain.routing import CONTRACT_RULES, DEFAULT_MATCH_FIELD, RoutingRule
 from notifications.entrypoints import schemas
 from notifications.service_layer import digests
-from notifications.service_layer.common import insert_for, is_postgres, new_id, now, utc
+from notifications.service_layer.common import insert_for, new_id, now, utc
 from notifications.settings import NotificationsSettings
 
 n = orm.notifications
@@ -558,7 +559,7 @@ async def announce(
     announcement_id = new_id()
     if not clauses:
         return {"id": announcement_id, "recipients": 0, "created_at": created}
-    if is_postgres(session):
+    if not on_sqlite(session):
         row_id: Any = cast(func.gen_random_uuid(), String)
     else:
         row_id = func.lower(func.hex(func.randomblob(16)))

@@ -7,13 +7,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kkmp_shared.auth import Principal
+from kkmp_shared.db import on_sqlite, one_of
 from kkmp_shared.events.contracts import UserCreated
-from sqlalchemy import ARRAY, Boolean, String, and_, bindparam, delete, func, or_, select
+from sqlalchemy import Boolean, and_, bindparam, delete, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters import orm
 from notifications.domain.routing import Target
-from notifications.service_layer.common import insert_for, is_postgres, now
+from notifications.service_layer.common import insert_for, now
 
 r = orm.recipients
 scopes = orm.recipient_scopes
@@ -133,16 +134,7 @@ def _member(candidate: _Candidate, target: Target) -> bool:
 _OFFICER_AUDIENCES = ("officers_in_scope", "supervisors_in_scope")
 
 
-def _any_of(column: Any, name: str, postgres: bool) -> Any:
-    """`column` is one of the list bound as `name`: `= ANY(array)` on PostgreSQL, so the statement's
-    text is the same whatever the list's length (an expanding IN is a new statement to prepare and
-    plan for every length); an expanding IN on SQLite, which has no arrays."""
-    if postgres:
-        return column == func.any(bindparam(name, type_=ARRAY(String)))
-    return column.in_(bindparam(name, expanding=True))
-
-
-def _candidates_query(postgres: bool) -> Any:
+def _candidates_query(sqlite: bool) -> Any:
     """Everyone who may be in a batch's audiences, one row per (person, kecamatan of their scope
     among the batch's, muted type among the batch's): one statement whatever the batch."""
     p, m = orm.preferences, orm.muted_types
@@ -167,15 +159,20 @@ def _candidates_query(postgres: bool) -> Any:
             .outerjoin(
                 scopes,
                 and_(
-                    scopes.c.user_id == r.c.user_id, _any_of(scopes.c.kecamatan_code, "kecamatans", postgres)
+                    scopes.c.user_id == r.c.user_id,
+                    one_of(scopes.c.kecamatan_code, name="kecamatans", sqlite=sqlite),
                 ),
             )
-            .outerjoin(m, and_(m.c.user_id == r.c.user_id, _any_of(m.c.event_type, "event_types", postgres)))
+            .outerjoin(
+                m, and_(m.c.user_id == r.c.user_id, one_of(m.c.event_type, name="event_types", sqlite=sqlite))
+            )
         )
         .where(
             or_(
-                and_(r.c.role == "coop_manager", _any_of(r.c.cooperative_id, "cooperatives", postgres)),
-                and_(r.c.role == "supplier", _any_of(r.c.supplier_id, "suppliers", postgres)),
+                and_(
+                    r.c.role == "coop_manager", one_of(r.c.cooperative_id, name="cooperatives", sqlite=sqlite)
+                ),
+                and_(r.c.role == "supplier", one_of(r.c.supplier_id, name="suppliers", sqlite=sqlite)),
                 and_(r.c.role == "officer", bindparam("officers", type_=Boolean), in_scope),
                 and_(r.c.role == "admin", bindparam("admins", type_=Boolean)),
             )
@@ -183,7 +180,7 @@ def _candidates_query(postgres: bool) -> Any:
     )
 
 
-_CANDIDATES = {True: _candidates_query(True), False: _candidates_query(False)}
+_CANDIDATES = {sqlite: _candidates_query(sqlite) for sqlite in (True, False)}
 
 
 async def resolve_many(
@@ -201,7 +198,7 @@ async def resolve_many(
         return sorted({str(t.value) for t in wanted if t.audience in audiences and t.value})
 
     rows = await session.execute(
-        _CANDIDATES[is_postgres(session)],
+        _CANDIDATES[on_sqlite(session)],
         {
             "cooperatives": values("cooperative_managers"),
             "suppliers": values("supplier"),
