@@ -14,18 +14,19 @@ session).
 
 Upserts (INSERT ... ON CONFLICT) have no dialect-neutral construct in SQLAlchemy: `upsert_insert` picks
 the SQLite or PostgreSQL `insert` for a session or a `Database`. `one_of` is `column IN (...)` written
-for each: `= ANY(array)` on PostgreSQL, an expanding IN on SQLite.
+for each: `= ANY(array)` on PostgreSQL, an expanding IN on SQLite. `insert_many` inserts a batch of
+rows as one statement: arrays unnested on PostgreSQL, an executemany on SQLite.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ARRAY, MetaData, Table, any_, bindparam, event, func, text
+from sqlalchemy import ARRAY, MetaData, Table, any_, bindparam, event, func, select, text
 from sqlalchemy.dialects.postgresql import Insert as PgInsert
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
@@ -225,6 +226,72 @@ def array_rows(**columns: Any) -> Any:
     on a loaded machine)."""
     arrays = [bindparam(name, type_=ARRAY(kind)) for name, kind in columns.items()]
     return func.unnest(*arrays).table_valued(*columns).render_derived()
+
+
+_ARRAY_INSERTS: dict[tuple[Any, ...], Any] = {}
+
+
+def insert_from_arrays(
+    table: Table,
+    columns: Sequence[str],
+    *,
+    shared: Sequence[str] = (),
+    ignore_conflicts: bool = False,
+    returning: Any = None,
+) -> Any:
+    """PostgreSQL: `INSERT INTO table (columns, shared) SELECT ... FROM unnest(arrays) ORDER BY its
+    ordinality`, built once per shape. Bind one list per column of `columns` under its name (rows in
+    order: a sequence default follows it) and one value per column of `shared` (the same for every
+    row). One Bind and one Execute whatever the number of rows, where an executemany is one Execute
+    per row (and with RETURNING, a multi-row VALUES whose text changes with every batch size)."""
+    key = (table, tuple(columns), tuple(shared), ignore_conflicts, returning)
+    statement = _ARRAY_INSERTS.get(key)
+    if statement is None:
+        arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns]
+        rows = func.unnest(*arrays).table_valued(*columns, with_ordinality="ordinal").render_derived()
+        chosen = select(
+            *(rows.c[name] for name in columns),
+            *(bindparam(name, type_=table.c[name].type) for name in shared),
+        ).order_by(rows.c.ordinal)
+        statement = pg_insert(table).from_select([*columns, *shared], chosen)
+        if ignore_conflicts:
+            statement = statement.on_conflict_do_nothing()
+        if returning is not None:
+            statement = statement.returning(returning)
+        _ARRAY_INSERTS[key] = statement
+    return statement
+
+
+async def insert_many(
+    session: AsyncSession,
+    table: Table,
+    rows: Sequence[Mapping[str, Any]],
+    *,
+    shared: Mapping[str, Any] | None = None,
+    ignore_conflicts: bool = False,
+    returning: Any = None,
+) -> Any:
+    """Insert rows that all have the same keys, plus `shared` values common to every row, in one
+    statement: `insert_from_arrays` on PostgreSQL, an executemany on SQLite. `ignore_conflicts` is
+    ON CONFLICT DO NOTHING; with `returning` (a column), the result lists it for the rows inserted.
+    At least one row: the first row's keys are the columns."""
+    if not rows:
+        raise ValueError("insert_many needs at least one row")
+    common = dict(shared or {})
+    if on_sqlite(session):
+        statement: Any = upsert_insert(session)(table)
+        if ignore_conflicts:
+            statement = statement.on_conflict_do_nothing()
+        if returning is not None:
+            statement = statement.returning(returning)
+        return await session.execute(statement, [{**row, **common} for row in rows])
+    columns = list(rows[0])
+    statement = insert_from_arrays(
+        table, columns, shared=list(common), ignore_conflicts=ignore_conflicts, returning=returning
+    )
+    params: dict[str, Any] = {name: [row[name] for row in rows] for name in columns}
+    params.update(common)
+    return await session.execute(statement, params)
 
 
 def run_migrations(script_location: Path, url: str) -> None:

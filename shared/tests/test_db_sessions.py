@@ -1,6 +1,7 @@
 """Sessions of `kkmp_shared.db.Database`: what a transaction noted (`note_change`) is heard once it has
 committed and only then; a read session refuses to write; `one_of` selects the same rows on both
-databases, with one statement text on PostgreSQL whatever the list's length."""
+databases, with one statement text on PostgreSQL whatever the list's length; `insert_many` inserts in
+order, skips conflicts and returns what it inserted, on both."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kkmp_shared.db import Database, ReadSessionWrite, note_change, on_sqlite, one_of
+from kkmp_shared.db import Database, ReadSessionWrite, insert_many, note_change, on_sqlite, one_of
 from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
-from sqlalchemy import Column, MetaData, String, Table, delete, event, insert, select, text, update
+from sqlalchemy import Column, Integer, MetaData, String, Table, delete, event, insert, select, text, update
 
 
 async def test_changes_are_heard_after_the_commit_and_never_after_a_rollback(tmp_path: Path) -> None:
@@ -123,6 +124,75 @@ async def test_one_of_selects_the_listed_rows_given_now_or_bound_later(tmp_path:
         # PostgreSQL gets one text to prepare whatever the length; SQLite's expanding IN a text per length.
         assert len(set(sent)) == (3 if backend == "sqlite" else 1), sent
     finally:
+        await db.dispose()
+        if backend == "postgres":
+            await adrop_database(url)
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+async def test_insert_many_keeps_the_order_skips_conflicts_and_returns_what_it_inserted(
+    tmp_path: Path, backend: str
+) -> None:
+    """`insert_many`: rows in the order given (a sequence default follows it: the outbox's `seq` is
+    the relay's order), the `shared` values in every row, conflicts skipped and left out of RETURNING;
+    on PostgreSQL one statement text whatever the number of rows."""
+    if backend == "postgres":
+        ensure_postgres()
+        url = await acreate_database("kkmp_insert_many")
+    else:
+        url = f"sqlite+aiosqlite:///{tmp_path / 'insert_many.db'}"
+    table = Table(
+        "t",
+        MetaData(),
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("name", String(10), nullable=False, unique=True),
+        Column("note", String(20)),
+        Column("batch", String(10), nullable=False),
+    )
+    db = Database(url)
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if statement.lstrip().upper().startswith("INSERT"):
+            sent.append(statement)
+
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(table.metadata.create_all)
+        event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+        names = ["m", "c", "x", "a", "q", "b"]
+        for part in (names[:4], names[4:]):
+            async with db.transaction() as session:
+                await insert_many(
+                    session,
+                    table,
+                    [{"name": n, "note": None if n == "x" else f"n-{n}"} for n in part],
+                    shared={"batch": "one"},
+                )
+        async with db.transaction() as session:
+            result = await insert_many(
+                session,
+                table,
+                [{"name": n, "note": "again"} for n in ("z", "c", "y", "y")],
+                shared={"batch": "two"},
+                ignore_conflicts=True,
+                returning=table.c.name,
+            )
+            assert sorted(result.scalars()) == ["y", "z"]
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        async with db.read_session() as session:
+            rows = (await session.execute(select(table).order_by(table.c.seq))).all()
+        assert [r.name for r in rows] == [*names, "z", "y"]
+        assert [r.batch for r in rows] == ["one"] * 6 + ["two"] * 2
+        assert [r.note for r in rows][:3] == ["n-m", "n-c", None] and rows[-1].note == "again"
+        # Two shapes (plain, and skipping conflicts with RETURNING): one text each, whatever the
+        # number of rows (4 and 2 of the first).
+        assert len(sent) == 3 and len(set(sent)) == 2, sent
+        if backend == "postgres":
+            assert all("unnest" in statement for statement in sent)
+    finally:
+        if event.contains(db.engine.sync_engine, "before_cursor_execute", record):
+            event.remove(db.engine.sync_engine, "before_cursor_execute", record)
         await db.dispose()
         if backend == "postgres":
             await adrop_database(url)

@@ -6,9 +6,9 @@ from datetime import UTC, datetime
 
 import orjson
 from opentelemetry import propagate
-from sqlalchemy import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kkmp_shared.db import insert_many
 from kkmp_shared.events.contracts import EventData
 from kkmp_shared.events.envelope import CloudEvent, new_event
 from kkmp_shared.messaging.tables import MessagingTables
@@ -37,19 +37,20 @@ class Outbox:
             new_event(item, source=self.source, subject=subject, traceparent=carrier.get("traceparent"))
             for item in items
         ]
-        await session.execute(
-            insert(self.table),
+        # One statement whatever the number of events (arrays on PostgreSQL); `seq` follows their order.
+        await insert_many(
+            session,
+            self.table,
             [
                 {
                     "event_id": ev.id,
                     "event_type": ev.type,
                     "subject": ev.subject,
                     "body": orjson.dumps(ev.model_dump(mode="json", exclude_none=True)).decode(),
-                    "headers": carrier,
-                    "created_at": now,
                 }
                 for ev in events
             ],
+            shared={"headers": carrier, "created_at": now},
         )
         session.info["outbox_pending"] = True
         return events

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from kkmp_shared.db import upsert_insert
+from kkmp_shared.db import insert_many, upsert_insert
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -42,8 +42,7 @@ def insert_for(session: AsyncSession, table: Table) -> Any:
 
 
 async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING of rows with the same columns, as one executemany: the
-    statement is compiled once whatever the number of rows (a multi-row VALUES would be compiled
-    anew for every batch size), and the driver batches the rows itself."""
+    """INSERT ... ON CONFLICT DO NOTHING of rows with the same columns, in one statement whatever
+    their number (`insert_many`: arrays on PostgreSQL, an executemany on SQLite)."""
     if rows:
-        await session.execute(insert_for(session, table).on_conflict_do_nothing(), rows)
+        await insert_many(session, table, rows, ignore_conflicts=True)

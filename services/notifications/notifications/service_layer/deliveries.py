@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from kkmp_shared.db import Database, KkmpSession
+from kkmp_shared.db import Database, KkmpSession, insert_many
 from kkmp_shared.errors import conflict, not_found
 from kkmp_shared.events.contracts import EventData, NotificationDelivered, NotificationFailed
 from kkmp_shared.messaging.outbox import Outbox
@@ -46,7 +46,7 @@ from sqlalchemy.orm import Session, SessionTransaction
 from notifications.adapters import orm
 from notifications.adapters.channels import AttemptResult, EmailSender, WebhookSender
 from notifications.domain.delivery import backoff_delay, next_outcome
-from notifications.service_layer.common import insert_for, now
+from notifications.service_layer.common import now
 from notifications.settings import NotificationsSettings
 
 log = logging.getLogger("kkmp.notifications.deliveries")
@@ -160,10 +160,10 @@ async def queue_deliveries(
         if ok:
             row.update(status="delivering", attempts=1, lease_until=lease_until)
         else:
-            row.setdefault("lease_until", None)  # the same columns in every row: one executemany
-    # One executemany (compiled once); RETURNING gives the ids that were inserted, not those that
-    # conflicted with a row already queued.
-    result = await session.execute(insert_for(session, d).on_conflict_do_nothing().returning(d.c.id), rows)
+            row.setdefault("lease_until", None)  # the same columns in every row: one statement
+    # One statement whatever the number of rows (`insert_many`); RETURNING gives the ids that were
+    # inserted, not those that conflicted with a row already queued.
+    result = await insert_many(session, d, rows, ignore_conflicts=True, returning=d.c.id)
     inserted: set[str] = set(result.scalars())
     if worker is None:
         return
