@@ -123,7 +123,12 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEn
         return engine
     # No pre-ping: it costs a round trip on every checkout. Connections are recycled instead, and a
     # connection that died with the server fails one request with 503 (errors.py), not the service.
-    return create_async_engine(url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800)
+    # LIFO: a worker that runs one transaction after another (a consumer, the relay) gets back the
+    # connection it just used, whose prepared statements asyncpg has cached; FIFO rotated through the
+    # whole pool, preparing each statement again on every connection.
+    return create_async_engine(
+        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, pool_use_lifo=True
+    )
 
 
 class Database:
