@@ -13,7 +13,7 @@ what an alert must cost to be neither lost nor applied twice, in a process of it
   `notification.delivered.v1` the service would publish (the inbox's and the webhook's); the
   messages are acked once it commits;
 - then one signed POST of the event to the webhook receiver per stall, at most `--per-target` at
-  once (32, the service's `DELIVERY_PER_TARGET`), through `--client`: aiohttp (what the service
+  once (64, the service's `DELIVERY_PER_TARGET`), through `--client`: aiohttp (what the service
   uses), httpx, or `raw` (HTTP/1.1 written and read by hand: the least a POST from Python costs);
   and the delivered events published persistent and confirmed.
 
@@ -371,7 +371,7 @@ def main() -> None:
     parser.add_argument("--movements", type=int, default=20000, help="ingest load during detection")
     parser.add_argument("--services", default="registry,inventory,reporting,sourcing")
     parser.add_argument("--client", choices=CLIENTS, default="aiohttp", help="the HTTP client of the POSTs")
-    parser.add_argument("--per-target", type=int, default=32, help="POSTs in flight at once (the service's)")
+    parser.add_argument("--per-target", type=int, default=64, help="POSTs in flight at once (the service's)")
     args = parser.parse_args()
     services = tuple(s for s in args.services.split(",") if s)
     figures = asyncio.run(measure_floor(args.stalls, args.movements, services, args.client, args.per_target))
