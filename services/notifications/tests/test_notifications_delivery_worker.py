@@ -297,3 +297,36 @@ async def _all(query: Any, expected: tuple[str, int], count: int) -> dict[str, t
     if len(found) == count and all(value == expected for value in found.values()):
         return found
     return None
+
+
+async def test_with_the_defaults_a_scans_burst_to_one_target_is_handed_over_whole_at_commit(
+    db: Database,
+) -> None:
+    """A detection scan's 200 stalls to one webhook (`make bench`'s burst): with the default settings
+    every one is inserted leased to the worker and sent from memory, none waits for a claim."""
+    webhook = FakeWebhook()
+    worker = DeliveryWorker(
+        db,
+        Outbox(orm.messaging, source="/notifications"),
+        NotificationsSettings(demo=True, delivery_poll_interval_s=3600.0),
+        webhook=webhook,
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        await eventually(lambda: worker.dispatches >= 1, timeout=10)
+        await asyncio.sleep(0.1)
+        looked = worker.dispatches
+        target = f"http://receiver.test/{uuid.uuid4().hex}"
+        rows = [new_delivery(target) for _ in range(200)]
+        async with db.transaction() as session:
+            await queue_deliveries(session, rows, worker)
+            assert worker.promised == 200
+        ids = [row["id"] for row in rows]
+        await eventually(lambda: len(webhook.sent) == 200, timeout=30)
+        assert sorted(webhook.sent) == sorted(ids)
+        assert worker.dispatches == looked  # no wake, no claim: the table had nothing left for it
+        assert webhook.peak == NotificationsSettings.model_fields["delivery_per_target"].default
+        done = await eventually(lambda: _all(statuses(db, ids), ("delivered", 1), len(ids)), timeout=15)
+        assert done is not None
+    finally:
+        await stop(task)
