@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kkmp_shared.db import Database, ReadSessionWrite, insert_many, note_change, on_sqlite, one_of
+from kkmp_shared.db import Database, ReadSessionWrite, insert_many, is_sqlite, note_change, on_sqlite, one_of
 from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
 from sqlalchemy import Column, Integer, MetaData, String, Table, delete, event, insert, select, text, update
 
@@ -53,17 +53,11 @@ async def test_changes_are_heard_after_the_commit_and_never_after_a_rollback(tmp
         await db.dispose()
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-async def test_a_read_session_refuses_to_write(tmp_path: Path, backend: str) -> None:
+async def test_a_read_session_refuses_to_write(database_url: str) -> None:
     """On PostgreSQL a read session is in autocommit, so a write through it would stay written even
     if the request failed afterwards: it is refused before it reaches the database, on both backends."""
-    if backend == "postgres":
-        ensure_postgres()
-        url = await acreate_database("kkmp_read_session")
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'read.db'}"
     table = Table("t", MetaData(), Column("id", String(10), primary_key=True))
-    db = Database(url)
+    db = Database(database_url)
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(table.metadata.create_all)
@@ -86,19 +80,12 @@ async def test_a_read_session_refuses_to_write(tmp_path: Path, backend: str) -> 
             assert sorted((await session.execute(select(table.c.id))).scalars()) == ["a", "b"]
     finally:
         await db.dispose()
-        if backend == "postgres":
-            await adrop_database(url)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
-async def test_one_of_selects_the_listed_rows_given_now_or_bound_later(tmp_path: Path, backend: str) -> None:
-    if backend == "postgres":
-        ensure_postgres()
-        url = await acreate_database("kkmp_one_of")
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'one_of.db'}"
+async def test_one_of_selects_the_listed_rows_given_now_or_bound_later(database_url: str) -> None:
+    backend = "sqlite" if is_sqlite(database_url) else "postgres"
     table = Table("t", MetaData(), Column("id", String(10), primary_key=True))
-    db = Database(url)
+    db = Database(database_url)
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(table.metadata.create_all)
@@ -125,22 +112,15 @@ async def test_one_of_selects_the_listed_rows_given_now_or_bound_later(tmp_path:
         assert len(set(sent)) == (3 if backend == "sqlite" else 1), sent
     finally:
         await db.dispose()
-        if backend == "postgres":
-            await adrop_database(url)
 
 
-@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 async def test_insert_many_keeps_the_order_skips_conflicts_and_returns_what_it_inserted(
-    tmp_path: Path, backend: str
+    database_url: str,
 ) -> None:
     """`insert_many`: rows in the order given (a sequence default follows it: the outbox's `seq` is
     the relay's order), the `shared` values in every row, conflicts skipped and left out of RETURNING;
     on PostgreSQL one statement text whatever the number of rows."""
-    if backend == "postgres":
-        ensure_postgres()
-        url = await acreate_database("kkmp_insert_many")
-    else:
-        url = f"sqlite+aiosqlite:///{tmp_path / 'insert_many.db'}"
+    backend = "sqlite" if is_sqlite(database_url) else "postgres"
     table = Table(
         "t",
         MetaData(),
@@ -149,7 +129,7 @@ async def test_insert_many_keeps_the_order_skips_conflicts_and_returns_what_it_i
         Column("note", String(20)),
         Column("batch", String(10), nullable=False),
     )
-    db = Database(url)
+    db = Database(database_url)
     sent: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -194,8 +174,6 @@ async def test_insert_many_keeps_the_order_skips_conflicts_and_returns_what_it_i
         if event.contains(db.engine.sync_engine, "before_cursor_execute", record):
             event.remove(db.engine.sync_engine, "before_cursor_execute", record)
         await db.dispose()
-        if backend == "postgres":
-            await adrop_database(url)
 
 
 async def test_the_postgresql_pool_hands_back_the_connection_used_last() -> None:
