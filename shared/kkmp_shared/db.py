@@ -222,15 +222,16 @@ def one_of(column: Any, values: Iterable[Any] | None = None, *, sqlite: bool, na
     return column == any_(bindparam(name, type_=ARRAY(column.type), **given))
 
 
-def array_rows(**columns: Any) -> Any:
+def array_rows(*, ordinal: str | None = None, **columns: Any) -> Any:
     """PostgreSQL: rows bound as one array per column and unnested, as a table whose columns are
     named as given (`INSERT ... SELECT` from it, or `UPDATE ... FROM` it). Bind one list per column
     under the column's name. The statement's text is the same whatever the number of rows: an
     executemany with RETURNING is rendered by SQLAlchemy as a multi-row VALUES, a new text for every
     batch size, which PostgreSQL parses and plans again after a round trip to prepare it (tens of ms
-    on a loaded machine)."""
+    on a loaded machine). With `ordinal`, the table also has a column of that name numbering the rows
+    from 1 in the arrays' order (WITH ORDINALITY), to order by."""
     arrays = [bindparam(name, type_=ARRAY(kind)) for name, kind in columns.items()]
-    return func.unnest(*arrays).table_valued(*columns).render_derived()
+    return func.unnest(*arrays).table_valued(*columns, with_ordinality=ordinal).render_derived()
 
 
 _ARRAY_INSERTS: dict[tuple[Any, ...], Any] = {}
@@ -252,8 +253,7 @@ def insert_from_arrays(
     key = (table, tuple(columns), tuple(shared), ignore_conflicts, returning)
     statement = _ARRAY_INSERTS.get(key)
     if statement is None:
-        arrays = [bindparam(name, type_=ARRAY(table.c[name].type)) for name in columns]
-        rows = func.unnest(*arrays).table_valued(*columns, with_ordinality="ordinal").render_derived()
+        rows = array_rows(ordinal="ordinal", **{name: table.c[name].type for name in columns})
         chosen = select(
             *(rows.c[name] for name in columns),
             *(bindparam(name, type_=table.c[name].type) for name in shared),

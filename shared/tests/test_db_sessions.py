@@ -53,14 +53,28 @@ async def test_changes_are_heard_after_the_commit_and_never_after_a_rollback(tmp
         await db.dispose()
 
 
-async def test_a_read_session_refuses_to_write(database_url: str) -> None:
-    """On PostgreSQL a read session is in autocommit, so a write through it would stay written even
-    if the request failed afterwards: it is refused before it reaches the database, on both backends."""
-    table = Table("t", MetaData(), Column("id", String(10), primary_key=True))
-    db = Database(database_url)
+# One text column: the table of the read-session and `one_of` tests.
+IDS = Table("t", MetaData(), Column("id", String(10), primary_key=True))
+
+
+async def with_tables(url: str, table: Table) -> Database:
+    """A `Database` on `url` with `table` (and its MetaData's other tables) created."""
+    db = Database(url)
     try:
         async with db.engine.begin() as conn:
             await conn.run_sync(table.metadata.create_all)
+    except BaseException:
+        await db.dispose()
+        raise
+    return db
+
+
+async def test_a_read_session_refuses_to_write(database_url: str) -> None:
+    """On PostgreSQL a read session is in autocommit, so a write through it would stay written even
+    if the request failed afterwards: it is refused before it reaches the database, on both backends."""
+    table = IDS
+    db = await with_tables(database_url, table)
+    try:
         async with db.transaction() as session:
             await session.execute(insert(table).values(id="a"))
         for statement in (
@@ -84,11 +98,9 @@ async def test_a_read_session_refuses_to_write(database_url: str) -> None:
 
 async def test_one_of_selects_the_listed_rows_given_now_or_bound_later(database_url: str) -> None:
     backend = "sqlite" if is_sqlite(database_url) else "postgres"
-    table = Table("t", MetaData(), Column("id", String(10), primary_key=True))
-    db = Database(database_url)
+    table = IDS
+    db = await with_tables(database_url, table)
     try:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(table.metadata.create_all)
         async with db.transaction() as session:
             await session.execute(insert(table), [{"id": name} for name in ("a", "b", "c", "d")])
         async with db.read_session() as session:
@@ -129,7 +141,7 @@ async def test_insert_many_keeps_the_order_skips_conflicts_and_returns_what_it_i
         Column("note", String(20)),
         Column("batch", String(10), nullable=False),
     )
-    db = Database(database_url)
+    db = await with_tables(database_url, table)
     sent: list[str] = []
 
     def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
@@ -137,8 +149,6 @@ async def test_insert_many_keeps_the_order_skips_conflicts_and_returns_what_it_i
             sent.append(statement)
 
     try:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(table.metadata.create_all)
         event.listen(db.engine.sync_engine, "before_cursor_execute", record)
         names = ["m", "c", "x", "a", "q", "b"]
         for part in (names[:4], names[4:]):

@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
-from kkmp_shared.db import insert_many, upsert_insert
+from kkmp_shared.db import upsert_insert
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,10 +39,3 @@ def utc(moment: datetime | None) -> datetime | None:
 def insert_for(session: AsyncSession, table: Table) -> Any:
     """INSERT with ON CONFLICT support in the session's dialect."""
     return upsert_insert(session)(table)
-
-
-async def insert_rows(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
-    """INSERT ... ON CONFLICT DO NOTHING of rows with the same columns, in one statement whatever
-    their number (`insert_many`: arrays on PostgreSQL, an executemany on SQLite)."""
-    if rows:
-        await insert_many(session, table, rows, ignore_conflicts=True)

@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from kkmp_shared.db import array_rows, on_sqlite
+from kkmp_shared.db import array_rows, insert_many, on_sqlite
 from kkmp_shared.events.contracts import EventData, NotificationDelivered
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.outbox import Outbox
@@ -28,7 +28,7 @@ from notifications.domain.events import URGENT_TYPES
 from notifications.domain.routing import RoutingRule, Target, condition_key, event_kecamatans, targets
 from notifications.domain.templates import CooperativeName, Message, Names, render
 from notifications.service_layer import recipients as people
-from notifications.service_layer.common import insert_for, insert_rows, new_id, now, utc
+from notifications.service_layer.common import insert_for, new_id, now, utc
 from notifications.service_layer.deliveries import DeliveryWorker, queue_deliveries
 from notifications.settings import NotificationsSettings
 
@@ -167,10 +167,10 @@ class Notifier:
                 plan, recipients, names, moment, inbox_rows, held_rows, inbox_events, deliveries
             )
         if inbox_rows:
-            await insert_rows(session, orm.notifications, inbox_rows)
+            await insert_many(session, orm.notifications, inbox_rows, ignore_conflicts=True)
             await self.outbox.add_many(session, inbox_events)
         if held_rows:
-            await insert_rows(session, orm.digest_items, held_rows)
+            await insert_many(session, orm.digest_items, held_rows, ignore_conflicts=True)
         secrets = {sub.id: sub.secret for _, plan in live for sub in plan.subscriptions}
         await self.queue(session, deliveries, secrets)
         return outcomes
