@@ -112,7 +112,10 @@ def _refuse_coercion(model: type[BaseModel], value: Any, field: str | None) -> A
         return value
     kinds = _kinds(model.model_fields[field].annotation)
     is_number = isinstance(value, int | float) and not isinstance(value, bool)
-    if kinds & {date, datetime, AwareDatetime} and is_number:
+    if kinds & {date, datetime, AwareDatetime} and (
+        is_number or (isinstance(value, str) and _BARE_NUMBER.fullmatch(value))
+    ):
+        # A number, or a number as text ("0"): pydantic would read either as seconds since 1970.
         raise ValueError("expected an ISO 8601 date or date-time, e.g. 2025-01-31")
     if bool in kinds and not isinstance(value, bool) and not kinds & {int, float, str}:
         raise ValueError("expected true or false")
