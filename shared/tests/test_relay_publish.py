@@ -1,5 +1,6 @@
 """The relay's batch of publishes, with the exchange stood in for: each row's result is None once
-confirmed or its exception, and one deadline ends the confirms that never come. That a row left
+confirmed or its exception, one deadline ends the confirms that never come, and alerts overtake a
+backlog of bulk events (on both databases). That a row left
 unconfirmed stays in the outbox and is published again is proven against the real broker in
 test_messaging.py and tests/faults (the broker's memory and disk alarms)."""
 
@@ -7,12 +8,18 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime
+from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from kkmp_shared.db import Database
+from kkmp_shared.events.contracts import StockMoved, StockStalled
 from kkmp_shared.messaging import relay as relay_module
+from kkmp_shared.messaging.outbox import Outbox
 from kkmp_shared.messaging.relay import OutboxRelay
+from kkmp_shared.messaging.tables import add_messaging_tables
+from sqlalchemy import MetaData
 
 
 class FakeExchange:
@@ -63,3 +70,72 @@ async def test_one_deadline_ends_the_confirms_that_never_come(monkeypatch: pytes
     assert 0.3 <= took < 2.0
     # No span is exported: the trace context stored with each row goes on as it is.
     assert [h["traceparent"] for h in exchange.headers] == [r.headers["traceparent"] for r in rows]
+
+
+async def test_alerts_are_published_before_a_backlog_of_bulk_events(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Movements (a bulk stream) wait in the outbox when an alert is written: the relay's next batch
+    starts with the alert, and each lane keeps the order in which its events were written."""
+    monkeypatch.setattr(relay_module, "tracing_exported", lambda: False)
+    metadata = MetaData()
+    tables = add_messaging_tables(metadata)
+    db = Database(database_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        outbox = Outbox(tables, source="/inventory")
+        async with db.transaction() as session:
+            backlog = await outbox.add_many(session, [movement(n) for n in range(4)])
+        async with db.transaction() as session:
+            alert = await outbox.add(session, stall("gula"))
+        async with db.transaction() as session:
+            # One transaction writes a movement and the alert it causes: the alert still goes first.
+            mixed = await outbox.add_many(session, [movement(4), stall("beras")])
+        broker = SimpleNamespace(on_connect=lambda _callback: None, exchange_name="kkmp.events")
+        relay = OutboxRelay(db, tables, broker, service="inventory", batch_size=3)  # type: ignore[arg-type]
+        exchange = FakeExchange()
+        relay._exchange = exchange  # type: ignore[assignment]
+        relay._channel = SimpleNamespace(is_closed=False)  # type: ignore[assignment]
+        published = 0
+        while count := await relay.drain_once():
+            published += count
+        assert published == 7
+        assert await relay.backlog() == 0
+        assert exchange.published == [
+            alert.id,
+            mixed[1].id,
+            *(event.id for event in backlog),
+            mixed[0].id,
+        ]
+    finally:
+        await db.dispose()
+
+
+def movement(n: int) -> StockMoved:
+    return StockMoved(
+        cooperative_id="c1",
+        kelurahan_code="35.78.01.1001",
+        kecamatan_code="35.78.01",
+        movement_id=f"m{n}",
+        commodity="gula",
+        kind="sale",
+        quantity=Decimal(1),
+        unit="kg",
+        on_hand_after=Decimal(10 - n),
+        occurred_at=datetime.now(UTC),
+    )
+
+
+def stall(commodity: str) -> StockStalled:
+    return StockStalled(
+        cooperative_id="c1",
+        kelurahan_code="35.78.01.1001",
+        kecamatan_code="35.78.01",
+        commodity=commodity,
+        on_hand=Decimal(10),
+        unit="kg",
+        days_since_sale=20,
+        value=150_000,
+        detected_at=datetime.now(UTC),
+    )

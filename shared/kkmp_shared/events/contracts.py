@@ -25,6 +25,10 @@ class EventData(BaseModel):
     model_config = ConfigDict(extra="ignore")
     event_type: ClassVar[str] = ""
     summary: ClassVar[str] = ""
+    # A high-volume stream (one event per movement, member or delivery). A service's outbox publishes
+    # its other events first, so that an alert (a detection scan's stalls) never waits behind a backlog
+    # of thousands of `stock.moved`; each lane keeps the order in which the events were written.
+    bulk: ClassVar[bool] = False
 
 
 class CooperativeRef(EventData):
@@ -67,6 +71,7 @@ class CooperativeUpdated(CooperativeRef):
 class MemberJoined(CooperativeRef):
     event_type: ClassVar[str] = "member.joined.v1"
     summary: ClassVar[str] = "A resident or UMKM joined a cooperative."
+    bulk: ClassVar[bool] = True
     member_id: str
     kind: Literal["resident", "umkm"]
     sector: str | None = None
@@ -120,6 +125,7 @@ class UserCreated(EventData):
 class StockMoved(CooperativeRef):
     event_type: ClassVar[str] = "stock.moved.v1"
     summary: ClassVar[str] = "One movement was recorded in a cooperative's stock ledger."
+    bulk: ClassVar[bool] = True
     movement_id: str
     commodity: str
     kind: MovementKind
@@ -356,6 +362,7 @@ class ReportOverdue(CooperativeRef):
 class NotificationDelivered(EventData):
     event_type: ClassVar[str] = "notification.delivered.v1"
     summary: ClassVar[str] = "A notification reached its recipient on a channel."
+    bulk: ClassVar[bool] = True
     delivery_id: str
     channel: Literal["inbox", "email", "webhook"]
     recipient: str
@@ -369,6 +376,7 @@ class NotificationDelivered(EventData):
 class NotificationFailed(EventData):
     event_type: ClassVar[str] = "notification.failed.v1"
     summary: ClassVar[str] = "A notification could not be delivered after all its attempts."
+    bulk: ClassVar[bool] = True
     delivery_id: str
     channel: Literal["inbox", "email", "webhook"]
     recipient: str

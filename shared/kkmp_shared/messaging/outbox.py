@@ -47,8 +47,9 @@ class Outbox:
                     "event_type": ev.type,
                     "subject": ev.subject,
                     "body": orjson.dumps(ev.model_dump(mode="json", exclude_none=True)).decode(),
+                    "bulk": type(item).bulk,
                 }
-                for ev in events
+                for ev, item in zip(events, items, strict=True)
             ],
             shared={"headers": carrier, "created_at": now},
         )

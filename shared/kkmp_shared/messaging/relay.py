@@ -3,7 +3,9 @@
 A row is marked sent only after the broker confirmed it, so a crash between publish and mark means the
 event is published again: consumers' inboxes absorb that. Unroutable messages (`mandatory`) count as
 failures and stay in the outbox. Many publishes are in flight at once; rows are claimed with
-`FOR UPDATE SKIP LOCKED` so replicas of a service never publish the same row concurrently.
+`FOR UPDATE SKIP LOCKED` so replicas of a service never publish the same row concurrently. Rows of
+the bulk streams (`EventData.bulk`: one per movement) go after the others, so an alert is published
+in the next batch even when thousands of movements wait.
 """
 
 from __future__ import annotations
@@ -138,7 +140,8 @@ class OutboxRelay:
         return (
             select(t.c.seq, t.c.event_id, t.c.event_type, t.c.body, t.c.headers, t.c.created_at)
             .where(t.c.published_at.is_(None))
-            .order_by(t.c.seq)
+            # Other events before the bulk streams' (`EventData.bulk`), each lane in the order written.
+            .order_by(t.c.bulk, t.c.seq)
             .limit(self.batch_size)
         )
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Index,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    false,
     text,
 )
 
@@ -43,9 +45,12 @@ def add_messaging_tables(metadata: MetaData) -> MessagingTables:
         Column("published_at", DateTime(timezone=True)),
         Column("attempts", Integer, nullable=False, server_default=text("0")),
         Column("last_error", Text),
+        # `EventData.bulk`: published after the other pending events (the relay reads this index).
+        Column("bulk", Boolean, nullable=False, server_default=false()),
     )
     Index(
-        "ix_outbox_pending",
+        "ix_outbox_pending_lanes",
+        outbox.c.bulk,
         outbox.c.seq,
         postgresql_where=outbox.c.published_at.is_(None),
         sqlite_where=outbox.c.published_at.is_(None),
@@ -62,9 +67,9 @@ def add_messaging_tables(metadata: MetaData) -> MessagingTables:
 
 
 # --- Alembic ---------------------------------------------------------------------------------------
-# What every service's initial migration (revision 0001) ran to create and drop the two tables, as
-# Alembic's autogenerate wrote it. Frozen: a database already at 0001 never runs these again, so a change
-# to the tables is a new revision in each service, never an edit here.
+# What every service's migrations ran to create and change the two tables, as Alembic's autogenerate
+# wrote it. Frozen: a database already past a revision never runs it again, so a change to the tables
+# is a new function here and a new revision in each service, never an edit of these.
 
 
 def create_messaging_tables() -> None:
@@ -120,3 +125,46 @@ def drop_messaging_tables() -> None:
         )
     op.drop_table("outbox")
     op.drop_table("inbox")
+
+
+def add_outbox_lanes() -> None:
+    """Inside a migration's `upgrade()`: the outbox's `bulk` column, and its index of unpublished rows
+    ordered by lane (other events first) and then by `seq`."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("bulk", sa.Boolean(), server_default=sa.false(), nullable=False))
+        batch_op.drop_index(
+            "ix_outbox_pending",
+            postgresql_where=sa.text("published_at IS NULL"),
+            sqlite_where=sa.text("published_at IS NULL"),
+        )
+        batch_op.create_index(
+            "ix_outbox_pending_lanes",
+            ["bulk", "seq"],
+            unique=False,
+            postgresql_where=sa.text("published_at IS NULL"),
+            sqlite_where=sa.text("published_at IS NULL"),
+        )
+
+
+def drop_outbox_lanes() -> None:
+    """Inside a migration's `downgrade()`: the reverse of `add_outbox_lanes`."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    with op.batch_alter_table("outbox", schema=None) as batch_op:
+        batch_op.drop_index(
+            "ix_outbox_pending_lanes",
+            postgresql_where=sa.text("published_at IS NULL"),
+            sqlite_where=sa.text("published_at IS NULL"),
+        )
+        batch_op.create_index(
+            "ix_outbox_pending",
+            ["seq"],
+            unique=False,
+            postgresql_where=sa.text("published_at IS NULL"),
+            sqlite_where=sa.text("published_at IS NULL"),
+        )
+        batch_op.drop_column("bulk")
