@@ -139,3 +139,50 @@ def stall(commodity: str) -> StockStalled:
         value=150_000,
         detected_at=datetime.now(UTC),
     )
+
+
+async def test_the_relay_waits_for_its_before_drain_hook(
+    database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A service lets its own latency-critical work go first (notifications: a burst's webhook sends)."""
+    monkeypatch.setattr(relay_module, "tracing_exported", lambda: False)
+    metadata = MetaData()
+    tables = add_messaging_tables(metadata)
+    db = Database(database_url)
+    try:
+        async with db.engine.begin() as conn:
+            await conn.run_sync(metadata.create_all)
+        connected = asyncio.Event()
+        connected.set()
+        broker = SimpleNamespace(
+            on_connect=lambda _callback: None, exchange_name="kkmp.events", connected=connected
+        )
+        relay = OutboxRelay(db, tables, broker, service="inventory", poll_interval_s=0.05)  # type: ignore[arg-type]
+        exchange = FakeExchange()
+        relay._exchange = exchange  # type: ignore[assignment]
+        relay._channel = SimpleNamespace(is_closed=False)  # type: ignore[assignment]
+        gate = asyncio.Event()
+        waits: list[float] = []
+
+        async def hold() -> None:
+            waits.append(asyncio.get_running_loop().time())
+            await gate.wait()
+
+        relay.before_drain = hold
+        async with db.transaction() as session:
+            alert = await Outbox(tables, source="/inventory").add(session, stall("gula"))
+        task = asyncio.create_task(relay.run())
+        try:
+            await asyncio.sleep(0.3)
+            assert waits and exchange.published == []
+            gate.set()
+            for _ in range(100):
+                if exchange.published:
+                    break
+                await asyncio.sleep(0.02)
+            assert exchange.published == [alert.id]
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+    finally:
+        await db.dispose()

@@ -96,6 +96,9 @@ def create_app(
     )
     worker = deliveries.DeliveryWorker(app.state.db, outbox, settings)
     notifier.worker = worker
+    if app.state.relay is not None:
+        # The inbox's `notification.delivered` events are published once a burst's webhooks are out.
+        app.state.relay.before_drain = worker.sends_first
     app.state.notifier = notifier
     app.state.delivery_worker = worker
     return app

@@ -47,6 +47,9 @@ class NotificationsSettings(ServiceSettings):
     # handed over), 200 stalls took seven rounds and two claims, 200-350 ms after the inbox under
     # `make bench`'s load; at 64 (and 256) they followed the inbox within 5-60 ms.
     delivery_per_target: int = Field(default=64, ge=1)
+    # Attempts are recorded once the sends in flight are done, or after this long: a burst's sends
+    # do not share this process's CPU with its recording.
+    delivery_record_delay_ms: float = Field(default=250, ge=0, le=5000)
     delivery_max_attempts: int = Field(default=6, ge=1, le=50)
     delivery_backoff_base_s: float = Field(default=2.0, gt=0)
     delivery_backoff_max_s: float = Field(default=900.0, gt=0)

@@ -330,3 +330,91 @@ async def test_with_the_defaults_a_scans_burst_to_one_target_is_handed_over_whol
         assert done is not None
     finally:
         await stop(task)
+
+
+class GatedWebhook(FakeWebhook):
+    """Answers 200 when the test opens the gate of that delivery."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.gates: dict[str, asyncio.Event] = {}
+
+    async def send(self, *, delivery_id: str, **_: Any) -> AttemptResult:
+        await self.gates.setdefault(delivery_id, asyncio.Event()).wait()
+        self.sent.append(delivery_id)
+        return AttemptResult(True, False, "delivered", 200)
+
+    def open(self, delivery_id: str) -> None:
+        self.gates.setdefault(delivery_id, asyncio.Event()).set()
+
+
+async def test_a_bursts_attempts_are_recorded_once_its_sends_are_done(db: Database) -> None:
+    """Recording an attempt (a transaction and an event) waits while other sends are in flight, so
+    that it does not take the CPU of the sends; the whole burst is then recorded at once, and the
+    relay's `before_drain` (`sends_first`) waits the same way."""
+    webhook = GatedWebhook()
+    worker = DeliveryWorker(
+        db,
+        Outbox(orm.messaging, source="/notifications"),
+        settings(delivery_record_delay_ms=5000),
+        webhook=webhook,
+    )
+    recorded: list[int] = []
+    record_many = worker.record_many
+
+    async def counting(ended: list[Any]) -> None:
+        recorded.append(len(ended))
+        await record_many(ended)
+
+    worker.record_many = counting  # type: ignore[method-assign]
+    task = asyncio.create_task(worker.run())
+    try:
+        await eventually(lambda: worker.dispatches >= 1, timeout=10)
+        rows = [new_delivery(f"http://receiver.test/{uuid.uuid4().hex}") for _ in range(3)]
+        ids = [row["id"] for row in rows]
+        async with db.transaction() as session:
+            await queue_deliveries(session, rows, worker)
+        await eventually(lambda: worker.inflight == 3, timeout=10)
+        relay_waiting = asyncio.create_task(worker.sends_first())
+        webhook.open(ids[0])
+        webhook.open(ids[1])
+        await eventually(lambda: len(webhook.sent) == 2, timeout=10)
+        await asyncio.sleep(0.3)
+        assert recorded == []  # two attempts ended, one is still in flight: nothing recorded yet
+        assert await statuses(db, ids) == {i: ("delivering", 1) for i in ids}
+        assert not relay_waiting.done()
+        webhook.open(ids[2])
+        done = await eventually(lambda: _all(statuses(db, ids), ("delivered", 1), len(ids)), timeout=10)
+        assert done is not None
+        assert recorded == [3]  # one transaction for the burst
+        await asyncio.wait_for(relay_waiting, timeout=5)
+        await asyncio.wait_for(worker.sends_first(), timeout=1)  # idle: no wait at all
+    finally:
+        await stop(task)
+
+
+async def test_attempts_are_recorded_after_the_delay_while_sends_go_on(db: Database) -> None:
+    """A send that hangs does not hold the recording of the others past `delivery_record_delay_ms`."""
+    webhook = GatedWebhook()
+    worker = DeliveryWorker(
+        db,
+        Outbox(orm.messaging, source="/notifications"),
+        settings(delivery_record_delay_ms=200),
+        webhook=webhook,
+    )
+    task = asyncio.create_task(worker.run())
+    try:
+        await eventually(lambda: worker.dispatches >= 1, timeout=10)
+        rows = [new_delivery(f"http://receiver.test/{uuid.uuid4().hex}") for _ in range(2)]
+        ids = [row["id"] for row in rows]
+        async with db.transaction() as session:
+            await queue_deliveries(session, rows, worker)
+        await eventually(lambda: worker.inflight == 2, timeout=10)
+        webhook.open(ids[0])
+        done = await eventually(lambda: _all(statuses(db, ids[:1]), ("delivered", 1), 1), timeout=10)
+        assert done is not None
+        assert (await statuses(db, ids))[ids[1]] == ("delivering", 1)
+        webhook.open(ids[1])
+        assert await eventually(lambda: _all(statuses(db, ids), ("delivered", 1), 2), timeout=10) is not None
+    finally:
+        await stop(task)

@@ -602,3 +602,9 @@ async def test_audiences_are_resolved_for_a_batch_in_one_query(env: Env) -> None
         [],
     ]
     assert {p.role for p in found[3]} <= {"supplier", "admin"}
+
+
+async def test_the_relay_publishes_after_the_webhooks_in_flight(env: Env) -> None:
+    """The service's relay waits for the delivery worker's sends (`sends_first`, tested with the
+    worker) before it publishes the inbox's bookkeeping events."""
+    assert env.app.state.relay.before_drain == env.app.state.delivery_worker.sends_first

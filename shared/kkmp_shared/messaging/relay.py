@@ -64,6 +64,9 @@ class OutboxRelay:
         self._last_cleanup = 0.0
         # Tests inject crashes at named points ("after_publish") to prove exactly-once in effect.
         self.fault_hook: FaultHook | None = None
+        # Awaited before each batch: a service lets latency-critical work of its own go first (the
+        # notifications service, its webhook sends, before the bookkeeping events of the inbox).
+        self.before_drain: Callable[[], Awaitable[None]] | None = None
         self.published_total = 0
         broker.on_connect(self._open_channel)
         db.outbox_wake = self.wake
@@ -80,6 +83,8 @@ class OutboxRelay:
         while True:
             try:
                 await self.broker.connected.wait()
+                if self.before_drain is not None:
+                    await self.before_drain()
                 published = await self.drain_once()
                 await self._stats()
                 if published >= self.batch_size:

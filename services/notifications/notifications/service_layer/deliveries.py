@@ -204,6 +204,8 @@ class DeliveryWorker:
         # Attempts that ended and are not recorded yet; True while a task is recording them.
         self._ended: list[tuple[Claimed, datetime, AttemptResult]] = []
         self._recording = False
+        # Set when the last attempt in flight ends (recording waits for it, see `sends_first`).
+        self._idle = asyncio.Event()
         # Room promised to transactions that have not committed yet (see `reserve`), by target.
         self._reserved: Tally[str] = Tally()
         self._random = random.Random()
@@ -408,6 +410,8 @@ class DeliveryWorker:
             self._start_ready()
             if self._needs_refill(row.target):
                 self._wake.set()
+            if not self._inflight:
+                self._idle.set()
         await self._record_ended(row, started, result)
 
     def _needs_refill(self, target: str) -> bool:
@@ -421,13 +425,15 @@ class DeliveryWorker:
         return queued < half or self.inflight < self.settings.delivery_concurrency // 2
 
     async def _record_ended(self, row: Claimed, started: datetime, result: AttemptResult) -> None:
-        """Group commit: the first attempt to end records every attempt that ends meanwhile."""
+        """Group commit: the first attempt to end records every attempt that ends meanwhile, once
+        the sends in flight are done (or `delivery_record_delay_ms` has passed)."""
         self._ended.append((row, started, result))
         if self._recording:
             return
         self._recording = True
         try:
             while self._ended:
+                await self.sends_first()
                 batch, self._ended = self._ended, []
                 try:
                     await self.record_many(batch)
@@ -436,6 +442,21 @@ class DeliveryWorker:
                     log.exception("could not record %d delivery attempts", len(batch))
         finally:
             self._recording = False
+
+    async def sends_first(self) -> None:
+        """Let a burst's sends go out before its attempts are recorded and before the outbox relay
+        publishes this process's events (`OutboxRelay.before_drain`): both take the same process's
+        CPU as the sends (200 webhooks took 20 ms of this loop to send, and 45 ms when recorded as
+        they ended). Waits until no attempt is in flight, at most `delivery_record_delay_ms`: a
+        steady stream is still recorded and published that often."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.settings.delivery_record_delay_ms / 1000
+        while self._inflight and not self._stopping:
+            self._idle.clear()
+            try:
+                await asyncio.wait_for(self._idle.wait(), timeout=max(0.0, deadline - loop.time()))
+            except TimeoutError:
+                return
 
     async def send(self, row: Claimed) -> AttemptResult:
         if row.subscription_id is not None and not row.subscription_active:
