@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -222,15 +223,16 @@ def one_of(column: Any, values: Iterable[Any] | None = None, *, sqlite: bool, na
     return column == any_(bindparam(name, type_=ARRAY(column.type), **given))
 
 
-def array_rows(*, ordinal: str | None = None, **columns: Any) -> Any:
+def array_rows(*, ordinal: str | None = None, prefix: str = "", **columns: Any) -> Any:
     """PostgreSQL: rows bound as one array per column and unnested, as a table whose columns are
     named as given (`INSERT ... SELECT` from it, or `UPDATE ... FROM` it). Bind one list per column
     under the column's name. The statement's text is the same whatever the number of rows: an
     executemany with RETURNING is rendered by SQLAlchemy as a multi-row VALUES, a new text for every
     batch size, which PostgreSQL parses and plans again after a round trip to prepare it (tens of ms
     on a loaded machine). With `ordinal`, the table also has a column of that name numbering the rows
-    from 1 in the arrays' order (WITH ORDINALITY), to order by."""
-    arrays = [bindparam(name, type_=ARRAY(kind)) for name, kind in columns.items()]
+    from 1 in the arrays' order (WITH ORDINALITY), to order by. The lists are bound under
+    `prefix` + the column's name (two such tables in one statement need different prefixes)."""
+    arrays = [bindparam(prefix + name, type_=ARRAY(kind)) for name, kind in columns.items()]
     return func.unnest(*arrays).table_valued(*columns, with_ordinality=ordinal).render_derived()
 
 
@@ -244,19 +246,21 @@ def insert_from_arrays(
     shared: Sequence[str] = (),
     ignore_conflicts: bool = False,
     returning: Any = None,
+    prefix: str = "",
 ) -> Any:
     """PostgreSQL: `INSERT INTO table (columns, shared) SELECT ... FROM unnest(arrays) ORDER BY its
     ordinality`, built once per shape. Bind one list per column of `columns` under its name (rows in
     order: a sequence default follows it) and one value per column of `shared` (the same for every
-    row). One Bind and one Execute whatever the number of rows, where an executemany is one Execute
-    per row (and with RETURNING, a multi-row VALUES whose text changes with every batch size)."""
-    key = (table, tuple(columns), tuple(shared), ignore_conflicts, returning)
+    row), each name after `prefix`. One Bind and one Execute whatever the number of rows, where an
+    executemany is one Execute per row (and with RETURNING, a multi-row VALUES whose text changes
+    with every batch size)."""
+    key = (table, tuple(columns), tuple(shared), ignore_conflicts, returning, prefix)
     statement = _ARRAY_INSERTS.get(key)
     if statement is None:
-        rows = array_rows(ordinal="ordinal", **{name: table.c[name].type for name in columns})
+        rows = array_rows(ordinal="ordinal", prefix=prefix, **{name: table.c[name].type for name in columns})
         chosen = select(
             *(rows.c[name] for name in columns),
-            *(bindparam(name, type_=table.c[name].type) for name in shared),
+            *(bindparam(prefix + name, type_=table.c[name].type) for name in shared),
         ).order_by(rows.c.ordinal)
         statement = pg_insert(table).from_select([*columns, *shared], chosen)
         if ignore_conflicts:
@@ -341,3 +345,66 @@ def run_alembic_env(target_metadata: MetaData) -> None:
         await engine.dispose()
 
     asyncio.run(run_async())
+
+
+@dataclass(frozen=True)
+class Rows:
+    """Rows for one table, as `insert_many` takes them (its arguments), for `insert_together`."""
+
+    table: Table
+    rows: Sequence[Mapping[str, Any]]
+    shared: Mapping[str, Any] | None = None
+    ignore_conflicts: bool = False
+    # A column of `table`: the result lists it for the rows inserted (the last part only).
+    returning: Any = None
+
+
+_TOGETHER: dict[tuple[Any, ...], Any] = {}
+
+
+async def insert_together(session: AsyncSession, parts: Sequence[Rows]) -> Any:
+    """Insert rows into several tables, in the order of `parts`, as `insert_many` each would. On
+    PostgreSQL it is one statement: every part but the last is a data-modifying WITH of it, all
+    bound as arrays, so a transaction writing three tables makes one round trip where it made three
+    (on a loaded machine each costs a wake-up of the server and then of the service). On SQLite, one
+    `insert_many` per part. The result is the last part's; only it may have `returning`. Parts
+    without rows are left out."""
+    parts = [part for part in parts if part.rows]
+    if not parts:
+        raise ValueError("insert_together needs rows")
+    if any(part.returning is not None for part in parts[:-1]):
+        raise ValueError("only the last part may have `returning`")
+    if on_sqlite(session) or len(parts) == 1:
+        result: Any = None
+        for part in parts:
+            result = await insert_many(
+                session,
+                part.table,
+                part.rows,
+                shared=part.shared,
+                ignore_conflicts=part.ignore_conflicts,
+                returning=part.returning,
+            )
+        return result
+    shapes = [
+        (part.table, tuple(part.rows[0]), tuple(part.shared or ()), part.ignore_conflicts, part.returning)
+        for part in parts
+    ]
+    key = tuple(shapes)
+    statement = _TOGETHER.get(key)
+    if statement is None:
+        writes = [
+            insert_from_arrays(
+                table, columns, shared=shared, ignore_conflicts=ignore, returning=returning, prefix=f"p{n}_"
+            )
+            for n, (table, columns, shared, ignore, returning) in enumerate(shapes)
+        ]
+        statement = writes[-1].add_cte(*(write.cte(f"write_{n}") for n, write in enumerate(writes[:-1])))
+        _TOGETHER[key] = statement
+    params: dict[str, Any] = {}
+    for n, part in enumerate(parts):
+        for name in part.rows[0]:
+            params[f"p{n}_{name}"] = [row[name] for row in part.rows]
+        for name, value in (part.shared or {}).items():
+            params[f"p{n}_{name}"] = value
+    return await session.execute(statement, params)

@@ -9,7 +9,17 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kkmp_shared.db import Database, ReadSessionWrite, insert_many, is_sqlite, note_change, on_sqlite, one_of
+from kkmp_shared.db import (
+    Database,
+    ReadSessionWrite,
+    Rows,
+    insert_many,
+    insert_together,
+    is_sqlite,
+    note_change,
+    on_sqlite,
+    one_of,
+)
 from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
 from sqlalchemy import Column, Integer, MetaData, String, Table, delete, event, insert, select, text, update
 
@@ -180,6 +190,89 @@ async def test_insert_many_keeps_the_order_skips_conflicts_and_returns_what_it_i
         assert len(sent) == 3 and len(set(sent)) == 2, sent
         if backend == "postgres":
             assert all("unnest" in statement for statement in sent)
+    finally:
+        if event.contains(db.engine.sync_engine, "before_cursor_execute", record):
+            event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        await db.dispose()
+
+
+async def test_insert_together_writes_several_tables_in_one_statement(database_url: str) -> None:
+    """`insert_together`: each part as `insert_many` would insert it (order, shared values, conflicts
+    skipped), the last part's RETURNING for the rows it inserted; on PostgreSQL one statement for all
+    the tables (data-modifying WITHs), the same text for every number of rows."""
+    backend = "sqlite" if is_sqlite(database_url) else "postgres"
+    metadata = MetaData()
+    notes = Table(
+        "notes",
+        metadata,
+        Column("seq", Integer, primary_key=True, autoincrement=True),
+        Column("name", String(10), nullable=False, unique=True),
+        Column("batch", String(10), nullable=False),
+    )
+    sends = Table(
+        "sends",
+        metadata,
+        Column("id", String(10), primary_key=True),
+        Column("name", String(10), nullable=False),
+    )
+    db = await with_tables(database_url, notes)
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        if "INSERT" in statement.upper():
+            sent.append(statement)
+
+    try:
+        event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+        inserted: list[list[str]] = []
+        for batch, names in (("one", ["m", "c", "x"]), ("two", ["z", "c", "a", "b"])):
+            async with db.transaction() as session:
+                result = await insert_together(
+                    session,
+                    [
+                        Rows(
+                            notes,
+                            [{"name": n} for n in names],
+                            shared={"batch": batch},
+                            ignore_conflicts=True,
+                        ),
+                        Rows(
+                            sends,
+                            [{"id": f"s-{n}", "name": n} for n in names],
+                            ignore_conflicts=True,
+                            returning=sends.c.id,
+                        ),
+                    ],
+                )
+                inserted.append(sorted(result.scalars()))
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+        assert inserted == [["s-c", "s-m", "s-x"], ["s-a", "s-b", "s-z"]]  # s-c was there already
+        async with db.read_session() as session:
+            rows = (await session.execute(select(notes).order_by(notes.c.seq))).all()
+            names_sent = (await session.execute(select(sends.c.name).order_by(sends.c.id))).scalars().all()
+        assert [(r.name, r.batch) for r in rows] == [
+            ("m", "one"),
+            ("c", "one"),
+            ("x", "one"),
+            ("z", "two"),
+            ("a", "two"),
+            ("b", "two"),
+        ]
+        assert names_sent == ["a", "b", "c", "m", "x", "z"]
+        if backend == "postgres":
+            assert len(sent) == 2 and len(set(sent)) == 1, sent
+            assert sent[0].upper().startswith("WITH") and sent[0].count("unnest") == 2
+        else:
+            assert len(sent) == 4
+        async with db.transaction() as session:
+            with pytest.raises(ValueError):
+                await insert_together(
+                    session,
+                    [
+                        Rows(sends, [{"id": "r", "name": "r"}], returning=sends.c.id),
+                        Rows(notes, [{"name": "r", "batch": "r"}]),
+                    ],
+                )
     finally:
         if event.contains(db.engine.sync_engine, "before_cursor_execute", record):
             event.remove(db.engine.sync_engine, "before_cursor_execute", record)

@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from kkmp_shared.db import Database, KkmpSession, insert_many
+from kkmp_shared.db import Database, KkmpSession, Rows, insert_many
 from kkmp_shared.errors import conflict, not_found
 from kkmp_shared.events.contracts import EventData, NotificationDelivered, NotificationFailed
 from kkmp_shared.messaging.outbox import Outbox
@@ -149,6 +149,31 @@ async def queue_deliveries(
     so they are sent without a claim's round trips; `secrets` are their subscriptions' secrets."""
     if not rows:
         return
+    staged = stage_deliveries(session, rows, worker, secrets)
+    part = staged.rows
+    result = await insert_many(
+        session, part.table, part.rows, ignore_conflicts=part.ignore_conflicts, returning=part.returning
+    )
+    staged.inserted(set(result.scalars()))
+
+
+@dataclass
+class StagedDeliveries:
+    """New deliveries ready to insert (`rows`, with RETURNING of their ids, for `insert_many` or as
+    the last part of `insert_together`); `inserted` takes the ids the insert returned."""
+
+    rows: Rows
+    inserted: Callable[[set[str]], None]
+
+
+def stage_deliveries(
+    session: AsyncSession,
+    rows: list[dict[str, Any]],
+    worker: DeliveryWorker | None,
+    secrets: Mapping[str, str | None] | None = None,
+) -> StagedDeliveries:
+    """`queue_deliveries` without the insert: the worker's room is reserved for those it takes over
+    (released if the transaction fails), and the rows are filled in accordingly."""
     taken = worker.reserve([row["target"] for row in rows]) if worker is not None else [False] * len(rows)
     reserved: Tally[str] = Tally(row["target"] for row, ok in zip(rows, taken, strict=True) if ok)
     handed: list[Claimed] = []
@@ -161,21 +186,23 @@ async def queue_deliveries(
             row.update(status="delivering", attempts=1, lease_until=lease_until)
         else:
             row.setdefault("lease_until", None)  # the same columns in every row: one statement
-    # One statement whatever the number of rows (`insert_many`); RETURNING gives the ids that were
-    # inserted, not those that conflicted with a row already queued.
-    result = await insert_many(session, d, rows, ignore_conflicts=True, returning=d.c.id)
-    inserted: set[str] = set(result.scalars())
-    if worker is None:
-        return
-    handed.extend(
-        Claimed.of(
-            row, secret=(secrets or {}).get(row.get("subscription_id") or ""), subscription_active=True
+
+    def inserted(ids: set[str]) -> None:
+        # RETURNING gives the ids that were inserted, not those that conflicted with a row already
+        # queued: a conflict was not inserted, so it is not ours to send.
+        if worker is None:
+            return
+        handed.extend(
+            Claimed.of(
+                row, secret=(secrets or {}).get(row.get("subscription_id") or ""), subscription_active=True
+            )
+            for row, ok in zip(rows, taken, strict=True)
+            if ok and row["id"] in ids
         )
-        for row, ok in zip(rows, taken, strict=True)
-        if ok and row["id"] in inserted  # a conflict (already queued) was not inserted: not ours
-    )
-    if not all(taken):
-        wake_after_commit(session, worker.wake)
+        if not all(taken):
+            wake_after_commit(session, worker.wake)
+
+    return StagedDeliveries(Rows(d, rows, ignore_conflicts=True, returning=d.c.id), inserted)
 
 
 # --- the worker -----------------------------------------------------------------------------------------

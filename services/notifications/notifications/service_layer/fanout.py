@@ -15,7 +15,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import orjson
-from kkmp_shared.db import array_rows, insert_many, on_sqlite
+from kkmp_shared.db import Rows, array_rows, insert_together, on_sqlite
 from kkmp_shared.events.contracts import EventData, NotificationDelivered
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.outbox import Outbox
@@ -29,7 +29,7 @@ from notifications.domain.routing import RoutingRule, Target, condition_key, eve
 from notifications.domain.templates import CooperativeName, Message, Names, render
 from notifications.service_layer import recipients as people
 from notifications.service_layer.common import insert_for, new_id, now, utc
-from notifications.service_layer.deliveries import DeliveryWorker, queue_deliveries
+from notifications.service_layer.deliveries import DeliveryWorker, queue_deliveries, stage_deliveries
 from notifications.settings import NotificationsSettings
 
 log = logging.getLogger("kkmp.notifications.fanout")
@@ -166,13 +166,23 @@ class Notifier:
             outcomes[index] = self._fan_out(
                 plan, recipients, names, moment, inbox_rows, held_rows, inbox_events, deliveries
             )
+        # Every row of the batch in one statement (`insert_together`): inbox, its events, digest
+        # items, and the push deliveries last (their RETURNING says which the worker takes over).
+        parts: list[Rows] = []
         if inbox_rows:
-            await insert_many(session, orm.notifications, inbox_rows, ignore_conflicts=True)
-            await self.outbox.add_many(session, inbox_events)
+            parts.append(Rows(orm.notifications, inbox_rows, ignore_conflicts=True))
+            parts.append(self.outbox.rows(session, inbox_events)[1])
         if held_rows:
-            await insert_many(session, orm.digest_items, held_rows, ignore_conflicts=True)
-        secrets = {sub.id: sub.secret for _, plan in live for sub in plan.subscriptions}
-        await self.queue(session, deliveries, secrets)
+            parts.append(Rows(orm.digest_items, held_rows, ignore_conflicts=True))
+        staged = None
+        if deliveries:
+            secrets = {sub.id: sub.secret for _, plan in live for sub in plan.subscriptions}
+            staged = stage_deliveries(session, deliveries, self.worker, secrets)
+            parts.append(staged.rows)
+        if parts:
+            result = await insert_together(session, parts)
+            if staged is not None:
+                staged.inserted(set(result.scalars()))
         return outcomes
 
     def _fan_out(
