@@ -179,8 +179,8 @@ class StatusChangeOut(BaseModel):
 
 class Business(Strict):
     sector: Annotated[str, StringConstraints(min_length=2, max_length=100), TRIMMED]
-    products: list[Annotated[str, StringConstraints(min_length=1, max_length=100), TRIMMED]] = (
-        Field(default_factory=list, max_length=50)
+    products: list[Annotated[str, StringConstraints(min_length=1, max_length=100), TRIMMED]] = Field(
+        default_factory=list, max_length=50
     )
 
 
