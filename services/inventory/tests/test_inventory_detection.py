@@ -8,6 +8,7 @@ import asyncio
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -19,7 +20,7 @@ from inventory.domain.detection import Thresholds, classify_stock, sales_window
 from inventory.domain.ledger import from_milli
 from inventory.service_layer.detection import SCAN_LOCK_KEY, run_detection
 from inventory_testkit import Inventory
-from sqlalchemy import insert, select, text
+from sqlalchemy import event, insert, select, text
 
 pytestmark = pytest.mark.integration
 
@@ -332,3 +333,57 @@ async def test_sql_scan_classifies_like_the_domain_rules(inventory: Inventory, i
         rows = await session.execute(select(query).where(query.c.cooperative_id == coop))
         got = {r.commodity: r.new_condition for r in rows}
     assert got == expected
+
+
+async def test_a_day_already_rolled_is_checked_on_the_index_not_rolled_again(inventory: Inventory) -> None:
+    """Every scan but the day's first finds every item's 28-day window rolled already: two probes of
+    the `sold_window_day` index tell, instead of an UPDATE that reads every item to find nothing to do.
+    An item whose window is missing (new) or on another day is rolled, with its sales summed."""
+    db = inventory.app.state.db
+    day = sales_window(datetime.now(UTC))[1]
+    coop = str(uuid.uuid4())
+    sent: list[str] = []
+
+    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        sent.append(" ".join(statement.split()).upper())
+
+    async with db.transaction() as session:
+        await roll_sales_window(session, day)  # whatever earlier tests left
+        await session.execute(
+            insert(orm.stock_items).values(
+                cooperative_id=coop,
+                commodity="beras_medium",
+                on_hand_milli=5_000,
+                updated_at=datetime.now(UTC),
+            )
+        )
+        await session.execute(
+            insert(orm.daily_sales).values(
+                cooperative_id=coop, commodity="beras_medium", day=day, quantity_milli=700
+            )
+        )
+    event.listen(db.engine.sync_engine, "before_cursor_execute", record)
+    try:
+        async with db.transaction() as session:
+            assert await roll_sales_window(session, day) == 1  # the new item only
+        rolled_statements = [s for s in sent if s.startswith("UPDATE")]
+        sent.clear()
+        async with db.transaction() as session:
+            assert await roll_sales_window(session, day) == 0
+        assert len(rolled_statements) == 1
+        assert [s for s in sent if s.startswith("UPDATE")] == []
+        reads = [s for s in sent if s.startswith("SELECT")]
+        assert len(reads) == 2 and all("ORDER BY" in s and "LIMIT" in s for s in reads)
+    finally:
+        event.remove(db.engine.sync_engine, "before_cursor_execute", record)
+    async with db.session() as session:
+        window = (
+            await session.execute(
+                select(orm.stock_items.c.sold_window_milli, orm.stock_items.c.sold_window_day).where(
+                    orm.stock_items.c.cooperative_id == coop
+                )
+            )
+        ).one()
+    assert tuple(window) == (700, day)
+    async with db.transaction() as session:
+        assert await roll_sales_window(session, day + timedelta(days=1)) >= 1  # a new day rolls again

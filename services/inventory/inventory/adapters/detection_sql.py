@@ -118,6 +118,8 @@ async def roll_sales_window(session: AsyncSession, day: date) -> int:
     first_day = day - timedelta(days=LOOKBACK_DAYS - 1)
     s, d = orm.stock_items, orm.daily_sales
     stale = s.c.sold_window_day.is_distinct_from(day)
+    if await _rolled_already(session, day):
+        return 0
     if on_sqlite(session):
         summed = (
             select(func.coalesce(func.sum(d.c.quantity_milli), 0))
@@ -166,6 +168,21 @@ async def roll_sales_window(session: AsyncSession, day: date) -> int:
         .values(sold_window_milli=sums.c.sold_milli, sold_window_day=day)
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+async def _rolled_already(session: AsyncSession, day: date) -> bool:
+    """Whether every item's window ends on `day` already (every scan but the day's first): the
+    lowest `sold_window_day`, and the highest or a missing one, are two probes of its index (in the
+    index's own orders, which put NULL last going up and first going down). The roll's UPDATE found
+    nothing to do in these scans, but read every item to find it out: at national scale (1.52 M
+    items) 430-470 ms of a 1.17 s scan."""
+    s = orm.stock_items
+    column = s.c.sold_window_day
+    lowest = (await session.execute(select(column).order_by(column.asc().nulls_last()).limit(1))).first()
+    if lowest is None:
+        return True  # no items
+    highest = (await session.execute(select(column).order_by(column.desc().nulls_first()).limit(1))).scalar()
+    return lowest.sold_window_day == day and highest == day
 
 
 GUARDED_UPDATE = text(

@@ -90,6 +90,8 @@ stock_items = Table(
     Column("version", BigInteger, nullable=False, server_default=text("0")),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Index("ix_stock_items_commodity", "commodity"),
+    # The scan's check that every item's window is already rolled to the day (`roll_sales_window`).
+    Index("ix_stock_items_sold_window_day", "sold_window_day"),
     Index(
         "ix_stock_items_condition",
         "condition",
