@@ -70,6 +70,10 @@ def differences(url: str, metadata: MetaData) -> list[Any]:
     return inspected(url, compare)
 
 
+def current_revision(url: str) -> str | None:
+    return inspected(url, lambda conn: MigrationContext.configure(conn).get_current_revision())
+
+
 @pytest.mark.parametrize("service", SERVICES)
 def test_the_migrations_build_the_tables_of_the_code(service: str, database_url: str) -> None:
     metadata = importlib.import_module(f"{service}.adapters.orm").metadata
@@ -78,12 +82,14 @@ def test_the_migrations_build_the_tables_of_the_code(service: str, database_url:
     assert differences(database_url, metadata) == []
 
     # The newest revision is undone and done again (a failed deployment is rolled back with it).
-    head = ScriptDirectory.from_config(config).get_current_head()
+    head = ScriptDirectory.from_config(config).get_revision("head")
+    assert current_revision(database_url) == head.revision
     command.downgrade(config, "-1")
+    assert current_revision(database_url) == head.down_revision
     assert differences(database_url, metadata) != []
     command.upgrade(config, "head")
+    assert current_revision(database_url) == head.revision
     assert differences(database_url, metadata) == []
-    assert head is not None
 
 
 def test_the_outbox_reads_pending_rows_by_lane_from_its_index(database_url: str) -> None:

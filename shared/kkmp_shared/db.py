@@ -294,13 +294,19 @@ async def insert_many(
         if returning is not None:
             statement = statement.returning(returning)
         return await session.execute(statement, [{**row, **common} for row in rows])
-    columns = list(rows[0])
     statement = insert_from_arrays(
-        table, columns, shared=list(common), ignore_conflicts=ignore_conflicts, returning=returning
+        table, list(rows[0]), shared=list(common), ignore_conflicts=ignore_conflicts, returning=returning
     )
-    params: dict[str, Any] = {name: [row[name] for row in rows] for name in columns}
-    params.update(common)
-    return await session.execute(statement, params)
+    return await session.execute(statement, _array_params(rows, common))
+
+
+def _array_params(
+    rows: Sequence[Mapping[str, Any]], shared: Mapping[str, Any], prefix: str = ""
+) -> dict[str, Any]:
+    """The parameters of `insert_from_arrays`: one list per column of the rows, one value per shared."""
+    params: dict[str, Any] = {prefix + name: [row[name] for row in rows] for name in rows[0]}
+    params.update({prefix + name: value for name, value in shared.items()})
+    return params
 
 
 def run_migrations(script_location: Path, url: str) -> None:
@@ -403,8 +409,5 @@ async def insert_together(session: AsyncSession, parts: Sequence[Rows]) -> Any:
         _TOGETHER[key] = statement
     params: dict[str, Any] = {}
     for n, part in enumerate(parts):
-        for name in part.rows[0]:
-            params[f"p{n}_{name}"] = [row[name] for row in part.rows]
-        for name, value in (part.shared or {}).items():
-            params[f"p{n}_{name}"] = value
+        params.update(_array_params(part.rows, part.shared or {}, f"p{n}_"))
     return await session.execute(statement, params)

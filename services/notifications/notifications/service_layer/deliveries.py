@@ -34,7 +34,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from kkmp_shared.db import Database, KkmpSession, Rows, insert_many
+from kkmp_shared.db import Database, KkmpSession, Rows, insert_together
 from kkmp_shared.errors import conflict, not_found
 from kkmp_shared.events.contracts import EventData, NotificationDelivered, NotificationFailed
 from kkmp_shared.messaging.outbox import Outbox
@@ -150,17 +150,14 @@ async def queue_deliveries(
     if not rows:
         return
     staged = stage_deliveries(session, rows, worker, secrets)
-    part = staged.rows
-    result = await insert_many(
-        session, part.table, part.rows, ignore_conflicts=part.ignore_conflicts, returning=part.returning
-    )
+    result = await insert_together(session, [staged.rows])
     staged.inserted(set(result.scalars()))
 
 
 @dataclass
 class StagedDeliveries:
-    """New deliveries ready to insert (`rows`, with RETURNING of their ids, for `insert_many` or as
-    the last part of `insert_together`); `inserted` takes the ids the insert returned."""
+    """New deliveries ready to insert (`rows`, with RETURNING of their ids: the last part of an
+    `insert_together`); `inserted` takes the ids the insert returned."""
 
     rows: Rows
     inserted: Callable[[set[str]], None]
