@@ -18,7 +18,7 @@ from kkmp_shared.events.contracts import StockMoved, StockStalled
 from kkmp_shared.messaging import relay as relay_module
 from kkmp_shared.messaging.outbox import Outbox
 from kkmp_shared.messaging.relay import OutboxRelay
-from kkmp_shared.messaging.tables import add_messaging_tables
+from kkmp_shared.messaging.tables import MessagingTables, add_messaging_tables
 from sqlalchemy import MetaData
 
 
@@ -72,18 +72,38 @@ async def test_one_deadline_ends_the_confirms_that_never_come(monkeypatch: pytes
     assert [h["traceparent"] for h in exchange.headers] == [r.headers["traceparent"] for r in rows]
 
 
+async def outbox_database(url: str) -> tuple[Database, MessagingTables]:
+    """A `Database` on `url` with the outbox and inbox tables created."""
+    metadata = MetaData()
+    tables = add_messaging_tables(metadata)
+    db = Database(url)
+    async with db.engine.begin() as conn:
+        await conn.run_sync(metadata.create_all)
+    return db, tables
+
+
+def relay_on(db: Database, tables: MessagingTables, **options: Any) -> tuple[OutboxRelay, FakeExchange]:
+    """A relay of `db`'s outbox whose channel is open on a `FakeExchange` (no broker)."""
+    connected = asyncio.Event()
+    connected.set()
+    broker = SimpleNamespace(
+        on_connect=lambda _callback: None, exchange_name="kkmp.events", connected=connected
+    )
+    relay = OutboxRelay(db, tables, broker, service="inventory", **options)  # type: ignore[arg-type]
+    exchange = FakeExchange()
+    relay._exchange = exchange  # type: ignore[assignment]
+    relay._channel = SimpleNamespace(is_closed=False)  # type: ignore[assignment]
+    return relay, exchange
+
+
 async def test_alerts_are_published_before_a_backlog_of_bulk_events(
     database_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Movements (a bulk stream) wait in the outbox when an alert is written: the relay's next batch
     starts with the alert, and each lane keeps the order in which its events were written."""
     monkeypatch.setattr(relay_module, "tracing_exported", lambda: False)
-    metadata = MetaData()
-    tables = add_messaging_tables(metadata)
-    db = Database(database_url)
+    db, tables = await outbox_database(database_url)
     try:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
         outbox = Outbox(tables, source="/inventory")
         async with db.transaction() as session:
             backlog = await outbox.add_many(session, [movement(n) for n in range(4)])
@@ -92,11 +112,7 @@ async def test_alerts_are_published_before_a_backlog_of_bulk_events(
         async with db.transaction() as session:
             # One transaction writes a movement and the alert it causes: the alert still goes first.
             mixed = await outbox.add_many(session, [movement(4), stall("beras")])
-        broker = SimpleNamespace(on_connect=lambda _callback: None, exchange_name="kkmp.events")
-        relay = OutboxRelay(db, tables, broker, service="inventory", batch_size=3)  # type: ignore[arg-type]
-        exchange = FakeExchange()
-        relay._exchange = exchange  # type: ignore[assignment]
-        relay._channel = SimpleNamespace(is_closed=False)  # type: ignore[assignment]
+        relay, exchange = relay_on(db, tables, batch_size=3)
         published = 0
         while count := await relay.drain_once():
             published += count
@@ -146,21 +162,9 @@ async def test_the_relay_waits_for_its_before_drain_hook(
 ) -> None:
     """A service lets its own latency-critical work go first (notifications: a burst's webhook sends)."""
     monkeypatch.setattr(relay_module, "tracing_exported", lambda: False)
-    metadata = MetaData()
-    tables = add_messaging_tables(metadata)
-    db = Database(database_url)
+    db, tables = await outbox_database(database_url)
     try:
-        async with db.engine.begin() as conn:
-            await conn.run_sync(metadata.create_all)
-        connected = asyncio.Event()
-        connected.set()
-        broker = SimpleNamespace(
-            on_connect=lambda _callback: None, exchange_name="kkmp.events", connected=connected
-        )
-        relay = OutboxRelay(db, tables, broker, service="inventory", poll_interval_s=0.05)  # type: ignore[arg-type]
-        exchange = FakeExchange()
-        relay._exchange = exchange  # type: ignore[assignment]
-        relay._channel = SimpleNamespace(is_closed=False)  # type: ignore[assignment]
+        relay, exchange = relay_on(db, tables, poll_interval_s=0.05)
         gate = asyncio.Event()
         waits: list[float] = []
 

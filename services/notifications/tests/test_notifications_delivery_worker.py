@@ -348,16 +348,14 @@ class GatedWebhook(FakeWebhook):
         self.gates.setdefault(delivery_id, asyncio.Event()).set()
 
 
-async def test_a_bursts_attempts_are_recorded_once_its_sends_are_done(db: Database) -> None:
-    """Recording an attempt (a transaction and an event) waits while other sends are in flight, so
-    that it does not take the CPU of the sends; the whole burst is then recorded at once, and the
-    relay's `before_drain` (`sends_first`) waits the same way."""
+async def gated_burst(
+    db: Database, count: int, **overrides: Any
+) -> tuple[DeliveryWorker, GatedWebhook, asyncio.Task[None], list[str], list[int]]:
+    """A running worker with a burst of `count` deliveries handed over and all of them in flight (each
+    held until the test opens its gate), their ids, and the size of each recording made from then on."""
     webhook = GatedWebhook()
     worker = DeliveryWorker(
-        db,
-        Outbox(orm.messaging, source="/notifications"),
-        settings(delivery_record_delay_ms=5000),
-        webhook=webhook,
+        db, Outbox(orm.messaging, source="/notifications"), settings(**overrides), webhook=webhook
     )
     recorded: list[int] = []
     record_many = worker.record_many
@@ -368,13 +366,20 @@ async def test_a_bursts_attempts_are_recorded_once_its_sends_are_done(db: Databa
 
     worker.record_many = counting  # type: ignore[method-assign]
     task = asyncio.create_task(worker.run())
+    await eventually(lambda: worker.dispatches >= 1, timeout=10)
+    rows = [new_delivery(f"http://receiver.test/{uuid.uuid4().hex}") for _ in range(count)]
+    async with db.transaction() as session:
+        await queue_deliveries(session, rows, worker)
+    await eventually(lambda: worker.inflight == count, timeout=10)
+    return worker, webhook, task, [row["id"] for row in rows], recorded
+
+
+async def test_a_bursts_attempts_are_recorded_once_its_sends_are_done(db: Database) -> None:
+    """Recording an attempt (a transaction and an event) waits while other sends are in flight, so
+    that it does not take the CPU of the sends; the whole burst is then recorded at once, and the
+    relay's `before_drain` (`sends_first`) waits the same way."""
+    worker, webhook, task, ids, recorded = await gated_burst(db, 3, delivery_record_delay_ms=5000)
     try:
-        await eventually(lambda: worker.dispatches >= 1, timeout=10)
-        rows = [new_delivery(f"http://receiver.test/{uuid.uuid4().hex}") for _ in range(3)]
-        ids = [row["id"] for row in rows]
-        async with db.transaction() as session:
-            await queue_deliveries(session, rows, worker)
-        await eventually(lambda: worker.inflight == 3, timeout=10)
         relay_waiting = asyncio.create_task(worker.sends_first())
         webhook.open(ids[0])
         webhook.open(ids[1])
@@ -395,25 +400,13 @@ async def test_a_bursts_attempts_are_recorded_once_its_sends_are_done(db: Databa
 
 async def test_attempts_are_recorded_after_the_delay_while_sends_go_on(db: Database) -> None:
     """A send that hangs does not hold the recording of the others past `delivery_record_delay_ms`."""
-    webhook = GatedWebhook()
-    worker = DeliveryWorker(
-        db,
-        Outbox(orm.messaging, source="/notifications"),
-        settings(delivery_record_delay_ms=200),
-        webhook=webhook,
-    )
-    task = asyncio.create_task(worker.run())
+    _worker, webhook, task, ids, recorded = await gated_burst(db, 2, delivery_record_delay_ms=200)
     try:
-        await eventually(lambda: worker.dispatches >= 1, timeout=10)
-        rows = [new_delivery(f"http://receiver.test/{uuid.uuid4().hex}") for _ in range(2)]
-        ids = [row["id"] for row in rows]
-        async with db.transaction() as session:
-            await queue_deliveries(session, rows, worker)
-        await eventually(lambda: worker.inflight == 2, timeout=10)
         webhook.open(ids[0])
         done = await eventually(lambda: _all(statuses(db, ids[:1]), ("delivered", 1), 1), timeout=10)
         assert done is not None
         assert (await statuses(db, ids))[ids[1]] == ("delivering", 1)
+        assert recorded == [1]
         webhook.open(ids[1])
         assert await eventually(lambda: _all(statuses(db, ids), ("delivered", 1), 2), timeout=10) is not None
     finally:
