@@ -115,11 +115,11 @@ async def roll_sales_window(session: AsyncSession, day: date) -> int:
     On PostgreSQL the sums come from one aggregate joined into the UPDATE. An item a movement changed
     after the aggregate was read (its version moved on) is left alone: the movement wrote the exact sum
     for its own day, and if that is not this day the next scan rolls the item with a fresh reading."""
+    if await _rolled_already(session, day):
+        return 0
     first_day = day - timedelta(days=LOOKBACK_DAYS - 1)
     s, d = orm.stock_items, orm.daily_sales
     stale = s.c.sold_window_day.is_distinct_from(day)
-    if await _rolled_already(session, day):
-        return 0
     if on_sqlite(session):
         summed = (
             select(func.coalesce(func.sum(d.c.quantity_milli), 0))
