@@ -17,6 +17,8 @@ from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.testing.harness import EventProbe
 from kkmp_shared.testing.tokens import TokenFactory
 from kkmp_shared.testing.wait import eventually
+from reporting.adapters import orm
+from sqlalchemy import func, select
 
 _kecamatan_numbers = itertools.count(40)
 
@@ -55,6 +57,25 @@ class Running:
         """Wait until the consumers have processed that many events, then work off every queued
         refresh, so the derived figures (health, kecamatan rows) reflect all of them."""
         await eventually(lambda: self.processed >= processed_at_least, timeout=timeout)
+        await self._refresh_all()
+
+    async def applied(self, *events: CloudEvent, timeout: float = 30) -> None:
+        """Wait until these events are applied (each is in the event store, written in the same
+        transaction as its projection), then work off every queued refresh. Unlike a count of
+        processed events, another event processed meanwhile (one of the service's own, a late one of
+        an earlier test) cannot stand in for one of these."""
+        ids = {event.id for event in events}
+        t = orm.event_store
+
+        async def stored() -> bool:
+            async with self.app.state.db.session() as session:
+                found = await session.execute(select(func.count()).where(t.c.event_id.in_(ids)))
+                return int(found.scalar_one()) == len(ids)
+
+        await eventually(stored, timeout=timeout)
+        await self._refresh_all()
+
+    async def _refresh_all(self) -> None:
         refresher = self.app.state.reporting.refresher
         while True:
             result = await refresher.run_once()

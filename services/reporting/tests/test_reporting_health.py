@@ -17,10 +17,7 @@ CHANGED = "cooperative.health_changed.v1"
 
 
 async def feed(service: Running, *events: Any) -> None:
-    start = service.processed
-    for data in events:
-        await service.publish(data)
-    await service.settle(start + len(events))
+    await service.applied(*[await service.publish(data) for data in events])
 
 
 async def health(service: Running, coop: Coop) -> dict[str, Any]:

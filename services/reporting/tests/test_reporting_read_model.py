@@ -269,9 +269,7 @@ async def test_the_kecamatan_list_follows_every_refresh(service: Running) -> Non
     coop = Coop(fresh_kecamatan(), "KKMP Naik Turun")
 
     async def feed(data: Any) -> None:
-        start = service.processed
-        await service.publish(data)
-        await service.settle(start + 1)
+        await service.applied(await service.publish(data))
 
     async def stalled_items() -> int:
         response = await service.client.get("/kecamatan", headers=service.admin)
