@@ -8,7 +8,9 @@ COPY pyproject.toml uv.lock ./
 COPY shared shared
 COPY cli cli
 COPY services services
-RUN uv sync --all-packages --frozen --no-dev
+COPY testkit testkit
+# The services and their dependencies, not the dev group (tests, the test kit): it is removed here.
+RUN uv sync --frozen --no-dev && rm -rf testkit
 
 FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 kkmp

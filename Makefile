@@ -16,12 +16,12 @@ PYTEST_ARGS ?=
 # Bytecode is compiled when installing (uv) and for the project's own sources on every run: where
 # PYTHONDONTWRITEBYTECODE is set (as on this project's machines) Python never writes it itself, and every service
 # process the tests start compiled its imports again (2.5 s of CPU each for notifications, 1.2 s with .pyc).
-$(STAMP): uv.lock pyproject.toml shared/pyproject.toml cli/pyproject.toml $(wildcard services/*/pyproject.toml) | $(UV)
+$(STAMP): uv.lock pyproject.toml shared/pyproject.toml testkit/pyproject.toml cli/pyproject.toml $(wildcard services/*/pyproject.toml) | $(UV)
 	$(UV) sync --all-packages --frozen --compile-bytecode --python $(PYTHON)
 	touch $@
 
 install: $(STAMP)
-	@$(VENV)/bin/python -m compileall -q -j 0 shared cli services tests bench > /dev/null
+	@$(VENV)/bin/python -m compileall -q -j 0 shared testkit cli services tests bench > /dev/null
 
 ## Run every service and the portal (SQLite in var/, demo city of Surabaya seeded on first start).
 run: install

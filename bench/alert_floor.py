@@ -304,7 +304,7 @@ async def measure_floor(
     )
     from cpu import CpuMeter
     from figures import percentile_ms
-    from kkmp_shared.testing.postgres import acreate_database, adrop_database
+    from kkmp_testkit.postgres import acreate_database, adrop_database
     from stack import running_platform
 
     services = tuple(s for s in services if s != "notifications")

@@ -41,8 +41,8 @@ from typing import Any
 
 import aio_pika
 import httpx
-from kkmp_shared.testing.ports import free_port
-from kkmp_shared.testing.processes import Platform
+from kkmp_testkit.ports import free_port
+from kkmp_testkit.processes import Platform
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

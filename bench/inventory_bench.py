@@ -46,7 +46,7 @@ async def _prepare_database(prefix: str) -> tuple[str, Any]:
     from inventory.adapters import orm  # noqa: F401  (the metadata the migrations build)
     from inventory.service_layer.catalogue import seed_catalogue
     from kkmp_shared.db import Database
-    from kkmp_shared.testing.postgres import acreate_database
+    from kkmp_testkit.postgres import acreate_database
 
     url = await acreate_database(prefix)
     db = Database(url, pool_size=4)
@@ -102,7 +102,7 @@ async def bench_detection(results: dict[str, Any]) -> None:
     from inventory.domain.detection import sales_window
     from inventory.service_layer.detection import run_detection
     from kkmp_shared.messaging.outbox import Outbox
-    from kkmp_shared.testing.postgres import adrop_database
+    from kkmp_testkit.postgres import adrop_database
     from sqlalchemy import func, select, text, update
 
     url, db = await _prepare_database("inventory_bench_scan")
@@ -187,8 +187,8 @@ def _free_port() -> int:
 async def bench_api(results: dict[str, Any]) -> None:
     import httpx
     from inventory.adapters import orm
-    from kkmp_shared.testing.postgres import adrop_database
-    from kkmp_shared.testing.tokens import TokenFactory
+    from kkmp_testkit.postgres import adrop_database
+    from kkmp_testkit.tokens import TokenFactory
     from sqlalchemy import insert
 
     url, db = await _prepare_database("inventory_bench_api")
@@ -316,7 +316,7 @@ async def bench_api(results: dict[str, Any]) -> None:
 
 async def run(results: dict[str, Any]) -> None:
     """Fill `results` with the inventory's figures (see the module docstring)."""
-    from kkmp_shared.testing.postgres import ensure_postgres
+    from kkmp_testkit.postgres import ensure_postgres
 
     ensure_postgres()
     await bench_detection(results)

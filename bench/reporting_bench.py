@@ -130,9 +130,9 @@ async def _timed(call: Callable[[], Awaitable[Any]], count: int) -> list[float]:
 
 async def run(results: dict[str, Any]) -> None:
     """Fill `results` with reporting's dashboard timings at national scale (PostgreSQL required)."""
-    from kkmp_shared.testing.harness import running_app
-    from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
-    from kkmp_shared.testing.tokens import TokenFactory
+    from kkmp_testkit.harness import running_app
+    from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
+    from kkmp_testkit.tokens import TokenFactory
     from reporting.bootstrap import create_app
     from reporting.service_layer.kecamatan_list import KecamatanList
     from reporting.settings import ReportingSettings

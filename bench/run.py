@@ -47,7 +47,7 @@ from alert_latency import (  # noqa: E402
 from cpu import CpuMeter, rss_mb  # noqa: E402
 from http_floor import floor as http_floor  # noqa: E402
 from ingest_load import run_ingest  # noqa: E402
-from kkmp_shared.testing.processes import Platform  # noqa: E402
+from kkmp_testkit.processes import Platform  # noqa: E402
 from stack import running_platform  # noqa: E402
 from stock_reads import measure as stock_reads_measure  # noqa: E402
 

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
-from kkmp_shared.testing.processes import Platform
-from kkmp_shared.testing.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
+from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
+from kkmp_testkit.processes import Platform
+from kkmp_testkit.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
 
 
 @asynccontextmanager

@@ -293,10 +293,10 @@ async def outbox_drained(url: str, timeout: float = 300) -> float:
 
 
 async def run_alone(args: argparse.Namespace) -> dict[str, Any]:
-    from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
-    from kkmp_shared.testing.processes import Platform
-    from kkmp_shared.testing.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
-    from kkmp_shared.testing.tokens import TokenFactory
+    from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
+    from kkmp_testkit.processes import Platform
+    from kkmp_testkit.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
+    from kkmp_testkit.tokens import TokenFactory
 
     vhost = f"bench-stock-{uuid.uuid4().hex[:8]}"
     create_vhost(vhost)

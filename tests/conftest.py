@@ -9,10 +9,10 @@ from pathlib import Path
 
 import httpx
 import pytest
-from kkmp_shared.testing.harness import EventProbe
-from kkmp_shared.testing.postgres import create_database, drop_database, ensure_postgres
-from kkmp_shared.testing.processes import Platform
-from kkmp_shared.testing.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
+from kkmp_testkit.harness import EventProbe
+from kkmp_testkit.postgres import create_database, drop_database, ensure_postgres
+from kkmp_testkit.processes import Platform
+from kkmp_testkit.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
 
 SERVICES = ("registry", "reporting", "inventory", "sourcing", "notifications", "portal")
 DB_SERVICES = ("registry", "reporting", "inventory", "sourcing", "notifications")

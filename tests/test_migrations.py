@@ -20,7 +20,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.config import Config
 from alembic.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from kkmp_shared.testing.postgres import create_database, drop_database, ensure_postgres
+from kkmp_testkit.postgres import create_database, drop_database, ensure_postgres
 from sqlalchemy import Connection, MetaData, inspect
 from sqlalchemy.ext.asyncio import create_async_engine
 

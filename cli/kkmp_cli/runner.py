@@ -8,11 +8,12 @@ import socket
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
 
 import httpx
+from kkmp_shared import clock
 from kkmp_shared.memory import allocator_env
 from rich.console import Console
 
@@ -48,7 +49,7 @@ def service_env(spec: ServiceSpec, data_dir: Path, demo: bool) -> dict[str, str]
     env.setdefault("REGISTRY_URL", "http://127.0.0.1:8001")
     env.setdefault("DETECTION_INTERVAL_S", "60")
     # Every cooperative owes monthly reports from four months back: the demo city's history.
-    start = datetime.now(UTC).replace(day=1) - timedelta(days=100)
+    start = clock.now().replace(day=1) - timedelta(days=100)
     env.setdefault("REPORTS_EXPECTED_FROM", start.strftime("%Y-%m"))
     # glibc: two arenas, large blocks mapped on their own (see kkmp_shared.memory); set values win.
     return allocator_env(env)

@@ -15,11 +15,12 @@ import random
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
+from kkmp_shared import clock
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -196,7 +197,7 @@ def seed_city(seed: int, urls: Urls | None = None, admin_password: str | None = 
     urls = urls or Urls()
     admin_password = admin_password or os.environ.get("KKMP_ADMIN_PASSWORD", "kkmp-demo-admin")
     rng = random.Random(seed)
-    today = datetime.now(UTC).replace(hour=10, minute=0, second=0, microsecond=0)
+    today = clock.now().replace(hour=10, minute=0, second=0, microsecond=0)
     with PatientClient(timeout=120) as client:
         admin = token(client, urls.registry, "admin", admin_password)
         coops = seed_registry(client, urls, admin, rng, today)
@@ -478,7 +479,7 @@ def coop_movements(
     """About 90 days of receipts and daily sales, shaped by the cooperative's profile; some items stall."""
     out: list[dict[str, Any]] = []
     # Nothing may be dated in the future (the API refuses it): the seed may run at any hour.
-    latest = datetime.now(UTC) - timedelta(minutes=2)
+    latest = clock.now() - timedelta(minutes=2)
     horizon = 90 if coop.profile != "new" else 20
     last_sale_day = {"thriving": 0, "slowing": 8, "dormant": 40, "new": 0}[coop.profile]
     for commodity in items:
@@ -696,7 +697,7 @@ def seed_reports(
 ) -> None:
     """Monthly reports for the last three months, entered by the department as received: thriving
     cooperatives report on time, others late or not at all."""
-    latest = datetime.now(UTC) - timedelta(hours=1)
+    latest = clock.now() - timedelta(hours=1)
     with progress() as bar:
         task = bar.add_task("Laporan bulanan", total=len(coops))
         for coop in coops:

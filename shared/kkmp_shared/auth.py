@@ -28,6 +28,7 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from jwt import PyJWK
 
+from kkmp_shared import clock
 from kkmp_shared.errors import ApiError, forbidden, not_found
 
 Role = Literal["admin", "officer", "coop_manager", "supplier", "service"]
@@ -183,7 +184,7 @@ class TokenVerifier:
             return None
         # PyJWT's expiry rule (expired when int(exp) <= now, no leeway), and the same key still in
         # force for its kid; otherwise forget it, so that `verify` checks it in full (and answers the error).
-        if hit.exp > time.time() and await self.keys.get(hit.kid) is hit.key:
+        if hit.exp > clock.system_seconds() and await self.keys.get(hit.kid) is hit.key:
             self._verified.move_to_end(token)
             return hit.principal
         self._verified.pop(token, None)

@@ -8,12 +8,12 @@ copy in its own database: this module gives them the table and the handlers, wri
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Column, DateTime, Float, Integer, MetaData, String, Table, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kkmp_shared import clock
 from kkmp_shared.db import note_change, upsert_insert
 from kkmp_shared.events.contracts import CooperativeRegistered, CooperativeUpdated, MemberJoined
 from kkmp_shared.events.envelope import CloudEvent
@@ -114,7 +114,7 @@ def _values(data: CooperativeRegistered | CooperativeUpdated, member_count: int)
         "status": data.status,
         "business_units": list(data.business_units),
         "member_count": member_count,
-        "updated_at": datetime.now(UTC),
+        "updated_at": clock.now(),
     }
 
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fastapi import APIRouter
+from kkmp_shared import clock
 from kkmp_shared.app import OutboxDep, SessionDep, create_service_app
 from kkmp_shared.db import new_metadata
 from kkmp_shared.events.contracts import MemberJoined
@@ -18,9 +18,9 @@ from kkmp_shared.messaging.consumer import ConsumerGroup
 from kkmp_shared.messaging.tables import add_messaging_tables
 from kkmp_shared.settings import ServiceSettings
 from kkmp_shared.telemetry import setup_tracing
-from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
-from kkmp_shared.testing.rabbit import ensure_broker, temporary_vhost
-from kkmp_shared.testing.tokens import TokenFactory
+from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
+from kkmp_testkit.rabbit import ensure_broker, temporary_vhost
+from kkmp_testkit.tokens import TokenFactory
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from sqlalchemy import Column, Integer, String, Table, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -89,7 +89,7 @@ def make_toy_app(amqp_url: str, database_url: str, **overrides: Any) -> Any:
                 kind="resident",
                 sector=name,
                 member_count=1,
-                joined_at=datetime.now(UTC),
+                joined_at=clock.now(),
             ),
         )
         await session.commit()

@@ -16,7 +16,7 @@ import jwt
 import pytest
 from kkmp_shared.auth import JwksKeySource, KeySource, StaticKeySource, TokenVerifier
 from kkmp_shared.errors import ApiError
-from kkmp_shared.testing.tokens import TokenFactory
+from kkmp_testkit.tokens import TokenFactory
 
 pytestmark = pytest.mark.unit
 

@@ -12,10 +12,10 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from kkmp_shared.testing.harness import running_app, wait_ready
-from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
-from kkmp_shared.testing.rabbit import PrivateRabbit
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.harness import running_app, wait_ready
+from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
+from kkmp_testkit.rabbit import PrivateRabbit
+from kkmp_testkit.wait import eventually
 from sqlalchemy import func, select
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]

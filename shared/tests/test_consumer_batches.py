@@ -11,17 +11,17 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import orjson
 import pytest
+from kkmp_shared import clock
 from kkmp_shared.db import Database, new_metadata
 from kkmp_shared.events.contracts import MemberJoined
 from kkmp_shared.events.envelope import CloudEvent, new_event
 from kkmp_shared.messaging.consumer import ConsumerGroup, ConsumerRunner
 from kkmp_shared.messaging.tables import add_messaging_tables
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.wait import eventually
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -70,7 +70,7 @@ def member_event(sector: str = "kue") -> CloudEvent:
         kind="resident",
         sector=sector,
         member_count=1,
-        joined_at=datetime.now(UTC),
+        joined_at=clock.now(),
     )
     return new_event(data, source="/test")
 

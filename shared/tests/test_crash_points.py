@@ -7,9 +7,9 @@ from typing import Any
 
 import pytest
 from kkmp_shared.events.envelope import CloudEvent
-from kkmp_shared.testing.harness import running_app, wait_ready
-from kkmp_shared.testing.ports import free_port
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.harness import running_app, wait_ready
+from kkmp_testkit.ports import free_port
+from kkmp_testkit.wait import eventually
 
 pytestmark = [pytest.mark.integration, pytest.mark.fault]
 

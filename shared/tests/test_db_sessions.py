@@ -20,7 +20,7 @@ from kkmp_shared.db import (
     on_sqlite,
     one_of,
 )
-from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
+from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
 from sqlalchemy import Column, Integer, MetaData, String, Table, delete, event, insert, select, text, update
 
 

@@ -11,8 +11,8 @@ from typing import Any
 import aio_pika
 import orjson
 import pytest
-from kkmp_shared.testing.harness import EventProbe, running_app, wait_ready
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.harness import EventProbe, running_app, wait_ready
+from kkmp_testkit.wait import eventually
 
 pytestmark = pytest.mark.integration
 

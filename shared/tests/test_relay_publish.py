@@ -7,12 +7,12 @@ test_messaging.py and tests/faults (the broker's memory and disk alarms)."""
 from __future__ import annotations
 
 import asyncio
-from datetime import UTC, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
 
 import pytest
+from kkmp_shared import clock
 from kkmp_shared.db import Database
 from kkmp_shared.events.contracts import StockMoved, StockStalled
 from kkmp_shared.messaging import relay as relay_module
@@ -48,7 +48,7 @@ def row(event_id: str) -> Any:
         event_type="test.happened.v1",
         body="{}",
         headers={"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"},
-        created_at=datetime.now(UTC),
+        created_at=clock.now(),
     )
 
 
@@ -139,7 +139,7 @@ def movement(n: int) -> StockMoved:
         quantity=Decimal(1),
         unit="kg",
         on_hand_after=Decimal(10 - n),
-        occurred_at=datetime.now(UTC),
+        occurred_at=clock.now(),
     )
 
 
@@ -153,7 +153,7 @@ def stall(commodity: str) -> StockStalled:
         unit="kg",
         days_since_sale=20,
         value=150_000,
-        detected_at=datetime.now(UTC),
+        detected_at=clock.now(),
     )
 
 

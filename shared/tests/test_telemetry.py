@@ -10,7 +10,7 @@ import pytest
 from fastapi import APIRouter
 from kkmp_shared.app import ReadSessionDep
 from kkmp_shared.telemetry import ExportingSampler
-from kkmp_shared.testing.harness import running_app, wait_ready
+from kkmp_testkit.harness import running_app, wait_ready
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor

@@ -1,4 +1,4 @@
-"""Proof that the test-support package ``kkmp_shared.testing`` does what the fault tests rely on.
+"""Proof that the test-support package ``kkmp_testkit`` does what the fault tests rely on.
 
 Everything here runs against real servers: a private RabbitMQ node (started, SIGKILLed, restarted
 and memory-alarmed), the machine's broker through a ChaosProxy and in throw-away vhosts, and the
@@ -18,23 +18,23 @@ from collections.abc import AsyncIterator, Iterator
 import aio_pika
 import asyncpg
 import pytest
-from kkmp_shared.testing.ports import free_port, free_ports
-from kkmp_shared.testing.postgres import (
+from kkmp_testkit.ports import free_port, free_ports
+from kkmp_testkit.postgres import (
     acreate_database,
     adrop_database,
     create_database,
     drop_database,
     ensure_postgres,
 )
-from kkmp_shared.testing.proxy import ChaosProxy
-from kkmp_shared.testing.rabbit import (
+from kkmp_testkit.proxy import ChaosProxy
+from kkmp_testkit.rabbit import (
     PrivateRabbit,
     amqp_answers,
     ensure_broker,
     temporary_vhost,
     vhost_url,
 )
-from kkmp_shared.testing.wait import eventually, wait_until
+from kkmp_testkit.wait import eventually, wait_until
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 

@@ -5,14 +5,15 @@ moves the stock in inventory."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
-from kkmp_shared.testing.harness import EventProbe
-from kkmp_shared.testing.processes import Platform
-from kkmp_shared.testing.wait import eventually
+from kkmp_shared import clock
+from kkmp_testkit.harness import EventProbe
+from kkmp_testkit.processes import Platform
+from kkmp_testkit.wait import eventually
 
 pytestmark = pytest.mark.e2e
 
@@ -40,7 +41,7 @@ async def test_stalled_stock_alerts_proposes_and_reports(
         # Inventory learns the cooperatives from registry events, not from a call.
         await known(client, f"{inv}/cooperatives/{a['id']}/stock", world.auth(manager_a))
         await known(client, f"{inv}/cooperatives/{b['id']}/stock", world.auth(manager_b))
-        twenty_days_ago = (datetime.now(UTC) - timedelta(days=20)).isoformat()
+        twenty_days_ago = (clock.now() - timedelta(days=20)).isoformat()
         response = await client.post(
             f"{inv}/cooperatives/{a['id']}/movements",
             headers=world.auth(manager_a),
@@ -59,7 +60,7 @@ async def test_stalled_stock_alerts_proposes_and_reports(
             "kind": "supply",
             "commodity": "telur",
             "quantity": "50",
-            "needed_by": (datetime.now(UTC) + timedelta(days=10)).date().isoformat(),
+            "needed_by": (clock.now() + timedelta(days=10)).date().isoformat(),
             "description": "Butuh telur untuk UMKM kue",
         }
 
@@ -163,7 +164,7 @@ async def test_a_sale_ends_the_stall_episode(platform: Platform, world: Any, pro
                 "kind": "receipt",
                 "quantity": "30",
                 "unit_price": 15000,
-                "occurred_at": (datetime.now(UTC) - timedelta(days=25)).isoformat(),
+                "occurred_at": (clock.now() - timedelta(days=25)).isoformat(),
             },
         )
         assert r.status_code == 201, r.text

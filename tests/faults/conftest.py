@@ -21,7 +21,7 @@ import re
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,14 +31,15 @@ import asyncpg
 import httpx
 import orjson
 import pytest
+from kkmp_shared import clock
 from kkmp_shared.events.contracts import OrderDelivered
 from kkmp_shared.events.envelope import new_event
-from kkmp_shared.testing.ports import free_port
-from kkmp_shared.testing.postgres import create_database, drop_database, ensure_postgres
-from kkmp_shared.testing.processes import Platform, ServiceProcess
-from kkmp_shared.testing.proxy import ChaosProxy
-from kkmp_shared.testing.rabbit import PrivateRabbit
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.ports import free_port
+from kkmp_testkit.postgres import create_database, drop_database, ensure_postgres
+from kkmp_testkit.processes import Platform, ServiceProcess
+from kkmp_testkit.proxy import ChaosProxy
+from kkmp_testkit.rabbit import PrivateRabbit
+from kkmp_testkit.wait import eventually
 from sqlalchemy.engine import make_url
 
 # The portal owns no data and consumes nothing: the fault tests leave it out.
@@ -157,7 +158,7 @@ class Stack:
 def _service_env(
     name: str, port_of: dict[str, int], work: Path, amqp_url: str, database_url: str | None
 ) -> dict[str, str]:
-    # The same environment as kkmp_shared.testing.processes.Platform gives, plus per-service AMQP URLs.
+    # The same environment as kkmp_testkit.processes.Platform gives, plus per-service AMQP URLs.
     env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
     env.update({f"{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in port_of.items()})
     env.update(
@@ -407,7 +408,7 @@ def plan_ledger(
     sells looks stalled), never taking stock below zero; the first is a receipt of kedelai 45 days
     old when ``stalled``."""
     rng = random.Random(seed)
-    now = datetime.now(UTC) - timedelta(minutes=10)
+    now = clock.now() - timedelta(minutes=10)
     start = now - timedelta(days=days)
     step = (now - start) / max(count, 1)
     expected = Expected()
@@ -568,7 +569,7 @@ def delivery_event(coop: Coop, number: int, quantity: int = 5) -> tuple[bytes, s
         commodity=DELIVERED,
         quantity=Decimal(quantity),
         unit_price=7000,
-        delivered_at=datetime.now(UTC),
+        delivered_at=clock.now(),
     )
     event = new_event(data, source="/sourcing", subject=coop.id)
     return orjson.dumps(event.model_dump(mode="json", exclude_none=True)), event.id

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.wait import eventually
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e]
 

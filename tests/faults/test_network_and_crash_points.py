@@ -30,7 +30,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.wait import eventually
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e]
 

@@ -15,16 +15,17 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from kkmp_shared.testing.postgres import create_database, drop_database, ensure_postgres
-from kkmp_shared.testing.processes import Platform
-from kkmp_shared.testing.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
-from kkmp_shared.testing.wait import wait_until
+from kkmp_shared import clock
+from kkmp_testkit.postgres import create_database, drop_database, ensure_postgres
+from kkmp_testkit.processes import Platform
+from kkmp_testkit.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
+from kkmp_testkit.wait import wait_until
 
 KEC_A = "35.78.24"  # Tenggilis Mejoyo
 KEC_B = "35.78.25"  # Gunung Anyar
@@ -310,7 +311,7 @@ class CityBuilder:
                         "title": f"Pelatihan {key} {name} {self.tag}",
                         "topic": "pembukuan",
                         "kecamatan_code": side.kecamatan,
-                        "starts_on": (datetime.now(UTC) - timedelta(days=3)).date().isoformat(),
+                        "starts_on": (clock.now() - timedelta(days=3)).date().isoformat(),
                     },
                     201,
                 )
@@ -324,7 +325,7 @@ class CityBuilder:
             )
 
         # --- inventory: stock that stalls, and a movement of each side ---------------------------------
-        long_ago = (datetime.now(UTC) - timedelta(days=25)).isoformat()
+        long_ago = (clock.now() - timedelta(days=25)).isoformat()
         for name, side in sides.items():
             stock_url = f"/cooperatives/{side.cooperative}/stock"
             wait_until(
@@ -360,7 +361,7 @@ class CityBuilder:
             side.ids["movement_recent"] = movement["id"]
 
         # --- sourcing: needs (sourcing learns cooperatives from events: retry until it knows them) -------
-        future = (datetime.now(UTC) + timedelta(days=14)).date().isoformat()
+        future = (clock.now() + timedelta(days=14)).date().isoformat()
 
         def need(side: Side, cooperative: str, body: dict[str, Any]) -> str:
             def attempt() -> str | None:

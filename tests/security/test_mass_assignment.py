@@ -8,15 +8,16 @@ test_privileged_and_unknown_fields_are_refused.)
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
+from kkmp_shared import clock
 
 pytestmark = pytest.mark.e2e
 
-LONG_AGO = (datetime.now(UTC) - timedelta(days=400)).isoformat()
+LONG_AGO = (clock.now() - timedelta(days=400)).isoformat()
 
 
 def h(city: Any, name: str) -> dict[str, str]:

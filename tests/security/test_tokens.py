@@ -13,8 +13,8 @@ from typing import Any
 import httpx
 import jwt
 import pytest
-from kkmp_shared.testing.processes import Platform
-from kkmp_shared.testing.tokens import TokenFactory
+from kkmp_testkit.processes import Platform
+from kkmp_testkit.tokens import TokenFactory
 
 pytestmark = pytest.mark.e2e
 

@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
+from kkmp_shared import clock
 from kkmp_shared.app import create_service_app
 from kkmp_shared.auth import KeySource
 from kkmp_shared.directory import COOPERATIVE_CHANGED
@@ -47,7 +47,7 @@ async def load_catalogue(app: FastAPI) -> None:
     settings: InventorySettings = app.state.settings
     path = settings.commodities_csv or REPO_DATA / "commodities.csv"
     async with app.state.db.transaction() as session:
-        await seed_catalogue(session, path, datetime.now(UTC))
+        await seed_catalogue(session, path, clock.now())
 
 
 def create_app(

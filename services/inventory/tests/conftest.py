@@ -16,10 +16,10 @@ from pathlib import Path
 import pytest
 from inventory.bootstrap import create_app
 from inventory.settings import InventorySettings
-from kkmp_shared.testing.harness import EventProbe, running_app, wait_ready
-from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
-from kkmp_shared.testing.rabbit import ensure_broker, temporary_vhost
-from kkmp_shared.testing.tokens import TokenFactory
+from kkmp_testkit.harness import EventProbe, running_app, wait_ready
+from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
+from kkmp_testkit.rabbit import ensure_broker, temporary_vhost
+from kkmp_testkit.tokens import TokenFactory
 
 # Whatever pytest's import mode, the tests import their helpers by this unique module name.
 sys.path.insert(0, str(Path(__file__).resolve().parent))

@@ -5,18 +5,19 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from inventory.adapters import repository
+from kkmp_shared import clock
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.events.contracts import CooperativeRegistered
 from kkmp_shared.events.envelope import CloudEvent
-from kkmp_shared.testing.harness import EventProbe
-from kkmp_shared.testing.tokens import TokenFactory
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.harness import EventProbe
+from kkmp_testkit.tokens import TokenFactory
+from kkmp_testkit.wait import eventually
 
 KECAMATAN = ("35.78.01", "35.78.02", "35.78.03")
 
@@ -69,7 +70,7 @@ class Inventory:
                 formation="new",
                 status="operating",
                 business_units=["sembako"],
-                registered_at=datetime.now(UTC),
+                registered_at=clock.now(),
             ),
             source="/registry",
         )

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from inventory_testkit import KECAMATAN, Inventory
-from kkmp_shared.testing.asserts import assert_error
+from kkmp_shared import clock
+from kkmp_testkit.asserts import assert_error
 
 pytestmark = pytest.mark.integration
 
@@ -49,7 +50,7 @@ async def test_admin_adds_commodities_and_changes_ceilings_keeping_history(inven
         ),
         422,
     )
-    later = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    later = (clock.now() + timedelta(days=30)).isoformat()
     upcoming = await inventory.client.post(
         f"/commodities/{code}/ceilings",
         json={"price_ceiling": 52000, "ceiling_kind": "HAP", "effective_from": later, "legal_basis": "test"},
@@ -123,7 +124,7 @@ async def test_movements_update_stock_and_are_announced(inventory: Inventory) ->
 
 async def test_movements_are_listed_newest_first_paged_and_filtered(inventory: Inventory) -> None:
     coop = await inventory.register()
-    base = datetime.now(UTC) - timedelta(days=5)
+    base = clock.now() - timedelta(days=5)
     await inventory.batch(
         coop,
         [
@@ -209,7 +210,7 @@ async def test_bad_input_gets_4xx_naming_the_field(inventory: Inventory) -> None
     coop = await inventory.register()
     url = f"/cooperatives/{coop}/movements"
     h = inventory.headers()
-    future = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
+    future = (clock.now() + timedelta(hours=1)).isoformat()
     cases: list[tuple[dict[str, Any], str]] = [
         ({"commodity": "gula", "kind": "receipt", "quantity": 0}, "quantity"),
         ({"commodity": "gula", "kind": "receipt", "quantity": -3}, "quantity"),
@@ -288,7 +289,7 @@ async def test_a_rejected_batch_applies_nothing(inventory: Inventory) -> None:
 
 async def test_batch_applies_in_order(inventory: Inventory) -> None:
     coop = await inventory.register()
-    start = datetime.now(UTC) - timedelta(days=3)
+    start = clock.now() - timedelta(days=3)
     movements = [
         {
             "commodity": "beras_sphp",

@@ -5,15 +5,16 @@ and a transfer in at the sender's average cost."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from inventory.adapters import orm
 from inventory_testkit import KECAMATAN, Inventory
+from kkmp_shared import clock
 from kkmp_shared.events.contracts import OrderDelivered, RedistributionAccepted
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.wait import eventually
 from sqlalchemy import func, select
 
 pytestmark = pytest.mark.integration
@@ -50,7 +51,7 @@ def delivery(coop: str, delivery_id: str, quantity: str = "250", **extra: Any) -
         commodity="beras_sphp",
         quantity=Decimal(quantity),
         unit_price=11800,
-        delivered_at=datetime.now(UTC) - timedelta(hours=3),
+        delivered_at=clock.now() - timedelta(hours=3),
         **extra,
     )
 
@@ -116,7 +117,7 @@ async def test_redistribution_moves_stock_at_the_senders_average_cost(inventory:
         to_cooperative_id=receiver,
         to_kelurahan_code=f"{KECAMATAN[1]}.1001",
         to_kecamatan_code=KECAMATAN[1],
-        accepted_at=datetime.now(UTC) - timedelta(minutes=5),
+        accepted_at=clock.now() - timedelta(minutes=5),
     )
     await inventory.probe.publish(accepted, source="/sourcing")
     await inventory.probe.publish(accepted, source="/sourcing")  # the same proposal sent twice

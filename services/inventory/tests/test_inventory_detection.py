@@ -20,6 +20,7 @@ from inventory.domain.detection import Thresholds, classify_stock, sales_window
 from inventory.domain.ledger import from_milli
 from inventory.service_layer.detection import SCAN_LOCK_KEY, run_detection
 from inventory_testkit import Inventory
+from kkmp_shared import clock
 from sqlalchemy import event, insert, select, text
 
 pytestmark = pytest.mark.integration
@@ -39,7 +40,7 @@ STALLED_FIELDS = {
 
 
 def ago(days: float) -> datetime:
-    return datetime.now(UTC) - timedelta(days=days)
+    return clock.now() - timedelta(days=days)
 
 
 async def quiet(inventory: Inventory) -> None:
@@ -127,7 +128,7 @@ async def test_stall_rule_boundaries(inventory: Inventory) -> None:
     assert set(stalled) == {"beras_premium", "beras_sphp"}
     assert stalled["beras_sphp"]["days_since_sale"] == 15 and stalled["beras_sphp"]["last_sale_at"]
     # Two days on, the 13-day-old items pass the boundary; the one sold today does not.
-    found = await inventory.detect(as_of=datetime.now(UTC) + timedelta(days=2))
+    found = await inventory.detect(as_of=clock.now() + timedelta(days=2))
     assert found["started"]["stalled"] >= 2
     await quiet(inventory)
     later = [e.data["commodity"] for e in inventory.events("stock.stalled.v1", coop)]
@@ -276,7 +277,7 @@ item_state = st.fixed_dictionaries(
 @settings(max_examples=5, deadline=None, suppress_health_check=list(HealthCheck))
 @given(items=st.lists(item_state, min_size=10, max_size=25))
 async def test_sql_scan_classifies_like_the_domain_rules(inventory: Inventory, items: list[dict]) -> None:  # type: ignore[type-arg]
-    now = datetime.now(UTC).replace(microsecond=0)
+    now = clock.now().replace(microsecond=0)
     coop = str(uuid.uuid4())
     first_day, last_day = sales_window(now)
     expected = {}
@@ -299,9 +300,9 @@ async def test_sql_scan_classifies_like_the_domain_rules(inventory: Inventory, i
             if item["commodity"] in seen:
                 continue
             seen.add(item["commodity"])
-            clock = None
+            started = None
             if item["clock_hours_ago"] is not None and item["on_hand"] > 0:
-                clock = now - timedelta(hours=item["clock_hours_ago"])
+                started = now - timedelta(hours=item["clock_hours_ago"])
             sales: dict = {}
             for days_ago, quantity in item["sold"]:
                 day = (now - timedelta(days=days_ago)).date()
@@ -311,7 +312,7 @@ async def test_sql_scan_classifies_like_the_domain_rules(inventory: Inventory, i
                     cooperative_id=coop,
                     commodity=item["commodity"],
                     on_hand_milli=item["on_hand"],
-                    stall_clock_at=clock,
+                    stall_clock_at=started,
                     updated_at=now,
                 )
             )
@@ -324,7 +325,7 @@ async def test_sql_scan_classifies_like_the_domain_rules(inventory: Inventory, i
             in_window = sum(q for d, q in sales.items() if first_day <= d <= last_day)
             limits: Thresholds = thresholds[item["commodity"]][0]
             expected[item["commodity"]] = classify_stock(
-                from_milli(item["on_hand"]), clock, from_milli(in_window), now, limits
+                from_milli(item["on_hand"]), started, from_milli(in_window), now, limits
             )
         # The scan reads each item's 28-day sales as rolled to its day from daily_sales.
         await roll_sales_window(session, last_day)
@@ -340,7 +341,7 @@ async def test_a_day_already_rolled_is_checked_on_the_index_not_rolled_again(inv
     the `sold_window_day` index tell, instead of an UPDATE that reads every item to find nothing to do.
     An item whose window is missing (new) or on another day is rolled, with its sales summed."""
     db = inventory.app.state.db
-    day = sales_window(datetime.now(UTC))[1]
+    day = sales_window(clock.now())[1]
     coop = str(uuid.uuid4())
     sent: list[str] = []
 
@@ -358,7 +359,7 @@ async def test_a_day_already_rolled_is_checked_on_the_index_not_rolled_again(inv
                 cooperative_id=coop,
                 commodity="beras_medium",
                 on_hand_milli=5_000,
-                updated_at=datetime.now(UTC),
+                updated_at=clock.now(),
             )
         )
         await session.execute(

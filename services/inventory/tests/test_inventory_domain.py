@@ -35,6 +35,7 @@ from inventory.domain.ledger import (
 from inventory.entrypoints.schemas import MovementBatchIn, MovementIn
 from inventory.service_layer.catalogue import CEILING_HISTORY
 from inventory_testkit import known_cooperative
+from kkmp_shared import clock
 from pydantic import ValidationError
 
 pytestmark = pytest.mark.unit
@@ -276,7 +277,7 @@ def test_bad_movements_name_their_field(body: dict[str, object], field: str) -> 
 
 
 def test_valid_movements() -> None:
-    skewed = (datetime.now(UTC) + timedelta(minutes=2)).isoformat()
+    skewed = (clock.now() + timedelta(minutes=2)).isoformat()
     sale = MovementIn.model_validate(
         {"commodity": "gula", "kind": "sale", "quantity": "2.5", "occurred_at": skewed}
     )

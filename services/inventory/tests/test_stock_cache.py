@@ -12,7 +12,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from decimal import Decimal
 from pathlib import Path
 
@@ -21,10 +21,11 @@ from inventory.adapters import repository
 from inventory.adapters.stock_cache import StockReadCache
 from inventory.bootstrap import create_app
 from inventory.domain.ledger import StockState
+from kkmp_shared import clock
 from kkmp_shared.events.contracts import CooperativeUpdated
-from kkmp_shared.testing.asserts import assert_error
-from kkmp_shared.testing.harness import running_app, wait_ready
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.asserts import assert_error
+from kkmp_testkit.harness import running_app, wait_ready
+from kkmp_testkit.wait import eventually
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from inventory_testkit import KECAMATAN, Inventory, known_cooperative
@@ -156,7 +157,7 @@ async def _page(inventory: Inventory, cooperative_id: str, headers: dict[str, st
 
 async def _stocked(inventory: Inventory, kecamatan_code: str = KECAMATAN[0]) -> str:
     coop = await inventory.register(kecamatan_code)
-    now = datetime.now(UTC)
+    now = clock.now()
     await inventory.batch(
         coop,
         [
@@ -224,7 +225,7 @@ async def test_a_movement_is_seen_by_the_next_read(inventory: Inventory) -> None
 
 async def test_an_episode_found_by_detection_is_seen_by_the_next_read(inventory: Inventory) -> None:
     coop = await inventory.register(KECAMATAN[0])
-    long_ago = datetime.now(UTC) - timedelta(days=30)
+    long_ago = clock.now() - timedelta(days=30)
     await inventory.move(
         coop, commodity="minyakita", kind="receipt", quantity=12, unit_price=14000, occurred_at=long_ago
     )
@@ -282,7 +283,7 @@ async def test_a_directory_change_is_seen_by_the_next_read(inventory: Inventory)
             name="KKMP corrected",
             formation="new",
             status="operating",
-            updated_at=datetime.now(UTC),
+            updated_at=clock.now(),
         ),
         source="/registry",
     )

@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 from aiosmtpd.controller import Controller
-from kkmp_shared.testing.harness import EventProbe, running_app, wait_ready
-from kkmp_shared.testing.ports import free_port
-from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
-from kkmp_shared.testing.rabbit import ensure_broker, temporary_vhost
-from kkmp_shared.testing.tokens import TokenFactory
+from kkmp_testkit.harness import EventProbe, running_app, wait_ready
+from kkmp_testkit.ports import free_port
+from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
+from kkmp_testkit.rabbit import ensure_broker, temporary_vhost
+from kkmp_testkit.tokens import TokenFactory
 from notifications.bootstrap import create_app
 
 # pytest runs with --import-mode=importlib (no test directory on sys.path): make the testkit importable.

@@ -7,7 +7,6 @@ import asyncio
 import contextlib
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from pathlib import Path
@@ -15,10 +14,11 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from kkmp_shared import clock
 from kkmp_shared.events.contracts import CooperativeRegistered, EventData, UserCreated
-from kkmp_shared.testing.harness import EventProbe
-from kkmp_shared.testing.tokens import TokenFactory
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.harness import EventProbe
+from kkmp_testkit.tokens import TokenFactory
+from kkmp_testkit.wait import eventually
 from notifications.adapters import orm
 from notifications.settings import NotificationsSettings
 from sqlalchemy import select
@@ -157,7 +157,7 @@ class Env:
                 name=name,
                 formation="new",
                 status="operating",
-                registered_at=datetime.now(UTC),
+                registered_at=clock.now(),
             )
         )
         t = orm.known_cooperatives

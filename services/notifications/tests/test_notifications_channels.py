@@ -15,13 +15,13 @@ import json
 import random
 import ssl
 import uuid
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from kkmp_shared import clock
 from kkmp_shared.events.contracts import PotentialMapped, StockStalled
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.wait import eventually
 from notifications_testkit import Env
 
 pytestmark = pytest.mark.integration
@@ -41,7 +41,7 @@ def stalled(cooperative_id: str, kecamatan_code: str, commodity: str = "beras_me
         unit="kg",
         days_since_sale=21,
         value=8_100_000,
-        detected_at=datetime.now(UTC),
+        detected_at=clock.now(),
     )
 
 

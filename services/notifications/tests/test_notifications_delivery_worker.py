@@ -16,13 +16,13 @@ import asyncio
 import contextlib
 import uuid
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from kkmp_shared import clock
 from kkmp_shared.db import Database
 from kkmp_shared.messaging.outbox import Outbox
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.wait import eventually
 from notifications.adapters import orm
 from notifications.adapters.channels import AttemptResult, WebhookSender
 from notifications.bootstrap import SERVICE_DIR
@@ -127,7 +127,7 @@ def settings(**overrides: Any) -> NotificationsSettings:
 
 def new_delivery(target: str) -> dict[str, Any]:
     """A `deliveries` row as the fan-out writes it: pending, due now."""
-    moment = datetime.now(UTC)
+    moment = clock.now()
     return {
         "id": str(uuid.uuid4()),
         "channel": "webhook",

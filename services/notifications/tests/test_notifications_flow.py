@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import orjson
 import pytest
+from kkmp_shared import clock
 from kkmp_shared.events.contracts import (
     CooperativeHealthChanged,
     NeedStatusChanged,
@@ -24,7 +25,7 @@ from kkmp_shared.events.contracts import (
     StockStalled,
 )
 from kkmp_shared.events.envelope import new_event
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.wait import eventually
 from notifications.adapters import orm
 from notifications.service_layer.fanout import Announcement, Notifier, Outcome
 from notifications_testkit import Env
@@ -50,7 +51,7 @@ def stalled(
         "unit": "kg",
         "days_since_sale": 21,
         "value": 8_100_000,
-        "detected_at": datetime.now(UTC),
+        "detected_at": clock.now(),
     }
     values.update(overrides)
     return StockStalled(**values)  # type: ignore[arg-type]
@@ -68,7 +69,7 @@ def stock_low(
         "unit": "kg",
         "avg_daily_sales": Decimal("2"),
         "days_of_cover": Decimal("1.5"),
-        "detected_at": datetime.now(UTC),
+        "detected_at": clock.now(),
     }
     values.update(overrides)
     return StockLow(**values)  # type: ignore[arg-type]
@@ -154,7 +155,7 @@ async def test_redistribution_reaches_both_cooperatives(env: Env) -> None:
             to_kelurahan_code=f"{there}.1002",
             to_kecamatan_code=there,
             distance_km=3.2,
-            proposed_at=datetime.now(UTC),
+            proposed_at=clock.now(),
         )
     )
     await eventually(lambda: env.processed(event.id), timeout=15)
@@ -178,7 +179,7 @@ async def test_health_changed_only_to_tidak_aktif_reaches_officers(env: Env) -> 
             old_level="aktif",
             new_level=new,
             score=31.0,
-            changed_at=datetime.now(UTC),  # type: ignore[arg-type]
+            changed_at=clock.now(),  # type: ignore[arg-type]
         )
 
     milder = await env.publish(health("kurang_aktif"))
@@ -203,7 +204,7 @@ async def test_repeat_window_holds_back_the_same_condition(env: Env) -> None:
     other_commodity = await env.publish(stalled(coop, here, "gula"))
     # The same condition a day and a bit later (the window is 24 h) is news again.
     later = new_event(stalled(coop, here, "telur", days_since_sale=47), source="/inventory")
-    later = later.model_copy(update={"time": datetime.now(UTC) + timedelta(hours=25)})
+    later = later.model_copy(update={"time": clock.now() + timedelta(hours=25)})
     await env.probe.publish_raw(orjson.dumps(later.model_dump(mode="json", exclude_none=True)), later.type)
     await eventually(lambda: env.processed(later.id), timeout=15)
     assert await env.local_recipients(first.id) == {manager}
@@ -273,7 +274,7 @@ async def test_officer_digest_instead_of_one_message_per_event(env: Env) -> None
     now_run = await env.client.post("/digests/run", headers=admin, json={})
     assert now_run.status_code == 200
     assert await env.inbox(officer, "officer") == []
-    tomorrow = (datetime.now(UTC) + timedelta(days=1, hours=1)).isoformat()
+    tomorrow = (clock.now() + timedelta(days=1, hours=1)).isoformat()
     run = await env.client.post("/digests/run", headers=admin, json={"as_of": tomorrow})
     assert run.status_code == 200 and run.json()["digests"] >= 1
     [digest] = await env.inbox(officer, "officer")
@@ -311,7 +312,7 @@ async def test_unacknowledged_need_escalates_to_supervisors_after_the_configured
     coop = await env.add_cooperative("KKMP Menunggu", here)
     officer = await env.add_user("officer", kecamatan_codes=[here])
     supervisor = await env.add_user("officer", kecamatan_codes=[here], supervisor=True)
-    submitted_at = datetime.now(UTC) - timedelta(hours=1)
+    submitted_at = clock.now() - timedelta(hours=1)
 
     def need(need_id: str) -> NeedSubmitted:
         return NeedSubmitted(
@@ -348,7 +349,7 @@ async def test_unacknowledged_need_escalates_to_supervisors_after_the_configured
             old_status="open",
             new_status="acknowledged",
             submitted_at=submitted_at,
-            changed_at=datetime.now(UTC),
+            changed_at=clock.now(),
         )
     )
     await eventually(lambda: env.processed(ack.id, "notifications.escalation"), timeout=15)
@@ -362,7 +363,7 @@ async def test_unacknowledged_need_escalates_to_supervisors_after_the_configured
     w = orm.need_watch
     [(escalated_at,)] = await env.rows(select(w.c.escalated_at).where(w.c.need_id == waiting))
     assert escalated_at is None
-    late = (datetime.now(UTC) + timedelta(hours=48)).isoformat()
+    late = (clock.now() + timedelta(hours=48)).isoformat()
     run = await env.client.post("/escalations/run", headers=admin, json={"as_of": late})
     assert run.status_code == 200 and run.json()["escalated"] >= 1
     n = orm.notifications
@@ -406,7 +407,7 @@ async def test_the_routing_table_is_extended_by_the_admin(env: Env) -> None:
             condition="stalled",
             on_hand=Decimal("10"),
             unit="kg",
-            detected_at=datetime.now(UTC),
+            detected_at=clock.now(),
         )
 
     before = await env.publish(recovered())
@@ -445,7 +446,7 @@ async def test_announcement_reaches_managers_in_the_chosen_kecamatan(env: Env) -
     far = await env.add_cooperative("KKMP Jauh", there)
     manager = await env.add_user("coop_manager", cooperative_id=coop)
     far_manager = await env.add_user("coop_manager", cooperative_id=far)
-    back_dated = (datetime.now(UTC) - timedelta(days=3)).isoformat()
+    back_dated = (clock.now() - timedelta(days=3)).isoformat()
     response = await env.client.post(
         "/announcements",
         headers=env.tokens.headers("admin"),
@@ -497,7 +498,7 @@ async def test_a_batch_is_routed_as_if_one_by_one(env: Env) -> None:
             },
         )
         assert response.status_code == 201, response.text
-        later = datetime.now(UTC) + timedelta(hours=25)
+        later = clock.now() + timedelta(hours=25)
         events = [
             new_event(stalled(a, here, "telur"), source="/inventory"),
             new_event(stalled(a, here, "gula"), source="/inventory"),

@@ -15,17 +15,18 @@ import csv
 import json
 import random
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Form, Header, Request
 from fastapi.responses import JSONResponse, Response
+from kkmp_shared import clock
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
 DATA = Path(__file__).resolve().parents[3] / "data"
-NOW = datetime.now(UTC)
+NOW = clock.now()
 
 COMMODITIES = [
     {"code": "beras_medium", "name": "Beras medium", "unit": "kg", "price_ceiling": 13500},
@@ -538,7 +539,7 @@ def build_fake(world: World) -> Starlette:
                 "id": str(uuid.uuid4()),
                 "cooperative_id": coop_id,
                 **body,
-                "recorded_at": datetime.now(UTC).isoformat(),
+                "recorded_at": clock.now().isoformat(),
             }
             world.movements[coop_id].append(movement)
             result = (201, movement)
@@ -625,10 +626,10 @@ def build_fake(world: World) -> Starlette:
         world.needs[need_id] = {
             "id": need_id,
             "status": "open",
-            "created_at": datetime.now(UTC).isoformat(),
-            "submitted_at": datetime.now(UTC).isoformat(),
+            "created_at": clock.now().isoformat(),
+            "submitted_at": clock.now().isoformat(),
             "cooperative_name": world.coops[coop_id]["name"],
-            "history": [{"status": "open", "at": datetime.now(UTC).isoformat()}],
+            "history": [{"status": "open", "at": clock.now().isoformat()}],
             "commodity": None,
             "quantity": None,
             "needed_by": None,
@@ -660,7 +661,7 @@ def build_fake(world: World) -> Starlette:
             {
                 "old_status": n["history"][-1]["status"],
                 "status": body["status"],
-                "at": datetime.now(UTC).isoformat(),
+                "at": clock.now().isoformat(),
                 "note": body.get("note"),
                 "assigned_to": body.get("assigned_to"),
             }
@@ -691,8 +692,8 @@ def build_fake(world: World) -> Starlette:
             "id": str(uuid.uuid4()),
             "status": "placed",
             "supplier_name": supplier["name"],
-            "placed_at": datetime.now(UTC).isoformat(),
-            "created_at": datetime.now(UTC).isoformat(),
+            "placed_at": clock.now().isoformat(),
+            "created_at": clock.now().isoformat(),
             **body,
         }
         world.orders.append(order)
@@ -741,7 +742,7 @@ def build_fake(world: World) -> Starlette:
         else:
             sides = ["from_side", "to_side"]
         for side in sides:
-            p[side] = {"decision": decision, "decided_at": datetime.now(UTC).isoformat()}
+            p[side] = {"decision": decision, "decided_at": clock.now().isoformat()}
         if decision == "decline":
             p["status"] = "declined"
         elif all(p[s].get("decision") == "accept" for s in ("from_side", "to_side")):
@@ -867,7 +868,7 @@ def build_fake(world: World) -> Starlette:
         report = {
             **body,
             "cooperative_id": coop_id,
-            "submitted_at": datetime.now(UTC).isoformat(),
+            "submitted_at": clock.now().isoformat(),
             "on_time": True,
         }
         world.reports[coop_id].append(report)
@@ -901,14 +902,14 @@ def build_fake(world: World) -> Starlette:
     async def read_all(request: Request) -> Any:
         rows = [n for n in world.notifications.get(request.state.claims["sub"], []) if not n["read_at"]]
         for n in rows:
-            n["read_at"] = datetime.now(UTC).isoformat()
+            n["read_at"] = clock.now().isoformat()
         return {"marked": len(rows)}
 
     @notifications.post("/me/notifications/{nid}/read")
     async def read(request: Request, nid: str) -> Any:
         for n in world.notifications.get(request.state.claims["sub"], []):
             if n["id"] == nid:
-                n["read_at"] = n["read_at"] or datetime.now(UTC).isoformat()
+                n["read_at"] = n["read_at"] or clock.now().isoformat()
                 return n
         return error(404, "not_found", "No such notification.")
 

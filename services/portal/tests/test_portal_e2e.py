@@ -40,8 +40,8 @@ def eventually(check: Callable[[], Any], timeout: float = 30.0, what: str = "con
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    from kkmp_shared.testing.processes import Platform
-    from kkmp_shared.testing.rabbit import ensure_broker, temporary_vhost
+    from kkmp_testkit.processes import Platform
+    from kkmp_testkit.rabbit import ensure_broker, temporary_vhost
 
     broker = ensure_broker()
     with temporary_vhost(broker, prefix="portal-e2e") as amqp_url:

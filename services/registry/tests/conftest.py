@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from kkmp_shared.testing.harness import EventProbe, running_app, wait_ready
-from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
-from kkmp_shared.testing.rabbit import ensure_broker, temporary_vhost
-from kkmp_shared.testing.tokens import TokenFactory
+from kkmp_testkit.harness import EventProbe, running_app, wait_ready
+from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
+from kkmp_testkit.rabbit import ensure_broker, temporary_vhost
+from kkmp_testkit.tokens import TokenFactory
 from registry.bootstrap import create_app
 
 # Whatever pytest's import mode, the test kit (next to this file) is importable by its unique name.

@@ -12,8 +12,8 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from kkmp_shared.testing.harness import EventProbe
-from kkmp_shared.testing.tokens import TokenFactory
+from kkmp_testkit.harness import EventProbe
+from kkmp_testkit.tokens import TokenFactory
 from registry.domain.rules import load_regions
 from registry.settings import RegistrySettings
 

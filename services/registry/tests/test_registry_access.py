@@ -10,10 +10,10 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import pytest
+from kkmp_shared import clock
 
 pytestmark = pytest.mark.integration
 
@@ -53,7 +53,11 @@ async def world(registry: Any) -> World:
     training = (
         await client.post(
             "/trainings",
-            json={"title": "Pelatihan Bersama", "topic": "umum", "starts_on": date.today().isoformat()},
+            json={
+                "title": "Pelatihan Bersama",
+                "topic": "umum",
+                "starts_on": clock.today(clock.WIB).isoformat(),
+            },
             headers=admin,
         )
     ).json()

@@ -15,9 +15,9 @@ from typing import Any
 import jwt
 import pytest
 from jwt import PyJWK
-from kkmp_shared.testing.asserts import assert_error
-from kkmp_shared.testing.harness import running_app
-from kkmp_shared.testing.tokens import TokenFactory
+from kkmp_testkit.asserts import assert_error
+from kkmp_testkit.harness import running_app
+from kkmp_testkit.tokens import TokenFactory
 from registry.adapters.keys import SigningKey
 from registry.bootstrap import create_app
 from registry_testkit import ADMIN_PASSWORD, SERVICE_CLIENT, RegistryTestSettings

@@ -13,11 +13,11 @@ import uuid
 from collections.abc import AsyncIterator, Iterator
 from copy import deepcopy
 from dataclasses import dataclass
-from datetime import date
 from typing import Any
 
 import pytest
-from kkmp_shared.testing.wait import eventually
+from kkmp_shared import clock
+from kkmp_testkit.wait import eventually
 
 pytestmark = pytest.mark.integration
 
@@ -98,7 +98,7 @@ async def targets(registry: Any) -> AsyncIterator[Targets]:
     coop = await registry.create_cooperative()
     training = await registry.client.post(
         "/trainings",
-        json={"title": "Pelatihan Fuzz", "topic": "umum", "starts_on": date.today().isoformat()},
+        json={"title": "Pelatihan Fuzz", "topic": "umum", "starts_on": clock.today(clock.WIB).isoformat()},
         headers=registry.admin,
     )
     await registry.client.post(

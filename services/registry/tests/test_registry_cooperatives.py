@@ -7,13 +7,14 @@ from __future__ import annotations
 import asyncio
 import io
 import uuid
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from kkmp_shared import clock
 from kkmp_shared.events.contracts import EVENT_MODELS
 from kkmp_shared.events.envelope import CloudEvent
-from kkmp_shared.testing.asserts import assert_error
+from kkmp_testkit.asserts import assert_error
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
@@ -131,7 +132,7 @@ async def test_the_status_lifecycle_allows_only_its_transitions_and_keeps_who_an
         "from": "formed",
         "to": "suspended",
     }
-    before = datetime.now(UTC)
+    before = clock.now()
     operating = await registry.client.patch(
         path, json={"status": "operating", "status_reason": "gerai dibuka"}, headers=officer
     )
@@ -160,7 +161,7 @@ async def test_the_status_lifecycle_allows_only_its_transitions_and_keeps_who_an
     ]
     assert history[1]["changed_by"] == officer_id and history[1]["reason"] == "gerai dibuka"
     changed_at = datetime.fromisoformat(history[1]["changed_at"])
-    assert before - timedelta(seconds=5) <= changed_at <= datetime.now(UTC)
+    assert before - timedelta(seconds=5) <= changed_at <= clock.now()
     assert all(h["changed_by"] for h in history)
     assert [datetime.fromisoformat(h["changed_at"]) for h in history] == sorted(
         datetime.fromisoformat(h["changed_at"]) for h in history
@@ -303,7 +304,7 @@ async def test_a_batch_registers_all_or_none(registry: Any) -> None:
         await registry.client.get(f"/cooperatives/{good.json()['ids'][0]}", headers=registry.admin)
     ).json()
     assert datetime.fromisoformat(coop["created_at"]) == datetime(2025, 7, 21, 2, 0, tzinfo=UTC)
-    future = (datetime.now(UTC) + timedelta(days=2)).isoformat()
+    future = (clock.now() + timedelta(days=2)).isoformat()
     code = registry.take_kelurahan()
     assert_error(
         await registry.client.post(
@@ -431,7 +432,7 @@ async def test_members_join_as_residents_or_umkm_and_are_announced(registry: Any
 async def test_a_register_of_members_is_added_in_one_call_all_or_none(registry: Any) -> None:
     coop = await registry.create_cooperative()
     path = f"/cooperatives/{coop['id']}/members/batch"
-    joined_at = (datetime.now(UTC) - timedelta(days=60)).replace(microsecond=0)
+    joined_at = (clock.now() - timedelta(days=60)).replace(microsecond=0)
     members = [
         {"name": f"Warga {i:03d}", "kind": "resident", "joined_at": joined_at.isoformat()} for i in range(150)
     ] + [
@@ -538,8 +539,8 @@ async def test_a_training_with_participants_completes_with_one_event_per_coopera
             "title": "Pembukuan Koperasi",
             "topic": "akuntansi",
             "kecamatan_code": "35.78.09",
-            "starts_on": (date.today() - timedelta(days=3)).isoformat(),
-            "ends_on": (date.today() - timedelta(days=2)).isoformat(),
+            "starts_on": (clock.today(clock.WIB) - timedelta(days=3)).isoformat(),
+            "ends_on": (clock.today(clock.WIB) - timedelta(days=2)).isoformat(),
             "location": "Balai RW",
         },
         headers=officer,
@@ -591,7 +592,7 @@ async def test_a_training_with_participants_completes_with_one_event_per_coopera
     assert_error(unknown, 422)
 
     attended = [participants[n]["id"] for n in ("Siti Aminah", "Agus Salim", "Dewi Lestari")]
-    completed_at = datetime.now(UTC).replace(microsecond=0) - timedelta(days=2)
+    completed_at = clock.now().replace(microsecond=0) - timedelta(days=2)
     assert_error(
         await registry.client.post(f"{path}/complete", json={}, headers=registry.manager(first["id"])), 403
     )
@@ -643,7 +644,7 @@ async def test_a_training_with_participants_completes_with_one_event_per_coopera
 
 async def test_training_rules_on_dates_scope_and_attendance(registry: Any) -> None:
     officer = registry.officer("35.78.10")
-    starts = date.today().isoformat()
+    starts = clock.today(clock.WIB).isoformat()
     body = {"title": "Manajemen Gerai", "topic": "ritel", "kecamatan_code": "35.78.10", "starts_on": starts}
     assert_error(
         await registry.client.post("/trainings", json={**body, "ends_on": "2020-01-01"}, headers=officer), 422

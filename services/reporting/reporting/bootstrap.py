@@ -8,10 +8,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable
-from datetime import UTC, datetime
 from pathlib import Path
 
 from fastapi import FastAPI
+from kkmp_shared import clock
 from kkmp_shared.app import create_service_app
 from kkmp_shared.auth import KeySource
 from kkmp_shared.events.contracts import CooperativeHealthChanged, ReportOverdue, ReportSubmitted
@@ -83,7 +83,7 @@ async def overdue_schedule(app: FastAPI) -> None:
                     session,
                     app.state.outbox,
                     ctx.rules,
-                    datetime.now(UTC),
+                    clock.now(),
                     ctx.settings.overdue_lookback_periods,
                 )
             if result["announced"]:

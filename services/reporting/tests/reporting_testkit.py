@@ -6,17 +6,18 @@ from __future__ import annotations
 import itertools
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from kkmp_shared import clock
 from kkmp_shared.events import contracts as ev
 from kkmp_shared.events.envelope import CloudEvent
-from kkmp_shared.testing.harness import EventProbe
-from kkmp_shared.testing.tokens import TokenFactory
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.harness import EventProbe
+from kkmp_testkit.tokens import TokenFactory
+from kkmp_testkit.wait import eventually
 from reporting.adapters import orm
 from sqlalchemy import func, select
 
@@ -247,7 +248,7 @@ class Coop:
 
 
 def utcnow() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def days_ago(days: float) -> datetime:

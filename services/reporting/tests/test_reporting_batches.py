@@ -13,7 +13,7 @@ import pytest
 from kkmp_shared.db import Database
 from kkmp_shared.events.contracts import EVENT_MODELS
 from kkmp_shared.events.envelope import CloudEvent, new_event
-from kkmp_shared.testing.postgres import acreate_database, adrop_database, ensure_postgres
+from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
 from reporting.adapters import orm
 from reporting.bootstrap import MIGRATIONS
 from reporting.domain.periods import zone

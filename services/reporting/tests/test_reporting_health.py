@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 from kkmp_shared.events.contracts import CooperativeUpdated
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.wait import eventually
 from reporting_testkit import Coop, Running, days_ago, fresh_kecamatan
 
 pytestmark = pytest.mark.integration

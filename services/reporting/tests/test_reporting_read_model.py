@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from kkmp_shared.db import Database
 from kkmp_shared.events.envelope import new_event
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.wait import eventually
 from reporting.adapters import event_store, orm
 from reporting.cli import rebuild_read_models
 from reporting.domain.periods import local_date, week_start, zone

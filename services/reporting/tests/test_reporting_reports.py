@@ -3,11 +3,11 @@ kecamatan and city, and overdue detection (announced once per cooperative and pe
 
 from __future__ import annotations
 
-import asyncio
 from datetime import UTC, datetime, time, timedelta
 from typing import Any
 
 import pytest
+from kkmp_testkit.wait import quiet_period
 from reporting.domain.periods import DueRule, Period, local_date, zone
 from reporting.service_layer import figures
 from reporting_testkit import Coop, Running, days_ago, fresh_kecamatan, utcnow
@@ -134,7 +134,8 @@ async def test_submission_rules_timeliness_and_rates(service: Running) -> None:
 async def test_overdue_reports_are_announced_once_per_cooperative_and_period(service: Running) -> None:
     kec = fresh_kecamatan()
     diligent, silent, newcomer = Coop(kec, "KKMP Rajin"), Coop(kec, "KKMP Diam"), Coop(kec, "KKMP Anyar")
-    await register(service, (diligent, days_ago(200)), (silent, days_ago(200)), (newcomer, days_ago(1)))
+    arrived = days_ago(1)
+    await register(service, (diligent, days_ago(200)), (silent, days_ago(200)), (newcomer, arrived))
     today = local_date(utcnow(), WIB)
     periods = RULE.passed_periods(today, 3)
     batch = await service.client.post(
@@ -160,20 +161,24 @@ async def test_overdue_reports_are_announced_once_per_cooperative_and_period(ser
     again = await service.client.post("/reports/overdue/run", headers=service.officer(), json={})
     assert again.status_code == 200 and again.json()["announced"] == 0
 
-    # As of the day after this month's due date, this month is overdue too, for both who owe it
-    # (the newcomer existed this month), but the older periods are not announced a second time.
+    # As of the day after this month's due date, every period after those announced is overdue too:
+    # this month, and on days 1-10 also the last one (its due date, the 10th, is still to come today).
+    # Each is owed by whoever existed during it; the older periods are not announced a second time.
     current = Period.of(today)
+    newly = [periods[0].shift(n) for n in range(1, 3) if periods[0].shift(n) <= current]
     as_of = datetime.combine(RULE.due_date(current) + timedelta(days=1), time(9), tzinfo=WIB)
     later = await service.client.post(
         "/reports/overdue/run", headers=service.admin, json={"as_of": as_of.isoformat()}
     )
     assert later.status_code == 200 and later.json()["by_period"][str(current)] >= 2
-    await service.probe.wait_for(OVERDUE, lambda e: e.subject == newcomer.id)
-    await service.probe.wait_for(OVERDUE, lambda e: e.subject == silent.id, count=4)
-    await asyncio.sleep(0.5)  # anything wrongly announced twice would have arrived by now
-    assert overdue_for(silent) == sorted([*(str(p) for p in periods), str(current)])
-    assert overdue_for(newcomer) == [str(current)]
-    assert overdue_for(diligent) == [str(current)]
+    owed_by_newcomer = [str(p) for p in newly if arrived < p.ends_at(WIB)]
+    await service.probe.wait_for(OVERDUE, lambda e: e.subject == newcomer.id, count=len(owed_by_newcomer))
+    await service.probe.wait_for(OVERDUE, lambda e: e.subject == silent.id, count=3 + len(newly))
+    await service.probe.wait_for(OVERDUE, lambda e: e.subject == diligent.id, count=len(newly))
+    await quiet_period()  # anything wrongly announced twice would have arrived by now
+    assert overdue_for(silent) == sorted([*(str(p) for p in periods), *(str(p) for p in newly)])
+    assert overdue_for(newcomer) == owed_by_newcomer
+    assert overdue_for(diligent) == [str(p) for p in newly]
     bad = await service.client.post(
         "/reports/overdue/run", headers=service.admin, json={"as_of": "yesterday"}
     )

@@ -10,18 +10,19 @@ import csv
 import itertools
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from kkmp_shared import clock
 from kkmp_shared.events.contracts import CooperativeRegistered, EventData
 from kkmp_shared.events.envelope import CloudEvent
-from kkmp_shared.testing.harness import EventProbe
-from kkmp_shared.testing.tokens import TokenFactory
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.harness import EventProbe
+from kkmp_testkit.tokens import TokenFactory
+from kkmp_testkit.wait import eventually
 from sourcing.adapters import orm
 from sourcing.adapters.reference import REPO_DATA
 from sourcing.service_layer.common import WIB
@@ -106,7 +107,7 @@ class Service:
             business_units=["sembako"],
             lat=float(kel["lat"]),
             lon=float(kel["lon"]),
-            registered_at=datetime.now(UTC),
+            registered_at=clock.now(),
         )
         await self.publish(event)
 
@@ -147,4 +148,4 @@ def q(value: Any) -> Decimal:
 
 def in_days(days: int) -> str:
     """A date `days` from today in Surabaya (WIB), as the API takes it."""
-    return (datetime.now(WIB).date() + timedelta(days=days)).isoformat()
+    return (clock.today(WIB) + timedelta(days=days)).isoformat()

@@ -5,11 +5,12 @@ what is addressed to it; a supplier or manager never does staff work."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
+from kkmp_shared import clock
 from kkmp_shared.events.contracts import StockStalled
 from sourcing_testkit import Service
 
@@ -45,7 +46,7 @@ async def build_world(svc: Service) -> World:
     )
     assert placed.status_code == 201, placed.text
     taker_need = await svc.need(taker.cooperative_id, commodity=c, quantity=10)
-    now = datetime.now(UTC)
+    now = clock.now()
     await svc.publish(
         StockStalled(
             cooperative_id=mine.cooperative_id,

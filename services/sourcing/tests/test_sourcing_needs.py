@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
+from kkmp_shared import clock
 from sourcing.adapters import orm
 from sourcing_testkit import Service, in_days, q
 
@@ -194,7 +195,7 @@ async def test_response_time_figures(service: Service) -> None:
     """Back-dated needs and answers (as the demo seed writes them) give exact figures."""
     svc = service
     coop = await svc.cooperative("35.78.06.1001")
-    t0 = datetime.now(UTC).replace(microsecond=0) - timedelta(days=60)
+    t0 = clock.now().replace(microsecond=0) - timedelta(days=60)
     # (hours to first answer, hours to resolution) per need; None = not (yet) reached.
     plan = [(2, 26), (10, None), (40, None), (None, None)]
     for i, (answer, resolve) in enumerate(plan):

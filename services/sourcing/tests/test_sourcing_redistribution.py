@@ -4,10 +4,11 @@ would publish them), on both databases."""
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 
 import pytest
+from kkmp_shared import clock
 from kkmp_shared.events.contracts import (
     MemberJoined,
     StockLow,
@@ -15,7 +16,7 @@ from kkmp_shared.events.contracts import (
     StockStalled,
     StockStockout,
 )
-from kkmp_shared.testing.wait import eventually
+from kkmp_testkit.wait import eventually
 from sourcing.adapters import orm
 from sourcing_testkit import Service, q
 
@@ -27,7 +28,7 @@ R = orm.redistributions
 def stalled(
     coop, commodity: str, on_hand: int = 50, unit: str = "kg", unit_cost: int = 12000
 ) -> StockStalled:  # type: ignore[no-untyped-def]
-    now = datetime.now(UTC)
+    now = clock.now()
     return StockStalled(
         cooperative_id=coop.cooperative_id,
         kelurahan_code=coop.kelurahan_code,
@@ -53,7 +54,7 @@ def low(coop, commodity: str, on_hand: str, avg: str) -> StockLow:  # type: igno
         unit="kg",
         avg_daily_sales=Decimal(avg),
         days_of_cover=Decimal(on_hand) / Decimal(avg),
-        detected_at=datetime.now(UTC),
+        detected_at=clock.now(),
     )
 
 
@@ -85,7 +86,7 @@ async def test_stalled_stock_is_proposed_to_the_nearest_cooperative_that_needs_i
             kecamatan_code=far.kecamatan_code,
             commodity=c,
             unit="kg",
-            detected_at=datetime.now(UTC),
+            detected_at=clock.now(),
         )
     )
     await eventually(
@@ -146,7 +147,7 @@ async def test_no_taker_is_recorded_with_suggestions(service: Service) -> None:
             sector="Kue basah",
             products=["lemper", "donat"],
             member_count=1,
-            joined_at=datetime.now(UTC),
+            joined_at=clock.now(),
         )
     )
     await eventually(
@@ -283,7 +284,7 @@ async def test_both_managers_accept_and_inventory_is_told_to_move_the_stock(serv
             condition="stalled",
             on_hand=Decimal(10),
             unit="tabung",
-            detected_at=datetime.now(UTC),
+            detected_at=clock.now(),
         )
     )
 
@@ -336,7 +337,7 @@ async def test_a_decline_offers_the_stock_to_the_next_cooperative(service: Servi
             condition="low",
             on_hand=Decimal(30),
             unit="liter",
-            detected_at=datetime.now(UTC),
+            detected_at=clock.now(),
         )
     )
 

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from kkmp_shared import clock
 from kkmp_shared.events.contracts import EventData
 
 
@@ -36,7 +37,7 @@ def new_event(
         id=str(uuid.uuid4()),
         source=source if source.startswith("/") else f"/{source}",
         type=data.event_type,
-        time=datetime.now(UTC),
+        time=clock.now(),
         subject=subject,
         data=data.model_dump(mode="json"),
         traceparent=traceparent,

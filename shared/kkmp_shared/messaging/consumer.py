@@ -22,7 +22,6 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from typing import Any
 
 from aio_pika.abc import AbstractChannel, AbstractConnection, AbstractIncomingMessage
@@ -32,6 +31,7 @@ from sqlalchemy import DateTime, String, Table, bindparam, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kkmp_shared import clock
 from kkmp_shared.db import Database, array_rows, upsert_insert
 from kkmp_shared.events.contracts import EventData
 from kkmp_shared.events.envelope import CloudEvent
@@ -373,7 +373,7 @@ class ConsumerRunner:
 
     async def _claim(self, session: AsyncSession, sub: Subscription, events: list[CloudEvent]) -> set[str]:
         """Insert the inbox rows in one statement; the ids returned are the events not seen before."""
-        now = datetime.now(UTC)
+        now = clock.now()
         rows = {
             event.id: {
                 "consumer": sub.queue,
@@ -469,7 +469,7 @@ class ConsumerRunner:
         headers = dict(message.headers or {})
         headers["x-kkmp-error"] = reason[:1000]
         headers["x-kkmp-queue"] = sub.queue
-        headers["x-kkmp-dead-lettered-at"] = datetime.now(UTC).isoformat()
+        headers["x-kkmp-dead-lettered-at"] = clock.now().isoformat()
         log.error("dead-lettering a message from %s: %s", sub.queue, reason)
         if await self._republish(message, dlq_name(sub.queue), headers):
             await message.ack()

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 import orjson
 from opentelemetry import propagate
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kkmp_shared import clock
 from kkmp_shared.db import Rows, insert_many
 from kkmp_shared.events.contracts import EventData
 from kkmp_shared.events.envelope import CloudEvent, new_event
@@ -42,7 +41,7 @@ class Outbox:
         # The trace context of the change travels with the event, so consumers continue the same trace.
         carrier: dict[str, str] = {}
         propagate.inject(carrier)
-        now = datetime.now(UTC)
+        now = clock.now()
         events = [
             new_event(item, source=self.source, subject=subject, traceparent=carrier.get("traceparent"))
             for item in items

@@ -14,7 +14,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 import aio_pika
@@ -23,6 +23,7 @@ from opentelemetry import context as otel_context
 from opentelemetry import propagate, trace
 from sqlalchemy import delete, func, select, update
 
+from kkmp_shared import clock
 from kkmp_shared.db import Database
 from kkmp_shared.messaging.broker import Broker
 from kkmp_shared.messaging.tables import MessagingTables
@@ -175,7 +176,7 @@ class OutboxRelay:
         ok = [
             row.event_id for row, res in zip(rows, results, strict=True) if not isinstance(res, BaseException)
         ]
-        now = datetime.now(UTC)
+        now = clock.now()
         if ok:
             await session.execute(
                 update(self.table)
@@ -244,14 +245,14 @@ class OutboxRelay:
             if oldest is not None and oldest.tzinfo is None:
                 oldest = oldest.replace(tzinfo=UTC)
             OUTBOX_OLDEST_AGE.labels(self.service).set(
-                (datetime.now(UTC) - oldest).total_seconds() if oldest else 0
+                (clock.now() - oldest).total_seconds() if oldest else 0
             )
             await session.commit()
         if now - self._last_cleanup > 3600:
             self._last_cleanup = now
             async with self.db.transaction() as session:
                 await session.execute(
-                    delete(self.table).where(self.table.c.published_at < datetime.now(UTC) - self.retention)
+                    delete(self.table).where(self.table.c.published_at < clock.now() - self.retention)
                 )
 
     async def backlog(self) -> int:

@@ -16,6 +16,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Body, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
+from kkmp_shared import clock
 from kkmp_shared.app import OutboxDep, ReadSessionDep, SessionDep
 from kkmp_shared.auth import (
     AdminPrincipal,
@@ -76,7 +77,7 @@ detection = APIRouter(tags=["detection"], responses=ERRORS)
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def _who(principal: Principal) -> str:

@@ -21,9 +21,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import UTC, datetime
 from typing import Any
 
+from kkmp_shared import clock
 from kkmp_shared.auth import TokenVerifier
 from kkmp_shared.db import Database
 from starlette.types import ASGIApp, Receive, Scope, Send
@@ -77,7 +77,7 @@ class CachedStockPage:
         if not cache.enabled:
             return None
         cooperative_id = scope["path"][len(_PREFIX) : -len(_SUFFIX)]
-        now = datetime.now(UTC)
+        now = clock.now()
         snapshot = cache.get(cooperative_id, sales_window(now)[1])
         if snapshot is None:
             return None
@@ -126,7 +126,7 @@ async def _refresh(db: Database, cache: StockReadCache, cooperative_id: str) -> 
     try:
         ticket = cache.ticket()
         async with db.read_session() as session:
-            coop, states, sold, last_day = await stock_of(session, cooperative_id, datetime.now(UTC))
+            coop, states, sold, last_day = await stock_of(session, cooperative_id, clock.now())
         if coop is None:
             cache.forget([cooperative_id])
         else:

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+from kkmp_shared import clock
 from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
 from kkmp_shared.validation import NO_CONTROL as NO_CONTROL
 from kkmp_shared.validation import TRIMMED, Strict
@@ -47,7 +48,7 @@ def _check_instant(value: datetime | None, info: ValidationInfo) -> datetime | N
         return None
     moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
     skew = (info.context or {}).get("clock_skew", DEFAULT_CLOCK_SKEW)
-    if moment > datetime.now(UTC) + skew:
+    if moment > clock.now() + skew:
         raise ValueError("must not be in the future")
     if moment < EARLIEST:
         raise ValueError("must be after 2000-01-01")
@@ -287,7 +288,7 @@ class DetectionRunIn(Strict):
         if value is None:
             return None
         moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-        if not EARLIEST <= moment <= datetime.now(UTC) + timedelta(days=366):
+        if not EARLIEST <= moment <= clock.now() + timedelta(days=366):
             raise ValueError("must be between 2000-01-01 and a year from now")
         return moment
 

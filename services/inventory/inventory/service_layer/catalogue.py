@@ -7,10 +7,11 @@ a back-dated sale is judged against the ceiling of its day.
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from kkmp_shared import clock
 from kkmp_shared.auth import Principal
 from kkmp_shared.errors import conflict, not_found, unprocessable
 from sqlalchemy import insert, select, update
@@ -218,4 +219,4 @@ async def _add_ceiling(
 
 
 def now_utc() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()

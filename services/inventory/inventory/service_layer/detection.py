@@ -14,10 +14,11 @@ import logging
 import time
 from collections import Counter
 from contextlib import AsyncExitStack
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from fastapi import FastAPI
+from kkmp_shared import clock
 from kkmp_shared.db import Database
 from kkmp_shared.events.contracts import EventData
 from kkmp_shared.messaging.outbox import Outbox
@@ -54,13 +55,13 @@ async def run_detection(
     local_lock: asyncio.Lock | None = None,
 ) -> dict[str, Any] | None:
     """Scan every item (in the kecamatan given, or all); None when `wait` is False and another scan runs."""
-    as_of = utc(as_of) if as_of is not None else datetime.now(UTC)
+    as_of = utc(as_of) if as_of is not None else clock.now()
     async with AsyncExitStack() as stack:
         if local_lock is not None:
             if not wait and local_lock.locked():
                 return None
             await stack.enter_async_context(local_lock)
-        started_at = datetime.now(UTC)
+        started_at = clock.now()
         started = time.perf_counter()
         session = await stack.enter_async_context(db.session())
         await stack.enter_async_context(session.begin())
@@ -170,7 +171,7 @@ async def detection_loop(app: FastAPI) -> None:
                 local_lock=app.state.scan_lock,
             )
             async with app.state.db.transaction() as session:
-                cutoff = datetime.now(UTC) - timedelta(hours=settings.idempotency_ttl_h)
+                cutoff = clock.now() - timedelta(hours=settings.idempotency_ttl_h)
                 await session.execute(
                     delete(orm.idempotency_keys).where(orm.idempotency_keys.c.created_at < cutoff)
                 )

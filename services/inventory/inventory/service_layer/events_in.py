@@ -12,6 +12,7 @@ import logging
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from kkmp_shared import clock
 from kkmp_shared.db import upsert_insert
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.events.contracts import OrderDelivered, RedistributionAccepted
@@ -118,7 +119,7 @@ async def transfer_redistribution(
         log.info("redistribution %s already recorded; nothing to do", data.proposal_id)
         return
     catalogue = await repository.load_catalogue(session, [data.commodity])
-    now = datetime.now(UTC)
+    now = clock.now()
     states = await repository.lock_stock(
         session, [(sender.id, data.commodity), (receiver.id, data.commodity)], now
     )

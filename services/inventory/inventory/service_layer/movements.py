@@ -11,10 +11,11 @@ from __future__ import annotations
 import uuid
 from collections import defaultdict
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from kkmp_shared import clock
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.errors import conflict, unprocessable
 from kkmp_shared.events.contracts import EventData, PriceCeilingExceeded, StockMoved
@@ -64,7 +65,7 @@ async def record_movements(
 ) -> list[dict[str, Any]]:
     """Apply the movements in order; returns them as recorded. Raises ApiError (422 unknown commodity,
     409 insufficient_stock or duplicate_reference) before anything is written."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     catalogue = await repository.cached_catalogue(session)
     for order in orders:
         info = catalogue.get(order.draft.commodity)

@@ -6,6 +6,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Any
 
+from kkmp_shared import clock
 from kkmp_shared.db import upsert_insert
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -16,7 +17,7 @@ NAMESPACE = uuid.UUID("6a1f6a52-7d1b-4f0e-9c39-3b7c4b0b5e10")
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def new_id() -> str:

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from kkmp_shared import clock
 from portal.domain import format as fmt
 from portal.domain.geo import (
     HEALTH_RAMP,
@@ -370,7 +371,7 @@ def cooperatives_needing_attention(
 ) -> list[Attention]:
     """Cooperatives to look at first: not active (by reporting's health level), with stalled stock, or
     with a need left unanswered past the response target. Ordered by how much is wrong."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     found: dict[str, Attention] = {}
 
     def entry(coop_id: Any) -> Attention:

@@ -12,6 +12,8 @@ from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from zoneinfo import ZoneInfo
 
+from kkmp_shared import clock
+
 JAKARTA = ZoneInfo("Asia/Jakarta")
 EMPTY = "–"
 
@@ -175,7 +177,7 @@ def sejak(value: str | datetime | None, now: datetime | None = None) -> str:
     moment = parse_timestamp(value)
     if moment is None:
         return EMPTY
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     seconds = (now - moment).total_seconds()
     if seconds < 60:
         return "baru saja"

@@ -8,12 +8,13 @@ Indonesian way (``1.250.000``, ``2,5``).
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Any
 
 from fastapi import APIRouter
 from fastapi.responses import Response
+from kkmp_shared import clock
 from portal.adapters.clients import ServiceUnavailable, UpstreamError
 from portal.domain import format as fmt
 from portal.domain import proposals
@@ -207,7 +208,7 @@ async def _render_movement(
             "on_hand": on_hand,
             "errors": errors or {},
             "error": error,
-            "now_local": datetime.now(UTC).astimezone(fmt.JAKARTA).strftime("%Y-%m-%dT%H:%M"),
+            "now_local": clock.now().astimezone(fmt.JAKARTA).strftime("%Y-%m-%dT%H:%M"),
         },
         visit=visit,
         status_code=status_code,
@@ -266,7 +267,7 @@ async def record_movement(visit: SignedIn, cooperative_id: str, _csrf: CsrfCheck
         occurred_at = _local_datetime(form["occurred_at"])
         if occurred_at is None:
             errors["occurred_at"] = "Waktu tidak valid."
-        elif occurred_at > datetime.now(UTC):
+        elif occurred_at > clock.now():
             errors["occurred_at"] = "Waktu tidak boleh di masa depan."
     if errors or quantity is None:
         return await _render_movement(visit, coop, form, key, errors, status_code=422)
@@ -363,7 +364,7 @@ async def _render_needs(
             "kinds": NEED_KINDS,
             "names": Names(visit, {cooperative_id: coop}, commodities),
             "commodities": sorted(commodities.values(), key=lambda c: str(c.get("name"))),
-            "today": date.today().isoformat(),
+            "today": clock.today(fmt.JAKARTA).isoformat(),
         },
         visit=visit,
         status_code=status_code,
@@ -393,7 +394,7 @@ async def submit_need(visit: SignedIn, cooperative_id: str, _csrf: CsrfChecked) 
         errors["quantity"] = "Isi jumlah dengan angka lebih dari nol."
     if form["needed_by"]:
         try:
-            if date.fromisoformat(form["needed_by"]) < date.today():
+            if date.fromisoformat(form["needed_by"]) < clock.today(fmt.JAKARTA):
                 errors["needed_by"] = "Tanggal tidak boleh sudah lewat."
         except ValueError:
             errors["needed_by"] = "Tanggal tidak valid."
@@ -477,7 +478,7 @@ async def _render_report(
 ) -> Response:
     r = await gather(reports=visit.reporting.reports(str(coop.get("id"))))
     reports = sorted(r["reports"].or_([]), key=lambda x: str(x.get("period") or ""), reverse=True)
-    today = datetime.now(UTC).astimezone(fmt.JAKARTA).date()
+    today = clock.now().astimezone(fmt.JAKARTA).date()
     return await render(
         visit.request,
         "report_form.html",
@@ -497,7 +498,7 @@ async def _render_report(
 @router.get("/koperasi/{cooperative_id}/laporan", include_in_schema=False)
 async def report_form(visit: SignedIn, cooperative_id: str) -> Response:
     coop = await _cooperative(visit, cooperative_id)
-    today = datetime.now(UTC).astimezone(fmt.JAKARTA).date()
+    today = clock.now().astimezone(fmt.JAKARTA).date()
     periods = _recent_periods(today)
     form = {k: "" for k in REPORT_FIELDS}
     form["period"] = periods[1]  # the month just closed is the one usually reported
@@ -511,7 +512,7 @@ async def submit_report(visit: SignedIn, cooperative_id: str, _csrf: CsrfChecked
     raw = await visit.request.form()
     form = {k: str(raw.get(k) or "").strip() for k in REPORT_FIELDS}
     errors: dict[str, str] = {}
-    today = datetime.now(UTC).astimezone(fmt.JAKARTA).date()
+    today = clock.now().astimezone(fmt.JAKARTA).date()
     if form["period"] not in _recent_periods(today, 13):
         errors["period"] = "Pilih periode laporan."
     # Reporting takes whole numbers only (rupiah without sen, counts): checked here, in words.

@@ -10,11 +10,12 @@ from __future__ import annotations
 import json
 import re
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response, StreamingResponse
+from kkmp_shared import clock
 from portal.adapters.clients import UpstreamError
 from portal.domain import dashboard as dash
 from portal.domain import format as fmt
@@ -52,7 +53,7 @@ async def home(request: Request) -> Response:
 
 @router.get("/dasbor", include_in_schema=False)
 async def dashboard(visit: Dinkopdag, peta: str = "kesehatan") -> Response:
-    now = datetime.now(UTC)
+    now = clock.now()
     r = await gather(
         summary=visit.reporting.summary(),
         kecamatan=visit.reporting.kecamatan(),
@@ -208,7 +209,7 @@ async def needs_inbox(visit: Dinkopdag, status: str = "open", jenis: str = "") -
             "jenis": jenis,
             "tabs": NEED_TABS,
             "names": await names_for(visit),
-            "now": datetime.now(UTC),
+            "now": clock.now(),
             "target_hours": dash.RESPONSE_TARGET_HOURS,
         },
         visit=visit,
@@ -413,7 +414,7 @@ def _previous_month(now: datetime) -> str:
 
 @router.get("/ekspor", include_in_schema=False)
 async def exports(visit: Dinkopdag) -> Response:
-    now = datetime.now(UTC)
+    now = clock.now()
     local = now.astimezone(fmt.JAKARTA)
     periods = []
     year, month = local.year, local.month
@@ -454,14 +455,14 @@ async def _proxy(
 async def export_file(visit: Dinkopdag, name: str, ext: str) -> Response:
     if name not in EXPORTS or ext not in EXPORT_TYPES:
         raise PageNotFound()
-    stamp = datetime.now(UTC).astimezone(fmt.JAKARTA).strftime("%Y%m%d")
+    stamp = clock.now().astimezone(fmt.JAKARTA).strftime("%Y%m%d")
     return await _proxy(visit, f"/exports/{name}.{ext}", f"kkmp-{name}-{stamp}.{ext}", EXPORT_TYPES[ext])
 
 
 @router.get("/ekspor/laporan-bulanan", include_in_schema=False)
 async def monthly_pdf(visit: Dinkopdag, periode: str = "") -> Response:
     if not re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", periode):
-        periode = _previous_month(datetime.now(UTC))
+        periode = _previous_month(clock.now())
     return await _proxy(
         visit, MONTHLY_PDF_PATH, f"kkmp-laporan-{periode}.pdf", "application/pdf", {"period": periode}
     )

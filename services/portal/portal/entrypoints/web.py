@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import secrets
-import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +18,7 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse
 from fastapi.templating import Jinja2Templates
+from kkmp_shared import clock
 from portal.adapters.clients import (
     InventoryClient,
     NotificationsClient,
@@ -140,7 +140,7 @@ def sign_in(request: Request, user: User, token: str, expires_in: int) -> None:
         {
             "user": user.to_session(),
             "token": token,
-            "exp": int(time.time()) + max(int(expires_in) - 30, 60),
+            "exp": int(clock.system_seconds()) + max(int(expires_in) - 30, 60),
             "csrf": secrets.token_urlsafe(32),
         }
     )
@@ -213,7 +213,7 @@ async def signed_in(request: Request) -> Visit:
     token = request.session.get("token")
     if not data or not token:
         raise LoginRequired(_requested_path(request) if request.method == "GET" else "/")
-    if int(request.session.get("exp") or 0) < time.time():
+    if int(request.session.get("exp") or 0) < clock.system_seconds():
         sign_out(request)
         raise LoginRequired(
             _requested_path(request) if request.method == "GET" else "/",

@@ -6,7 +6,6 @@ import base64
 import hashlib
 import json
 import os
-import time
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +14,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
 from jwt.algorithms import RSAAlgorithm
+from kkmp_shared import clock
 
 
 class SigningKey:
@@ -46,6 +46,6 @@ class SigningKey:
         return {"keys": [self.public_jwk]}
 
     def sign(self, claims: dict[str, Any], *, issuer: str, audience: str, ttl_s: int) -> str:
-        now = int(time.time())
+        now = int(clock.system_seconds())
         payload = {**claims, "iss": issuer, "aud": audience, "iat": now, "nbf": now, "exp": now + ttl_s}
         return jwt.encode(payload, self.private_key, algorithm="RS256", headers={"kid": self.kid})

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import hmac
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, File, Form, Path, Query, Request, Response, UploadFile, status
+from kkmp_shared import clock
 from kkmp_shared.app import OutboxDep, SessionDep
 from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, StaffPrincipal
 from kkmp_shared.errors import ApiError, unprocessable
@@ -110,7 +111,7 @@ async def token(
     # makes it the address the trusted proxy reports (X-Forwarded-For), so users are throttled apart.
     client_ip = request.client.host if request.client else "unknown"
     ip_key = f"ip:{client_ip}"
-    since = datetime.now(UTC) - timedelta(seconds=settings.login_window_s)
+    since = clock.now() - timedelta(seconds=settings.login_window_s)
     if grant_type == "client_credentials":
         if client_id is not None and not storable_text(client_id):
             raise unprocessable("client_id", "The client id contains control or invalid characters.")
@@ -222,7 +223,7 @@ async def change_password(
     settings = request.app.state.settings
     # The current password is checked like a login: guessing it through this route is throttled too.
     key = f"user:{(principal.username or principal.sub).lower()}"
-    since = datetime.now(UTC) - timedelta(seconds=settings.login_window_s)
+    since = clock.now() - timedelta(seconds=settings.login_window_s)
     if await handlers.recent_failures(session, key, since) >= settings.login_max_failures:
         raise _rate_limited(settings.login_window_s)
     try:

@@ -11,6 +11,7 @@ import re
 from datetime import UTC, date, datetime
 from typing import Annotated, Literal
 
+from kkmp_shared import clock
 from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
 from kkmp_shared.validation import TRIMMED, Strict
 from kkmp_shared.validation import ErrorOut as ErrorOut
@@ -44,7 +45,7 @@ def as_utc(value: datetime) -> datetime:
 def _not_future(value: datetime) -> datetime:
     value = as_utc(value)
     # A little slack: the client's clock may run a few seconds ahead of ours.
-    if (value - datetime.now(UTC)).total_seconds() > 300:
+    if (value - clock.now()).total_seconds() > 300:
         raise ValueError("cannot be in the future")
     return value
 
@@ -76,7 +77,7 @@ class Deed(Strict):
     @field_validator("date")
     @classmethod
     def _not_future(cls, value: dt.date) -> dt.date:
-        if value > dt.date.today():
+        if value > clock.today(clock.WIT):  # no Indonesian date is later than WIT's
             raise ValueError("the deed date cannot be in the future")
         return value
 

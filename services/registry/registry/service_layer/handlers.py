@@ -12,11 +12,12 @@ import asyncio
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+from kkmp_shared import clock
 from kkmp_shared.auth import Principal, ensure_can_read, ensure_can_write
 from kkmp_shared.errors import ApiError, conflict, forbidden, not_found, unprocessable
 from kkmp_shared.events.contracts import (
@@ -52,7 +53,7 @@ _IN_CHUNK = 1000
 
 
 def _now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def _id() -> str:

@@ -7,9 +7,9 @@ and projected or neither. A rebuild reads it back in `seq` order.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
-from datetime import UTC, datetime
 from typing import Any
 
+from kkmp_shared import clock
 from kkmp_shared.db import upsert_insert
 from kkmp_shared.events.envelope import CloudEvent
 from sqlalchemy import func, select
@@ -24,7 +24,7 @@ async def append(session: AsyncSession, event: CloudEvent) -> None:
 
 
 async def append_many(session: AsyncSession, events: list[CloudEvent]) -> None:
-    received_at = datetime.now(UTC)
+    received_at = clock.now()
     rows = [
         {
             "event_id": event.id,

@@ -18,6 +18,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import JSONResponse, Response
+from kkmp_shared import clock
 from kkmp_shared.app import OutboxDep, SessionDep
 from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, Principal, ensure_can_read, ensure_can_write
 from kkmp_shared.directory import KnownCooperative
@@ -159,7 +160,7 @@ async def _series(
     return await queries.sales_series(
         session,
         weeks=weeks,
-        now=datetime.now(UTC),
+        now=clock.now(),
         tz=ctx.tz,
         scope=scope,
         kecamatan_code=kecamatan_code,
@@ -214,7 +215,7 @@ async def stalled(
     items, total = await queries.stalled_items(
         session,
         scope,
-        now=datetime.now(UTC),
+        now=clock.now(),
         kecamatan_code=kecamatan_code,
         commodity=commodity,
         limit=limit,
@@ -305,7 +306,7 @@ async def cooperative_figures(
     cooperative_id: CooperativeId, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
     coop = await readable_cooperative(session, ctx, principal, cooperative_id)
-    now = datetime.now(UTC)
+    now = clock.now()
     health = await _fresh_health(session, ctx, coop.id, now)
     detail = await queries.cooperative_detail(session, coop, health, now=now, tz=ctx.tz, names=ctx.names)
     return FastJSON(detail)
@@ -339,7 +340,7 @@ async def cooperative_health(
     cooperative_id: CooperativeId, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
     coop = await readable_cooperative(session, ctx, principal, cooperative_id)
-    return await _fresh_health(session, ctx, coop.id, datetime.now(UTC))
+    return await _fresh_health(session, ctx, coop.id, clock.now())
 
 
 # --- monthly reports ----------------------------------------------------------------------------
@@ -475,7 +476,7 @@ async def run_overdue(
 ) -> Any:
     if principal.role not in RUNNER_ROLES:
         raise forbidden("Overdue detection is run by Dinkopdag staff.")
-    as_of = (data.as_of if data and data.as_of else datetime.now(UTC)).astimezone(UTC)
+    as_of = (data.as_of if data and data.as_of else clock.now()).astimezone(UTC)
     result = await reports.announce_overdue(
         session, outbox, ctx.rules, as_of, ctx.settings.overdue_lookback_periods
     )
@@ -576,7 +577,7 @@ async def _export_rows(
         )
     if name == "stalled":
         rows, _ = await queries.stalled_items(
-            session, scope, now=datetime.now(UTC), kecamatan_code=kecamatan_code, limit=1_000_000
+            session, scope, now=clock.now(), kecamatan_code=kecamatan_code, limit=1_000_000
         )
     elif name == "needs":
         rows = await queries.need_rows(session, scope, status=need_status, kecamatan_code=kecamatan_code)
@@ -601,7 +602,7 @@ async def _export(
         raise not_found("export")
     rows = await _export_rows(session, ctx, principal, name, kecamatan_code, period, need_status)
     columns = EXPORT_COLUMNS[name]
-    stamp = local_date(datetime.now(UTC), ctx.tz).isoformat()
+    stamp = local_date(clock.now(), ctx.tz).isoformat()
     body = export_files.to_csv(columns, rows) if fmt == "csv" else export_files.to_xlsx(name, columns, rows)
     return Response(
         body,
@@ -626,7 +627,7 @@ async def monthly_report_pdf(
 ) -> Response:
     scope = aggregate_scope(principal)
     chosen = Period.parse(period) if period else ctx.current_period()
-    now = datetime.now(UTC)
+    now = clock.now()
     as_of = ctx.as_of()
     data = MonthlyReportData(
         area="Kota Surabaya" if scope is None else "Wilayah " + ", ".join(ctx.names.get(c, c) for c in scope),

@@ -7,8 +7,9 @@ routes, consumers and background jobs.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 
+from kkmp_shared import clock
 from kkmp_shared.db import Database
 from kkmp_shared.messaging.outbox import Outbox
 
@@ -36,10 +37,10 @@ class ReportingContext:
 
     def as_of(self) -> datetime:
         """When the derived figures were last brought up to date (now, before the first cycle)."""
-        return self.refresher.last_completed_at or datetime.now(UTC)
+        return self.refresher.last_completed_at or clock.now()
 
     def current_period(self, now: datetime | None = None) -> Period:
-        return self.refresher.current_period(now or datetime.now(UTC))
+        return self.refresher.current_period(now or clock.now())
 
 
 def build_context(

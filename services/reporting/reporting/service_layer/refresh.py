@@ -16,9 +16,10 @@ import contextlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime, tzinfo
+from datetime import datetime, tzinfo
 from typing import Any
 
+from kkmp_shared import clock
 from kkmp_shared.db import Database, upsert_insert
 from kkmp_shared.events.contracts import CooperativeHealthChanged
 from kkmp_shared.messaging.outbox import Outbox
@@ -269,7 +270,7 @@ class Refresher:
 
     async def run_once_locked(self, now: datetime | None = None) -> RefreshResult:
         started = time.perf_counter()
-        now = now or datetime.now(UTC)
+        now = now or clock.now()
         result = RefreshResult()
         period = self.current_period(now)
         if period != self._period:
@@ -325,7 +326,7 @@ class Refresher:
         directory in id ranges (an index range scan per chunk, no list of ids to bind), then the
         kecamatan whose counts moved. Holds the cycle lock chunk by chunk, so event-driven refreshes
         interleave; `locked` when the caller holds it already (a rebuild)."""
-        now = now or datetime.now(UTC)
+        now = now or clock.now()
         result = RefreshResult()
         started = time.perf_counter()
         d = orm.known_cooperatives

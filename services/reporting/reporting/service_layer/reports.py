@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
+from kkmp_shared import clock
 from kkmp_shared.auth import Principal
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.errors import conflict, forbidden, unprocessable
@@ -111,7 +112,7 @@ async def submit_reports(
     field_prefix: str = "",
 ) -> list[dict[str, Any]]:
     """Record reports (all or none) and stage their events; the caller commits."""
-    now = now or datetime.now(UTC)
+    now = now or clock.now()
     rows, events = [], []
     for index, (coop, data) in enumerate(items):
         prefix = field_prefix.format(index=index)

@@ -11,8 +11,7 @@ Handlers run inside the runner's transaction with the inbox row; they never comm
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
+from kkmp_shared import clock
 from kkmp_shared.events.contracts import MemberJoined, StockLow, StockRecovered, StockStalled, StockStockout
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.consumer import ConsumerGroup
@@ -55,7 +54,7 @@ def subscriptions(ctx: Context) -> ConsumerGroup:
                 "cooperative_id": data.cooperative_id,
                 "sector": data.sector,
                 "products": list(data.products),
-                "joined_at": data.joined_at or datetime.now(UTC),
+                "joined_at": data.joined_at or clock.now(),
             },
             keys=("member_id",),
             update=("cooperative_id", "sector", "products"),

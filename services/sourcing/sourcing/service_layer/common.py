@@ -9,6 +9,7 @@ from datetime import UTC, date, datetime, timedelta, timezone
 from decimal import Decimal
 from typing import Any
 
+from kkmp_shared import clock
 from kkmp_shared.auth import Principal
 from kkmp_shared.db import upsert_insert
 from kkmp_shared.directory import CooperativeDirectory
@@ -46,7 +47,7 @@ class Context:
 
 
 def now() -> datetime:
-    return datetime.now(UTC)
+    return clock.now()
 
 
 def local_date(moment: datetime) -> date:

@@ -2,12 +2,12 @@
 
 Plain modules, imported explicitly by the tests that need them (this is not a pytest plugin):
 
-- ``kkmp_shared.testing.rabbit``: ``ensure_broker``, per-test vhosts, and ``PrivateRabbit``, a
+- ``kkmp_testkit.rabbit``: ``ensure_broker``, per-test vhosts, and ``PrivateRabbit``, a
   RabbitMQ node of the test's own that can be killed, restarted and memory-alarmed.
-- ``kkmp_shared.testing.postgres``: ``ensure_postgres`` and throw-away databases.
-- ``kkmp_shared.testing.proxy``: ``ChaosProxy``, a TCP proxy with latency, resets, hangs, refusals.
-- ``kkmp_shared.testing.ports``: ``free_port``.
-- ``kkmp_shared.testing.wait``: ``eventually`` / ``wait_until`` polling with useful failures.
+- ``kkmp_testkit.postgres``: ``ensure_postgres`` and throw-away databases.
+- ``kkmp_testkit.proxy``: ``ChaosProxy``, a TCP proxy with latency, resets, hangs, refusals.
+- ``kkmp_testkit.ports``: ``free_port``.
+- ``kkmp_testkit.wait``: ``eventually`` / ``wait_until`` polling with useful failures.
 
 Other helpers in this package document themselves. Submodules are not imported here, so that
 importing one (say ``wait``) never drags in aio-pika or asyncpg.

@@ -15,7 +15,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar, overload
 
-__all__ = ["eventually", "wait_until"]
+__all__ = ["QUIET_PERIOD_S", "eventually", "holds", "quiet_period", "wait_until"]
 
 T = TypeVar("T")
 
@@ -133,3 +133,30 @@ def wait_until(
         if time.monotonic() >= deadline:
             raise _failure(fn, timeout, attempts, last_value, last_exc, message) from last_exc
         time.sleep(min(interval, max(deadline - time.monotonic(), 0)))
+
+
+#: How long a test watches for "nothing else arrives": an event published or delivered twice reaches a
+#: consumer within a relay poll (0.2 s in tests) and a consumer's batch linger (at most 0.25 s). The one
+#: constant for every such wait, so a slower machine is answered in one place.
+QUIET_PERIOD_S = 0.6
+
+
+async def quiet_period(seconds: float = QUIET_PERIOD_S) -> None:
+    """Give anything still in flight the time to arrive, before asserting that nothing more did."""
+    await asyncio.sleep(seconds)
+
+
+async def holds(
+    fn: Callable[[], Any], seconds: float = QUIET_PERIOD_S, interval: float = _DEFAULT_INTERVAL
+) -> None:
+    """Assert that `fn()` stays truthy for the whole quiet period (e.g. a count that must not grow)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        value = fn()
+        if inspect.isawaitable(value):
+            value = await value
+        if not value:
+            raise AssertionError(f"{_describe(fn)} stopped holding during the quiet period: {value!r}")
+        if time.monotonic() >= deadline:
+            return
+        await asyncio.sleep(interval)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import time
 import uuid
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt.algorithms import RSAAlgorithm
-
+from kkmp_shared import clock
 from kkmp_shared.auth import StaticKeySource
 
 
@@ -51,7 +50,7 @@ class TokenFactory:
         expires_in: int = 3600,
         **extra: Any,
     ) -> str:
-        now = int(time.time())
+        now = int(clock.system_seconds())
         claims: dict[str, Any] = {
             "sub": sub or str(uuid.uuid4()),
             "role": role,

@@ -44,8 +44,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from kkmp_shared.testing._aio import run_sync
-from kkmp_shared.testing.ports import free_ports
+from kkmp_testkit._aio import run_sync
+from kkmp_testkit.ports import free_ports
 
 __all__ = [
     "PrivateRabbit",

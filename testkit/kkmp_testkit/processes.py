@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-
 from kkmp_shared.memory import allocator_env
-from kkmp_shared.testing.ports import free_port
+
+from kkmp_testkit.ports import free_port
 
 DEFAULT_ORDER = ("registry", "reporting", "inventory", "sourcing", "notifications", "portal")
 

@@ -12,7 +12,6 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import aio_pika
@@ -20,7 +19,7 @@ import httpx
 import orjson
 from aio_pika.abc import AbstractIncomingMessage
 from fastapi import FastAPI
-
+from kkmp_shared import clock
 from kkmp_shared.events.contracts import EventData
 from kkmp_shared.events.envelope import CloudEvent, new_event
 
@@ -139,7 +138,7 @@ class EventProbe:
                 content_type="application/cloudevents+json",
                 delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
                 headers=headers or {},
-                timestamp=datetime.now(UTC),
+                timestamp=clock.now(),
             ),
             routing_key=routing_key,
             mandatory=False,

@@ -25,7 +25,7 @@ from typing import Any
 
 from sqlalchemy.engine import URL, make_url
 
-from kkmp_shared.testing._aio import run_sync
+from kkmp_testkit._aio import run_sync
 
 __all__ = [
     "LOCAL_POSTGRES_URL",
