@@ -20,6 +20,11 @@ from kkmp_cli.services import SERVICES
 console = Console()
 
 
+def _text(value: object) -> str:
+    """A header value as text (AMQP hands back long strings as bytes)."""
+    return value.decode("utf-8", "replace") if isinstance(value, bytes) else str(value)
+
+
 def _vhost(url: str) -> str:
     """The vhost of an AMQP URL ("/" when the path is empty), as rabbitmqctl's `-p` wants it."""
     path = urlsplit(url).path
@@ -98,10 +103,11 @@ async def _show(url: str, name: str, limit: int) -> None:
                 break
             headers = message.headers or {}
             console.rule(f"{message.message_id or '?'}  {message.type or ''}")
-            console.print(f"error: {headers.get('x-kkmp-error')}")
-            console.print(
-                f"from queue: {headers.get('x-kkmp-queue')}  at: {headers.get('x-kkmp-dead-lettered-at')}"
+            error, queue_name, at = (
+                _text(headers.get(k)) for k in ("x-kkmp-error", "x-kkmp-queue", "x-kkmp-dead-lettered-at")
             )
+            console.print(f"error: {error}")
+            console.print(f"from queue: {queue_name}  at: {at}")
             console.print(message.body.decode(errors="replace")[:2000])
         # Closing without acking returns every message to the queue: showing changes nothing.
 

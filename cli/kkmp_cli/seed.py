@@ -123,7 +123,7 @@ class SeedError(RuntimeError):
 class PatientClient(httpx.Client):
     """A client that waits and retries when a service says it is busy (503/429) while the seed floods it."""
 
-    def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:  # type: ignore[override]
+    def request(self, method: str, url: httpx.URL | str, **kwargs: Any) -> httpx.Response:
         for attempt in range(6):
             response = super().request(method, url, **kwargs)
             if response.status_code not in (429, 503):

@@ -15,7 +15,7 @@ from kkmp_testkit.harness import EventProbe
 from kkmp_testkit.processes import Platform
 from kkmp_testkit.wait import eventually
 
-pytestmark = pytest.mark.e2e
+pytestmark = [pytest.mark.e2e, pytest.mark.clock]
 
 
 def items(body: Any) -> list[dict[str, Any]]:

@@ -13,7 +13,7 @@ from inventory_testkit import KECAMATAN, Inventory
 from kkmp_shared import clock
 from kkmp_testkit.asserts import assert_error
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 # --- catalogue --------------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ from inventory_testkit import Inventory
 from kkmp_shared import clock
 from sqlalchemy import event, insert, select, text
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 STALLED_FIELDS = {
     "cooperative_id",

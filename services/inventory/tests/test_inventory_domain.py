@@ -38,7 +38,7 @@ from inventory_testkit import known_cooperative
 from kkmp_shared import clock
 from pydantic import ValidationError
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.clock]
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 D = Decimal

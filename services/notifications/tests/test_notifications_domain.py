@@ -38,7 +38,7 @@ from notifications.domain.templates import (
     render_digest,
 )
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.clock]
 
 NAMES = Names(
     cooperatives={

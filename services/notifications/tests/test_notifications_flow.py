@@ -31,7 +31,7 @@ from notifications.service_layer.fanout import Announcement, Notifier, Outcome
 from notifications_testkit import Env
 from sqlalchemy import func, select
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 def kecamatan() -> str:

@@ -12,7 +12,7 @@ from portal.domain import geo, proposals
 from portal.domain.identity import MalformedToken, User, token_claims
 from portal.domain.messages import field_errors, message_for
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.clock]
 
 NOW = datetime(2025, 6, 18, 5, 0, tzinfo=UTC)  # a Wednesday
 

@@ -8,7 +8,7 @@ from decimal import Decimal
 import pytest
 from portal.domain import format as fmt
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.clock]
 
 
 @pytest.mark.parametrize(

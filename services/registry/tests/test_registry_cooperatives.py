@@ -18,7 +18,7 @@ from kkmp_testkit.asserts import assert_error
 from openpyxl import Workbook
 from sqlalchemy import func, select
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 def assert_envelope(event: CloudEvent, subject: str | None) -> None:

@@ -22,7 +22,7 @@ from reporting_testkit import Coop, days_ago, fresh_kecamatan
 from sqlalchemy import select
 from test_reporting_read_model import Stream
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 @pytest.fixture(params=["sqlite", "postgres"])

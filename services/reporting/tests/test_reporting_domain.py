@@ -14,7 +14,7 @@ from reporting.entrypoints.consumers import build_consumers
 from reporting.service_layer.projections import Projector
 from reporting.settings import ReportingSettings
 
-pytestmark = pytest.mark.unit
+pytestmark = [pytest.mark.unit, pytest.mark.clock]
 
 WIB = zone("Asia/Jakarta")
 POLICY = health.HealthPolicy()

@@ -14,7 +14,7 @@ from reporting.domain.periods import DueRule, local_date, zone
 from reporting.entrypoints.api import EXPORT_COLUMNS
 from reporting_testkit import Coop, Running, days_ago, fresh_kecamatan, utcnow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 WIB = zone("Asia/Jakarta")
 

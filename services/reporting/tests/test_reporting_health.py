@@ -11,7 +11,7 @@ from kkmp_shared.events.contracts import CooperativeUpdated
 from kkmp_testkit.wait import eventually
 from reporting_testkit import Coop, Running, days_ago, fresh_kecamatan
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 CHANGED = "cooperative.health_changed.v1"
 

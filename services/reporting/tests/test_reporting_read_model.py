@@ -19,7 +19,7 @@ from reporting.settings import ReportingSettings
 from reporting_testkit import Coop, Running, days_ago, fresh_kecamatan, utcnow
 from sqlalchemy import select
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 WIB = zone("Asia/Jakarta")
 

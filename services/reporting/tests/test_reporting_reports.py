@@ -12,7 +12,7 @@ from reporting.domain.periods import DueRule, Period, local_date, zone
 from reporting.service_layer import figures
 from reporting_testkit import Coop, Running, days_ago, fresh_kecamatan, utcnow
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 WIB = zone("Asia/Jakarta")
 RULE = DueRule()

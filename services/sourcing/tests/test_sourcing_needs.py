@@ -9,7 +9,7 @@ from kkmp_shared import clock
 from sourcing.adapters import orm
 from sourcing_testkit import Service, in_days, q
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 
 def error(response, status: int, code: str | None = None) -> dict:  # type: ignore[no-untyped-def]

@@ -20,7 +20,7 @@ from kkmp_testkit.wait import eventually
 from sourcing.adapters import orm
 from sourcing_testkit import Service, q
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.clock]
 
 R = orm.redistributions
 

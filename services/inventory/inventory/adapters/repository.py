@@ -135,7 +135,7 @@ _catalogue_cache: weakref.WeakKeyDictionary[Any, tuple[float, dict[str, Commodit
 
 
 def _database_key(session: AsyncSession) -> Any:
-    return session.bind.sync_engine.pool if session.bind is not None else None  # type: ignore[union-attr]
+    return session.bind.sync_engine.pool if session.bind is not None else None
 
 
 _catalogue_loads: weakref.WeakKeyDictionary[Any, asyncio.Lock] = weakref.WeakKeyDictionary()

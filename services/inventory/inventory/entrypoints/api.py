@@ -30,7 +30,7 @@ from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.errors import forbidden, not_found
 from kkmp_shared.pagination import PageDep
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory.adapters import orm, repository
@@ -522,7 +522,7 @@ async def city_stock(
     kecamatan_code: Annotated[str | None, Query(max_length=20, pattern=schemas.NO_CONTROL)] = None,
 ) -> Any:
     s, k = orm.stock_items, orm.known_cooperatives
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     scope = principal.kecamatan_filter()
     if scope is not None:
         conditions.append(k.c.kecamatan_code.in_(scope))

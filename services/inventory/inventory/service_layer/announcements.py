@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any, cast
 
 from kkmp_shared.events.contracts import (
     EventData,
@@ -18,7 +19,13 @@ from kkmp_shared.events.contracts import (
     StockStockout,
 )
 
-from inventory.domain.detection import EpisodeChange, average_daily_sales, days_of_cover, days_unmoved
+from inventory.domain.detection import (
+    Condition,
+    EpisodeChange,
+    average_daily_sales,
+    days_of_cover,
+    days_unmoved,
+)
 from inventory.domain.ledger import rupiah
 
 TWO_PLACES = Decimal("0.01")
@@ -49,7 +56,7 @@ class ItemSnapshot:
 
 def episode_events(item: ItemSnapshot, change: EpisodeChange, detected_at: datetime) -> list[EventData]:
     """What to announce for one item: the end of the old episode first, then the start of the new one."""
-    ref = {
+    ref: dict[str, Any] = {
         "cooperative_id": item.cooperative_id,
         "kelurahan_code": item.kelurahan_code,
         "kecamatan_code": item.kecamatan_code,
@@ -59,7 +66,7 @@ def episode_events(item: ItemSnapshot, change: EpisodeChange, detected_at: datet
     }
     events: list[EventData] = []
     if change.ended is not None:
-        events.append(StockRecovered(**ref, condition=change.ended, on_hand=item.on_hand))  # type: ignore[arg-type]
+        events.append(StockRecovered(**ref, condition=cast(Condition, change.ended), on_hand=item.on_hand))
     if change.started == "stalled":
         events.append(
             StockStalled(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
@@ -105,7 +106,7 @@ async def record_movements(
         occurred_at = utc(draft.occurred_at)
         ceiling = info.ceiling_at(occurred_at) if draft.kind == "sale" else None
         excess = ceiling_excess(draft.unit_price, ceiling.price_ceiling if ceiling else None)
-        row = {
+        row: dict[str, Any] = {
             "id": str(uuid.uuid4()),
             "cooperative_id": coop.id,
             "commodity": draft.commodity,
@@ -268,7 +269,7 @@ def _moved_event(row: dict[str, Any], coop: KnownCooperative, info: CommodityInf
 
 def movement_out(row: Any, unit: str) -> dict[str, Any]:
     """A ledger row as the API shows it (quantities in the commodity's unit)."""
-    get = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
+    get: Callable[[str], Any] = row.get if isinstance(row, dict) else lambda name: getattr(row, name)
     return {
         "id": get("id"),
         "cooperative_id": get("cooperative_id"),

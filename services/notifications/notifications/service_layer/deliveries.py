@@ -583,7 +583,7 @@ class DeliveryWorker:
     def _outcome_event(
         row: Claimed, outcome: str, result: AttemptResult, moment: datetime
     ) -> EventData | None:
-        common = {
+        common: dict[str, Any] = {
             "delivery_id": row.id,
             "channel": row.channel,
             "recipient": row.user_id
