@@ -19,6 +19,7 @@ from kkmp_shared.messaging import relay as relay_module
 from kkmp_shared.messaging.outbox import Outbox
 from kkmp_shared.messaging.relay import OutboxRelay
 from kkmp_shared.messaging.tables import MessagingTables, add_messaging_tables
+from kkmp_testkit.wait import eventually, holds
 from sqlalchemy import MetaData
 
 
@@ -177,8 +178,8 @@ async def test_the_relay_waits_for_its_before_drain_hook(
             alert = await Outbox(tables, source="/inventory").add(session, stall("gula"))
         task = asyncio.create_task(relay.run())
         try:
-            await asyncio.sleep(0.3)
-            assert waits and exchange.published == []
+            await eventually(lambda: waits, timeout=10)
+            await holds(lambda: exchange.published == [])
             gate.set()
             for _ in range(100):
                 if exchange.published:

@@ -25,7 +25,7 @@ from typing import Any
 
 import httpx
 import pytest
-from kkmp_testkit.wait import eventually
+from kkmp_testkit.wait import eventually, holds
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e]
 
@@ -86,8 +86,11 @@ async def test_resource_alarm_blocks_publishers_apis_answer_outbox_drains(
                 return await backlog_metric(stack, "inventory") >= cohort.movement_count
 
             await eventually(backlog_seen, timeout=60, interval=0.5, message="kkmp_outbox_backlog")
-            await asyncio.sleep(1)
-            assert await stack.outbox_pending("inventory") >= cohort.movement_count, "published under alarm"
+
+            async def still_pending() -> bool:
+                return await stack.outbox_pending("inventory") >= cohort.movement_count
+
+            await holds(still_pending)  # nothing is published under the alarm
         finally:
             await asyncio.to_thread(stack.rabbit.set_alarm, resource, False)
         await eventually(lambda: kit.settled(stack), timeout=240, interval=0.5)
@@ -222,8 +225,12 @@ async def test_poison_messages_reach_the_dead_letter_queue_and_the_cli_replays_t
             await asyncio.to_thread(kkmp, stack, "dlq", "purge", queue, "--yes")
         after = dlq_counts(await asyncio.to_thread(kkmp, stack, "dlq", "list"))
         assert after and not any(after.values()), after
-        await asyncio.sleep(1)
-        assert len(await booked()) == 2, "each replayed delivery was booked once"
+
+        async def booked_once() -> bool:
+            return len(await booked()) == 2
+
+        await eventually(booked_once, timeout=10)
+        await holds(booked_once)  # each replayed delivery was booked once, and only once
 
 
 def _count_is(kit: Any, stack: Any, queue: str, count: int) -> Any:

@@ -21,6 +21,7 @@ from inventory.domain.ledger import from_milli
 from inventory.service_layer.detection import SCAN_LOCK_KEY, run_detection
 from inventory_testkit import Inventory
 from kkmp_shared import clock
+from kkmp_testkit.wait import quiet_period
 from sqlalchemy import event, insert, select, text
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
@@ -46,7 +47,7 @@ def ago(days: float) -> datetime:
 async def quiet(inventory: Inventory) -> None:
     """Everything committed has been published: counts seen on the probe are final."""
     await inventory.settle()
-    await asyncio.sleep(0.3)
+    await quiet_period()
 
 
 async def test_receipts_20_days_old_stall_once_and_a_sale_recovers(inventory: Inventory) -> None:

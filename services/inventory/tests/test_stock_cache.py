@@ -8,7 +8,6 @@ token seen for the first time always goes to the route.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
 from collections.abc import Iterator
@@ -265,7 +264,11 @@ async def test_the_copy_is_not_served_to_whom_the_route_would_refuse(inventory: 
         "Authorization": f"Bearer {inventory.tokens.mint('coop_manager', cooperative_id=mine, expires_in=2)}"
     }
     await _page(inventory, mine, short)
-    await asyncio.sleep(2.2)
+
+    async def refused() -> bool:
+        return (await client.get(f"/cooperatives/{mine}/stock", headers=short)).status_code == 401
+
+    await eventually(refused, timeout=10, message="the expired token refused")
     assert_error(await client.get(f"/cooperatives/{mine}/stock", headers=short), 401)
 
 
