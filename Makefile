@@ -7,7 +7,7 @@ VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 
-.PHONY: install run test bench lint typecheck test-services clean
+.PHONY: install run test test-clock bench lint typecheck test-services clean
 
 .tools/bin/uv:
 	$(PYTHON) -m venv .tools
@@ -30,7 +30,11 @@ run: install
 
 ## Install, start what the tests need, and run the whole suite (unit, integration, end-to-end, browser).
 test: install test-services
-	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest --durations=15 $(PYTEST_ARGS)
+
+## The date-sensitive tests (marker `clock`) pinned at the month, year and leap-day edges, in WIB and UTC.
+test-clock: install test-services
+	$(VENV)/bin/python tests/clock_edges.py $(PYTEST_ARGS)
 
 test-services:
 	@bash deploy/scripts/ensure-services.sh broker postgres chromium

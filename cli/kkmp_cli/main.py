@@ -25,11 +25,15 @@ def run(
     ] = True,
     seed: Annotated[int, typer.Option(help="Seed number of the demo data")] = 20251128,
     only: Annotated[list[str] | None, typer.Option(help="Start only these services")] = None,
+    port_base: Annotated[
+        int, typer.Option(envvar="KKMP_PORT_BASE", help="Portal's port; the services take the next five")
+    ] = 8000,
 ) -> None:
-    """Start every service and the portal; seed the demo city on first start (demo mode)."""
+    """Start every service and the portal; seed the demo city on first start (demo mode).
+    Ctrl-C, SIGTERM and SIGHUP stop them all."""
     from kkmp_cli.runner import run_platform
 
-    raise typer.Exit(run_platform(data_dir=data_dir, demo=demo, seed=seed, only=only))
+    raise typer.Exit(run_platform(data_dir=data_dir, demo=demo, seed=seed, only=only, port_base=port_base))
 
 
 @app.command()

@@ -1,4 +1,5 @@
-"""`kkmp run`: start every service as its own process, wait until healthy, stop them all on Ctrl-C."""
+"""`kkmp run`: start every service as its own process, wait until healthy, stop them all on Ctrl-C,
+SIGTERM (a service manager, `kill`) or SIGHUP (the terminal closed)."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import replace
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import urlparse
@@ -20,6 +24,33 @@ from rich.console import Console
 from kkmp_cli.services import ServiceSpec, available
 
 console = Console()
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+
+
+class Stop(Exception):
+    """A stop signal arrived: leave the run loop and stop the services (as Ctrl-C does)."""
+
+
+def _raise_stop(signum: int, _frame: object) -> None:
+    raise Stop(signal.Signals(signum).name)
+
+
+@contextmanager
+def stopped_by_signals() -> Iterator[None]:
+    """Every stop signal ends the run the way Ctrl-C does. The children run in sessions of their own
+    (so a terminal's signals reach only this process): whatever stops us must stop them through us."""
+    previous = {sig: signal.signal(sig, _raise_stop) for sig in STOP_SIGNALS}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+def ignoring_stop_signals() -> None:
+    """While the services are being stopped, a second signal must not cut that short (orphans)."""
+    for sig in STOP_SIGNALS:
+        signal.signal(sig, signal.SIG_IGN)
 
 
 def broker_reachable(amqp_url: str, timeout: float = 2.0) -> bool:
@@ -104,7 +135,9 @@ def stop_all(procs: dict[str, subprocess.Popen[bytes]]) -> None:
             proc.kill()
 
 
-def run_platform(*, data_dir: Path, demo: bool, seed: int | None, only: list[str] | None = None) -> int:
+def run_platform(
+    *, data_dir: Path, demo: bool, seed: int | None, only: list[str] | None = None, port_base: int = 8000
+) -> int:
     amqp_url = os.environ.get("AMQP_URL", "amqp://guest:guest@localhost:5672/")
     if not broker_reachable(amqp_url):
         console.print(
@@ -112,7 +145,13 @@ def run_platform(*, data_dir: Path, demo: bool, seed: int | None, only: list[str
             "start it with `rabbitmq-server -detached` (or `docker compose up -d rabbitmq`), or set AMQP_URL."
         )
         return 2
-    specs = [s for s in available() if only is None or s.name in only]
+    # The ports keep their order from port_base (8000: portal, 8001: registry, ...); the services and the
+    # demo seed find each other through the *_URL variables (set ones win).
+    specs = [
+        replace(s, port=s.port - 8000 + port_base) for s in available() if only is None or s.name in only
+    ]
+    for spec in specs:
+        os.environ.setdefault(f"{spec.name.upper()}_URL", spec.url)
     busy = [s for s in specs if not port_free(s.port)]
     if busy:
         console.print(
@@ -122,6 +161,19 @@ def run_platform(*, data_dir: Path, demo: bool, seed: int | None, only: list[str
         return 2
     log_dir = data_dir / "logs"
     procs: dict[str, subprocess.Popen[bytes]] = {}
+    with stopped_by_signals():
+        return _run(specs, procs, data_dir=data_dir, demo=demo, seed=seed, log_dir=log_dir)
+
+
+def _run(
+    specs: list[ServiceSpec],
+    procs: dict[str, subprocess.Popen[bytes]],
+    *,
+    data_dir: Path,
+    demo: bool,
+    seed: int | None,
+    log_dir: Path,
+) -> int:
     try:
         with console.status("Starting services...") as status:
             for spec in specs:
@@ -149,9 +201,10 @@ def run_platform(*, data_dir: Path, demo: bool, seed: int | None, only: list[str
                     stop_all(procs)
                     return 1
             time.sleep(1)
-    except KeyboardInterrupt:
-        console.print("\nStopping...")
+    except (KeyboardInterrupt, Stop) as stop:
+        console.print(f"\nStopping ({stop or 'Ctrl-C'})...")
     finally:
+        ignoring_stop_signals()
         stop_all(procs)
     console.print("Stopped.")
     return 0

@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from urllib.parse import unquote, urlparse
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_SERVICE_SECRET = "kkmp-demo-service-secret"
+# RabbitMQ's built-in account is guest/guest; a deployment gives the services a user of its own.
+DEFAULT_BROKER_PASSWORD = "guest"
 
 
 class ServiceSettings(BaseSettings):
@@ -87,6 +90,11 @@ class ServiceSettings(BaseSettings):
                         f"{name} still has its demo default; set it in the environment "
                         "(or run with KKMP_DEMO=1 for a demo)"
                     )
+            if self.broker_enabled and uses_default_broker_password(self.amqp_url):
+                raise ValueError(
+                    "AMQP_URL still has RabbitMQ's default password (guest); give the services a broker user "
+                    "of their own with its own password (or run with KKMP_DEMO=1 for a demo)"
+                )
         return self
 
     def secrets(self) -> dict[str, str | None]:
@@ -95,6 +103,16 @@ class ServiceSettings(BaseSettings):
 
 
 DEMO_SECRETS = {DEFAULT_SERVICE_SECRET, "admin", "kkmp-demo-admin", "kkmp-demo-session-secret"}
+
+
+def uses_default_broker_password(amqp_url: str) -> bool:
+    """Whether any of the broker addresses (a comma-separated list is accepted) logs in with RabbitMQ's
+    default password: written out, or left out (the AMQP client then sends guest/guest)."""
+    for url in filter(None, (part.strip() for part in amqp_url.split(","))):
+        password = urlparse(url).password
+        if unquote(password or DEFAULT_BROKER_PASSWORD) == DEFAULT_BROKER_PASSWORD:
+            return True
+    return False
 
 
 def normalise_database_url(url: str) -> str:

@@ -63,7 +63,9 @@ def reply(status: str, body: bytes = b"", extra: str = "") -> Answer:
 
 @pytest.fixture
 async def sender() -> AsyncIterator[WebhookSender]:
-    made = WebhookSender(NotificationsSettings(allow_internal_webhooks=True, webhook_timeout_s=1.0))
+    made = WebhookSender(
+        NotificationsSettings(demo=True, allow_internal_webhooks=True, webhook_timeout_s=1.0)
+    )
     try:
         yield made
     finally:

@@ -14,13 +14,16 @@ from registry.settings import DEMO_ADMIN_PASSWORD, RegistrySettings
 
 pytestmark = pytest.mark.unit
 
+# Outside demo mode the broker's default guest password is refused too; these tests give a real one.
+BROKER = "amqp://kkmp:a-broker-secret@localhost:5672/"
+
 
 def test_outside_demo_mode_the_admin_password_must_be_set() -> None:
     with pytest.raises(ValidationError, match="KKMP_ADMIN_PASSWORD"):
         RegistrySettings(demo=False, admin_password=None)
     with pytest.raises(ValidationError, match="KKMP_ADMIN_PASSWORD"):
         RegistrySettings(demo=False, admin_password=DEMO_ADMIN_PASSWORD)
-    settings = RegistrySettings(demo=False, admin_password="a-real-secret-1")
+    settings = RegistrySettings(demo=False, admin_password="a-real-secret-1", amqp_url=BROKER)
     assert settings.effective_admin_password() == "a-real-secret-1"
 
 
@@ -39,7 +42,7 @@ def test_service_clients_may_not_keep_the_demo_secret_outside_demo_mode() -> Non
             demo=False, admin_password="a-real-secret-1", service_clients="inventory:kkmp-demo-service-secret"
         )
     settings = RegistrySettings(
-        demo=False, admin_password="a-real-secret-1", service_clients="inventory:s3cret!"
+        demo=False, admin_password="a-real-secret-1", service_clients="inventory:s3cret!", amqp_url=BROKER
     )
     assert parse_clients(settings.service_clients) == {"inventory": "s3cret!"}
     assert parse_clients("a:1, b : 2,broken,") == {"a": "1", "b": "2"}

@@ -107,8 +107,9 @@ async def token(
     settings = request.app.state.settings
     key = request.app.state.signing_key
     ttl = settings.token_ttl_s
-    # The client address is the peer's; behind the portal or a proxy, uvicorn's --forwarded-allow-ips
-    # makes it the address the trusted proxy reports (X-Forwarded-For), so users are throttled apart.
+    # The client address is the peer's, or the one its X-Forwarded-For reports when the peer is a proxy
+    # this registry trusts (uvicorn's FORWARDED_ALLOW_IPS: the portal in compose), so people behind the
+    # portal are throttled apart and nobody else can pick the address they are counted under.
     client_ip = request.client.host if request.client else "unknown"
     ip_key = f"ip:{client_ip}"
     since = clock.now() - timedelta(seconds=settings.login_window_s)
