@@ -18,7 +18,11 @@ def strip_descriptions(node: Any) -> Any:
     if isinstance(node, dict):
         # "description" is an annotation, except where it names a property (e.g. a field called description).
         return {
-            k: (strip_descriptions(v) if k != "properties" else {p: strip_descriptions(s) for p, s in v.items()})
+            k: (
+                strip_descriptions(v)
+                if k != "properties"
+                else {p: strip_descriptions(s) for p, s in v.items()}
+            )
             for k, v in node.items()
             if k != "description"
         }
