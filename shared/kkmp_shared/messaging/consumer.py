@@ -5,7 +5,9 @@ parses the CloudEvent into the contract's pydantic model (undecodable → dead-l
 transaction, inserts the inbox row (consumer, event id) (already there → a duplicate: no effect), runs
 the handler, commits, and only then acks. A handler failure is never acked as success: the message is
 republished (with confirms) to a delayed retry queue, and after the last retry to the dead-letter
-queue; only then is the original acked.
+queue; only then is the original acked. A message that never gets that far (the process or channel
+dies on it, again and again) is dead-lettered by the broker itself after the quorum queue's delivery
+limit (`x-death` reason `delivery_limit`).
 
 Messages of one queue are handled in order by one worker, in batches of what has already arrived
 (one transaction per batch; on a failure the batch is redone message by message so only the bad
@@ -36,6 +38,7 @@ from kkmp_shared.db import Database, array_rows, upsert_insert
 from kkmp_shared.events.contracts import EventData
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.broker import (
+    DEFAULT_DELIVERY_LIMIT,
     Broker,
     copy_for_republish,
     declare_consumer_queue,
@@ -139,6 +142,7 @@ class ConsumerRunner:
         batch_size: int = 100,
         linger_s: float = 0.0,
         linger_max_s: float = 0.0,
+        delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
     ) -> None:
         self.group = group
         self.db = db
@@ -149,6 +153,7 @@ class ConsumerRunner:
         self.batch_size = batch_size
         self.linger_s = linger_s
         self.linger_max_s = linger_max_s
+        self.delivery_limit = delivery_limit
         self._claim_arrays = None if db.is_sqlite else claim_from_arrays(self.inbox)
         self._active: dict[str, _Active] = {}
         # Queues whose channel holds a message left unacked on purpose (its retry could not be
@@ -195,6 +200,7 @@ class ConsumerRunner:
                 queue=sub.queue,
                 routing_keys=list(sub.handlers),
                 retry_delays_ms=self.retry_delays_ms,
+                delivery_limit=self.delivery_limit,
             )
             work: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
             worker = asyncio.create_task(self._work(sub, work, channel), name=f"consume:{sub.queue}")
