@@ -31,7 +31,16 @@ def vhost_of(url: str) -> str:
 def queues_of(url: str) -> dict[str, dict]:
     """name → {type, arguments, messages} as the broker itself reports them (rabbitmqctl)."""
     out = rabbitmqctl(
-        "list_queues", "-p", vhost_of(url), "-q", "--formatter", "json", "name", "type", "arguments", "messages"
+        "list_queues",
+        "-p",
+        vhost_of(url),
+        "-q",
+        "--formatter",
+        "json",
+        "name",
+        "type",
+        "arguments",
+        "messages",
     )
     queues = {q["name"]: q for q in json.loads(out)}
     for queue in queues.values():  # the CLI lists arguments as [name, AMQP type, value] triples
@@ -39,7 +48,9 @@ def queues_of(url: str) -> dict[str, dict]:
     return queues
 
 
-async def test_work_dead_letter_and_retry_queues_are_quorum_queues_with_explicit_limits(amqp_url: str) -> None:
+async def test_work_dead_letter_and_retry_queues_are_quorum_queues_with_explicit_limits(
+    amqp_url: str,
+) -> None:
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         channel = await connection.channel()

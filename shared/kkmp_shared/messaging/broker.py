@@ -153,6 +153,19 @@ class Broker:
             await self._close(self.connection)
 
 
+def is_nack(exc: BaseException | None) -> bool:
+    """True for a publish the broker refused with basic.nack (not a return of an unroutable one)."""
+    frame = getattr(exc, "frame", None)
+    return isinstance(exc, aio_pika.exceptions.DeliveryError) and type(frame).__name__ == "Nack"
+
+
+async def close_quietly(channel: AbstractChannel) -> None:
+    try:
+        await asyncio.wait_for(channel.close(), timeout=2)
+    except Exception:  # a channel being replaced; nothing more to release
+        pass
+
+
 def _host(url: str) -> str:
     """host:port of a broker URL, for logs (never the credentials)."""
     parsed = URL(url)

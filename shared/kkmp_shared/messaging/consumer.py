@@ -40,9 +40,11 @@ from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.broker import (
     DEFAULT_DELIVERY_LIMIT,
     Broker,
+    close_quietly,
     copy_for_republish,
     declare_consumer_queue,
     dlq_name,
+    is_nack,
     retry_queue_name,
 )
 from kkmp_shared.messaging.tables import MessagingTables
@@ -498,6 +500,11 @@ class ConsumerRunner:
             )
         except Exception as exc:
             log.warning("could not republish to %s: %r", queue, exc)
+            connection = self.broker.connection
+            if is_nack(exc) and connection is not None and not connection.is_closed:
+                # A nacking channel may go on nacking on RabbitMQ 3.10 (see the relay): a new one.
+                self._publish_channel = await connection.channel(publisher_confirms=True)
+                await close_quietly(channel)
             return False
         return True
 
