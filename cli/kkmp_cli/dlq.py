@@ -92,6 +92,20 @@ def list_dlqs(url: str, node: str | None = None) -> None:
     console.print(table)
 
 
+def dead_letter_reason(headers: dict) -> str:
+    """Why a message is in a dead-letter queue: the consumer's `x-kkmp-error`, else the broker's own
+    dead-lettering (`x-death`), e.g. the delivery limit of a message whose consumer kept dying on it."""
+    if headers.get("x-kkmp-error"):
+        return _text(headers["x-kkmp-error"])
+    deaths = headers.get("x-death") or []
+    if deaths:
+        death = deaths[0]
+        if death.get("reason") == "delivery_limit":
+            return f"delivery limit of {death.get('queue')} reached (redelivered without an ack each time)"
+        return f"dead-lettered by the broker from {death.get('queue')}: {death.get('reason')}"
+    return "unknown"
+
+
 async def _show(url: str, name: str, limit: int) -> None:
     connection = await aio_pika.connect(url)
     async with connection:
@@ -103,10 +117,8 @@ async def _show(url: str, name: str, limit: int) -> None:
                 break
             headers = message.headers or {}
             console.rule(f"{message.message_id or '?'}  {message.type or ''}")
-            error, queue_name, at = (
-                _text(headers.get(k)) for k in ("x-kkmp-error", "x-kkmp-queue", "x-kkmp-dead-lettered-at")
-            )
-            console.print(f"error: {error}")
+            queue_name, at = (_text(headers.get(k)) for k in ("x-kkmp-queue", "x-kkmp-dead-lettered-at"))
+            console.print(f"error: {dead_letter_reason(headers)}")
             console.print(f"from queue: {queue_name}  at: {at}")
             console.print(message.body.decode(errors="replace")[:2000])
         # Closing without acking returns every message to the queue: showing changes nothing.
@@ -133,7 +145,16 @@ async def _replay(url: str, name: str, limit: int) -> int:
                 break
             headers = dict(message.headers or {})
             target = str(headers.get("x-kkmp-queue") or name.removesuffix(".dlq"))
-            for key in ("x-kkmp-attempt", "x-kkmp-error", "x-kkmp-dead-lettered-at", "x-death"):
+            for key in (
+                "x-kkmp-attempt",
+                "x-kkmp-error",
+                "x-kkmp-dead-lettered-at",
+                "x-death",
+                "x-delivery-count",
+                "x-first-death-exchange",
+                "x-first-death-queue",
+                "x-first-death-reason",
+            ):
                 headers.pop(key, None)
             try:
                 await channel.default_exchange.publish(

@@ -1,4 +1,4 @@
-"""The `kkmp` command: run the platform, seed the demo city, manage users and dead letters."""
+"""The `kkmp` command: run the platform, seed the demo city, manage users, dead letters and topology."""
 
 from __future__ import annotations
 
@@ -13,6 +13,8 @@ users = typer.Typer(help="User accounts in the registry.", no_args_is_help=True)
 dlq = typer.Typer(help="Dead-letter queues: inspect, replay, purge.", no_args_is_help=True)
 app.add_typer(users, name="users")
 app.add_typer(dlq, name="dlq")
+topology = typer.Typer(help="The broker's queues.", no_args_is_help=True)
+app.add_typer(topology, name="topology")
 
 
 @app.command()
@@ -134,6 +136,27 @@ def dlq_purge(queue: str, yes: Annotated[bool, typer.Option("--yes")] = False) -
     if not yes:
         typer.confirm(f"Delete every message in {queue}?", abort=True)
     purge(_amqp(), queue)
+
+
+@topology.command("migrate")
+def topology_migrate(
+    amqp_url: Annotated[
+        str, typer.Option(envvar="AMQP_URL", help="Broker (its vhost is migrated)")
+    ] = "amqp://guest:guest@localhost:5672/",
+    node: Annotated[
+        str | None,
+        typer.Option(envvar="KKMP_RABBITMQ_NODE", help="rabbitmqctl node name (default: the machine's node)"),
+    ] = None,
+    exchange: Annotated[str, typer.Option(envvar="EVENTS_EXCHANGE")] = "kkmp.events",
+    delivery_limit: Annotated[int, typer.Option(envvar="DELIVERY_LIMIT", min=1)] = 10,
+) -> None:
+    """Convert classic work, dead-letter and retry queues to quorum queues, keeping every message.
+
+    Stop the consumers first; safe to run again (after a crash midway, or when nothing is left to do).
+    """
+    from kkmp_cli.topology import migrate_topology
+
+    migrate_topology(amqp_url, node=node, exchange=exchange, delivery_limit=delivery_limit)
 
 
 if __name__ == "__main__":

@@ -54,12 +54,16 @@ def ignoring_stop_signals() -> None:
 
 
 def broker_reachable(amqp_url: str, timeout: float = 2.0) -> bool:
-    parsed = urlparse(amqp_url)
-    try:
-        with socket.create_connection((parsed.hostname or "localhost", parsed.port or 5672), timeout=timeout):
-            return True
-    except OSError:
-        return False
+    """True if one of the (comma-separated) broker addresses accepts a connection."""
+    for url in amqp_url.split(","):
+        parsed = urlparse(url.strip())
+        address = (parsed.hostname or "localhost", parsed.port or 5672)
+        try:
+            with socket.create_connection(address, timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 def port_free(port: int) -> bool:

@@ -178,7 +178,7 @@ def create_service_app(
     relay: OutboxRelay | None = None
     runner: ConsumerRunner | None = None
     if settings.broker_enabled:
-        broker = Broker(settings.amqp_url, name=service, exchange=settings.events_exchange)
+        broker = Broker(settings.broker_urls, name=service, exchange=settings.events_exchange)
         relay = OutboxRelay(
             db,
             tables,
@@ -199,6 +199,7 @@ def create_service_app(
                 batch_size=max(1, settings.prefetch // 2),
                 linger_s=settings.consumer_linger_ms / 1000,
                 linger_max_s=settings.consumer_linger_max_ms / 1000,
+                delivery_limit=settings.delivery_limit,
             )
 
     @asynccontextmanager

@@ -7,6 +7,7 @@ contract: `<SERVICE>_DATABASE_URL`, then `DATABASE_URL`, then a SQLite file in t
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import unquote, urlparse
 
@@ -27,7 +28,10 @@ class ServiceSettings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = 8000
 
+    # One broker, or several (the nodes of a cluster) separated by commas; `AMQP_URLS` wins if set.
+    # The service connects to the first that answers and fails over to the others.
     amqp_url: str = "amqp://guest:guest@localhost:5672/"
+    amqp_urls: str | None = None
     events_exchange: str = "kkmp.events"
     # The broker is optional only for tests of the HTTP surface; a deployed service always has one.
     broker_enabled: bool = True
@@ -47,6 +51,10 @@ class ServiceSettings(BaseSettings):
     consumer_linger_max_ms: float = Field(default=100, ge=0, le=5000)
     # Delays of the retry queues, one per attempt after the first; then the dead-letter queue.
     retry_delays_ms: list[int] = [1000, 5000, 30000]
+    # Deliveries of one message without an ack (its consumer died on it, or lost its connection with
+    # it in flight) before the broker moves it to the dead-letter queue. A broker failover returns
+    # every unacked message once, so this must stay well above the failovers a message may live through.
+    delivery_limit: int = Field(default=10, ge=1)
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 0.5
 
@@ -76,6 +84,10 @@ class ServiceSettings(BaseSettings):
             return normalise_database_url(url)
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return f"sqlite+aiosqlite:///{(self.data_dir / f'{self.service_name}.db').resolve()}"
+
+    @property
+    def broker_urls(self) -> list[str]:
+        return split_urls(self.amqp_urls or self.amqp_url)
 
     @property
     def resolved_jwks_url(self) -> str:
@@ -124,3 +136,12 @@ def normalise_database_url(url: str) -> str:
     if url.startswith("sqlite:///"):
         return "sqlite+aiosqlite:///" + url.removeprefix("sqlite:///")
     return url
+
+
+def split_urls(urls: str | Sequence[str]) -> list[str]:
+    """Broker addresses from a comma-separated string (as `AMQP_URL`/`AMQP_URLS` give them) or a list."""
+    items = urls.split(",") if isinstance(urls, str) else list(urls)
+    found = [item.strip() for item in items if item.strip()]
+    if not found:
+        raise ValueError("no broker URL given")
+    return found

@@ -5,6 +5,8 @@
 - :func:`create_vhost` / :func:`delete_vhost` / :func:`temporary_vhost` / :func:`vhost_url` give
   each test run a vhost of its own, so parallel runs (xdist workers, two CI jobs) on one broker
   never see each other's queues.
+- :class:`RabbitCluster` is three such nodes joined into one cluster (``rabbitmqctl join_cluster``),
+  for tests of quorum queues and of failover between nodes.
 - :class:`PrivateRabbit` is a RabbitMQ node started for one test module, on its own ports and
   data directory, that fault tests may SIGKILL, restart or push into a memory alarm. Fault tests
   must use it and never the machine's shared node on 5672, which other tests (and other
@@ -26,6 +28,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import json
 import os
 import pwd
 import re
@@ -49,6 +52,7 @@ from kkmp_testkit.ports import free_ports
 
 __all__ = [
     "PrivateRabbit",
+    "RabbitCluster",
     "amqp_answers",
     "create_vhost",
     "delete_vhost",
@@ -417,6 +421,9 @@ class PrivateRabbit:
             removed by ``cleanup()``; a given directory is left in place).
         start_timeout: seconds ``start()`` waits for an AMQP login before giving up.
         extra_config: extra ``rabbitmq.conf`` lines (new-style sysctl format).
+        erl_args: extra Erlang VM flags (e.g. fewer schedulers for a lean node).
+        cookie: the Erlang cookie when the node does not run under the Debian wrapper (the nodes of
+            a :class:`RabbitCluster` share one).
     """
 
     def __init__(
@@ -426,6 +433,8 @@ class PrivateRabbit:
         base_dir: str | os.PathLike[str] | None = None,
         start_timeout: float = 45.0,
         extra_config: str = "",
+        erl_args: str = "",
+        cookie: str | None = None,
     ) -> None:
         self._name = name or "kkmptest"
         self.port, self.dist_port = free_ports(2)
@@ -433,6 +442,8 @@ class PrivateRabbit:
         self.node = f"{self._name}-{self.port}@localhost"
         self.start_timeout = start_timeout
         self.extra_config = extra_config
+        self.erl_args = erl_args
+        self._cookie = cookie
         self._own_base = base_dir is None
         # /tmp explicitly: the node runs as `rabbitmq` and must be able to reach its directory,
         # which a TMPDIR under /root would not allow.
@@ -503,7 +514,9 @@ class PrivateRabbit:
             RABBITMQ_CONF_ENV_FILE=str(self.base_dir / "rabbitmq-env.conf"),
             # Like the machine's node (its rabbitmq-env.conf): the distribution port and, if this
             # node is the one that starts it, epmd listen on loopback only.
-            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}",
+            RABBITMQ_SERVER_ADDITIONAL_ERL_ARGS=(
+                f"-kernel inet_dist_use_interface {{127,0,0,1}} {self.erl_args}".strip()
+            ),
             ERL_EPMD_ADDRESS="127.0.0.1",
         )
         home = self._home()
@@ -544,7 +557,8 @@ class PrivateRabbit:
         )
         cookie = self.base_dir / ".erlang.cookie"
         if not self._uses_wrapper() and not cookie.exists():
-            cookie.write_text(secrets.token_hex(20))
+            # Nodes of one cluster share a cookie (under the Debian wrapper they all use rabbitmq's).
+            cookie.write_text(self._cookie or secrets.token_hex(20))
             cookie.chmod(0o400)  # Erlang refuses a cookie readable by others
         if self._runs_as_root:
             # The node runs as `rabbitmq` (the wrapper's `su`): it must own its directories.
@@ -921,3 +935,149 @@ def _sweep(find: Callable[[], list[tuple[int, str]]], grace: float) -> None:
                     os.kill(pid, signal.SIGKILL)
             return
         time.sleep(0.1)
+
+
+# --------------------------------------------------------------------------------------------
+# RabbitCluster
+# --------------------------------------------------------------------------------------------
+
+# Three nodes share 2 cores with everything else: schedulers that sleep when idle instead of spinning
+# (the default busy-wait costs CPU the other nodes need; one scheduler each made boots 2x slower).
+_LEAN_ERL_ARGS = "+sbwt none +sbwtdcpu none +sbwtdio none"
+_LEAN_CONFIG = "\n".join(
+    [
+        # Seconds, not the default minute, to notice a peer that was SIGKILLed (distribution ticks).
+        "net_ticktime = 10",
+        "collect_statistics_interval = 30000",
+    ]
+)
+
+
+class RabbitCluster:
+    """A real RabbitMQ cluster on this machine: ``size`` :class:`PrivateRabbit` nodes (own node
+    names, ports and data directories, one Erlang cookie) joined with ``rabbitmqctl join_cluster``.
+
+    Usage::
+
+        with RabbitCluster() as cluster:          # start(), cleanup() on exit
+            cluster.urls                           # the nodes' AMQP URLs
+            cluster.kill(1); cluster.restart(1)    # SIGKILL a node, start it again: it rejoins
+            cluster.running_nodes()                # from cluster_status
+
+    The nodes boot in parallel, then the others join the first one by one (stop_app,
+    join_cluster, start_app). ``last_start_seconds`` says how long it took.
+    """
+
+    def __init__(self, size: int = 3, *, name: str = "kkmpcluster", start_timeout: float = 120.0) -> None:
+        cookie = secrets.token_hex(20)
+        self.nodes = [
+            PrivateRabbit(
+                name=f"{name}{index}",
+                start_timeout=start_timeout,
+                extra_config=_LEAN_CONFIG,
+                erl_args=_LEAN_ERL_ARGS,
+                cookie=cookie,
+            )
+            for index in range(size)
+        ]
+        self.start_timeout = start_timeout
+        #: Seconds the last start() took, from launching the nodes to all of them running as one cluster.
+        self.last_start_seconds: float | None = None
+
+    @property
+    def urls(self) -> list[str]:
+        return [node.url for node in self.nodes]
+
+    @property
+    def node_names(self) -> list[str]:
+        return [node.node for node in self.nodes]
+
+    def start(self) -> RabbitCluster:
+        began = time.monotonic()
+        errors: list[BaseException] = []
+
+        def boot(node: PrivateRabbit) -> None:
+            try:
+                node.start()
+            except BaseException as exc:  # reported below, in the caller's thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=boot, args=(node,)) for node in self.nodes]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join()
+        if errors:
+            raise errors[0]
+        seed = self.nodes[0].node
+        for node in self.nodes[1:]:
+            node.ctl("stop_app")
+            node.ctl("join_cluster", seed)
+            node.ctl("start_app", timeout=self.start_timeout)
+        self.wait_running(len(self.nodes))
+        self.last_start_seconds = time.monotonic() - began
+        return self
+
+    def running_nodes(self, via: int | None = None) -> list[str]:
+        """The running members as a live node sees them (``cluster_status``)."""
+        for index in [via] if via is not None else range(len(self.nodes)):
+            node = self.nodes[index]
+            if not node.is_running():
+                continue
+            with contextlib.suppress(RuntimeError, ValueError):
+                status = json.loads(node.ctl("cluster_status", "--formatter", "json", timeout=30))
+                return sorted(status.get("running_nodes", []))
+        return []
+
+    def wait_running(self, count: int, timeout: float | None = None) -> list[str]:
+        """Wait until ``count`` members run (as every running node sees it) and return them."""
+        deadline = time.monotonic() + (timeout or self.start_timeout)
+        running: list[str] = []
+        while time.monotonic() < deadline:
+            running = self.running_nodes()
+            if len(running) >= count:
+                return running
+            time.sleep(0.3)
+        raise RuntimeError(f"cluster has {running} running, not {count} nodes")
+
+    def kill(self, index: int) -> None:
+        """SIGKILL one node (its data directory stays, as after a crash)."""
+        self.nodes[index].kill()
+
+    def restart(self, index: int, timeout: float | None = None) -> float:
+        """Start a stopped or killed node again on its data; wait until it runs in the cluster.
+        Returns the seconds it took."""
+        began = time.monotonic()
+        self.nodes[index].start(timeout=timeout)
+        deadline = began + (timeout or self.start_timeout)
+        while True:
+            running = self.running_nodes(via=index)
+            if self.nodes[index].node in running and len(running) == len(self.nodes):
+                return time.monotonic() - began
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.nodes[index].node} did not rejoin: running {running}")
+            time.sleep(0.3)
+
+    def cleanup(self) -> None:
+        # SIGKILL rather than graceful stops: the data is thrown away, and a clustered node's stop
+        # waits for its peers.
+        for node in self.nodes:
+            with contextlib.suppress(Exception):
+                node.kill()
+        for node in self.nodes:
+            node.cleanup()
+
+    def __enter__(self) -> RabbitCluster:
+        try:
+            return self.start()
+        except BaseException:
+            self.cleanup()
+            raise
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.cleanup()

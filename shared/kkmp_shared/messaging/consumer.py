@@ -5,7 +5,9 @@ parses the CloudEvent into the contract's pydantic model (undecodable → dead-l
 transaction, inserts the inbox row (consumer, event id) (already there → a duplicate: no effect), runs
 the handler, commits, and only then acks. A handler failure is never acked as success: the message is
 republished (with confirms) to a delayed retry queue, and after the last retry to the dead-letter
-queue; only then is the original acked.
+queue; only then is the original acked. A message that never gets that far (the process or channel
+dies on it, again and again) is dead-lettered by the broker itself after the quorum queue's delivery
+limit (`x-death` reason `delivery_limit`).
 
 Messages of one queue are handled in order by one worker, in batches of what has already arrived
 (one transaction per batch; on a failure the batch is redone message by message so only the bad
@@ -36,10 +38,13 @@ from kkmp_shared.db import Database, array_rows, upsert_insert
 from kkmp_shared.events.contracts import EventData
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.broker import (
+    DEFAULT_DELIVERY_LIMIT,
     Broker,
+    close_quietly,
     copy_for_republish,
     declare_consumer_queue,
     dlq_name,
+    is_nack,
     retry_queue_name,
 )
 from kkmp_shared.messaging.tables import MessagingTables
@@ -139,6 +144,7 @@ class ConsumerRunner:
         batch_size: int = 100,
         linger_s: float = 0.0,
         linger_max_s: float = 0.0,
+        delivery_limit: int = DEFAULT_DELIVERY_LIMIT,
     ) -> None:
         self.group = group
         self.db = db
@@ -149,6 +155,7 @@ class ConsumerRunner:
         self.batch_size = batch_size
         self.linger_s = linger_s
         self.linger_max_s = linger_max_s
+        self.delivery_limit = delivery_limit
         self._claim_arrays = None if db.is_sqlite else claim_from_arrays(self.inbox)
         self._active: dict[str, _Active] = {}
         # Queues whose channel holds a message left unacked on purpose (its retry could not be
@@ -195,6 +202,7 @@ class ConsumerRunner:
                 queue=sub.queue,
                 routing_keys=list(sub.handlers),
                 retry_delays_ms=self.retry_delays_ms,
+                delivery_limit=self.delivery_limit,
             )
             work: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
             worker = asyncio.create_task(self._work(sub, work, channel), name=f"consume:{sub.queue}")
@@ -492,6 +500,11 @@ class ConsumerRunner:
             )
         except Exception as exc:
             log.warning("could not republish to %s: %r", queue, exc)
+            connection = self.broker.connection
+            if is_nack(exc) and connection is not None and not connection.is_closed:
+                # A nacking channel may go on nacking on RabbitMQ 3.10 (see the relay): a new one.
+                self._publish_channel = await connection.channel(publisher_confirms=True)
+                await close_quietly(channel)
             return False
         return True
 

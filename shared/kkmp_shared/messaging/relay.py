@@ -25,7 +25,7 @@ from sqlalchemy import delete, func, select, update
 
 from kkmp_shared import clock
 from kkmp_shared.db import Database
-from kkmp_shared.messaging.broker import Broker
+from kkmp_shared.messaging.broker import Broker, close_quietly, is_nack
 from kkmp_shared.messaging.tables import MessagingTables
 from kkmp_shared.telemetry import OUTBOX_BACKLOG, OUTBOX_OLDEST_AGE, OUTBOX_PUBLISHED, tracing_exported
 
@@ -138,6 +138,14 @@ class OutboxRelay:
                 for exc in failures
             ):
                 self.broker.connection_lost("publish failed on a broken channel")
+            elif any(is_nack(exc) for exc in failures) and self.broker.connection is not None:
+                # RabbitMQ 3.10: a channel that got nacks while a quorum queue lost its leader (a
+                # cluster node died) keeps nacking that queue after the new leader is elected (seen
+                # here for over a minute); a new channel publishes at once.
+                old = self._channel
+                await self._open_channel(self.broker.connection)
+                if old is not None:
+                    await close_quietly(old)
             await asyncio.sleep(0.5)
         return ok
 
