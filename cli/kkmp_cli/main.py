@@ -1,4 +1,4 @@
-"""The `kkmp` command: run the platform, seed the demo city, manage users and dead letters."""
+"""The `kkmp` command: run the platform, seed the demo city, migrate, manage users and dead letters."""
 
 from __future__ import annotations
 
@@ -46,6 +46,24 @@ def seed(
         seed_city(seed_number)
     else:
         seed_if_empty(seed_number)
+
+
+@app.command()
+def migrate(
+    service: Annotated[
+        str, typer.Option("--service", help="A service's name, or `all` for every service with a database")
+    ] = "all",
+) -> None:
+    """Migrate services' databases to the code's schema (a one-off job before replicas start)."""
+    from kkmp_cli.migrate import migrate as run
+    from kkmp_cli.migrate import migrated_services
+
+    known = migrated_services()
+    if service != "all" and service not in known:
+        typer.echo(f"Unknown service {service!r}: one of {', '.join(known)} or all", err=True)
+        raise typer.Exit(2)
+    for name, url in run(known if service == "all" else [service]):
+        typer.echo(f"{name}: at head ({url})")
 
 
 @users.command("create")
