@@ -33,7 +33,7 @@ test: install test-services
 	$(VENV)/bin/python -m pytest $(PYTEST_ARGS)
 
 test-services:
-	@bash deploy/scripts/ensure-services.sh broker postgres chromium
+	@bash deploy/scripts/ensure-services.sh broker postgres chromium pgbouncer
 
 ## Benchmarks: prints a table and writes bench/results.json.
 bench: install

@@ -3,7 +3,9 @@
 SQLite (aiosqlite) is the embedded default; PostgreSQL (asyncpg) when a URL is given. SQLite
 transactions start with BEGIN IMMEDIATE: a read-then-write transaction would otherwise fail with
 SQLITE_BUSY when another writer commits between its read and its write, and stock on hand depends on
-exactly that pattern. Migrations are Alembic, one script directory per service, run at start.
+exactly that pattern. Migrations are Alembic, one script directory per service, run at start (on
+PostgreSQL under an advisory lock per history, so replicas starting together migrate once) or by
+`kkmp migrate`.
 
 `Database.read_session()` is for requests that only read. On PostgreSQL its connection is in autocommit:
 no BEGIN before the first query and no ROLLBACK when the session closes, two round trips fewer per
@@ -185,9 +187,11 @@ class Database:
         )
         # The same pool; the autocommit option is set on a connection when it is checked out for a read
         # session and reset when it goes back (both are flags in the driver adapter, no round trip).
+        # Not through PgBouncer: outside a transaction it may run the statement SQLAlchemy prepared on
+        # one server connection and its execution on another ("prepared statement does not exist").
         self.read_sessionmaker = (
             self.sessionmaker
-            if self.is_sqlite
+            if self.is_sqlite or pooler == "pgbouncer"
             else async_sessionmaker(
                 self.engine.execution_options(isolation_level="AUTOCOMMIT"),
                 expire_on_commit=False,
