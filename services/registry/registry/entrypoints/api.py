@@ -76,7 +76,8 @@ async def region_summary(session: SessionDep) -> dict[str, int]:
 
 @auth.get("/.well-known/jwks.json", summary="Public keys that verify the registry's tokens")
 async def jwks(request: Request) -> dict[str, Any]:
-    return request.app.state.signing_key.jwks()
+    jwks: dict[str, Any] = await request.app.state.keys.jwks()
+    return jwks
 
 
 def _rate_limited(retry_after: int) -> ApiError:
@@ -104,7 +105,7 @@ async def token(
     client_secret: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Any:
     settings = request.app.state.settings
-    key = request.app.state.signing_key
+    key = request.app.state.keys
     ttl = settings.token_ttl_s
     # The client address is the peer's; behind the portal or a proxy, uvicorn's --forwarded-allow-ips
     # makes it the address the trusted proxy reports (X-Forwarded-For), so users are throttled apart.
@@ -133,7 +134,7 @@ async def token(
         await handlers.clear_failures(session, client_key)
         claims = {"sub": f"service:{client_id}", "role": "service", "username": client_id}
         return {
-            "access_token": key.sign(
+            "access_token": await key.sign(
                 claims, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=ttl
             ),
             "token_type": "bearer",
@@ -158,7 +159,7 @@ async def token(
     await handlers.clear_failures(session, user_key)
     claims = handlers.claims_for(user)
     return {
-        "access_token": key.sign(
+        "access_token": await key.sign(
             claims, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=ttl
         ),
         "token_type": "bearer",
