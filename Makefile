@@ -37,7 +37,7 @@ test-clock: install test-services
 	$(VENV)/bin/python tests/clock_edges.py $(PYTEST_ARGS)
 
 test-services:
-	@bash deploy/scripts/ensure-services.sh broker postgres chromium
+	@bash deploy/scripts/ensure-services.sh broker postgres chromium pgbouncer
 
 ## Benchmarks: prints a table and writes bench/results.json.
 bench: install

@@ -1,17 +1,26 @@
-"""The `kkmp` command: run the platform, seed the demo city, manage users, dead letters and topology."""
+"""The `kkmp` command: run the platform, seed the demo city, migrate, manage users, keys, dead letters and
+topology."""
 
 from __future__ import annotations
 
 import os
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated, TypeVar
 
 import typer
+
+if TYPE_CHECKING:
+    from kkmp_shared.db import Database
+
+T = TypeVar("T")
 
 app = typer.Typer(help="KKMP platform: run, seed and operate.", no_args_is_help=True)
 users = typer.Typer(help="User accounts in the registry.", no_args_is_help=True)
 dlq = typer.Typer(help="Dead-letter queues: inspect, replay, purge.", no_args_is_help=True)
+keys = typer.Typer(help="The registry's token signing keys: list, rotate, prune.", no_args_is_help=True)
 app.add_typer(users, name="users")
+app.add_typer(keys, name="keys")
 app.add_typer(dlq, name="dlq")
 topology = typer.Typer(help="The broker's queues.", no_args_is_help=True)
 app.add_typer(topology, name="topology")
@@ -52,6 +61,92 @@ def seed(
         seed_city(seed_number)
     else:
         seed_if_empty(seed_number)
+
+
+@app.command()
+def migrate(
+    service: Annotated[
+        str, typer.Option("--service", help="A service's name, or `all` for every service with a database")
+    ] = "all",
+) -> None:
+    """Migrate services' databases to the code's schema (a one-off job before replicas start)."""
+    from kkmp_cli.migrate import migrate as run
+    from kkmp_cli.migrate import migrated_services
+
+    known = migrated_services()
+    if service != "all" and service not in known:
+        typer.echo(f"Unknown service {service!r}: one of {', '.join(known)} or all", err=True)
+        raise typer.Exit(2)
+    for name, url in run(known if service == "all" else [service]):
+        typer.echo(f"{name}: at head ({url})")
+
+
+def _keys_run(job: Callable[[Database], Awaitable[T]]) -> T:
+    """Run `job` on the registry's database, as its settings name it (REGISTRY_DATABASE_URL, ...)."""
+    import asyncio
+
+    from kkmp_shared.db import Database
+    from kkmp_shared.settings import ServiceSettings
+
+    async def run() -> T:
+        settings = ServiceSettings(service_name="registry")
+        db = Database(settings.database_url, pool_size=1, pooler=settings.database_pooler)
+        try:
+            return await job(db)
+        finally:
+            await db.dispose()
+
+    return asyncio.run(run())
+
+
+@keys.command("list")
+def keys_list() -> None:
+    """The keys in the registry's store: which one signs, until when the others verify."""
+    from kkmp_shared import clock
+    from registry.adapters.keys import stored_keys
+
+    now = clock.system_seconds()
+    for key in _keys_run(stored_keys):
+        if key.not_after is None:
+            state = "signs"
+        elif key.not_after > now:
+            state = f"verifies for {int(key.not_after - now)} s more"
+        else:
+            state = "retired (prune deletes it)"
+        typer.echo(f"{key.kid}  {state}")
+
+
+@keys.command("rotate")
+def keys_rotate(
+    retire_after: Annotated[
+        int,
+        typer.Option(
+            envvar="TOKEN_TTL_S",
+            help="Seconds the old key keeps verifying: the registry's longest token lifetime (TOKEN_TTL_S)",
+        ),
+    ] = 3600,
+    leeway: Annotated[
+        int | None, typer.Option(help="Seconds more for clocks that disagree (default: a minute)")
+    ] = None,
+) -> None:
+    """Add a new signing key to the registry's store: every replica signs with it from now on, and
+    the old key verifies until the tokens it signed have expired (plus a minute for clocks)."""
+    from registry.adapters.keys import CLOCK_LEEWAY_S, rotate
+
+    grace = retire_after + (CLOCK_LEEWAY_S if leeway is None else leeway)
+    kid, retired = _keys_run(lambda db: rotate(db, retire_after_s=grace))
+    typer.echo(f"signing with {kid}")
+    for old in retired:
+        typer.echo(f"{old} verifies for {grace} s more")
+
+
+@keys.command("prune")
+def keys_prune() -> None:
+    """Delete the keys that verify nothing any more."""
+    from registry.adapters.keys import prune
+
+    for kid in _keys_run(prune):
+        typer.echo(f"deleted {kid}")
 
 
 @users.command("create")

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Start what the platform or its tests need when it is not running: RabbitMQ, PostgreSQL, Chromium.
+# Start what the platform or its tests need when it is not running: RabbitMQ, PostgreSQL, Chromium,
+# PgBouncer (the binary only: the tests start private instances of it).
 # Each check is quiet when the thing is already there, and says in one line what to do when it cannot help.
 set -uo pipefail
 
@@ -45,11 +46,23 @@ ensure_chromium() {
   exit 2
 }
 
+ensure_pgbouncer() {
+  command -v pgbouncer >/dev/null 2>&1 && return 0
+  [ -x /usr/sbin/pgbouncer ] && return 0
+  if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = "0" ]; then
+    echo "Installing PgBouncer from Debian for the connection-pooler tests..."
+    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq pgbouncer >/dev/null) && return 0
+  fi
+  echo "PgBouncer is missing: install Debian's pgbouncer package (apt-get install pgbouncer)." >&2
+  exit 2
+}
+
 for what in "$@"; do
   case "$what" in
     broker) ensure_broker ;;
     postgres) ensure_postgres ;;
     chromium) ensure_chromium ;;
+    pgbouncer) ensure_pgbouncer ;;
     *) echo "unknown: $what" >&2; exit 2 ;;
   esac
 done

@@ -172,7 +172,12 @@ def create_service_app(
     """`middleware`: the service's own ASGI middleware classes (taking only the app), outermost first;
     they run inside the shared ones, so their answers are measured, traced and size-limited too."""
     service = settings.service_name
-    db = Database(settings.database_url)
+    db = Database(
+        settings.database_url,
+        pool_size=settings.database_pool_size,
+        max_overflow=settings.database_max_overflow,
+        pooler=settings.database_pooler,
+    )
     outbox = Outbox(tables, source=f"/{service}")
     broker: Broker | None = None
     relay: OutboxRelay | None = None
@@ -208,8 +213,10 @@ def create_service_app(
         setup_tracing(
             service, settings.otel_exporter, settings.otel_endpoint, sample_ratio=settings.otel_sample_ratio
         )
-        if migrations is not None:
+        if migrations is not None and settings.migrate_on_start:
             await db.migrate(migrations)
+        elif migrations is not None:
+            await db.require_head(migrations, service)
         elif metadata is not None:  # tests of the library itself: no Alembic directory
             async with db.engine.begin() as conn:
                 await conn.run_sync(metadata.create_all)

@@ -2,6 +2,9 @@
 
 Tokens are RS256 JWTs signed by the registry; services verify them offline against the registry's
 JWKS (cached, refetched when a token names an unknown `kid`), checking issuer, audience and expiry.
+The JWKS holds every key that verifies (across a rotation, the new and the old); a key with an `exp`
+member (seconds since the epoch: a retired key) verifies nothing after it, whether or not the JWKS has
+been fetched again since.
 The scope rules (who may see which cooperative) live here so that every service applies the same ones.
 
 A client sends the same token with every request until it expires, and checking it costs far more
@@ -103,14 +106,25 @@ class KeySource:
         raise NotImplementedError
 
 
+def _jwks_keys(jwks: dict[str, Any]) -> tuple[dict[str | None, Any], dict[str | None, float]]:
+    """The keys of a JWKS by kid, and the `exp` of those that have one."""
+    keys = {k.get("kid"): PyJWK(k).key for k in jwks.get("keys", [])}
+    expires = {k.get("kid"): float(k["exp"]) for k in jwks.get("keys", []) if "exp" in k}
+    return keys, expires
+
+
+def _in_force(key: Any, expires: float | None) -> Any:
+    return key if expires is None or expires > clock.system_seconds() else None
+
+
 class StaticKeySource(KeySource):
     def __init__(self, jwks: dict[str, Any]) -> None:
-        self.keys = {k.get("kid"): PyJWK(k).key for k in jwks.get("keys", [])}
+        self.keys, self.expires = _jwks_keys(jwks)
 
     async def get(self, kid: str | None) -> Any:
         if kid is None and len(self.keys) == 1:
-            return next(iter(self.keys.values()))
-        return self.keys.get(kid)
+            kid = next(iter(self.keys))
+        return _in_force(self.keys.get(kid), self.expires.get(kid))
 
     @classmethod
     def from_file(cls, path: Path) -> StaticKeySource:
@@ -125,6 +139,7 @@ class JwksKeySource(KeySource):
         self.ttl_s = ttl_s
         self.min_refresh_s = min_refresh_s
         self._keys: dict[str | None, Any] = {}
+        self._expires: dict[str | None, float] = {}
         self._fetched_at = 0.0
         self._lock = asyncio.Lock()
 
@@ -138,13 +153,13 @@ class JwksKeySource(KeySource):
 
     async def _refresh(self) -> None:
         jwks = await asyncio.to_thread(self._fetch)
-        self._keys = {k.get("kid"): PyJWK(k).key for k in jwks.get("keys", [])}
+        self._keys, self._expires = _jwks_keys(jwks)
         self._fetched_at = time.monotonic()
 
     async def get(self, kid: str | None) -> Any:
         stale = time.monotonic() - self._fetched_at > self.ttl_s
         if kid in self._keys and not stale:
-            return self._keys[kid]
+            return _in_force(self._keys[kid], self._expires.get(kid))
         async with self._lock:
             if (kid not in self._keys or stale) and time.monotonic() - self._fetched_at > self.min_refresh_s:
                 try:
@@ -156,7 +171,7 @@ class JwksKeySource(KeySource):
                             "auth_unavailable",
                             "Token keys cannot be fetched from the registry right now.",
                         ) from exc
-        return self._keys.get(kid)
+        return _in_force(self._keys.get(kid), self._expires.get(kid))
 
 
 @dataclass(frozen=True, slots=True)

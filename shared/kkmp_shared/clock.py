@@ -3,7 +3,7 @@
 `now()` is an aware UTC datetime and `today(tz)` the calendar day in a zone; production code never asks
 the system for business time itself (`tests/test_clock_discipline.py` keeps it so). Timeouts and
 durations use `time.monotonic()`; token lifetimes, which other parties check against their own clocks,
-use `system_seconds()`.
+use `system_seconds()`, and so do leases that replicas on other machines compare.
 
 The clock can be set ahead or back, and then ticks on from there: a test pins it with `pinned()`, and a
 process inherits a pin through `KKMP_CLOCK_AT=<ISO instant>[@<unix seconds>]`: business time was that
@@ -41,7 +41,7 @@ def today(tz: tzinfo) -> date:
 
 
 def system_seconds() -> float:
-    """The system's own time, unshifted: for token lifetimes that others verify with their clocks."""
+    """The system's own time, unshifted: token lifetimes and leases, which others check by their clocks."""
     return time.time()
 
 

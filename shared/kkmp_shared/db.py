@@ -3,7 +3,9 @@
 SQLite (aiosqlite) is the embedded default; PostgreSQL (asyncpg) when a URL is given. SQLite
 transactions start with BEGIN IMMEDIATE: a read-then-write transaction would otherwise fail with
 SQLITE_BUSY when another writer commits between its read and its write, and stock on hand depends on
-exactly that pattern. Migrations are Alembic, one script directory per service, run at start.
+exactly that pattern. Migrations are Alembic, one script directory per service, run at start (on
+PostgreSQL under an advisory lock per history, so replicas starting together migrate once) or by
+`kkmp migrate`.
 
 `Database.read_session()` is for requests that only read. On PostgreSQL its connection is in autocommit:
 no BEGIN before the first query and no ROLLBACK when the session closes, two round trips fewer per
@@ -21,6 +23,8 @@ rows as one statement: arrays unnested on PostgreSQL, an executemany on SQLite.
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -99,7 +103,27 @@ def is_sqlite(url: str) -> bool:
     return url.startswith("sqlite")
 
 
-def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEngine:
+POOLERS = ("none", "pgbouncer")
+
+
+def make_engine(
+    url: str,
+    *,
+    echo: bool = False,
+    pool_size: int = 10,
+    max_overflow: int | None = None,
+    pooler: str = "none",
+) -> AsyncEngine:
+    """The engine of one service. PostgreSQL: `pool_size` connections kept, up to `max_overflow` more
+    (default: `pool_size`). `pooler="pgbouncer"`: the server behind is reached through PgBouncer in
+    transaction pooling, where consecutive transactions (and, with no cache, the Parse and Execute of
+    one statement) may run on different server connections. asyncpg's statement cache and
+    SQLAlchemy's are then off (`statement_cache_size`, `prepared_statement_cache_size`), and the
+    statements SQLAlchemy still prepares (to learn result columns) get unique names, as the
+    SQLAlchemy asyncpg docs recommend for PgBouncer (PgBouncer before 1.21, Debian 12's 1.18, has no
+    prepared statement support at all)."""
+    if pooler not in POOLERS:
+        raise ValueError(f"unknown database pooler {pooler!r} (one of {', '.join(POOLERS)})")
     if is_sqlite(url):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
@@ -128,24 +152,46 @@ def make_engine(url: str, *, echo: bool = False, pool_size: int = 10) -> AsyncEn
     # connection it just used, whose prepared statements asyncpg has cached; FIFO rotated through the
     # whole pool, preparing each statement again on every connection.
     return create_async_engine(
-        url, echo=echo, pool_size=pool_size, max_overflow=pool_size, pool_recycle=1800, pool_use_lifo=True
+        url,
+        echo=echo,
+        pool_size=pool_size,
+        max_overflow=pool_size if max_overflow is None else max_overflow,
+        pool_recycle=1800,
+        pool_use_lifo=True,
+        connect_args=pooler_connect_args(pooler),
     )
+
+
+def pooler_connect_args(pooler: str) -> dict[str, Any]:
+    """asyncpg's connect arguments for a database reached through `pooler` (see `make_engine`)."""
+    if pooler != "pgbouncer":
+        return {}
+    return {
+        "statement_cache_size": 0,
+        "prepared_statement_cache_size": 0,
+        "prepared_statement_name_func": lambda: f"__asyncpg_{uuid.uuid4().hex}__",
+    }
 
 
 class Database:
     """The engine and session factory of one service."""
 
-    def __init__(self, url: str, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, url: str, *, pool_size: int = 10, max_overflow: int | None = None, pooler: str = "none"
+    ) -> None:
         self.url = url
-        self.engine = make_engine(url, pool_size=pool_size)
+        self.pooler = pooler
+        self.engine = make_engine(url, pool_size=pool_size, max_overflow=max_overflow, pooler=pooler)
         self.sessionmaker = async_sessionmaker(
             self.engine, expire_on_commit=False, sync_session_class=KkmpSession
         )
         # The same pool; the autocommit option is set on a connection when it is checked out for a read
         # session and reset when it goes back (both are flags in the driver adapter, no round trip).
+        # Not through PgBouncer: outside a transaction it may run the statement SQLAlchemy prepared on
+        # one server connection and its execution on another ("prepared statement does not exist").
         self.read_sessionmaker = (
             self.sessionmaker
-            if self.is_sqlite
+            if self.is_sqlite or pooler == "pgbouncer"
             else async_sessionmaker(
                 self.engine.execution_options(isolation_level="AUTOCOMMIT"),
                 expire_on_commit=False,
@@ -193,7 +239,19 @@ class Database:
 
     async def migrate(self, script_location: Path) -> None:
         """Upgrade to head with Alembic (in a thread: Alembic's env runs its own event loop)."""
-        await asyncio.to_thread(run_migrations, script_location, self.url)
+        await asyncio.to_thread(run_migrations, script_location, self.url, pooler=self.pooler)
+
+    async def require_head(self, script_location: Path, service: str) -> None:
+        """Refuse to go on (`SchemaNotAtHead`) unless the schema is at the code's head: a replica
+        started with migrations off, before the migration job has run."""
+        current, heads = await schema_revisions(self.engine, script_location)
+        if current != heads:
+            found = ", ".join(sorted(current)) or "none (an empty database)"
+            raise SchemaNotAtHead(
+                f"the {service} database is at revision {found} but this code needs "
+                f"{', '.join(sorted(heads))}; MIGRATE_ON_START is off, so run "
+                f"`kkmp migrate --service {service}` first (or start with MIGRATE_ON_START=true)"
+            )
 
 
 def on_sqlite(source: AsyncSession | Database) -> bool:
@@ -309,14 +367,45 @@ def _array_params(
     return params
 
 
-def run_migrations(script_location: Path, url: str) -> None:
-    from alembic import command
+def alembic_config(script_location: Path, url: str) -> Any:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(script_location))
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def run_migrations(script_location: Path, url: str, *, pooler: str = "none") -> None:
+    """Upgrade to head. On PostgreSQL the upgrade runs under the history's advisory lock (see
+    `run_alembic_env`), so replicas starting together migrate once and the others find head."""
+    from alembic import command
+
+    config = alembic_config(script_location, url)
+    config.attributes["kkmp_pooler"] = pooler
     command.upgrade(config, "head")
+
+
+def migration_lock_key(history: str) -> int:
+    """The advisory lock key of one migration history (a service's `migrations/` directory): a fixed
+    64-bit number from its name, so every replica and `kkmp migrate` take the same lock."""
+    digest = hashlib.sha256(f"kkmp.migrations.{history}".encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+class SchemaNotAtHead(RuntimeError):
+    """The database's schema is not the one this code needs, and this process may not migrate it."""
+
+
+async def schema_revisions(engine: AsyncEngine, script_location: Path) -> tuple[set[str], set[str]]:
+    """(the database's current revisions, the code's head revisions)."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    heads = set(ScriptDirectory.from_config(alembic_config(script_location, "sqlite://")).get_heads())
+    async with engine.connect() as conn:
+        current = await conn.run_sync(lambda sync: set(MigrationContext.configure(sync).get_current_heads()))
+    return current, heads
 
 
 def run_alembic_env(target_metadata: MetaData) -> None:
@@ -343,9 +432,17 @@ def run_alembic_env(target_metadata: MetaData) -> None:
             context.run_migrations()
         return
 
+    pooler = config.attributes.get("kkmp_pooler", "none")
+    lock_key = migration_lock_key(Path(context.script.dir).resolve().parent.name)
+
     async def run_async() -> None:
-        engine = create_async_engine(url)
+        # The lock below is transaction-scoped, so it holds through PgBouncer's transaction pooling.
+        engine = create_async_engine(url, connect_args=pooler_connect_args(pooler))
         async with engine.connect() as connection:
+            if connection.dialect.name == "postgresql":
+                # Replicas starting at once (and `kkmp migrate`) queue here; the lock ends with the
+                # migration's transaction, and the next holder then reads the version it committed.
+                await connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": lock_key})
             await connection.run_sync(do_run)
             await connection.commit()
         await engine.dispose()

@@ -58,6 +58,18 @@ class ServiceSettings(BaseSettings):
     relay_batch_size: int = 500
     relay_poll_interval_s: float = 0.5
 
+    # Connections of this process to its database: `database_pool_size` kept open, up to
+    # `database_max_overflow` more under load (default: as many again). The budget across replicas is
+    # in the README (Configuration).
+    database_pool_size: int = Field(default=10, ge=1)
+    database_max_overflow: int | None = Field(default=None, ge=0)
+    # `pgbouncer` when the URL points at PgBouncer in transaction pooling: asyncpg then prepares no
+    # named statement that could outlive a transaction (see `kkmp_shared.db.make_engine`).
+    database_pooler: str = Field(default="none", pattern="^(none|pgbouncer)$")
+    # Off when replicas start while a one-off job (`kkmp migrate`) migrates: the service then refuses
+    # to start unless the schema is already at the code's head.
+    migrate_on_start: bool = True
+
     registry_url: str = "http://127.0.0.1:8001"
     jwks_url: str | None = None
     jwks_file: Path | None = None
@@ -102,7 +114,7 @@ class ServiceSettings(BaseSettings):
                         f"{name} still has its demo default; set it in the environment "
                         "(or run with KKMP_DEMO=1 for a demo)"
                     )
-            if self.broker_enabled and uses_default_broker_password(self.amqp_url):
+            if self.broker_enabled and uses_default_broker_password(self.amqp_urls or self.amqp_url):
                 raise ValueError(
                     "AMQP_URL still has RabbitMQ's default password (guest); give the services a broker user "
                     "of their own with its own password (or run with KKMP_DEMO=1 for a demo)"

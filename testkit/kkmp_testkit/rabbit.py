@@ -346,6 +346,26 @@ def create_vhost(name: str, *, node: str | None = None, user: str = "guest") -> 
     _vhost_ctl(["set_permissions", "-p", name, user, ".*", ".*", ".*"], node)
 
 
+def create_vhost_user(vhost: str, *, node: str | None = None) -> tuple[str, str]:
+    """A broker user of the vhost's own, with a random password: what a deployment outside demo mode
+    gives its services (they refuse RabbitMQ's default guest password). Returns (user, password)."""
+    user, password = f"kkmp-{vhost}", secrets.token_urlsafe(16)
+    _vhost_ctl(["add_user", user, password], node)
+    _vhost_ctl(["set_permissions", "-p", vhost, user, ".*", ".*", ".*"], node)
+    return user, password
+
+
+def with_credentials(url: str, user: str, password: str) -> str:
+    parts = urlsplit(url)
+    host = parts.netloc.rpartition("@")[2]
+    return urlunsplit(parts._replace(netloc=f"{quote(user, safe='')}:{quote(password, safe='')}@{host}"))
+
+
+def delete_user(user: str, *, node: str | None = None) -> None:
+    with contextlib.suppress(RuntimeError):  # already gone
+        _vhost_ctl(["delete_user", user], node)
+
+
 def delete_vhost(name: str, *, node: str | None = None) -> None:
     """Delete vhost ``name`` with everything in it; a vhost that is already gone is fine."""
     try:

@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI
 from kkmp_shared.app import create_service_app
-from kkmp_shared.auth import KeySource, StaticKeySource
+from kkmp_shared.auth import KeySource
 from kkmp_shared.db import upsert_insert
 from kkmp_shared.events.contracts import (
     CooperativeRegistered,
@@ -26,7 +26,7 @@ from kkmp_shared.events.contracts import (
 from sqlalchemy import select
 
 from registry.adapters import orm
-from registry.adapters.keys import SigningKey
+from registry.adapters.keys import CLOCK_LEEWAY_S, KeyStore, starting_key
 from registry.domain.rules import load_regions
 from registry.entrypoints.api import ROUTERS
 from registry.service_layer import handlers
@@ -45,7 +45,7 @@ REGION_CHUNK = 1000
 class OwnKeyFirst(KeySource):
     """The registry's own public key, then (tests, key rotation) any further source."""
 
-    def __init__(self, own: StaticKeySource, extra: KeySource | None = None) -> None:
+    def __init__(self, own: KeySource, extra: KeySource | None = None) -> None:
         self.own = own
         self.extra = extra
 
@@ -106,6 +106,18 @@ async def load_reference_regions(app: FastAPI) -> None:
     log.info("regions loaded: %d kecamatan, %d kelurahan", len(kecamatan), len(kelurahan))
 
 
+async def install_signing_key(app: FastAPI) -> None:
+    """Add the key this registry starts with to the shared key store, unless it is there already (a
+    replica, a restart): added, it signs from now on, and the keys that signed until now verify the
+    tokens they signed until those have expired."""
+    settings: RegistrySettings = app.state.settings
+    added = await app.state.keys.install(
+        app.state.signing_key, retire_after_s=settings.token_ttl_s + CLOCK_LEEWAY_S
+    )
+    if added:
+        log.info("signing key %s added to the key store", app.state.signing_key.kid)
+
+
 async def ensure_admin(app: FastAPI) -> None:
     settings: RegistrySettings = app.state.settings
     async with app.state.db.session() as session:
@@ -129,8 +141,15 @@ def create_app(
     """The registry app. `key_source` adds keys that verify tokens besides the registry's own (tests
     mint tokens with their own key; an operator rotating keys can accept the previous one a while)."""
     settings = settings or RegistrySettings()
-    signing_key = SigningKey.load_or_create(settings.key_path)
-    own = StaticKeySource(signing_key.jwks())
+    try:
+        signing_key = starting_key(
+            pem=settings.signing_key,
+            path=settings.signing_key_path,
+            demo=settings.demo,
+            data_dir=settings.data_dir,
+        )
+    except ValueError as exc:
+        raise RuntimeError(str(exc)) from exc
     extra = key_source(settings) if key_source is not None else None
     app = create_service_app(
         settings,
@@ -147,11 +166,13 @@ def create_app(
             TrainingCompleted,
             UserCreated,
         ],
-        on_startup=[load_reference_regions, ensure_admin],
-        # The registry verifies its own tokens with its own public key: no JWKS round trip to itself.
-        key_source=lambda _settings: OwnKeyFirst(own, extra),
+        on_startup=[install_signing_key, load_reference_regions, ensure_admin],
+        # The registry verifies its own tokens with its key store: no JWKS round trip to itself.
+        key_source=lambda _settings: OwnKeyFirst(app.state.keys, extra),
     )
+    # The key this registry started with; the key store (in the database) has it once started.
     app.state.signing_key = signing_key
+    app.state.keys = KeyStore(app.state.db)
     clients = parse_clients(settings.service_clients)
     if not clients and settings.demo:
         clients = parse_clients(DEMO_SERVICE_CLIENTS)

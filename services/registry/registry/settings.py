@@ -20,7 +20,12 @@ class RegistrySettings(ServiceSettings):
         validation_alias=AliasChoices("KKMP_ADMIN_PASSWORD", "admin_password"),
     )
     token_ttl_s: int = 3600
-    signing_key_path: Path | None = None
+    # The token signing key (see `registry.adapters.keys`): a PEM RSA private key, or the path of one
+    # (a mounted secret). Outside demo mode one of them is required.
+    signing_key: str | None = Field(default=None, validation_alias=AliasChoices("SIGNING_KEY", "signing_key"))
+    signing_key_path: Path | None = Field(
+        default=None, validation_alias=AliasChoices("SIGNING_KEY_FILE", "signing_key_path")
+    )
     regions_csv: Path | None = None
     coords_csv: Path | None = None
     # Login throttling: this many failures per username, or per client address, within the window.

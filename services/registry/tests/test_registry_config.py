@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import time
+from pathlib import Path
+
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 from jwt import PyJWK
+from kkmp_shared.auth import StaticKeySource
 from pydantic import ValidationError
-from registry.adapters.keys import SigningKey
+from registry.adapters.keys import SigningKey, starting_key
 from registry.bootstrap import parse_clients
 from registry.service_layer.handlers import claims_for
 from registry.settings import DEMO_ADMIN_PASSWORD, RegistrySettings
@@ -79,3 +83,38 @@ def test_claims_carry_exactly_the_scope_of_the_role() -> None:
     assert officer["kecamatan_codes"] == ["35.78.01"] and officer["supervisor"] is True
     supplier = claims_for({**base, "role": "supplier", "supplier_id": "s9"})
     assert supplier["supplier_id"] == "s9" and "kecamatan_codes" not in supplier
+
+
+def test_outside_demo_mode_a_registry_without_a_signing_key_refuses_to_start(tmp_path: Path) -> None:
+    from registry.bootstrap import create_app
+
+    settings = RegistrySettings(
+        demo=False, admin_password="a-real-secret-1", amqp_url=BROKER, data_dir=tmp_path
+    )
+    with pytest.raises(RuntimeError, match="SIGNING_KEY"):
+        create_app(settings)
+    assert not (tmp_path / "registry-signing-key.pem").exists()  # nothing generated behind the operator
+    with pytest.raises(ValueError, match="does not exist"):
+        starting_key(pem=None, path=tmp_path / "missing.pem", demo=False, data_dir=tmp_path)
+    key = SigningKey.generate()
+    assert starting_key(pem=key.pem(), path=None, demo=False, data_dir=tmp_path).kid == key.kid
+    (tmp_path / "given.pem").write_text(key.pem())
+    assert starting_key(pem=None, path=tmp_path / "given.pem", demo=False, data_dir=tmp_path).kid == key.kid
+    demo = starting_key(pem=None, path=None, demo=True, data_dir=tmp_path)
+    assert (tmp_path / "registry-signing-key.pem").exists() and demo.kid != key.kid
+
+
+async def test_a_key_published_with_an_exp_verifies_nothing_after_it() -> None:
+    old, new = SigningKey.generate(), SigningKey.generate()
+    now = time.time()
+    source = StaticKeySource(
+        {
+            "keys": [
+                new.public_jwk,
+                {**old.public_jwk, "exp": int(now) + 60},
+                {**old.public_jwk, "kid": "gone", "exp": int(now) - 1},
+            ]
+        }
+    )
+    assert await source.get(new.kid) is not None and await source.get(old.kid) is not None
+    assert await source.get("gone") is None

@@ -6,6 +6,7 @@ Started as `uvicorn reporting.bootstrap:create_app --factory --port 8004`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from pathlib import Path
@@ -37,16 +38,22 @@ def _context(app: FastAPI) -> ReportingContext:
 
 
 async def refresher_loop(app: FastAPI) -> None:
-    """Keeps health and the per-kecamatan rows caught up with the events consumed."""
+    """Keeps health and the per-kecamatan rows caught up with the events consumed: in the replica that
+    holds the refresher's lease (the others take it over when the holder stops renewing it)."""
     ctx = _context(app)
-    while True:
-        try:
-            await ctx.refresher.run_once()
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            log.exception("refresh cycle failed; retrying")
-        await asyncio.sleep(ctx.settings.refresh_interval_s)
+    try:
+        while True:
+            try:
+                if await ctx.refresher.hold_lease():
+                    await ctx.refresher.run_once()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("refresh cycle failed; retrying")
+            await asyncio.sleep(ctx.settings.refresh_interval_s)
+    finally:
+        with contextlib.suppress(Exception):
+            await asyncio.shield(ctx.refresher.release_lease())
 
 
 async def health_schedule(app: FastAPI) -> None:
@@ -57,6 +64,10 @@ async def health_schedule(app: FastAPI) -> None:
         return
     while True:
         try:
+            if not await ctx.refresher.hold_lease():
+                # Not the holder: look again once a holder that died would have lost the lease.
+                await asyncio.sleep(min(ctx.settings.health_interval_s, ctx.settings.refresh_lease_s))
+                continue
             result = await ctx.refresher.recompute_all_health()
             log.info(
                 "scheduled health recompute: %d cooperatives, %d level changes in %.1fs",
@@ -78,6 +89,10 @@ async def overdue_schedule(app: FastAPI) -> None:
         return
     while True:
         try:
+            if not await ctx.refresher.hold_lease():
+                # Not the holder: look again once a holder that died would have lost the lease.
+                await asyncio.sleep(min(ctx.settings.overdue_interval_s, ctx.settings.refresh_lease_s))
+                continue
             async with app.state.db.transaction() as session:
                 result = await reports.announce_overdue(
                     session,

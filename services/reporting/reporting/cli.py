@@ -26,7 +26,7 @@ from reporting.settings import ReportingSettings
 
 async def rebuild_read_models(settings: ReportingSettings | None = None) -> dict[str, Any]:
     settings = settings or ReportingSettings()
-    db = Database(settings.database_url)
+    db = Database(settings.database_url, pooler=settings.database_pooler)
     try:
         await db.migrate(MIGRATIONS)
         ctx = build_context(settings, db, Outbox(orm.messaging, source=f"/{settings.service_name}"))

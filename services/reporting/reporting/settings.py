@@ -35,6 +35,10 @@ class ReportingSettings(ServiceSettings):
     # the events consumed since; they lag the events by at most about this long.
     refresh_interval_s: float = Field(default=1.0, gt=0)
     refresh_chunk: int = Field(default=2000, ge=1)
+    # Replicas: the refresher's lease (which replica runs the refresh loop, the health recompute and
+    # the overdue scan) lasts this long unless renewed; another replica takes over that long after
+    # the holder dies. Renewed every cycle, so it must be well above `refresh_interval_s`.
+    refresh_lease_s: float = Field(default=15.0, gt=0)
     # Every cooperative's health is recomputed on this schedule too (time alone moves the windows).
     # 0 turns the schedule off.
     health_interval_s: float = Field(default=3600.0, ge=0)

@@ -50,6 +50,9 @@ async def send_due(db: Database, notifier: Notifier, as_of: datetime | None = No
 
 
 async def send_one(session: AsyncSession, notifier: Notifier, user_id: str, boundary: datetime) -> int:
+    # Replicas: the user's preferences row is locked first, so a second scheduler sending the same
+    # digest waits, then finds the items gone (rather than failing on the notification's id).
+    await session.execute(select(prefs.c.user_id).where(prefs.c.user_id == user_id).with_for_update())
     rows = (
         await session.execute(
             select(items).where(items.c.user_id == user_id).order_by(items.c.created_at, items.c.id)

@@ -165,3 +165,16 @@ login_failures = Table(
     Column("at", DateTime(timezone=True), nullable=False),
     Index("ix_login_failures_key_at", "key", "at"),
 )
+
+# The token signing keys, shared by every replica (see `registry.adapters.keys.KeyStore`): the newest
+# key with no `not_after` signs; every key verifies until its `not_after` (seconds since the epoch),
+# which a rotation sets to the rotation time plus the longest token lifetime. The private keys are
+# here: the registry's database and its backups are as secret as the key they were seeded from.
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("private_pem", Text, nullable=False),
+    Column("created_at", Float, nullable=False),
+    Column("not_after", Float),
+)

@@ -77,7 +77,8 @@ async def region_summary(session: SessionDep) -> dict[str, int]:
 
 @auth.get("/.well-known/jwks.json", summary="Public keys that verify the registry's tokens")
 async def jwks(request: Request) -> dict[str, Any]:
-    return request.app.state.signing_key.jwks()
+    jwks: dict[str, Any] = await request.app.state.keys.jwks()
+    return jwks
 
 
 def _rate_limited(retry_after: int) -> ApiError:
@@ -105,7 +106,7 @@ async def token(
     client_secret: Annotated[str | None, Form(max_length=200)] = None,
 ) -> Any:
     settings = request.app.state.settings
-    key = request.app.state.signing_key
+    key = request.app.state.keys
     ttl = settings.token_ttl_s
     # The client address is the peer's, or the one its X-Forwarded-For reports when the peer is a proxy
     # this registry trusts (uvicorn's FORWARDED_ALLOW_IPS: the portal in compose), so people behind the
@@ -135,7 +136,7 @@ async def token(
         await handlers.clear_failures(session, client_key)
         claims = {"sub": f"service:{client_id}", "role": "service", "username": client_id}
         return {
-            "access_token": key.sign(
+            "access_token": await key.sign(
                 claims, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=ttl
             ),
             "token_type": "bearer",
@@ -160,7 +161,7 @@ async def token(
     await handlers.clear_failures(session, user_key)
     claims = handlers.claims_for(user)
     return {
-        "access_token": key.sign(
+        "access_token": await key.sign(
             claims, issuer=settings.jwt_issuer, audience=settings.jwt_audience, ttl_s=ttl
         ),
         "token_type": "bearer",

@@ -1233,13 +1233,19 @@ async def ensure_admin(session: AsyncSession, outbox: Outbox, password: str) -> 
     exists = (await session.execute(select(orm.users.c.id).where(orm.users.c.username == "admin"))).scalar()
     if exists:
         return False
-    await create_user(
-        session,
-        outbox,
-        schemas.UserCreate(
-            username="admin", password=password, role="admin", full_name="Administrator Dinkopdag"
-        ),
-    )
+    try:
+        await create_user(
+            session,
+            outbox,
+            schemas.UserCreate(
+                username="admin", password=password, role="admin", full_name="Administrator Dinkopdag"
+            ),
+        )
+    except ApiError as exc:
+        # Another replica starting at the same moment created it first.
+        if exc.status == 409:
+            return False
+        raise
     return True
 
 

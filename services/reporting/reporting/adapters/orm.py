@@ -289,6 +289,19 @@ refresh_queue = Table(
 )
 Index("ix_refresh_queue_kind_key", refresh_queue.c.kind, refresh_queue.c.key)
 
+# The refresher's lease, one row (written by the migration) shared by every replica. Each refresher
+# transaction locks the row first (FOR UPDATE), so the derived figures are written by one transaction
+# at a time across replicas; the holder and expiry say which replica runs the scheduled work (the
+# refresh loop, the health recompute, the overdue scan) until it stops renewing, then another takes
+# over. `expires_at` is wall-clock seconds since the epoch of the holder's machine.
+refresh_lease = Table(
+    "refresh_lease",
+    metadata,
+    Column("name", String(40), primary_key=True),
+    Column("holder", String(200), nullable=False),
+    Column("expires_at", Float, nullable=False),
+)
+
 # --- reporting's own records --------------------------------------------------------------------
 
 monthly_reports = Table(

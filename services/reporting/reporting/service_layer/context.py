@@ -56,6 +56,14 @@ def build_context(
         policy=policy,
         names=load_kecamatan_names(settings.regions_csv),
         projector=projector or Projector(tz),
-        refresher=Refresher(db, outbox, policy=policy, due=due, tz=tz, chunk=settings.refresh_chunk),
+        refresher=Refresher(
+            db,
+            outbox,
+            policy=policy,
+            due=due,
+            tz=tz,
+            chunk=settings.refresh_chunk,
+            lease_s=settings.refresh_lease_s,
+        ),
         rules=ReportRules(due=due, tz=tz),
     )

@@ -44,6 +44,8 @@ async def _rebuild(db: Database, projector: Projector, refresher: Refresher) -> 
     started = time.perf_counter()
     replayed = 0
     async with db.transaction() as session:
+        # Another replica's refresher transactions wait for the replay, as this process's do.
+        await refresher.take_turn(session)
         if not db.is_sqlite:
             await session.execute(text("LOCK TABLE event_store IN EXCLUSIVE MODE"))
         for table in orm.PROJECTION_TABLES:

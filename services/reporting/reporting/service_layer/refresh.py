@@ -7,6 +7,13 @@ recomputes those cooperatives' health set-based, announces level changes
 touched kecamatan rows and the city row. So the dashboards read a handful of pre-aggregated rows
 whatever the number of cooperatives, and a burst of a thousand events about one kecamatan costs one
 re-aggregation, not a thousand.
+
+Replicas: every refresher transaction first locks the lease row (`refresh_lease`), so across
+replicas one transaction at a time claims marks and writes derived figures, and the next one sees the
+marks the last one deleted (work done once, and a level change announced once). The lease's holder
+and expiry choose which replica runs the scheduled work (`hold_lease`); a holder that dies stops
+renewing, and after `lease_s` another replica takes over. On SQLite (one process) BEGIN IMMEDIATE
+already serialises the transactions and the lease is simply always this process's.
 """
 
 from __future__ import annotations
@@ -14,7 +21,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
@@ -23,7 +33,7 @@ from kkmp_shared import clock
 from kkmp_shared.db import Database, upsert_insert
 from kkmp_shared.events.contracts import CooperativeHealthChanged
 from kkmp_shared.messaging.outbox import Outbox
-from sqlalchemy import delete, func, literal, select, text, union
+from sqlalchemy import delete, func, literal, select, text, union, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import orm
@@ -33,6 +43,8 @@ from reporting.domain.periods import DueRule, Period, local_date
 from reporting.service_layer import figures
 
 log = logging.getLogger("kkmp.reporting.refresh")
+
+LEASE = "refresher"
 
 
 @dataclass
@@ -60,8 +72,13 @@ class Refresher:
         due: DueRule,
         tz: tzinfo,
         chunk: int = 2000,
+        lease_s: float = 15.0,
+        holder: str | None = None,
     ) -> None:
         self.db = db
+        self.lease_s = lease_s
+        # Who this refresher is, in the lease row: readable in an operator's query, unique per start.
+        self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.outbox = outbox
         self.policy = policy
         self.due = due
@@ -70,9 +87,57 @@ class Refresher:
         self.health = figures.HealthContext(policy=policy, due=due, tz=tz)
         self.last_completed_at: datetime | None = None
         self._period: Period | None = None
-        # One cycle at a time in this process; a rebuild holds it so no cycle computed from the old
-        # rows can land after the rebuilt ones.
+        # One cycle at a time in this process (the lease row does it across replicas); a rebuild holds
+        # it so no cycle computed from the old rows can land after the rebuilt ones.
         self.lock = asyncio.Lock()
+
+    # --- the lease ----------------------------------------------------------------------------
+
+    async def take_turn(self, session: AsyncSession) -> None:
+        """First statement of every refresher transaction: lock the lease row, which serialises the
+        refresher transactions of every replica (see the module's docstring). The holder renews its
+        lease here too, so a long recompute keeps it."""
+        lease = orm.refresh_lease
+        row = (
+            await session.execute(select(lease.c.holder).where(lease.c.name == LEASE).with_for_update())
+        ).first()
+        if row is not None and row.holder == self.holder:
+            await session.execute(
+                update(lease)
+                .where(lease.c.name == LEASE)
+                .values(expires_at=clock.system_seconds() + self.lease_s)
+            )
+
+    async def hold_lease(self) -> bool:
+        """Take or renew the lease; True when this refresher holds it (then it runs the scheduled
+        work until the lease is renewed again or `lease_s` has passed)."""
+        lease = orm.refresh_lease
+        async with self.db.transaction() as session:
+            row = (
+                await session.execute(
+                    select(lease.c.holder, lease.c.expires_at).where(lease.c.name == LEASE).with_for_update()
+                )
+            ).first()
+            now = clock.system_seconds()
+            if row is None:
+                raise RuntimeError("the refresh_lease row is missing: is the reporting database migrated?")
+            if row.holder != self.holder and row.expires_at > now:
+                return False
+            if row.holder != self.holder:
+                log.info("refresher lease taken by %s (was %s)", self.holder, row.holder or "nobody")
+            await session.execute(
+                update(lease)
+                .where(lease.c.name == LEASE)
+                .values(holder=self.holder, expires_at=now + self.lease_s)
+            )
+        return True
+
+    async def release_lease(self) -> None:
+        """Give the lease up at shutdown, so another replica takes over without waiting it out."""
+        lease = orm.refresh_lease
+        async with self.db.transaction() as session:
+            mine = (lease.c.name == LEASE) & (lease.c.holder == self.holder)
+            await session.execute(update(lease).where(mine).values(expires_at=0.0))
 
     # --- marks --------------------------------------------------------------------------------
 
@@ -277,6 +342,7 @@ class Refresher:
             # A due date passed (or the service just started): every kecamatan's timeliness moves.
             async with self.db.transaction() as session:
                 await self._tune(session)
+                await self.take_turn(session)
                 await self.mark_all(session, cooperatives=False, kecamatan=True)
             self._period = period
         async with self.db.transaction() as session:
@@ -284,6 +350,7 @@ class Refresher:
         while True:
             async with self.db.transaction() as session:
                 await self._tune(session)
+                await self.take_turn(session)
                 ids = await self._claim(session, "cooperative", up_to)
                 if not ids:
                     break
@@ -297,6 +364,7 @@ class Refresher:
         while True:
             async with self.db.transaction() as session:
                 await self._tune(session)
+                await self.take_turn(session)
                 codes = await self._claim(session, "kecamatan", up_to)
                 if not codes:
                     break
@@ -305,6 +373,7 @@ class Refresher:
         if result.kecamatan:
             async with self.db.transaction() as session:
                 await self._tune(session)
+                await self.take_turn(session)
                 await self.refresh_city(session, now, median_changed=median_changed)
             result.city = True
         self.last_completed_at = now
@@ -337,6 +406,7 @@ class Refresher:
                     await stack.enter_async_context(self.lock)
                 async with self.db.transaction() as session:
                     await self._tune(session)
+                    await self.take_turn(session)
                     ids = [
                         row[0]
                         for row in await session.execute(
