@@ -95,13 +95,20 @@ POTENTIALS = [
 SEMBAKO = ["beras_medium", "beras_premium", "beras_sphp", "minyakita", "gula", "telur", "tepung_terigu"]
 
 
+def _env_url(name: str, default: str) -> Any:
+    # Read when a Urls is made, not when this module is imported: the variables may be set later.
+    return field(default_factory=lambda: os.environ.get(name, default))
+
+
 @dataclass
 class Urls:
-    registry: str = os.environ.get("REGISTRY_URL", "http://127.0.0.1:8001")
-    inventory: str = os.environ.get("INVENTORY_URL", "http://127.0.0.1:8002")
-    sourcing: str = os.environ.get("SOURCING_URL", "http://127.0.0.1:8003")
-    reporting: str = os.environ.get("REPORTING_URL", "http://127.0.0.1:8004")
-    notifications: str = os.environ.get("NOTIFICATIONS_URL", "http://127.0.0.1:8005")
+    """Where the services answer: `<SERVICE>_URL` when set, else `kkmp run`'s ports."""
+
+    registry: str = _env_url("REGISTRY_URL", "http://127.0.0.1:8001")
+    inventory: str = _env_url("INVENTORY_URL", "http://127.0.0.1:8002")
+    sourcing: str = _env_url("SOURCING_URL", "http://127.0.0.1:8003")
+    reporting: str = _env_url("REPORTING_URL", "http://127.0.0.1:8004")
+    notifications: str = _env_url("NOTIFICATIONS_URL", "http://127.0.0.1:8005")
 
 
 @dataclass
@@ -184,13 +191,15 @@ def already_seeded(urls: Urls, admin_password: str) -> bool:
     return int(body["total"]) > 0
 
 
-def seed_if_empty(seed: int) -> None:
-    urls = Urls()
-    admin_password = os.environ.get("KKMP_ADMIN_PASSWORD", "kkmp-demo-admin")
+def seed_if_empty(seed: int, urls: Urls | None = None, admin_password: str | None = None) -> bool:
+    """Seed the demo city unless cooperatives exist already; True when it seeded."""
+    urls = urls or Urls()
+    admin_password = admin_password or os.environ.get("KKMP_ADMIN_PASSWORD", "kkmp-demo-admin")
     if already_seeded(urls, admin_password):
         console.print("Demo data already present: not seeding again.")
-        return
+        return False
     seed_city(seed, urls, admin_password)
+    return True
 
 
 def seed_city(seed: int, urls: Urls | None = None, admin_password: str | None = None) -> None:
