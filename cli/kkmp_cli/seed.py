@@ -778,15 +778,11 @@ def _between(rng: random.Random, start: datetime, end: datetime) -> datetime:
     return start + (end - start) * rng.random()
 
 
-def seed_reports(client: httpx.Client, urls: Urls, admin: str, coops: list[Coop], rng: random.Random) -> None:
-    """Monthly reports of the three latest periods that are due, entered by the department as
-    received: thriving cooperatives report on time, others late or not at all. Reports for P are due
-    on the 10th of P+1 (Surabaya's calendar), so on days 1-10 the latest due period is two months
-    back; the month just ended then has a few early reports, all on time."""
-    for coop in coops:  # the batch is all or none: every cooperative must be known first
-        url = f"{urls.reporting}/cooperatives/{coop.id}"
-        _check(until_known(client, "GET", url, headers=bearer(admin)), f"reporting knows {coop.name}")
-    now = clock.now()
+def plan_reports(coops: list[Coop], rng: random.Random, now: datetime) -> list[dict[str, Any]]:
+    """Monthly reports of the three latest periods that are due, as the department received them:
+    thriving cooperatives report on time, others late or not at all. Reports for P are due on the
+    10th of P+1 (Surabaya's calendar), so on days 1-10 the latest due period is two months back; the
+    month just ended then has a few early reports, all on time. Nothing is dated after `now`."""
     today = now.astimezone(clock.WIB).date()
     passed, open_period = report_periods(today)
     body: list[dict[str, Any]] = []
@@ -820,6 +816,15 @@ def seed_reports(client: httpx.Client, urls: Urls, admin: str, coops: list[Coop]
                     "submitted_at": submitted.isoformat(),
                 }
             )
+    return body
+
+
+def seed_reports(client: httpx.Client, urls: Urls, admin: str, coops: list[Coop], rng: random.Random) -> None:
+    for coop in coops:  # the batch is all or none: every cooperative must be known first
+        url = f"{urls.reporting}/cooperatives/{coop.id}"
+        _check(until_known(client, "GET", url, headers=bearer(admin)), f"reporting knows {coop.name}")
+    now = clock.now()
+    body = plan_reports(coops, rng, now)
     for start in range(0, len(body), 1000):  # the batch route takes up to 1,000, all or none
         chunk = body[start : start + 1000]
         response = client.post(
@@ -837,6 +842,7 @@ def seed_reports(client: httpx.Client, urls: Urls, admin: str, coops: list[Coop]
                     _check(one, f"report {item['period']}")
         else:
             _check(response, "monthly reports")
+    passed, _open = report_periods(now.astimezone(clock.WIB).date())
     console.print(
         f"Laporan bulanan: {len(body)} ({', '.join(p.strftime('%Y-%m') for p in passed)} jatuh tempo)"
     )
