@@ -76,6 +76,12 @@ def port_free(port: int) -> bool:
     return True
 
 
+def demo_reports_expected_from() -> str:
+    """Every cooperative owes monthly reports from four months back: the demo city's history."""
+    start = clock.now().replace(day=1) - timedelta(days=100)
+    return start.strftime("%Y-%m")
+
+
 def service_env(spec: ServiceSpec, data_dir: Path, demo: bool) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("KKMP_DATA_DIR", str(data_dir))
@@ -83,9 +89,7 @@ def service_env(spec: ServiceSpec, data_dir: Path, demo: bool) -> dict[str, str]
     env.setdefault("PORT", str(spec.port))
     env.setdefault("REGISTRY_URL", "http://127.0.0.1:8001")
     env.setdefault("DETECTION_INTERVAL_S", "60")
-    # Every cooperative owes monthly reports from four months back: the demo city's history.
-    start = clock.now().replace(day=1) - timedelta(days=100)
-    env.setdefault("REPORTS_EXPECTED_FROM", start.strftime("%Y-%m"))
+    env.setdefault("REPORTS_EXPECTED_FROM", demo_reports_expected_from())
     # glibc: two arenas, large blocks mapped on their own (see kkmp_shared.memory); set values win.
     return allocator_env(env)
 

@@ -14,6 +14,7 @@ import os
 import random
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -92,16 +93,25 @@ POTENTIALS = [
     ("pertanian kota", "Kebun sayur dan hidroponik warga"),
     ("jasa", "Titik layanan pembayaran dan agen LPG"),
 ]
+# Requests in flight at once (cooperatives seeded side by side).
+SEED_CONCURRENCY = 4
 SEMBAKO = ["beras_medium", "beras_premium", "beras_sphp", "minyakita", "gula", "telur", "tepung_terigu"]
+
+
+def _env_url(name: str, default: str) -> Any:
+    # Read when a Urls is made, not when this module is imported: the variables may be set later.
+    return field(default_factory=lambda: os.environ.get(name, default))
 
 
 @dataclass
 class Urls:
-    registry: str = os.environ.get("REGISTRY_URL", "http://127.0.0.1:8001")
-    inventory: str = os.environ.get("INVENTORY_URL", "http://127.0.0.1:8002")
-    sourcing: str = os.environ.get("SOURCING_URL", "http://127.0.0.1:8003")
-    reporting: str = os.environ.get("REPORTING_URL", "http://127.0.0.1:8004")
-    notifications: str = os.environ.get("NOTIFICATIONS_URL", "http://127.0.0.1:8005")
+    """Where the services answer: `<SERVICE>_URL` when set, else `kkmp run`'s ports."""
+
+    registry: str = _env_url("REGISTRY_URL", "http://127.0.0.1:8001")
+    inventory: str = _env_url("INVENTORY_URL", "http://127.0.0.1:8002")
+    sourcing: str = _env_url("SOURCING_URL", "http://127.0.0.1:8003")
+    reporting: str = _env_url("REPORTING_URL", "http://127.0.0.1:8004")
+    notifications: str = _env_url("NOTIFICATIONS_URL", "http://127.0.0.1:8005")
 
 
 @dataclass
@@ -136,6 +146,17 @@ def _check(response: httpx.Response, what: str) -> Any:
     if response.status_code >= 400:
         raise SeedError(f"{what}: {response.status_code} {response.text[:300]}")
     return response.json() if response.content else None
+
+
+def until_known(client: httpx.Client, method: str, url: str, **kwargs: Any) -> httpx.Response:
+    """Send until the service knows the cooperative: each service learns the registry's cooperatives
+    from its events, a moment after they are registered, and answers 404 (storing nothing) before."""
+    deadline = time.monotonic() + 120
+    while True:
+        response = client.request(method, url, **kwargs)
+        if response.status_code != 404 or time.monotonic() > deadline:
+            return response
+        time.sleep(0.5)
 
 
 def token(client: httpx.Client, url: str, username: str, password: str) -> str:
@@ -184,20 +205,22 @@ def already_seeded(urls: Urls, admin_password: str) -> bool:
     return int(body["total"]) > 0
 
 
-def seed_if_empty(seed: int) -> None:
-    urls = Urls()
-    admin_password = os.environ.get("KKMP_ADMIN_PASSWORD", "kkmp-demo-admin")
+def seed_if_empty(seed: int, urls: Urls | None = None, admin_password: str | None = None) -> bool:
+    """Seed the demo city unless cooperatives exist already; True when it seeded."""
+    urls = urls or Urls()
+    admin_password = admin_password or os.environ.get("KKMP_ADMIN_PASSWORD", "kkmp-demo-admin")
     if already_seeded(urls, admin_password):
         console.print("Demo data already present: not seeding again.")
-        return
+        return False
     seed_city(seed, urls, admin_password)
+    return True
 
 
 def seed_city(seed: int, urls: Urls | None = None, admin_password: str | None = None) -> None:
     urls = urls or Urls()
     admin_password = admin_password or os.environ.get("KKMP_ADMIN_PASSWORD", "kkmp-demo-admin")
     rng = random.Random(seed)
-    today = clock.now().replace(hour=10, minute=0, second=0, microsecond=0)
+    today = business_morning()
     with PatientClient(timeout=120) as client:
         admin = token(client, urls.registry, "admin", admin_password)
         coops = seed_registry(client, urls, admin, rng, today)
@@ -211,7 +234,7 @@ def seed_city(seed: int, urls: Urls | None = None, admin_password: str | None = 
         if services["sourcing"]:
             seed_sourcing(client, urls, admin, coops, rng, today)
         if services["reporting"]:
-            seed_reports(client, urls, admin, coops, rng, today)
+            seed_reports(client, urls, admin, coops, rng)
             _check(
                 client.post(f"{urls.reporting}/reports/overdue/run", json={}, headers=bearer(admin)),
                 "overdue reports",
@@ -232,6 +255,14 @@ def seed_city(seed: int, urls: Urls | None = None, admin_password: str | None = 
     console.print(f"[green]Seeded[/] {len(coops)} KKMP (seed {seed}).")
 
 
+def business_morning() -> datetime:
+    """The demo's "today": the latest 10:00 in Surabaya (WIB) that has passed. Anchored to the local
+    day, not UTC's (Surabaya's day starts at 17:00 UTC), and never ahead of business time."""
+    now = clock.now().astimezone(clock.WIB)
+    morning = now.replace(hour=10, minute=0, second=0, microsecond=0)
+    return morning if morning <= now else morning - timedelta(days=1)
+
+
 def _up(client: httpx.Client, url: str) -> bool:
     try:
         return client.get(f"{url}/health/live", timeout=3).status_code == 200
@@ -239,134 +270,159 @@ def _up(client: httpx.Client, url: str) -> bool:
         return False
 
 
+@dataclass
+class CoopPlan:
+    """One KKMP as the registry is to receive it, drawn before any request is sent."""
+
+    row: dict[str, str]
+    profile: str
+    units: list[str]
+    body: dict[str, Any]
+    suspend: bool
+    board: list[dict[str, str]]
+    members: list[dict[str, Any]]
+    potential: dict[str, Any] | None
+
+
+def plan_coop(i: int, row: dict[str, str], rng: random.Random, today: datetime) -> CoopPlan:
+    """The random draws for one cooperative, in the order the seed has always made them (a seed
+    number gives the same city)."""
+    roll = rng.random()
+    profile = "thriving" if roll < 0.55 else "slowing" if roll < 0.8 else "dormant" if roll < 0.93 else "new"
+    units = ["sembako"] + [
+        u
+        for u, p in (
+            ("lpg", 0.6),
+            ("payment_services", 0.4),
+            ("apotek", 0.2),
+            ("klinik", 0.15),
+            ("simpan_pinjam", 0.5),
+            ("kemitraan", 0.3),
+        )
+        if rng.random() < p
+    ]
+    deed_day = date(2025, 6, 1) + timedelta(days=rng.randint(0, 50))
+    body = {
+        "name": f"KKMP {row['kelurahan_name'].title()}",
+        "kelurahan_code": row["kelurahan_code"],
+        "formation": "revitalized" if rng.random() < 0.3 else "new",
+        "deed": {
+            "number": f"AHU-{rng.randint(10000, 99999):05d}.AH.01.29.TAHUN 2025",
+            "date": deed_day.isoformat(),
+            "notary": f"{person(rng)}, S.H., M.Kn.",
+        },
+        "business_units": units,
+    }
+    suspend = profile == "dormant" and rng.random() < 0.3
+    names: list[str] = []
+    while len(names) < 6:  # six different people: nobody sits in both pengurus and pengawas
+        if (candidate := person(rng)) not in names:
+            names.append(candidate)
+    positions = ("ketua", "wakil_ketua", "sekretaris", "bendahara", "pengawas_ketua", "pengawas")
+    board = [{"name": name, "position": p} for name, p in zip(names, positions, strict=True)]
+    members: list[dict[str, Any]] = []
+    for _ in range({"thriving": 12, "slowing": 7, "dormant": 3, "new": 2}[profile] + rng.randint(0, 4)):
+        joined = (today - timedelta(days=rng.randint(1, 120))).isoformat()
+        if rng.random() < 0.35:
+            sector, products = rng.choice(UMKM)
+            members.append(
+                {
+                    "name": f"UMKM {person(rng)}",
+                    "kind": "umkm",
+                    "joined_at": joined,
+                    "business": {"sector": sector, "products": products},
+                }
+            )
+        else:
+            members.append({"name": person(rng), "kind": "resident", "joined_at": joined})
+    potential = None
+    if i % 5 == 0 and rng.random() < 0.6:
+        sector, description = rng.choice(POTENTIALS)
+        potential = {"sector": sector, "description": description, "priority": rng.randint(1, 3)}
+    return CoopPlan(row, profile, units, body, suspend, board, members, potential)
+
+
+def register_coop(client: httpx.Client, urls: Urls, h: dict[str, str], plan: CoopPlan) -> Coop:
+    """Send one planned cooperative: registration, status, board, members, its manager's account."""
+    row = plan.row
+    coop = _check(client.post(f"{urls.registry}/cooperatives", json=plan.body, headers=h), "register")
+    if plan.profile != "new":
+        _check(
+            client.patch(
+                f"{urls.registry}/cooperatives/{coop['id']}",
+                json={"status": "operating", "status_reason": "gerai mulai beroperasi"},
+                headers=h,
+            ),
+            "operating",
+        )
+    if plan.suspend:
+        _check(
+            client.patch(
+                f"{urls.registry}/cooperatives/{coop['id']}",
+                json={"status": "suspended", "status_reason": "pengurus tidak aktif"},
+                headers=h,
+            ),
+            "suspend",
+        )
+    _check(
+        client.put(
+            f"{urls.registry}/cooperatives/{coop['id']}/board", json={"members": plan.board}, headers=h
+        ),
+        "board",
+    )
+    _check(
+        client.post(
+            f"{urls.registry}/cooperatives/{coop['id']}/members/batch",
+            json={"members": plan.members},
+            headers=h,
+        ),
+        "members",
+    )
+    _check(
+        client.post(
+            f"{urls.registry}/users",
+            headers=h,
+            json={
+                "username": "pengurus-" + row["kelurahan_code"].replace(".", ""),
+                "password": DEMO_PASSWORD,
+                "role": "coop_manager",
+                "cooperative_id": coop["id"],
+                "full_name": plan.board[0]["name"],
+            },
+        ),
+        "manager user",
+    )
+    if plan.potential is not None:
+        _check(
+            client.post(
+                f"{urls.registry}/kelurahan/{row['kelurahan_code']}/potentials",
+                headers=h,
+                json=plan.potential,
+            ),
+            "potential",
+        )
+    return Coop(
+        coop["id"], coop["name"], row["kelurahan_code"], row["kecamatan_code"], plan.profile, plan.units
+    )
+
+
 def seed_registry(
     client: httpx.Client, urls: Urls, admin: str, rng: random.Random, today: datetime
 ) -> list[Coop]:
     h = bearer(admin)
-    coops: list[Coop] = []
-    rows = kelurahan()
+    plans = [plan_coop(i, row, rng, today) for i, row in enumerate(kelurahan())]
     with progress() as bar:
-        task = bar.add_task("Koperasi, pengurus, anggota", total=len(rows))
-        for i, row in enumerate(rows):
-            roll = rng.random()
-            profile = (
-                "thriving"
-                if roll < 0.55
-                else "slowing"
-                if roll < 0.8
-                else "dormant"
-                if roll < 0.93
-                else "new"
-            )
-            units = ["sembako"] + [
-                u
-                for u, p in (
-                    ("lpg", 0.6),
-                    ("payment_services", 0.4),
-                    ("apotek", 0.2),
-                    ("klinik", 0.15),
-                    ("simpan_pinjam", 0.5),
-                    ("kemitraan", 0.3),
-                )
-                if rng.random() < p
-            ]
-            deed_day = date(2025, 6, 1) + timedelta(days=rng.randint(0, 50))
-            body = {
-                "name": f"KKMP {row['kelurahan_name'].title()}",
-                "kelurahan_code": row["kelurahan_code"],
-                "formation": "revitalized" if rng.random() < 0.3 else "new",
-                "deed": {
-                    "number": f"AHU-{rng.randint(10000, 99999):05d}.AH.01.29.TAHUN 2025",
-                    "date": deed_day.isoformat(),
-                    "notary": f"{person(rng)}, S.H., M.Kn.",
-                },
-                "business_units": units,
-            }
-            coop = _check(client.post(f"{urls.registry}/cooperatives", json=body, headers=h), "register")
-            if profile != "new":
-                _check(
-                    client.patch(
-                        f"{urls.registry}/cooperatives/{coop['id']}",
-                        json={"status": "operating", "status_reason": "gerai mulai beroperasi"},
-                        headers=h,
-                    ),
-                    "operating",
-                )
-            if profile == "dormant" and rng.random() < 0.3:
-                _check(
-                    client.patch(
-                        f"{urls.registry}/cooperatives/{coop['id']}",
-                        json={"status": "suspended", "status_reason": "pengurus tidak aktif"},
-                        headers=h,
-                    ),
-                    "suspend",
-                )
-            names: list[str] = []
-            while len(names) < 6:  # six different people: nobody sits in both pengurus and pengawas
-                if (candidate := person(rng)) not in names:
-                    names.append(candidate)
-            positions = ("ketua", "wakil_ketua", "sekretaris", "bendahara", "pengawas_ketua", "pengawas")
-            board = [{"name": name, "position": p} for name, p in zip(names, positions, strict=True)]
-            _check(
-                client.put(
-                    f"{urls.registry}/cooperatives/{coop['id']}/board", json={"members": board}, headers=h
-                ),
-                "board",
-            )
-            members = []
-            for _ in range(
-                {"thriving": 12, "slowing": 7, "dormant": 3, "new": 2}[profile] + rng.randint(0, 4)
-            ):
-                joined = (today - timedelta(days=rng.randint(1, 120))).isoformat()
-                if rng.random() < 0.35:
-                    sector, products = rng.choice(UMKM)
-                    members.append(
-                        {
-                            "name": f"UMKM {person(rng)}",
-                            "kind": "umkm",
-                            "joined_at": joined,
-                            "business": {"sector": sector, "products": products},
-                        }
-                    )
-                else:
-                    members.append({"name": person(rng), "kind": "resident", "joined_at": joined})
-            _check(
-                client.post(
-                    f"{urls.registry}/cooperatives/{coop['id']}/members/batch",
-                    json={"members": members},
-                    headers=h,
-                ),
-                "members",
-            )
-            username = "pengurus-" + row["kelurahan_code"].replace(".", "")
-            _check(
-                client.post(
-                    f"{urls.registry}/users",
-                    headers=h,
-                    json={
-                        "username": username,
-                        "password": DEMO_PASSWORD,
-                        "role": "coop_manager",
-                        "cooperative_id": coop["id"],
-                        "full_name": board[0]["name"],
-                    },
-                ),
-                "manager user",
-            )
-            coops.append(
-                Coop(coop["id"], coop["name"], row["kelurahan_code"], row["kecamatan_code"], profile, units)
-            )
-            if i % 5 == 0 and rng.random() < 0.6:
-                sector, description = rng.choice(POTENTIALS)
-                _check(
-                    client.post(
-                        f"{urls.registry}/kelurahan/{row['kelurahan_code']}/potentials",
-                        headers=h,
-                        json={"sector": sector, "description": description, "priority": rng.randint(1, 3)},
-                    ),
-                    "potential",
-                )
+        task = bar.add_task("Koperasi, pengurus, anggota", total=len(plans))
+
+        def send(plan: CoopPlan) -> Coop:
+            coop = register_coop(client, urls, h, plan)
             bar.advance(task)
+            return coop
+
+        # A few cooperatives at a time: each request waits on a commit and on argon2 (a manager's
+        # password), which overlap; the list keeps the kelurahan order.
+        with ThreadPoolExecutor(SEED_CONCURRENCY) as pool:
+            coops = list(pool.map(send, plans))
         _check(
             client.post(
                 f"{urls.registry}/users",
@@ -455,22 +511,25 @@ def seed_inventory(
     h = bearer(admin)
     with progress() as bar:
         task = bar.add_task("Pergerakan stok 90 hari", total=len(coops))
-        for coop in coops:
-            items = list(rng.sample(SEMBAKO, rng.randint(3, 6)))
-            if "lpg" in coop.units:
-                items.append("lpg_3kg")
-            coop.items = items
-            movements = coop_movements(coop, items, catalogue, rng, today)
+
+        def send(coop: Coop, movements: list[dict[str, Any]]) -> None:
             for start in range(0, len(movements), 1000):
-                _check(
-                    client.post(
-                        f"{urls.inventory}/cooperatives/{coop.id}/movements/batch",
-                        headers=h,
-                        json={"movements": movements[start : start + 1000]},
-                    ),
-                    f"movements {coop.name}",
-                )
+                url = f"{urls.inventory}/cooperatives/{coop.id}/movements/batch"
+                chunk = {"movements": movements[start : start + 1000]}
+                _check(until_known(client, "POST", url, headers=h, json=chunk), f"movements {coop.name}")
             bar.advance(task)
+
+        # Drawn here in order (the same seed, the same ledgers), sent a few cooperatives at a time.
+        with ThreadPoolExecutor(SEED_CONCURRENCY) as pool:
+            sent = []
+            for coop in coops:
+                items = list(rng.sample(SEMBAKO, rng.randint(3, 6)))
+                if "lpg" in coop.units:
+                    items.append("lpg_3kg")
+                coop.items = items
+                sent.append(pool.submit(send, coop, coop_movements(coop, items, catalogue, rng, today)))
+            for future in sent:
+                future.result()
 
 
 def coop_movements(
@@ -646,7 +705,8 @@ def seed_sourcing(
                 "kind": "other",
                 "description": "Kendala: tempat gerai belum ada, masih menumpang di balai RW",
             }
-        needs.append(_check(client.post(f"{urls.sourcing}/needs", json=body, headers=h), "need"))
+        need = until_known(client, "POST", f"{urls.sourcing}/needs", json=body, headers=h)
+        needs.append(_check(need, "need"))
     for need in needs[:12]:
         _check(
             client.post(
@@ -692,46 +752,100 @@ def seed_sourcing(
         break
 
 
-def seed_reports(
-    client: httpx.Client, urls: Urls, admin: str, coops: list[Coop], rng: random.Random, today: datetime
-) -> None:
-    """Monthly reports for the last three months, entered by the department as received: thriving
-    cooperatives report on time, others late or not at all."""
-    latest = clock.now() - timedelta(hours=1)
-    with progress() as bar:
-        task = bar.add_task("Laporan bulanan", total=len(coops))
-        for coop in coops:
-            chance = {"thriving": 0.95, "slowing": 0.7, "dormant": 0.25, "new": 0.5}[coop.profile]
-            late_chance = {"thriving": 0.1, "slowing": 0.45, "dormant": 0.7, "new": 0.3}[coop.profile]
-            omzet = {"thriving": 45_000_000, "slowing": 15_000_000, "dormant": 2_000_000, "new": 5_000_000}[
-                coop.profile
-            ]
-            for back in (3, 2, 1):
-                period_start = (today.replace(day=1) - timedelta(days=28 * back)).replace(day=1)
-                if rng.random() > chance:
-                    continue
-                due = (period_start + timedelta(days=32)).replace(day=10, hour=9)
-                if rng.random() < late_chance:
-                    submitted = due + timedelta(days=rng.randint(2, 12))
-                else:
-                    submitted = due - timedelta(days=rng.randint(1, 8))
-                body = {
-                    "period": period_start.strftime("%Y-%m"),
+REPORT_DUE_DAY = 10  # reporting's REPORT_DUE_DAY: a month's report is due on the 10th of the next
+
+
+def _month(day: date, shift: int = 0) -> date:
+    """The first day of the month `shift` months from `day`'s."""
+    index = day.year * 12 + day.month - 1 + shift
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def report_periods(today: date) -> tuple[list[date], date | None]:
+    """The three latest periods whose due date has passed on `today` (a WIB day), oldest first, as
+    the health score and the report rates judge them; and the month that has ended but is not yet due
+    (days 1-10), if any. Periods are given by their first day."""
+    latest = _month(today, -1 if today.day > REPORT_DUE_DAY else -2)
+    open_period = _month(today, -1) if today.day <= REPORT_DUE_DAY else None
+    return [_month(latest, -2), _month(latest, -1), latest], open_period
+
+
+def _wib(day: date, hour: float) -> datetime:
+    return datetime.combine(day, datetime.min.time(), tzinfo=clock.WIB) + timedelta(hours=hour)
+
+
+def _between(rng: random.Random, start: datetime, end: datetime) -> datetime:
+    return start + (end - start) * rng.random()
+
+
+def plan_reports(coops: list[Coop], rng: random.Random, now: datetime) -> list[dict[str, Any]]:
+    """Monthly reports of the three latest periods that are due, as the department received them:
+    thriving cooperatives report on time, others late or not at all. Reports for P are due on the
+    10th of P+1 (Surabaya's calendar), so on days 1-10 the latest due period is two months back; the
+    month just ended then has a few early reports, all on time. Nothing is dated after `now`."""
+    today = now.astimezone(clock.WIB).date()
+    passed, open_period = report_periods(today)
+    body: list[dict[str, Any]] = []
+    for coop in coops:
+        chance = {"thriving": 0.95, "slowing": 0.7, "dormant": 0.25, "new": 0.5}[coop.profile]
+        late_chance = {"thriving": 0.1, "slowing": 0.45, "dormant": 0.7, "new": 0.3}[coop.profile]
+        omzet = {"thriving": 45_000_000, "slowing": 15_000_000, "dormant": 2_000_000, "new": 5_000_000}[
+            coop.profile
+        ]
+        for period in [*passed, open_period]:
+            if period is None or rng.random() > (chance if period != open_period else chance / 2):
+                continue
+            due = _month(period, 1).replace(day=REPORT_DUE_DAY)
+            if period == open_period:  # sent since the month ended: early, so on time
+                submitted = _between(rng, _wib(_month(period, 1), 0), now)
+            elif rng.random() < late_chance:
+                submitted = _wib(due + timedelta(days=rng.randint(1, 12)), rng.uniform(8, 16))
+                if submitted > now:  # the due date passed only lately: late, but not in the future
+                    submitted = _between(rng, _wib(due + timedelta(days=1), 0), now)
+            else:
+                submitted = _wib(due - timedelta(days=rng.randint(0, 8)), rng.uniform(8, 16))
+            body.append(
+                {
+                    "cooperative_id": coop.id,
+                    "period": period.strftime("%Y-%m"),
                     "omzet": int(omzet * rng.uniform(0.6, 1.4)),
                     "transactions": rng.randint(50, 900),
                     "members": rng.randint(5, 60),
                     "simpanan": rng.randint(1, 30) * 500_000,
                     "notes": "Laporan bulanan gerai sembako",
-                    "submitted_at": min(submitted, latest).isoformat(),
+                    "submitted_at": submitted.isoformat(),
                 }
-                response = client.post(
-                    f"{urls.reporting}/cooperatives/{coop.id}/reports", json=body, headers=bearer(admin)
+            )
+    return body
+
+
+def seed_reports(client: httpx.Client, urls: Urls, admin: str, coops: list[Coop], rng: random.Random) -> None:
+    for coop in coops:  # the batch is all or none: every cooperative must be known first
+        url = f"{urls.reporting}/cooperatives/{coop.id}"
+        _check(until_known(client, "GET", url, headers=bearer(admin)), f"reporting knows {coop.name}")
+    now = clock.now()
+    body = plan_reports(coops, rng, now)
+    for start in range(0, len(body), 1000):  # the batch route takes up to 1,000, all or none
+        chunk = body[start : start + 1000]
+        response = client.post(
+            f"{urls.reporting}/reports/batch", json={"reports": chunk}, headers=bearer(admin)
+        )
+        if response.status_code == 409:  # seeding again (--force): keep the reports already there
+            for item in chunk:
+                report = {k: v for k, v in item.items() if k != "cooperative_id"}
+                one = client.post(
+                    f"{urls.reporting}/cooperatives/{item['cooperative_id']}/reports",
+                    json=report,
+                    headers=bearer(admin),
                 )
-                if response.status_code not in (200, 201, 409):
-                    raise SeedError(
-                        f"report {coop.name} {body['period']}: {response.status_code} {response.text[:200]}"
-                    )
-            bar.advance(task)
+                if one.status_code not in (201, 409):
+                    _check(one, f"report {item['period']}")
+        else:
+            _check(response, "monthly reports")
+    passed, _open = report_periods(now.astimezone(clock.WIB).date())
+    console.print(
+        f"Laporan bulanan: {len(body)} ({', '.join(p.strftime('%Y-%m') for p in passed)} jatuh tempo)"
+    )
 
 
 def seed_notifications(client: httpx.Client, urls: Urls, admin: str, today: datetime) -> None:
