@@ -41,7 +41,15 @@ from kkmp_testkit.postgres import create_database, drop_database, ensure_postgre
 from kkmp_testkit.processes import ServiceProcess
 from kkmp_testkit.rabbit import RabbitCluster
 
-__all__ = ["CONSUMERS", "PLACEMENT", "SERVICES", "ReplicatedPlatform", "ResumeWatch", "parse_consumed"]
+__all__ = [
+    "CONSUMERS",
+    "PLACEMENT",
+    "SERVICES",
+    "ReplicatedPlatform",
+    "ResumeWatch",
+    "keep_fed",
+    "parse_consumed",
+]
 
 SERVICES = ("registry", "reporting", "inventory", "sourcing", "notifications")
 #: The services that consume events (the registry only publishes).
@@ -336,12 +344,61 @@ class ResumeWatch:
         return self.figures()
 
     def figures(self) -> dict[str, Any]:
+        """Seconds after the kill, per replica ("service-replica"): reconnected to another node, and
+        first event consumed there; ``resume_max_s`` is None unless every watched replica resumed."""
         name = {k: f"{k[0]}-{k[1]}" for k in self.watched}
-        resumed = [self.resumed.get(k) for k in self.watched]
+        ports = {str(node.port): index for index, node in enumerate(self.plat.cluster.nodes)}
+        done = [self.resumed[k] for k in self.watched if k in self.resumed]
+        complete = len(done) == len(self.watched) and bool(done)
         return {
             "killed_node": self.node,
+            "moved_to_node": {name[k]: ports.get(p) for k, p in self.new_node.items()},
             "reconnect_s": {name[k]: round(v, 2) for k, v in self.reconnected.items()},
             "resume_s": {name[k]: round(v, 2) for k, v in self.resumed.items()},
             "not_resumed": [name[k] for k in self.watched if k not in self.resumed],
-            "resume_max_s": round(max(resumed), 2) if resumed and None not in resumed else None,  # type: ignore[type-var]
+            "resume_max_s": round(max(done), 2) if complete else None,
         }
+
+
+async def keep_fed(
+    stop: asyncio.Event,
+    amqp_urls: Sequence[str],
+    messages: Sequence[tuple[bytes, str, str]],
+    interval: float = 0.05,
+) -> int:
+    """Publish ``messages`` ((body, routing key, message id), CloudEvents already published once) again
+    and again, one each ``interval``, until ``stop``: every consumer they reach counts each copy as a
+    duplicate, so its counters keep moving while :class:`ResumeWatch` waits. Persistent, confirmed,
+    through the first of ``amqp_urls`` that answers. Returns how many were published."""
+    import aio_pika
+
+    sent = 0
+    connection = None
+    for url in amqp_urls:
+        try:
+            connection = await aio_pika.connect(url, timeout=5)
+            break
+        except Exception:
+            continue
+    if connection is None:
+        raise RuntimeError("no broker node answered")
+    async with connection:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.get_exchange("kkmp.events", ensure=False)
+        while not stop.is_set() and messages:
+            body, routing_key, message_id = messages[sent % len(messages)]
+            await exchange.publish(
+                aio_pika.Message(
+                    body=body,
+                    content_type="application/cloudevents+json",
+                    delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+                    message_id=message_id,
+                    type=routing_key,
+                ),
+                routing_key=routing_key,
+                timeout=10,
+            )
+            sent += 1
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+    return sent
