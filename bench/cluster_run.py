@@ -131,12 +131,16 @@ async def _ingest_and_alerts(
                 asyncio.create_task(run_ingest(url, token, spec[replica :: plat.replicas]))
                 for replica, url in enumerate(plat.urls("inventory"))
             ]
-            await asyncio.sleep(1.0)  # detection under load
-            alert_meter = CpuMeter(_pids(plat), with_children=False)
-            alert_meter.start()
-            detection = await client.post(f"{plat.url('inventory')}/detections/run", headers=admin, json={})
-            detection.raise_for_status()
-            await asyncio.gather(*ingest)
+            try:
+                await asyncio.sleep(1.0)  # detection under load
+                alert_meter = CpuMeter(_pids(plat), with_children=False)
+                alert_meter.start()
+                detection = await client.post(
+                    f"{plat.url('inventory')}/detections/run", headers=admin, json={}
+                )
+                detection.raise_for_status()
+            finally:
+                await asyncio.gather(*ingest)
             target = before + MOVEMENTS
             deadline = time.monotonic() + 600
             while await _processed(client, plat, "reporting") < target and time.monotonic() < deadline:
