@@ -6,6 +6,7 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+BENCH_ARGS ?=
 
 .PHONY: install run test test-clock bench lint typecheck test-services clean
 
@@ -39,10 +40,10 @@ test-clock: install test-services
 test-services:
 	@bash deploy/scripts/ensure-services.sh broker postgres chromium pgbouncer
 
-## Benchmarks: prints a table and writes bench/results.json.
+## Benchmarks: prints a table and writes bench/results.json (BENCH_ARGS="--only cluster" or "--only single": one part).
 bench: install
 	@bash deploy/scripts/ensure-services.sh broker postgres
-	$(VENV)/bin/python bench/run.py
+	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
 lint: install
 	$(VENV)/bin/ruff check .

@@ -14,6 +14,7 @@ bare ASGI app under uvicorn, which no route can beat.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import math
@@ -21,12 +22,10 @@ import os
 import platform
 import sys
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-import aio_pika
 import httpx
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +43,8 @@ from alert_latency import (  # noqa: E402
     seed_stalls,
     wait_all,
 )
+from ceiling import broker_ceiling  # noqa: E402
+from cluster_run import cluster_figures  # noqa: E402
 from cpu import CpuMeter, rss_mb  # noqa: E402
 from http_floor import floor as http_floor  # noqa: E402
 from ingest_load import run_ingest  # noqa: E402
@@ -62,6 +63,7 @@ TARGETS = {
     "dashboard_summary_p95_ms": ("<", 50),
     "dashboard_kecamatan_p95_ms": ("<", 50),
     "http_stock_p99_ms": ("<", 50),
+    "cluster_consumer_resume_s": ("<", 10),
 }
 INGEST_MOVEMENTS = int(os.environ.get("BENCH_MOVEMENTS", "20000"))
 STALLS = int(os.environ.get("BENCH_STALLS", "200"))
@@ -97,45 +99,6 @@ async def consumed(client: httpx.AsyncClient, url: str, event_type_queue_prefix:
         ):
             total += float(line.rsplit(" ", 1)[1])
     return total
-
-
-async def broker_ceiling(amqp_url: str, count: int, size: int) -> float:
-    """Raw aio-pika: persistent, confirmed publishes and acked consumption of `count` messages."""
-    connection = await aio_pika.connect(amqp_url)
-    async with connection:
-        channel = await connection.channel(publisher_confirms=True)
-        queue = await channel.declare_queue(
-            f"bench.ceiling.{uuid.uuid4().hex[:6]}", durable=True, auto_delete=True
-        )
-        consumer_channel = await connection.channel()
-        await consumer_channel.set_qos(prefetch_count=256)
-        got = 0
-        done = asyncio.Event()
-
-        async def on_message(message: aio_pika.abc.AbstractIncomingMessage) -> None:
-            nonlocal got
-            await message.ack()
-            got += 1
-            if got >= count:
-                done.set()
-
-        consumer_queue = await consumer_channel.declare_queue(queue.name, durable=True, auto_delete=True)
-        await consumer_queue.consume(on_message)
-        body = b"x" * size
-        started = time.perf_counter()
-        window = 500
-        for start in range(0, count, window):
-            await asyncio.gather(
-                *(
-                    channel.default_exchange.publish(
-                        aio_pika.Message(body=body, delivery_mode=aio_pika.DeliveryMode.PERSISTENT),
-                        routing_key=queue.name,
-                    )
-                    for _ in range(min(window, count - start))
-                )
-            )
-        await asyncio.wait_for(done.wait(), timeout=300)
-        return count / (time.perf_counter() - started)
 
 
 async def platform_figures(results: dict[str, Any]) -> None:
@@ -258,20 +221,73 @@ async def stock_reads(
     results["http_stock_client_cpu_share"] = figures["client_cpu_share"]
 
 
-async def main() -> None:
-    results: dict[str, Any] = {"machine": machine(), "measured_at": datetime.now(UTC).isoformat()}
-    await platform_figures(results)
-    for module_name in ("inventory_bench", "reporting_bench"):
-        try:
-            module = __import__(module_name)
-        except ImportError as exc:
-            results[f"{module_name}_error"] = str(exc)
-            continue
-        await module.run(results)
+async def main(only: str | None) -> None:
     out = ROOT / "bench" / "results.json"
+    results: dict[str, Any] = {"machine": machine(), "measured_at": datetime.now(UTC).isoformat()}
+    if only is not None and out.exists():
+        # One part measured again: the other part's figures stay as they were (and say when).
+        previous = json.loads(out.read_text())
+
+        def other_part(key: str) -> bool:
+            return key.startswith("cluster_") != (only == "cluster")
+
+        results = {**{k: v for k, v in previous.items() if other_part(k)}, **results}
+        if only == "cluster" and "measured_at" in previous:
+            results["measured_at"] = previous["measured_at"]  # when the single-node figures were measured
+    if only in (None, "single"):
+        await platform_figures(results)
+        for module_name in ("inventory_bench", "reporting_bench"):
+            try:
+                module = __import__(module_name)
+            except ImportError as exc:
+                results[f"{module_name}_error"] = str(exc)
+                continue
+            await module.run(results)
+    if only in (None, "cluster"):
+        results["cluster_measured_at"] = datetime.now(UTC).isoformat()
+        await cluster_figures(results)
     out.write_text(json.dumps(results, indent=2, default=str))
     print_table(results)
+    print_side_by_side(results)
     print(f"\nwritten: {out}")
+
+
+# Single-node figure → the cluster run's figure of the same measurement.
+SIDE_BY_SIDE = (
+    (
+        "broker ceiling msg/s (classic | quorum)",
+        "broker_ceiling_msgs_per_s",
+        "cluster_quorum_ceiling_msgs_per_s",
+    ),
+    ("ingest mov/s", "ingest_movements_per_s", "cluster_ingest_movements_per_s"),
+    ("ingest ratio", "ingest_ratio", "cluster_ingest_ratio"),
+    ("alert p50 ms", "alert_latency_p50_ms", "cluster_alert_latency_p50_ms"),
+    ("alert p99 ms", "alert_latency_p99_ms", "cluster_alert_latency_p99_ms"),
+    ("alert inbox p99 ms", "alert_latency_inbox_p99_ms", "cluster_alert_latency_inbox_p99_ms"),
+    ("alert webhook p99 ms", "alert_latency_webhook_p99_ms", "cluster_alert_latency_webhook_p99_ms"),
+    ("consumer resume after node kill s", None, "cluster_consumer_resume_s"),
+)
+
+
+def print_side_by_side(results: dict[str, Any]) -> None:
+    """One node and one replica each | 3-node cluster and two replicas each, figure by figure."""
+    if not any(k.startswith("cluster_") for k in results):
+        return
+    print(f"\n{'figure':<40} {'single node':>12} {'cluster x2':>12}")
+    for label, single, cluster in SIDE_BY_SIDE:
+        left = results.get(single, "-") if single else "-"
+        right = results.get(cluster, "-")
+        left, right = ("MISSED" if v is None else v for v in (left, right))
+        print(f"{label:<40} {left!s:>12} {right!s:>12}")
+    for key, unit in (("cluster_quorum_ceiling_cpu", "message"), ("cluster_ingest_cpu", "movement")):
+        if key in results:
+            cpu = results[key]
+            print(
+                f"{key:<40} {cpu['ms_per_unit_total']:>9} ms CPU per {unit}, "
+                f"{cpu['cores_busy']} cores busy, machine {cpu['machine_cores_busy']}"
+            )
+    if "cluster_resume" in results:
+        print(f"{'cluster_resume':<40} {json.dumps(results['cluster_resume'])}")
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -279,7 +295,7 @@ def print_table(results: dict[str, Any]) -> None:
     print(f"\nKKMP benchmark on {results['machine']['cores']} cores, {results['machine']['memory_gb']} GB")
     print(f"{'figure':<32} {'value':>12}  target")
     for key, value in results.items():
-        if key in ("machine", "measured_at") or isinstance(value, dict):
+        if key in ("machine", "measured_at", "cluster_measured_at") or isinstance(value, dict):
             continue
         op, limit = TARGETS.get(key, ("", ""))
         verdict = ""
@@ -310,4 +326,11 @@ def print_table(results: dict[str, Any]) -> None:
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    parser = argparse.ArgumentParser(description="make bench: the platform's figures beside their targets")
+    parser.add_argument(
+        "--only",
+        choices=("single", "cluster"),
+        help="measure one part (one node, or the 3-node cluster with two replicas each); the other part's "
+        "figures are kept from bench/results.json",
+    )
+    asyncio.run(main(parser.parse_args().only))

@@ -39,6 +39,7 @@ from kkmp_testkit.postgres import create_database, drop_database, ensure_postgre
 from kkmp_testkit.processes import Platform, ServiceProcess
 from kkmp_testkit.proxy import ChaosProxy
 from kkmp_testkit.rabbit import PrivateRabbit
+from kkmp_testkit.replicas import ReplicatedPlatform
 from kkmp_testkit.wait import eventually
 from sqlalchemy.engine import make_url
 
@@ -71,6 +72,14 @@ class Stack:
     def url(self, name: str) -> str:
         return self.platform.url(name)
 
+    def broker_url(self) -> str:
+        """Where the test's own AMQP connections go."""
+        return self.rabbit.url
+
+    def ctl(self, *args: str) -> str:
+        """rabbitmqctl against the stack's broker."""
+        return self.rabbit.ctl(*args)
+
     def service(self, name: str) -> ServiceProcess:
         return self.platform.services[name]
 
@@ -95,7 +104,7 @@ class Stack:
         if not self._queue_names:
             self._queue_names = sorted(await broker_queues(self))
         out: dict[str, int] = {}
-        connection = await aio_pika.connect(self.rabbit.url, timeout=5)
+        connection = await aio_pika.connect(self.broker_url(), timeout=5)
         async with connection:
             channel = await connection.channel()
             try:
@@ -240,6 +249,82 @@ def stack_up(
         for url in databases.values():
             with contextlib.suppress(Exception):
                 drop_database(url)
+
+
+@dataclass
+class ClusterStack(Stack):
+    """The platform as two replicas of every service on a 3-node cluster (kkmp_testkit.replicas), with
+    the interface of `Stack` that the helpers here use: a service's address is a live replica's, the
+    broker is a running node, the consumed counters are summed over the live replicas."""
+
+    replicated: ReplicatedPlatform | None = None
+
+    @property
+    def plat(self) -> ReplicatedPlatform:
+        assert self.replicated is not None
+        return self.replicated
+
+    def url(self, name: str, replica: int | None = None) -> str:
+        if replica is not None:
+            return self.plat.url(name, replica)
+        for process in self.plat.processes[name]:
+            if process.proc is not None and process.proc.poll() is None:
+                return process.url
+        return self.plat.url(name, 0)
+
+    def broker_url(self) -> str:
+        return self.plat.cluster.nodes[self.plat.live_node()].url
+
+    def ctl(self, *args: str) -> str:
+        return self.plat.cluster.nodes[self.plat.live_node()].ctl(*args)
+
+    async def consumed(self, service: str) -> dict[tuple[str, str], float]:
+        out: dict[tuple[str, str], float] = {}
+        for replica, process in enumerate(self.plat.processes[service]):
+            if process.proc is None or process.proc.poll() is not None:
+                continue
+            for key, value in (await self.plat.counts(service, replica)).items():
+                out[key] = out.get(key, 0.0) + value
+        return out
+
+    async def wait_ready(self, *names: str, timeout: float = 90.0) -> None:
+        for name in names or SERVICES:
+            for process in self.plat.processes[name]:
+
+                async def is_ready(url: str = process.url) -> bool:
+                    async with httpx.AsyncClient(timeout=10) as client:
+                        return (await client.get(f"{url}/health/ready")).status_code == 200
+
+                await eventually(is_ready, timeout=timeout, interval=0.3, message=f"{process.url} ready")
+
+    def logs(self) -> str:
+        return self.plat.logs()
+
+
+@contextlib.contextmanager
+def cluster_stack_up(work: Path, *, name: str = "kkmpproof") -> Iterator[ClusterStack]:
+    """A 3-node RabbitMQ cluster, fresh PostgreSQL databases and two replicas of every service."""
+    plat = ReplicatedPlatform(
+        work,
+        name=name,
+        admin_password=ADMIN_PASSWORD,
+        # As stack_up: several reporting batches in flight rather than the whole backlog in one.
+        service_env={"reporting": {"PREFETCH": "64"}},
+    )
+    with plat:
+        started = plat.started_s
+        print(f"\ncluster started in {started['cluster']:.1f}s, the replicas in {started['services']:.1f}s")
+        stack = ClusterStack(
+            rabbit=plat.cluster.nodes[0],
+            platform=Platform(",".join(plat.cluster.urls), work, admin_password=ADMIN_PASSWORD),
+            databases=plat.databases,
+            replicated=plat,
+        )
+        try:
+            yield stack
+        except BaseException:
+            print(plat.logs())
+            raise
 
 
 # --- people and cooperatives ---------------------------------------------------------------------
@@ -471,8 +556,10 @@ class ResilientPublisher:
     """Publishes persistent messages with confirms and `mandatory`, reconnecting and publishing again
     until the broker confirms: at-least-once, like a service's relay (so a crash can duplicate)."""
 
-    def __init__(self, amqp_url: str, exchange: str = "kkmp.events") -> None:
-        self.amqp_url = amqp_url
+    def __init__(self, amqp_url: str | list[str], exchange: str = "kkmp.events") -> None:
+        # Several addresses (a cluster's nodes): the next one is tried after a failed attempt.
+        self.amqp_urls = [amqp_url] if isinstance(amqp_url, str) else list(amqp_url)
+        self._turn = 0
         self.exchange_name = exchange
         self._connection: Any = None
         self._exchange: Any = None
@@ -482,7 +569,8 @@ class ResilientPublisher:
     async def _connect(self) -> Any:
         if self._connection is None or self._connection.is_closed or self._exchange is None:
             await self.close()
-            self._connection = await aio_pika.connect(self.amqp_url, timeout=5)
+            url = self.amqp_urls[self._turn % len(self.amqp_urls)]
+            self._connection = await aio_pika.connect(url, timeout=5)
             channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
             self._exchange = await channel.get_exchange(self.exchange_name, ensure=False)
         return self._exchange
@@ -518,6 +606,7 @@ class ResilientPublisher:
                 return
             except Exception:
                 await self.close()
+                self._turn += 1
                 if loop.time() > deadline:
                     raise
                 await asyncio.sleep(0.3)
@@ -658,26 +747,33 @@ async def post_ledgers(
     batch_size: int = 100,
     concurrency: int = 2,
     deadline_s: float = 300,
+    inventory_urls: list[str] | None = None,
 ) -> None:
-    """Post every cooperative's plan through the batch API, batches of one cooperative in order.
+    """Post every cooperative's plan through the batch API, batches of one cooperative in order
+    (to ``inventory_urls`` when given: the cooperatives spread over those replicas).
 
     A batch whose answer is lost (a killed process, a reset connection) is sent again under the same
     `Idempotency-Key`: the same result comes back and nothing is applied twice.
     """
     gate = asyncio.Semaphore(concurrency)
     loop = asyncio.get_running_loop()
+    targets = list(inventory_urls or [])
 
     async def post_coop(coop: Coop) -> None:
         plan = cohort.plans[coop.id]
+        # Replicas: each cooperative has a replica of its own, and moves to the next one when an
+        # attempt gets no answer (the same key there: the idempotency store is in the shared database).
+        turn = cohort.coops.index(coop)
         for number, start in enumerate(range(0, len(plan), batch_size)):
             key = f"fault-{cohort.run_id}-{coop.id}-{number}"
             body = {"movements": plan[start : start + batch_size]}
             deadline = loop.time() + deadline_s
             while True:
+                base = targets[turn % len(targets)] if targets else stack.url("inventory")
                 try:
                     async with gate:
                         response = await client.post(
-                            f"{stack.url('inventory')}/cooperatives/{coop.id}/movements/batch",
+                            f"{base}/cooperatives/{coop.id}/movements/batch",
                             headers={**coop.manager.headers, "Idempotency-Key": key},
                             json=body,
                         )
@@ -688,6 +784,7 @@ async def post_ledgers(
                     cohort.replayed += response.headers.get("Idempotent-Replayed") == "true"
                     break
                 cohort.resent += 1
+                turn += 1
                 if response is not None and response.status_code < 500:
                     raise AssertionError(
                         f"batch {number} of {coop.id}: {response.status_code} {response.text}"
@@ -853,9 +950,7 @@ async def compare_read_models(
 
 async def broker_queues(stack: Stack) -> dict[str, int]:
     """Messages (ready + unacknowledged) in every queue of the private node."""
-    out = await asyncio.to_thread(
-        stack.rabbit.ctl, "list_queues", "-q", "--formatter", "json", "name", "messages"
-    )
+    out = await asyncio.to_thread(stack.ctl, "list_queues", "-q", "--formatter", "json", "name", "messages")
     return {q["name"]: int(q["messages"]) for q in json.loads(out)}
 
 
@@ -880,6 +975,7 @@ def kit() -> Any:
 
     return SimpleNamespace(
         stack_up=stack_up,
+        cluster_stack_up=cluster_stack_up,
         Town=Town,
         build_cohort=build_cohort,
         post_ledgers=post_ledgers,
