@@ -21,6 +21,10 @@ from kkmp_shared.memory import allocator_env
 from kkmp_testkit.ports import free_port
 
 DEFAULT_ORDER = ("registry", "reporting", "inventory", "sourcing", "notifications", "portal")
+# A test run keeps several platforms up at once (and two with pytest-xdist) on one PostgreSQL, whose
+# Debian default is 100 connections: a service process started by a test keeps 2 open, opens more
+# only under load, and closes those again.
+TEST_POOL_ENV = {"DATABASE_POOL_SIZE": "2", "DATABASE_MAX_OVERFLOW": "8"}
 
 
 @dataclass
@@ -131,6 +135,7 @@ class Platform:
                     "ALLOW_INTERNAL_WEBHOOKS": "true",
                     "PORTAL_SESSION_SECRET": "e2e-session-secret-" + "x" * 16,
                     "PORTAL_COOKIE_SECURE": "false",
+                    **TEST_POOL_ENV,
                 }
             )
             if name in self.database_urls:

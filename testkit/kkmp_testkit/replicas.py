@@ -166,12 +166,10 @@ class ReplicatedPlatform:
                 "DETECTION_INTERVAL_S": "0",
                 "ALLOW_INTERNAL_WEBHOOKS": "true",
                 # Ten processes on a PostgreSQL shared with other test runs (max_connections 100): a
-                # budget of 10 × (3 + 3), read once the pool size is a setting (branch `replicas`).
+                # budget of 10 × (3 + 3).
                 "DATABASE_POOL_SIZE": "3",
                 "DATABASE_MAX_OVERFLOW": "3",
-                # The same key in every registry replica: the name this branch reads, and the name of
-                # the key-store work (SIGNING_KEY_FILE).
-                "SIGNING_KEY_PATH": str(key),
+                # The same starting key in every registry replica (they share the key store after).
                 "SIGNING_KEY_FILE": str(key),
                 f"{service.upper()}_DATABASE_URL": self.databases[service],
             }

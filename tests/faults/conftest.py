@@ -36,7 +36,7 @@ from kkmp_shared.events.contracts import OrderDelivered
 from kkmp_shared.events.envelope import new_event
 from kkmp_testkit.ports import free_port
 from kkmp_testkit.postgres import create_database, drop_database, ensure_postgres
-from kkmp_testkit.processes import Platform, ServiceProcess
+from kkmp_testkit.processes import TEST_POOL_ENV, Platform, ServiceProcess
 from kkmp_testkit.proxy import ChaosProxy
 from kkmp_testkit.rabbit import PrivateRabbit
 from kkmp_testkit.replicas import ReplicatedPlatform
@@ -183,6 +183,7 @@ def _service_env(
             "RELAY_POLL_INTERVAL_S": "0.2",
             "DETECTION_INTERVAL_S": "0",
             "ALLOW_INTERNAL_WEBHOOKS": "true",
+            **TEST_POOL_ENV,
         }
     )
     if name == "reporting":

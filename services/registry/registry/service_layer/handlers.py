@@ -996,7 +996,9 @@ async def complete_training(
     if training["status"] == "completed":
         raise conflict("training_completed", "The training is already completed.")
     completed_at = data.completed_at or _now()
-    if completed_at.date() < training["starts_on"]:
+    # starts_on is a local calendar day: compare with the day it is in the east (WIT), where it begins
+    # first, so that a training of today in Surabaya can be closed after midnight WIB (still UTC's yesterday).
+    if completed_at.astimezone(clock.WIT).date() < training["starts_on"]:
         raise unprocessable("completed_at", "A training cannot be completed before it starts.")
     participant_ids = {p["id"] for p in training["participants"]}
     attended = set(data.attended) if data.attended is not None else participant_ids
