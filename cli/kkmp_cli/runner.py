@@ -82,6 +82,15 @@ def demo_reports_expected_from() -> str:
     return start.strftime("%Y-%m")
 
 
+# The demo seed creates 153 manager accounts: at OWASP's argon2id minimum (still a sound setting) their
+# hashes take seconds of the first start, where the registry's default takes minutes on 2 cores.
+DEMO_PASSWORD_HASHING = {
+    "PASSWORD_HASH_TIME_COST": "2",
+    "PASSWORD_HASH_MEMORY_KIB": "19456",
+    "PASSWORD_HASH_PARALLELISM": "1",
+}
+
+
 def service_env(spec: ServiceSpec, data_dir: Path, demo: bool) -> dict[str, str]:
     env = dict(os.environ)
     env.setdefault("KKMP_DATA_DIR", str(data_dir))
@@ -90,6 +99,9 @@ def service_env(spec: ServiceSpec, data_dir: Path, demo: bool) -> dict[str, str]
     env.setdefault("REGISTRY_URL", "http://127.0.0.1:8001")
     env.setdefault("DETECTION_INTERVAL_S", "60")
     env.setdefault("REPORTS_EXPECTED_FROM", demo_reports_expected_from())
+    if env["KKMP_DEMO"] == "1":
+        for name, value in DEMO_PASSWORD_HASHING.items():
+            env.setdefault(name, value)
     # glibc: two arenas, large blocks mapped on their own (see kkmp_shared.memory); set values win.
     return allocator_env(env)
 

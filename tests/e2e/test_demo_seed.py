@@ -17,7 +17,7 @@ from typing import Any
 
 import httpx
 import pytest
-from kkmp_cli.runner import demo_reports_expected_from
+from kkmp_cli.runner import DEMO_PASSWORD_HASHING, demo_reports_expected_from
 from kkmp_cli.seed import DEMO_PASSWORD, Urls, kelurahan, seed_city, seed_if_empty
 from kkmp_shared import clock
 from kkmp_testkit.postgres import create_database, drop_database, ensure_postgres
@@ -25,8 +25,8 @@ from kkmp_testkit.processes import Platform
 from kkmp_testkit.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
 from kkmp_testkit.wait import wait_until
 
-# Seeding 153 KKMP with 90 days of stock takes minutes on a 2-core machine (most of it hashing the 153
-# managers' passwords), too long to repeat at each of `make test-clock`'s twelve moments: the seed's
+# Seeding 153 KKMP with 90 days of stock takes minutes on a 2-core machine, too long to repeat at each of
+# `make test-clock`'s twelve moments: the seed's
 # calendar is checked at every one of them by tests/test_seed_dates.py, and this runs on today's date.
 # `pytest --clock-at` runs it as of any other moment.
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(1200)]
@@ -62,7 +62,7 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
         work,
         databases,
         # As `kkmp run` starts the services in demo mode (cli/kkmp_cli/runner.py).
-        extra_env={"REPORTS_EXPECTED_FROM": demo_reports_expected_from()},
+        extra_env={"REPORTS_EXPECTED_FROM": demo_reports_expected_from(), **DEMO_PASSWORD_HASHING},
         admin_password=ADMIN_PASSWORD,
     )
     try:

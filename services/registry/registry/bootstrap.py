@@ -141,6 +141,11 @@ def create_app(
     """The registry app. `key_source` adds keys that verify tokens besides the registry's own (tests
     mint tokens with their own key; an operator rotating keys can accept the previous one a while)."""
     settings = settings or RegistrySettings()
+    handlers.configure_password_hashing(
+        time_cost=settings.password_hash_time_cost,
+        memory_kib=settings.password_hash_memory_kib,
+        parallelism=settings.password_hash_parallelism,
+    )
     try:
         signing_key = starting_key(
             pem=settings.signing_key,

@@ -44,9 +44,28 @@ from registry.domain.rules import (
 from registry.entrypoints import schemas
 from registry.entrypoints.schemas import as_utc
 
-hasher = PasswordHasher()
-# Verifying against a fixed hash when the user does not exist keeps the timing of both paths alike.
-_DUMMY_HASH = hasher.hash("not-a-real-password")
+
+class _Passwords:
+    """argon2id with the registry's parameters (`PASSWORD_HASH_*`); a hash carries its own, so hashes
+    made under other parameters still verify. Verifying against a fixed hash when the user does not
+    exist keeps the timing of both paths alike."""
+
+    def __init__(self, hasher: PasswordHasher) -> None:
+        self.hasher = hasher
+        self.dummy_hash = hasher.hash("not-a-real-password")
+
+
+_passwords = _Passwords(PasswordHasher())
+
+
+def configure_password_hashing(*, time_cost: int, memory_kib: int, parallelism: int) -> None:
+    """Set once at start from the settings, before the first request."""
+    global _passwords
+    current = _passwords.hasher
+    if (current.time_cost, current.memory_cost, current.parallelism) != (time_cost, memory_kib, parallelism):
+        hasher = PasswordHasher(time_cost=time_cost, memory_cost=memory_kib, parallelism=parallelism)
+        _passwords = _Passwords(hasher)
+
 
 # Lists of ids in IN (...) are sent in chunks: both databases cap the number of bound parameters.
 _IN_CHUNK = 1000
@@ -79,12 +98,12 @@ def _chunks(items: Sequence[Any], size: int = _IN_CHUNK) -> Iterable[Sequence[An
 async def hash_password(password: str) -> str:
     # argon2 is deliberately slow (~0.1 s of CPU): run it off the event loop so one login does not
     # stall every other request and the outbox relay.
-    return await asyncio.to_thread(hasher.hash, password)
+    return await asyncio.to_thread(_passwords.hasher.hash, password)
 
 
 async def verify_password(password_hash: str, password: str) -> bool:
     try:
-        return await asyncio.to_thread(hasher.verify, password_hash, password)
+        return await asyncio.to_thread(_passwords.hasher.verify, password_hash, password)
     except (VerifyMismatchError, VerificationError, InvalidHashError):
         return False
 
@@ -1286,7 +1305,7 @@ async def authenticate(session: AsyncSession, username: str, password: str) -> d
             select(orm.users).where(orm.users.c.username == username.lower(), orm.users.c.active.is_(True))
         )
     ).first()
-    ok = await verify_password(row.password_hash if row else _DUMMY_HASH, password)
+    ok = await verify_password(row.password_hash if row else _passwords.dummy_hash, password)
     return _user_out(row) if row is not None and ok else None
 
 
