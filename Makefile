@@ -6,6 +6,8 @@ UV := $(shell command -v uv 2>/dev/null || echo .tools/bin/uv)
 VENV := .venv
 STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
+# Two workers (one per core); a module's tests stay on one worker, so its platform starts once.
+PYTEST_XDIST ?= -n 2 --dist loadscope
 BENCH_ARGS ?=
 
 .PHONY: install run test test-clock bench lint typecheck test-services clean
@@ -31,11 +33,11 @@ run: install
 
 ## Install, start what the tests need, and run the whole suite (unit, integration, end-to-end, browser).
 test: install test-services
-	$(VENV)/bin/python -m pytest --durations=15 $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(PYTEST_XDIST) --durations=15 $(PYTEST_ARGS)
 
 ## The date-sensitive tests (marker `clock`) pinned at the month, year and leap-day edges, in WIB and UTC.
 test-clock: install test-services
-	$(VENV)/bin/python tests/clock_edges.py $(PYTEST_ARGS)
+	$(VENV)/bin/python tests/clock_edges.py $(PYTEST_XDIST) $(PYTEST_ARGS)
 
 test-services:
 	@bash deploy/scripts/ensure-services.sh broker postgres chromium pgbouncer
