@@ -47,9 +47,11 @@ bench: install
 	@bash deploy/scripts/ensure-services.sh broker postgres
 	$(VENV)/bin/python bench/run.py $(BENCH_ARGS)
 
+## Style, format and types (mypy over every package of the workspace).
 lint: install
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 typecheck: install
 	$(VENV)/bin/mypy
