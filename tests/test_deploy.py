@@ -280,7 +280,9 @@ def test_without_the_signing_key_in_its_environment_the_registry_would_refuse_to
 
 def test_the_signing_key_is_a_secret_of_the_registry_alone_kept_out_of_git_and_the_image() -> None:
     compose = load(COMPOSE, SECRETS)
-    mounted = {name: svc.get("secrets", []) for name, svc in compose["services"].items() if svc.get("secrets")}
+    mounted = {
+        name: svc.get("secrets", []) for name, svc in compose["services"].items() if svc.get("secrets")
+    }
     assert mounted == {"registry": ["registry_signing_key"]}
     # By default the operator's key is secrets/registry-signing-key.pem, which git and docker build ignore.
     assert mounted_file(compose, "registry", Path("/run/secrets/registry_signing_key")) == (

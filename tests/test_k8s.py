@@ -306,7 +306,9 @@ def test_each_service_has_its_own_database_role_and_only_its_own_credentials(ove
             database_secrets = {s for s in secrets if s.startswith("kkmp-db-")}
             assert database_secrets == ({f"kkmp-db-{service}"} if service in DB_SERVICES else set()), where
             if service in DB_SERVICES:
-                url = {e["name"]: e.get("value", "") for e in container["env"]}[f"{service.upper()}_DATABASE_URL"]
+                url = {e["name"]: e.get("value", "") for e in container["env"]}[
+                    f"{service.upper()}_DATABASE_URL"
+                ]
                 # The app goes where PG_HOST says (the pooler in production); its migrations to the primary.
                 host = "kkmp-pg-rw" if container["name"] == "migrate" else "$(PG_HOST)"
                 assert url == f"postgresql://$(PG_USER):$(PG_PASSWORD)@{host}:5432/{service}", where
@@ -482,7 +484,9 @@ def test_without_signing_key_file_the_rendered_registry_would_refuse_to_start(
     use_environment(monkeypatch, env)
     settings = RegistrySettings()
     with pytest.raises(ValueError, match="signing key must be given outside demo mode"):
-        starting_key(pem=settings.signing_key, path=settings.signing_key_path, demo=settings.demo, data_dir=tmp_path)
+        starting_key(
+            pem=settings.signing_key, path=settings.signing_key_path, demo=settings.demo, data_dir=tmp_path
+        )
 
 
 # --- migrations -----------------------------------------------------------------------------------------
@@ -524,7 +528,9 @@ def test_each_pod_migrates_its_database_with_the_real_cli_before_the_app_starts_
         # What `kkmp migrate` reads (kkmp_cli.migrate): the primary's service, no pooler.
         use_environment(monkeypatch, resolved_env(objects, init))
         migrating = ServiceSettings(service_name=name, broker_enabled=False)
-        assert re.fullmatch(rf"postgresql\+asyncpg://{name}:\w+@kkmp-pg-rw:5432/{name}", migrating.database_url) or (
+        assert re.fullmatch(
+            rf"postgresql\+asyncpg://{name}:\w+@kkmp-pg-rw:5432/{name}", migrating.database_url
+        ) or (
             migrating.database_url
             == f"postgresql+asyncpg://operator-kkmp-db-{name}-username:operator-kkmp-db-{name}-password"
             f"@kkmp-pg-rw:5432/{name}"
@@ -627,3 +633,228 @@ def test_portal_is_served_over_tls_with_a_cert_manager_certificate_and_scraped_b
         if selects(monitor["spec"]["selector"], s["metadata"]["labels"])
     ]
     assert sorted(scraped) == sorted(SERVICES)
+
+
+# --- the connection budget ------------------------------------------------------------------------------
+
+# Connections PostgreSQL must keep for others than the services: CloudNativePG's instance manager and
+# exporter, an operator's psql (superuser_reserved_connections is counted apart).
+ADMIN_CONNECTIONS = 10
+
+
+def max_replicas(objects: tuple[dict[str, Any], ...], name: str) -> int:
+    for o in objects:
+        if o["kind"] == "HorizontalPodAutoscaler" and o["spec"]["scaleTargetRef"]["name"] == name:
+            return int(o["spec"]["maxReplicas"])
+        if o["kind"] == "ScaledObject" and o["spec"]["scaleTargetRef"]["name"] == name:
+            return int(o["spec"]["maxReplicaCount"])
+    return int(of_kind(objects, "Deployment")[name]["spec"]["replicas"])
+
+
+def connection_budget(objects: tuple[dict[str, Any], ...], monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What goes over the connection budget (README), every service at its autoscaler's maximum, each
+    replica holding its pool and overflow (read by the services' own settings from the rendered
+    environment), each pod's migrating init container one more connection, straight to the primary.
+    Through the Pooler: clients against max_client_conn (of one pod: a lost pod's clients go to the
+    others), the Pooler's server connections against PostgreSQL."""
+    problems: list[str] = []
+    cluster = of_kind(objects, "Cluster")["kkmp-pg"]["spec"]
+    parameters = cluster["postgresql"]["parameters"]
+    available = (
+        int(parameters["max_connections"])
+        - int(parameters.get("superuser_reserved_connections", 3))
+        - int(parameters.get("reserved_connections", 0))
+        - ADMIN_CONNECTIONS
+    )
+    role_limit = {r["name"]: int(r.get("connectionLimit", -1)) for r in cluster["managed"]["roles"]}
+    poolers = {p["metadata"]["name"]: p["spec"] for p in of_kind(objects, "Pooler").values()}
+    direct: dict[str, int] = {}  # per role, to PostgreSQL itself
+    clients: dict[str, int] = {}  # per pooler
+    for name in DB_SERVICES:
+        deployment = of_kind(objects, "Deployment")[name]
+        use_environment(monkeypatch, resolved_env(objects, app_container(deployment)))
+        settings = ServiceSettings(service_name=name, broker_enabled=False)
+        replicas = max_replicas(objects, name)
+        per_replica = settings.database_pool_size + (
+            settings.database_pool_size
+            if settings.database_max_overflow is None
+            else settings.database_max_overflow
+        )
+        host = settings.database_url.split("@", 1)[1].split(":", 1)[0]
+        migrating = replicas * len(deployment["spec"]["template"]["spec"].get("initContainers", []))
+        if host in poolers:
+            if settings.database_pooler != "pgbouncer":
+                problems.append(f"{name} goes through {host} without DATABASE_POOLER=pgbouncer")
+            clients[host] = clients.get(host, 0) + replicas * per_replica
+            direct[name] = migrating
+        else:
+            assert host == "kkmp-pg-rw", (name, host)
+            direct[name] = replicas * per_replica + migrating
+    server: dict[str, int] = dict.fromkeys(DB_SERVICES, 0)  # per role, from the poolers
+    for pooler_name, pooler in poolers.items():
+        bouncer = pooler["pgbouncer"]["parameters"]
+        max_client_conn = int(bouncer["max_client_conn"])
+        if clients.get(pooler_name, 0) > max_client_conn:
+            problems.append(
+                f"{pooler_name}: {clients[pooler_name]} clients > max_client_conn {max_client_conn}"
+            )
+        per_pool = int(bouncer["default_pool_size"]) + int(bouncer.get("reserve_pool_size", 0))
+        for name in DB_SERVICES:  # one (database, role) pool each, in every pooler pod
+            server[name] += int(pooler["instances"]) * per_pool
+    for name in DB_SERVICES:
+        limit = role_limit[name]
+        if limit >= 0 and direct[name] + server[name] > limit:
+            problems.append(
+                f"role {name}: {direct[name] + server[name]} connections > connectionLimit {limit}"
+            )
+    total = sum(direct.values()) + sum(server.values())
+    if total > available:
+        problems.append(
+            f"PostgreSQL: {total} connections > {available} available (max_connections less reserved)"
+        )
+    return problems
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_at_its_autoscalers_maximum_fits_the_connection_budget(
+    overlay: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert connection_budget(render(overlay), monkeypatch) == []
+
+
+def test_production_services_reach_postgresql_through_the_pooler_and_dev_directly(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    for overlay, host, pooler in (
+        ("production", "kkmp-pg-pooler-rw", "pgbouncer"),
+        ("dev", "kkmp-pg-rw", "none"),
+    ):
+        objects = render(overlay)
+        for name in DB_SERVICES:
+            app = app_container(of_kind(objects, "Deployment")[name])
+            use_environment(monkeypatch, resolved_env(objects, app))
+            settings = ServiceSettings(service_name=name, broker_enabled=False)
+            assert f"@{host}:5432/{name}" in settings.database_url, (overlay, name)
+            assert settings.database_pooler == pooler, (overlay, name)
+    (pooler_spec,) = [p["spec"] for p in of_kind(render("production"), "Pooler").values()]
+    assert pooler_spec["type"] == "rw" and pooler_spec["cluster"]["name"] == "kkmp-pg"
+
+
+def _with(objects: tuple[dict[str, Any], ...], change: Any) -> tuple[dict[str, Any], ...]:
+    changed = copy.deepcopy(list(objects))
+    for obj in changed:
+        change(obj)
+    return tuple(changed)
+
+
+def _set_config(key: str, value: str) -> Any:
+    def change(obj: dict[str, Any]) -> None:
+        if obj["kind"] == "ConfigMap":
+            obj["data"][key] = value
+
+    return change
+
+
+def _hpa_max(name: str, value: int) -> Any:
+    def change(obj: dict[str, Any]) -> None:
+        if obj["kind"] == "HorizontalPodAutoscaler" and obj["metadata"]["name"] == name:
+            obj["spec"]["maxReplicas"] = value
+
+    return change
+
+
+def _pooler(parameter: str, value: str) -> Any:
+    def change(obj: dict[str, Any]) -> None:
+        if obj["kind"] == "Pooler":
+            obj["spec"]["pgbouncer"]["parameters"][parameter] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("overlay", "change", "reported"),
+    [
+        ("dev", _set_config("DATABASE_POOL_SIZE", "10"), "PostgreSQL:"),
+        ("dev", _hpa_max("inventory", 6), "role inventory:"),
+        ("production", _pooler("default_pool_size", "40"), "PostgreSQL:"),
+        ("production", _pooler("max_client_conn", "500"), "max_client_conn"),
+        ("production", _set_config("DATABASE_MAX_OVERFLOW", "400"), "max_client_conn"),
+        ("production", _hpa_max("reporting", 30), "role reporting:"),
+        ("production", _set_config("DATABASE_POOLER", "none"), "without DATABASE_POOLER=pgbouncer"),
+    ],
+)
+def test_the_budget_check_reports_what_goes_over(
+    overlay: str, change: Any, reported: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    problems = connection_budget(_with(render(overlay), change), monkeypatch)
+    assert any(p.startswith(reported) or reported in p for p in problems), problems
+
+
+# --- /metrics from outside ------------------------------------------------------------------------------
+
+
+def ingress_route(objects: tuple[dict[str, Any], ...], host: str, path: str) -> tuple[str, str] | None:
+    """(Ingress, path) that serves `path` on `host`, by the Ingress specification's matching: Exact
+    matches the whole path, Prefix whole path elements; the longest match wins, Exact before Prefix."""
+    elements = [e for e in path.split("/") if e]
+    best: tuple[int, int, str, str] | None = None
+    for ingress in of_kind(objects, "Ingress").values():
+        for rule in ingress["spec"]["rules"]:
+            if rule.get("host") != host:
+                continue
+            for p in rule["http"]["paths"]:
+                assert p["pathType"] in ("Exact", "Prefix"), "ImplementationSpecific: no defined matching"
+                if p["pathType"] == "Exact":
+                    matches = p["path"] == path
+                else:
+                    prefix = [e for e in p["path"].split("/") if e]
+                    matches = elements[: len(prefix)] == prefix
+                if matches:
+                    rank = (
+                        len(p["path"].rstrip("/")),
+                        p["pathType"] == "Exact",
+                        ingress["metadata"]["name"],
+                        p["path"],
+                    )
+                    best = max(best, rank) if best else rank
+    return None if best is None else (best[2], best[3])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_metrics_are_refused_at_the_ingress_and_everything_else_reaches_the_portal(overlay: str) -> None:
+    objects = render(overlay)
+    (config,) = of_kind(objects, "ConfigMap").values()
+    host = config["data"]["PORTAL_HOST"]
+    ingresses = of_kind(objects, "Ingress")
+    for ingress in ingresses.values():
+        # Snippets are off by default in ingress-nginx (and a risk when on): the block needs none.
+        assert not any("snippet" in key for key in ingress["metadata"].get("annotations", {})), ingress
+        assert ingress["spec"]["tls"][0]["hosts"] == [host] and ingress["spec"]["ingressClassName"] == "nginx"
+    denied = {
+        name
+        for name, ingress in ingresses.items()
+        if set(
+            ingress["metadata"]
+            .get("annotations", {})
+            .get("nginx.ingress.kubernetes.io/denylist-source-range", "")
+            .split(",")
+        )
+        >= {"0.0.0.0/0", "::/0"}
+    }
+    assert denied == {"portal-metrics"}
+    for path in ("/metrics", "/metrics/", "/metrics/anything"):
+        assert ingress_route(objects, host, path) == ("portal-metrics", "/metrics"), path
+    for path in ("/", "/login", "/dasbor", "/metricsx", "/static/app.css", "/api/metrics"):
+        assert ingress_route(objects, host, path) == ("portal", "/"), path
+    # Prometheus still scrapes every service's /metrics inside the cluster (the Service, not the Ingress).
+    (monitor,) = of_kind(objects, "ServiceMonitor").values()
+    assert [e["path"] for e in monitor["spec"]["endpoints"]] == ["/metrics"]
+
+
+def test_the_route_check_sees_a_metrics_path_that_is_not_blocked() -> None:
+    """Without the blocking Ingress, /metrics is the portal's again: the check above would fail."""
+    objects = tuple(
+        o for o in render("production") if o["metadata"]["name"] != "portal-metrics" or o["kind"] != "Ingress"
+    )
+    (config,) = of_kind(objects, "ConfigMap").values()
+    assert ingress_route(objects, config["data"]["PORTAL_HOST"], "/metrics") == ("portal", "/")
