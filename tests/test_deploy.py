@@ -1,6 +1,7 @@
 """The deployment files, checked for real: the compose file against the Compose specification's JSON
-schema (tests/schemas), each service's settings built from its compose environment, the proxies and
-published ports, pinned images (deploy/postgres-init.sql runs for real in test_deploy_postgres.py).
+schema (tests/schemas), each service's settings built from its compose environment (the registry's
+signing key read through the secret compose mounts), the proxies and published ports, pinned images
+(deploy/postgres-init.sql runs for real in test_deploy_postgres.py).
 
 The compose files are interpolated here as `docker compose` does (`${VAR}`, `${VAR:-default}`,
 `${VAR-default}`, `${VAR:?error}`, `${VAR?error}`, `$$`), from a test environment of strong secrets.
@@ -27,6 +28,7 @@ from kkmp_shared.settings import ServiceSettings
 from notifications.settings import NotificationsSettings
 from portal.settings import PortalSettings
 from pydantic import ValidationError
+from registry.adapters.keys import SigningKey, starting_key
 from registry.settings import RegistrySettings
 from reporting.settings import ReportingSettings
 from sourcing.settings import SourcingSettings
@@ -134,6 +136,40 @@ def settings_from(monkeypatch: pytest.MonkeyPatch, name: str, environment: dict[
     return SERVICES[name][1]()
 
 
+def mounted_file(compose: dict[str, Any], name: str, container_path: Path) -> Path:
+    """The file on the host that compose puts at `container_path` in service `name`'s container: one of
+    its secrets (mounted at /run/secrets/<secret>, or the long syntax's `target`)."""
+    for entry in compose["services"][name].get("secrets", []):
+        source = entry if isinstance(entry, str) else entry["source"]
+        target = source if isinstance(entry, str) else entry.get("target", source)
+        if Path("/run/secrets") / target == container_path:
+            return (ROOT / compose["secrets"][source]["file"]).resolve()
+    raise AssertionError(f"nothing is mounted at {container_path} in the {name} container")
+
+
+@pytest.fixture
+def signing_key(tmp_path: Path) -> tuple[SigningKey, dict[str, str]]:
+    """A key made as the README says (openssl), and the compose environment that names its file."""
+    path = tmp_path / "registry-signing-key.pem"
+    subprocess.run(
+        ["openssl", "genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", str(path)],
+        check=True,
+        capture_output=True,
+    )
+    return SigningKey.from_pem(path.read_bytes()), {**SECRETS, "REGISTRY_SIGNING_KEY": str(path)}
+
+
+def registry_start_key(compose: dict[str, Any], settings: RegistrySettings, data_dir: Path) -> SigningKey:
+    """The key the registry would start with (`registry.bootstrap`), its file read where compose mounts it."""
+    path = settings.signing_key_path
+    return starting_key(
+        pem=settings.signing_key,
+        path=None if path is None else mounted_file(compose, "registry", path),
+        demo=settings.demo,
+        data_dir=data_dir,
+    )
+
+
 # --- the Compose specification ------------------------------------------------------------------------
 
 
@@ -201,6 +237,9 @@ def test_each_service_loads_its_settings_from_its_compose_environment(
         assert settings.amqp_url == f"amqp://kkmp:{SECRETS['RABBITMQ_PASSWORD']}@rabbitmq:5672/"
         password = SECRETS[f"{name.upper()}_DB_PASSWORD"]
         assert settings.database_url == f"postgresql+asyncpg://{name}:{password}@postgres:5432/{name}"
+        # One replica each: every service migrates its database at start (under the advisory lock).
+        assert settings.migrate_on_start is True
+        assert (settings.database_pooler, settings.database_pool_size) == ("none", 10)
     if name == "registry":
         assert isinstance(settings, RegistrySettings)
         assert settings.effective_admin_password() == SECRETS["KKMP_ADMIN_PASSWORD"]
@@ -208,6 +247,49 @@ def test_each_service_loads_its_settings_from_its_compose_environment(
     if name == "notifications":
         assert isinstance(settings, NotificationsSettings)
         assert settings.portal_url == "https://localhost"
+
+
+def test_the_registry_starts_with_the_signing_key_compose_mounts(
+    signing_key: tuple[SigningKey, dict[str, str]], clean_environ: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """Outside demo mode the registry refuses to start without a key: compose names the file it mounts
+    from the operator's key, and the registry starts with exactly that key."""
+    key, env = signing_key
+    compose = load(COMPOSE, env)
+    settings = settings_from(clean_environ, "registry", compose["services"]["registry"]["environment"])
+    assert isinstance(settings, RegistrySettings) and settings.demo is False
+    assert mounted_file(compose, "registry", settings.key_path) == Path(env["REGISTRY_SIGNING_KEY"])
+    assert registry_start_key(compose, settings, tmp_path / "data").kid == key.kid
+    # Nothing was generated in the data directory: the key is the operator's.
+    assert not (tmp_path / "data").exists()
+
+
+def test_without_the_signing_key_in_its_environment_the_registry_would_refuse_to_start(
+    signing_key: tuple[SigningKey, dict[str, str]], clean_environ: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """The check above can fail: the same compose environment without SIGNING_KEY_FILE is refused."""
+    _, env = signing_key
+    compose = load(COMPOSE, env)
+    environment = dict(compose["services"]["registry"]["environment"])
+    del environment["SIGNING_KEY_FILE"]
+    settings = settings_from(clean_environ, "registry", environment)
+    assert isinstance(settings, RegistrySettings)
+    with pytest.raises(ValueError, match="signing key must be given outside demo mode"):
+        registry_start_key(compose, settings, tmp_path / "data")
+
+
+def test_the_signing_key_is_a_secret_of_the_registry_alone_kept_out_of_git_and_the_image() -> None:
+    compose = load(COMPOSE, SECRETS)
+    mounted = {
+        name: svc.get("secrets", []) for name, svc in compose["services"].items() if svc.get("secrets")
+    }
+    assert mounted == {"registry": ["registry_signing_key"]}
+    # By default the operator's key is secrets/registry-signing-key.pem, which git and docker build ignore.
+    assert mounted_file(compose, "registry", Path("/run/secrets/registry_signing_key")) == (
+        ROOT / "secrets" / "registry-signing-key.pem"
+    )
+    assert "secrets/" in (ROOT / ".gitignore").read_text().splitlines()
+    assert "secrets" in (ROOT / ".dockerignore").read_text().splitlines()
 
 
 @pytest.mark.parametrize("name", list(SERVICES))
@@ -290,6 +372,9 @@ def test_caddy_terminates_tls_in_front_of_the_portal() -> None:
         "{$KKMP_DOMAIN:localhost} {",
         "tls {$KKMP_TLS:internal}",
         "encode zstd gzip",
+        # The portal's Prometheus metrics are not served to the outside.
+        "@metrics path /metrics /metrics/*",
+        "respond @metrics 404",
         "reverse_proxy portal:8000",
         "}",
     ]
