@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-MOMENTS = [
+MOMENTS = [  # both sides of each edge: a run starts at the instant and its tests see the minutes after it
     ("the 1st of a month, 00:30", "2027-03-01T00:30:00"),
     ("the 10th (a report's due date), 23:59", "2027-01-10T23:59:00"),
     ("the 11th (a day past due), 00:00", "2027-01-11T00:00:00"),

@@ -83,18 +83,6 @@ def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
         delete_vhost(vhost)
 
 
-@pytest.fixture
-def services_calendar(city: City) -> None:
-    """Business time of the platform's processes, in this process too.
-
-    `--clock-at` pins this process again at each test's start, while the module's services (and the
-    seed, which ran in the module fixture) kept the calendar they were started with, minutes ahead."""
-    value = city.platform.services["registry"].env.get(clock.ENV)
-    if value:
-        instant, at = clock.parse(value)
-        clock.pin(instant, at=at)
-
-
 def headers(tok: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {tok}"}
 
@@ -139,7 +127,7 @@ def latest_passed_period(today: date) -> str:
     return shift(period_of(today), -1 if today.day > DUE_DAY else -2)
 
 
-def test_demo_city_is_what_the_readme_promises(city: City, services_calendar: None) -> None:
+def test_demo_city_is_what_the_readme_promises(city: City) -> None:
     admin = login(city, "admin", ADMIN_PASSWORD)
     reg, inv, src, rep, notif = (
         city.url(s) for s in ("registry", "inventory", "sourcing", "reporting", "notifications")
