@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,47 @@ DEFAULT_ORDER = ("registry", "reporting", "inventory", "sourcing", "notification
 # Debian default is 100 connections: a service process started by a test keeps 2 open, opens more
 # only under load, and closes those again.
 TEST_POOL_ENV = {"DATABASE_POOL_SIZE": "2", "DATABASE_MAX_OVERFLOW": "8"}
+
+
+def service_env(
+    name: str,
+    *,
+    data_dir: Path,
+    amqp_url: str,
+    urls: Mapping[str, str],
+    admin_password: str,
+    database_url: str | None = None,
+    extra: Mapping[str, str] | None = None,
+) -> dict[str, str]:
+    """The environment of a service process a test starts: this process's (without any
+    ``*_DATABASE_URL``), ``<NAME>_URL`` of every service in ``urls`` (name → base URL), demo mode, short
+    retry and relay delays, no detection loop, a small database pool (:data:`TEST_POOL_ENV`),
+    ``database_url`` as ``<NAME>_DATABASE_URL``, then ``extra``; with the allocator settings that
+    `kkmp run` gives (kkmp_shared.memory). Used by :class:`Platform`, the fault tests' stack and
+    kkmp_testkit.replicas."""
+    env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
+    env.update({f"{n.upper()}_URL": url for n, url in urls.items()})
+    env.update(
+        {
+            "KKMP_DEMO": "1",
+            "KKMP_DATA_DIR": str(data_dir),
+            "AMQP_URL": amqp_url,
+            "REGISTRY_URL": urls.get("registry", "http://127.0.0.1:8001"),
+            "KKMP_ADMIN_PASSWORD": admin_password,
+            "LOG_LEVEL": "INFO",
+            "RETRY_DELAYS_MS": "[200,1000,3000]",
+            "RELAY_POLL_INTERVAL_S": "0.2",
+            "DETECTION_INTERVAL_S": "0",
+            "ALLOW_INTERNAL_WEBHOOKS": "true",
+            "PORTAL_SESSION_SECRET": "e2e-session-secret-" + "x" * 16,
+            "PORTAL_COOKIE_SECURE": "false",
+            **TEST_POOL_ENV,
+        }
+    )
+    if database_url:
+        env[f"{name.upper()}_DATABASE_URL"] = database_url
+    env.update(extra or {})
+    return allocator_env(env)  # as `kkmp run` starts them (kkmp_shared.memory)
 
 
 @dataclass
@@ -114,34 +156,17 @@ class Platform:
     def start(self, names: tuple[str, ...] | list[str] = DEFAULT_ORDER, timeout: float = 90.0) -> Platform:
         self.work_dir.mkdir(parents=True, exist_ok=True)
         ports = {name: free_port() for name in names}
-        registry_url = (
-            f"http://127.0.0.1:{ports['registry']}" if "registry" in ports else "http://127.0.0.1:8001"
-        )
-        urls = {f"{name.upper()}_URL": f"http://127.0.0.1:{port}" for name, port in ports.items()}
+        urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
         for name in names:
-            env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
-            env.update(urls)
-            env.update(
-                {
-                    "KKMP_DEMO": "1",
-                    "KKMP_DATA_DIR": str(self.work_dir / name),
-                    "AMQP_URL": self.amqp_url,
-                    "REGISTRY_URL": registry_url,
-                    "KKMP_ADMIN_PASSWORD": self.admin_password,
-                    "LOG_LEVEL": "INFO",
-                    "RETRY_DELAYS_MS": "[200,1000,3000]",
-                    "RELAY_POLL_INTERVAL_S": "0.2",
-                    "DETECTION_INTERVAL_S": "0",
-                    "ALLOW_INTERNAL_WEBHOOKS": "true",
-                    "PORTAL_SESSION_SECRET": "e2e-session-secret-" + "x" * 16,
-                    "PORTAL_COOKIE_SECURE": "false",
-                    **TEST_POOL_ENV,
-                }
+            env = service_env(
+                name,
+                data_dir=self.work_dir / name,
+                amqp_url=self.amqp_url,
+                urls=urls,
+                admin_password=self.admin_password,
+                database_url=self.database_urls.get(name),
+                extra=self.extra_env,
             )
-            if name in self.database_urls:
-                env[f"{name.upper()}_DATABASE_URL"] = self.database_urls[name]
-            env.update(self.extra_env)
-            env = allocator_env(env)  # as `kkmp run` starts them (kkmp_shared.memory)
             self.services[name] = ServiceProcess(name, ports[name], env, self.work_dir / f"{name}.log")
         for name in names:
             self.services[name].start()
