@@ -7,12 +7,14 @@ prints. Processes can be killed (SIGKILL) and started again on the same port and
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,12 +22,15 @@ import httpx
 from kkmp_shared.memory import allocator_env
 
 from kkmp_testkit.ports import free_port
+from kkmp_testkit.postgres import create_database, drop_database, ensure_postgres
+from kkmp_testkit.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
 
 DEFAULT_ORDER = ("registry", "reporting", "inventory", "sourcing", "notifications", "portal")
 # A test run keeps several platforms up at once (and two with pytest-xdist) on one PostgreSQL, whose
 # Debian default is 100 connections: a service process started by a test keeps 2 open, opens more
 # only under load, and closes those again.
 TEST_POOL_ENV = {"DATABASE_POOL_SIZE": "2", "DATABASE_MAX_OVERFLOW": "8"}
+DEFAULT_ADMIN_PASSWORD = "e2e-admin-password"
 
 
 def service_env(
@@ -148,7 +153,7 @@ class Platform:
     database_urls: dict[str, str] = field(default_factory=dict)
     extra_env: dict[str, str] = field(default_factory=dict)
     services: dict[str, ServiceProcess] = field(default_factory=dict)
-    admin_password: str = "e2e-admin-password"
+    admin_password: str = DEFAULT_ADMIN_PASSWORD
 
     def url(self, name: str) -> str:
         return self.services[name].url
@@ -194,3 +199,44 @@ class Platform:
 
     def admin_token(self) -> str:
         return self.token("admin", self.admin_password)
+
+
+@contextlib.contextmanager
+def started_platform(
+    names: Sequence[str],
+    work: Path,
+    *,
+    prefix: str,
+    postgres: bool = True,
+    extra_env: Mapping[str, str] | None = None,
+    admin_password: str = DEFAULT_ADMIN_PASSWORD,
+) -> Iterator[Platform]:
+    """``names`` started as a :class:`Platform` on a vhost of their own on the machine's broker
+    (``<prefix>-<random>``) and, with ``postgres``, a fresh PostgreSQL database per service but the
+    portal (``<prefix>_<service>``). The services' logs are printed when the start or the ``with``
+    body fails; afterwards the services stop, the databases are dropped and the vhost deleted."""
+    base = ensure_broker()
+    vhost = f"{prefix}-{uuid.uuid4().hex[:8]}"
+    create_vhost(vhost)
+    databases: dict[str, str] = {}
+    if postgres:
+        ensure_postgres()
+        databases = {n: create_database(f"{prefix}_{n}") for n in names if n != "portal"}
+    plat = Platform(
+        vhost_url(base, vhost),
+        work,
+        databases,
+        extra_env=dict(extra_env or {}),
+        admin_password=admin_password,
+    )
+    try:
+        plat.start(tuple(names))
+        yield plat
+    except Exception:
+        print(plat.logs())
+        raise
+    finally:
+        plat.stop()
+        for url in databases.values():
+            drop_database(url)
+        delete_vhost(vhost)
