@@ -17,7 +17,7 @@ import contextlib
 import json
 import random
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -946,6 +946,42 @@ async def settled(stack: Stack) -> bool:
     return not busy
 
 
+# --- watching a stream while faults land ------------------------------------------------------------
+
+
+async def consumed_stock_events(stack: Stack) -> int:
+    """How many inventory events reporting has taken in (its inbox on the stock queue, shared by its
+    replicas on a cluster stack)."""
+    return int(
+        await stack.fetchval("reporting", "SELECT count(*) FROM inbox WHERE consumer = 'reporting.stock'")
+    )
+
+
+async def detect_until(
+    stop: asyncio.Event, client: httpx.AsyncClient, url: str, admin: dict[str, str]
+) -> int:
+    """Run detection at ``url`` every few seconds while the flow lasts (episodes start during faults);
+    returns how many runs were answered."""
+    runs = 0
+    while not stop.is_set():
+        try:
+            response = await client.post(f"{url}/detections/run", headers=admin, json={})
+        except httpx.TransportError:  # the process was just killed: the next round runs again
+            response = None
+        if response is not None and response.status_code < 500:
+            assert response.status_code == 200, response.text
+            runs += 1
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=4)
+        except TimeoutError:
+            pass
+    return runs
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    await eventually(condition, timeout=timeout, interval=0.25)
+
+
 @pytest.fixture(scope="session")
 def kit() -> Any:
     """The helpers of this directory, for test modules (conftest modules are not importable)."""
@@ -965,6 +1001,9 @@ def kit() -> Any:
         republish_from_outbox=republish_from_outbox,
         delivery_event=delivery_event,
         get_all=get_all,
+        consumed_stock_events=consumed_stock_events,
+        detect_until=detect_until,
+        wait_for=wait_for,
         DELIVERED=DELIVERED,
         plain_dsn=plain_dsn,
     )
