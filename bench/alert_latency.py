@@ -34,6 +34,7 @@ import secrets
 import sys
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -287,6 +288,83 @@ def alert_figures(
     out["alert_latency_p50_ms"] = percentile_ms(both, 50, 1) if complete else None
     out["alert_latency_p99_ms"] = percentile_ms(both, 99, 1) if complete else None
     return out
+
+
+async def ingest_and_alerts(
+    client: httpx.AsyncClient,
+    plat: Any,
+    admin: dict[str, str],
+    officer: dict[str, str],
+    coops: list[str],
+    receiver: Receiver,
+    results: dict[str, Any],
+    *,
+    amqp_url: str,
+    inventory_urls: list[str],
+    processed: Callable[[], Awaitable[float]],
+    pids: Callable[[], dict[str, int]],
+    movements: int,
+    stalls: int,
+    ceiling_key: str,
+    prefix: str = "",
+) -> None:
+    """`make bench`'s ingest with the alert latency under it, for the single-node run and the cluster
+    run (``plat`` a Platform or a ReplicatedPlatform). ``movements`` in 1,000-movement batches, dealt
+    out over ``inventory_urls``, a detection a second in; the ingest lasts until reporting has
+    ``processed`` them all. The figures go into ``results`` under ``prefix`` as they are measured
+    (a later failure keeps them): ingest CPU, movements/s and its ratio to ``results[ceiling_key]``,
+    the alert figures and the CPU of the alert window."""
+    # Four items stall on each of these cooperatives; the ingest goes to the others.
+    stall_coops = coops[: min(len(coops), -(-stalls // len(STALL_ITEMS)))]
+    expected = await seed_stalls(client, plat, admin, stall_coops, stalls)
+    before = await processed()
+    load = coops[len(stall_coops) :]
+    spec = [(load[b % len(load)], 1000) for b in range(movements // 1000)]
+    token = admin["Authorization"].removeprefix("Bearer ")
+    watcher = InboxWatcher(client, plat.url("notifications"), officer)
+    async with AlertProbe(amqp_url, officer_id_of(officer)) as probe:
+        watching = asyncio.create_task(watcher.run())
+        try:
+            meter = CpuMeter(pids())
+            meter.start()
+            started = time.perf_counter()
+            # Posted from a process of its own per inventory address, so their CPU does not delay this
+            # process's clocks.
+            ingest = [
+                asyncio.create_task(run_ingest(url, token, spec[turn :: len(inventory_urls)]))
+                for turn, url in enumerate(inventory_urls)
+            ]
+            try:
+                await asyncio.sleep(1.0)  # detection under load
+                alert_meter = CpuMeter(pids(), with_children=False)
+                alert_meter.start()
+                detection = await client.post(
+                    f"{plat.url('inventory')}/detections/run", headers=admin, json={}
+                )
+                detection.raise_for_status()
+            finally:
+                await asyncio.gather(*ingest)
+            target = before + movements
+            deadline = time.monotonic() + 600
+            while await processed() < target and time.monotonic() < deadline:
+                await asyncio.sleep(0.2)
+            elapsed = time.perf_counter() - started
+            results[f"{prefix}ingest_cpu"] = meter.stop(movements)
+            results[f"{prefix}ingest_movements_per_s"] = round(movements / elapsed)
+            results[f"{prefix}ingest_ratio"] = round(
+                results[f"{prefix}ingest_movements_per_s"] / results[ceiling_key], 3
+            )
+
+            # Alert latency: from the stalled event's publication (seen on the exchange) to the
+            # whole-city officer's inbox and to the webhook; every announced stall is matched in each
+            # channel or counted as missing.
+            await wait_all(probe, watcher, receiver, expected, timeout=60)
+            figures = alert_figures(probe, watcher, receiver, expected)
+            results.update({f"{prefix}{k}": v for k, v in figures.items()})
+            # From the detection until the last stall was seen everywhere: the ingest's share too.
+            results[f"{prefix}alert_window_cpu"] = alert_meter.stop(expected)
+        finally:
+            watching.cancel()
 
 
 # --- the focused measurement -----------------------------------------------------------------------

@@ -27,21 +27,9 @@ from typing import Any
 import asyncpg
 import httpx
 import orjson
-from alert_latency import (
-    STALL_ITEMS,
-    AlertProbe,
-    InboxWatcher,
-    Receiver,
-    alert_figures,
-    city_officer,
-    make_cooperatives,
-    officer_id_of,
-    seed_stalls,
-    wait_all,
-)
+from alert_latency import Receiver, city_officer, ingest_and_alerts, make_cooperatives
 from ceiling import broker_ceiling
 from cpu import CpuMeter
-from ingest_load import run_ingest
 from kkmp_shared import clock
 from kkmp_shared.events.contracts import OrderDelivered
 from kkmp_shared.events.envelope import new_event
@@ -94,7 +82,24 @@ async def cluster_figures(results: dict[str, Any]) -> None:
                     json={"channel": "webhook", "target": receiver.url, "event_types": ["stock.stalled.v1"]},
                 )
                 response.raise_for_status()
-                await _ingest_and_alerts(client, plat, admin, officer, coops, results, receiver)
+                await ingest_and_alerts(
+                    client,
+                    plat,
+                    admin,
+                    officer,
+                    coops,
+                    receiver,
+                    results,
+                    # Half the batches through each inventory replica, each from a load process of its own.
+                    amqp_url=plat.cluster.urls[0],
+                    inventory_urls=plat.urls("inventory"),
+                    processed=lambda: _processed(client, plat, "reporting"),
+                    pids=lambda: _pids(plat),
+                    movements=MOVEMENTS,
+                    stalls=STALLS,
+                    ceiling_key="cluster_quorum_ceiling_msgs_per_s",
+                    prefix="cluster_",
+                )
             await _resume_after_node_kill(client, plat, admin, coops[-1], results)
     except Exception as exc:
         # The figures measured so far are kept and printed; the failure is recorded beside them.
@@ -102,61 +107,6 @@ async def cluster_figures(results: dict[str, Any]) -> None:
         print(plat.logs(10))
     finally:
         await asyncio.to_thread(plat.cleanup)
-
-
-async def _ingest_and_alerts(
-    client: httpx.AsyncClient,
-    plat: ReplicatedPlatform,
-    admin: dict[str, str],
-    officer: dict[str, str],
-    coops: list[str],
-    results: dict[str, Any],
-    receiver: Receiver,
-) -> None:
-    stall_coops = coops[: min(len(coops), -(-STALLS // len(STALL_ITEMS)))]
-    expected = await seed_stalls(client, plat, admin, stall_coops, STALLS)
-    before = await _processed(client, plat, "reporting")
-    load = coops[len(stall_coops) :]
-    spec = [(load[b % len(load)], 1000) for b in range(MOVEMENTS // 1000)]
-    token = admin["Authorization"].removeprefix("Bearer ")
-    watcher = InboxWatcher(client, plat.url("notifications"), officer)
-    async with AlertProbe(plat.cluster.urls[0], officer_id_of(officer)) as probe:
-        watching = asyncio.create_task(watcher.run())
-        try:
-            meter = CpuMeter(_pids(plat))
-            meter.start()
-            started = time.perf_counter()
-            # Half the batches through each inventory replica, each from a load process of its own.
-            ingest = [
-                asyncio.create_task(run_ingest(url, token, spec[replica :: plat.replicas]))
-                for replica, url in enumerate(plat.urls("inventory"))
-            ]
-            try:
-                await asyncio.sleep(1.0)  # detection under load
-                alert_meter = CpuMeter(_pids(plat), with_children=False)
-                alert_meter.start()
-                detection = await client.post(
-                    f"{plat.url('inventory')}/detections/run", headers=admin, json={}
-                )
-                detection.raise_for_status()
-            finally:
-                await asyncio.gather(*ingest)
-            target = before + MOVEMENTS
-            deadline = time.monotonic() + 600
-            while await _processed(client, plat, "reporting") < target and time.monotonic() < deadline:
-                await asyncio.sleep(0.2)
-            elapsed = time.perf_counter() - started
-            results["cluster_ingest_cpu"] = meter.stop(MOVEMENTS)
-            results["cluster_ingest_movements_per_s"] = round(MOVEMENTS / elapsed)
-            results["cluster_ingest_ratio"] = round(
-                results["cluster_ingest_movements_per_s"] / results["cluster_quorum_ceiling_msgs_per_s"], 3
-            )
-            await wait_all(probe, watcher, receiver, expected, timeout=60)
-            figures = alert_figures(probe, watcher, receiver, expected)
-            results.update({f"cluster_{k}": v for k, v in figures.items()})
-            results["cluster_alert_window_cpu"] = alert_meter.stop(expected)
-        finally:
-            watching.cancel()
 
 
 async def _connect(dsn: str, timeout: float = 120.0) -> asyncpg.Connection:

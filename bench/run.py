@@ -21,7 +21,6 @@ import math
 import os
 import platform
 import sys
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -31,23 +30,11 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "bench"))
 
-from alert_latency import (  # noqa: E402
-    STALL_ITEMS,
-    AlertProbe,
-    InboxWatcher,
-    Receiver,
-    alert_figures,
-    city_officer,
-    make_cooperatives,
-    officer_id_of,
-    seed_stalls,
-    wait_all,
-)
+from alert_latency import Receiver, city_officer, ingest_and_alerts, make_cooperatives  # noqa: E402
 from ceiling import broker_ceiling  # noqa: E402
 from cluster_run import cluster_figures  # noqa: E402
 from cpu import CpuMeter, rss_mb  # noqa: E402
 from http_floor import floor as http_floor  # noqa: E402
-from ingest_load import run_ingest  # noqa: E402
 from kkmp_testkit.processes import Platform  # noqa: E402
 from stack import running_platform  # noqa: E402
 from stock_reads import measure as stock_reads_measure  # noqa: E402
@@ -125,7 +112,22 @@ async def platform_figures(results: dict[str, Any]) -> None:
                         "event_types": ["stock.stalled.v1"],
                     },
                 )
-                await ingest_and_alerts(client, plat, admin, officer, coops, results, receiver, amqp_url)
+                await ingest_and_alerts(
+                    client,
+                    plat,
+                    admin,
+                    officer,
+                    coops,
+                    receiver,
+                    results,
+                    amqp_url=amqp_url,
+                    inventory_urls=[plat.url("inventory")],
+                    processed=lambda: consumed(client, plat.url("reporting"), "reporting."),
+                    pids=lambda: service_pids(plat),
+                    movements=INGEST_MOVEMENTS,
+                    stalls=STALLS,
+                    ceiling_key="broker_ceiling_msgs_per_s",
+                )
             meter = CpuMeter(service_pids(plat))
             meter.start()
             await stock_reads(client, plat, admin, coops, results)
@@ -134,69 +136,6 @@ async def platform_figures(results: dict[str, Any]) -> None:
             results["http_floor_rps"] = floor["rps"]
             results["http_floor_p99_ms"] = floor["p99_ms"]
         results["rss_mb"] = {n: rss_mb(s.proc.pid) for n, s in plat.services.items() if s.proc}
-
-
-async def ingest_and_alerts(
-    client: httpx.AsyncClient,
-    plat: Platform,
-    admin: dict[str, str],
-    officer: dict[str, str],
-    coops: list[str],
-    results: dict[str, Any],
-    receiver: Receiver,
-    amqp_url: str,
-) -> None:
-    # Four items stall on each of these cooperatives; the ingest goes to the others.
-    stall_coops = coops[: min(len(coops), -(-STALLS // len(STALL_ITEMS)))]
-    expected = await seed_stalls(client, plat, admin, stall_coops, STALLS)
-    before = await consumed(client, plat.url("reporting"), "reporting.")
-    per_batch = 1000
-    spec = [
-        (coops[len(stall_coops) + b % (len(coops) - len(stall_coops))], per_batch)
-        for b in range(INGEST_MOVEMENTS // per_batch)
-    ]
-
-    watcher = InboxWatcher(client, plat.url("notifications"), officer)
-    async with AlertProbe(amqp_url, officer_id_of(officer)) as probe:
-        watching = asyncio.create_task(watcher.run())
-        try:
-            meter = CpuMeter(service_pids(plat))
-            meter.start()
-            started = time.perf_counter()
-
-            # Posted from a process of its own, so its CPU does not delay this process's clocks.
-            token = admin["Authorization"].removeprefix("Bearer ")
-            ingest = asyncio.create_task(run_ingest(plat.url("inventory"), token, spec))
-            await asyncio.sleep(1.0)  # detection under load
-            alert_meter = CpuMeter(service_pids(plat), with_children=False)
-            alert_meter.start()
-            (
-                await client.post(f"{plat.url('inventory')}/detections/run", headers=admin, json={})
-            ).raise_for_status()
-            await ingest
-            target = before + INGEST_MOVEMENTS
-            deadline = time.monotonic() + 600
-            while (
-                await consumed(client, plat.url("reporting"), "reporting.") < target
-                and time.monotonic() < deadline
-            ):
-                await asyncio.sleep(0.2)
-            elapsed = time.perf_counter() - started
-            results["ingest_cpu"] = meter.stop(INGEST_MOVEMENTS)
-            results["ingest_movements_per_s"] = round(INGEST_MOVEMENTS / elapsed)
-            results["ingest_ratio"] = round(
-                results["ingest_movements_per_s"] / results["broker_ceiling_msgs_per_s"], 3
-            )
-
-            # Alert latency: from the stalled event's publication (seen on the exchange) to the
-            # whole-city officer's inbox and to the webhook; every announced stall is matched in each
-            # channel or counted as missing.
-            await wait_all(probe, watcher, receiver, expected, timeout=60)
-            results.update(alert_figures(probe, watcher, receiver, expected))
-            # From the detection until the last stall was seen everywhere: the ingest's share too.
-            results["alert_window_cpu"] = alert_meter.stop(expected)
-        finally:
-            watching.cancel()
 
 
 async def stock_reads(

@@ -5,40 +5,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 from kkmp_testkit.harness import EventProbe
-from kkmp_testkit.postgres import create_database, drop_database, ensure_postgres
-from kkmp_testkit.processes import Platform
-from kkmp_testkit.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
+from kkmp_testkit.processes import Platform, started_platform
 
 SERVICES = ("registry", "reporting", "inventory", "sourcing", "notifications", "portal")
-DB_SERVICES = ("registry", "reporting", "inventory", "sourcing", "notifications")
 PASSWORD = "e2e-password-123"
 
 
 @pytest.fixture(scope="session")
 def platform(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Platform]:
-    base = ensure_broker()
-    vhost = f"e2e-{uuid.uuid4().hex[:8]}"
-    create_vhost(vhost)
-    ensure_postgres()
-    databases = {name: create_database(f"e2e_{name}") for name in DB_SERVICES}
-    work: Path = tmp_path_factory.mktemp("platform")
-    plat = Platform(vhost_url(base, vhost), work, databases)
-    try:
-        plat.start(SERVICES)
+    with started_platform(SERVICES, tmp_path_factory.mktemp("platform"), prefix="e2e") as plat:
         yield plat
-    except Exception:
-        print(plat.logs())
-        raise
-    finally:
-        plat.stop()
-        for url in databases.values():
-            drop_database(url)
-        delete_vhost(vhost)
 
 
 @pytest.fixture

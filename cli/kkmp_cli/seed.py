@@ -346,24 +346,15 @@ def register_coop(client: httpx.Client, urls: Urls, h: dict[str, str], plan: Coo
     """Send one planned cooperative: registration, status, board, members, its manager's account."""
     row = plan.row
     coop = _check(client.post(f"{urls.registry}/cooperatives", json=plan.body, headers=h), "register")
+
+    def set_status(status: str, reason: str, what: str) -> None:
+        body = {"status": status, "status_reason": reason}
+        _check(client.patch(f"{urls.registry}/cooperatives/{coop['id']}", json=body, headers=h), what)
+
     if plan.profile != "new":
-        _check(
-            client.patch(
-                f"{urls.registry}/cooperatives/{coop['id']}",
-                json={"status": "operating", "status_reason": "gerai mulai beroperasi"},
-                headers=h,
-            ),
-            "operating",
-        )
+        set_status("operating", "gerai mulai beroperasi", "operating")
     if plan.suspend:
-        _check(
-            client.patch(
-                f"{urls.registry}/cooperatives/{coop['id']}",
-                json={"status": "suspended", "status_reason": "pengurus tidak aktif"},
-                headers=h,
-            ),
-            "suspend",
-        )
+        set_status("suspended", "pengurus tidak aktif", "suspend")
     _check(
         client.put(
             f"{urls.registry}/cooperatives/{coop['id']}/board", json={"members": plan.board}, headers=h

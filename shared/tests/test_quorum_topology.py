@@ -55,23 +55,16 @@ async def test_work_dead_letter_and_retry_queues_are_quorum_queues_with_explicit
     async with connection:
         channel = await connection.channel()
         await declare_exchanges(channel, "kkmp.events")
-        await declare_consumer_queue(
-            channel,
-            exchange="kkmp.events",
-            queue="toy.things",
-            routing_keys=["member.joined.v1"],
-            retry_delays_ms=[100, 2000],
-            delivery_limit=7,
-        )
-        # Declaring again (every reconnect does) is accepted: same type, same arguments.
-        await declare_consumer_queue(
-            channel,
-            exchange="kkmp.events",
-            queue="toy.things",
-            routing_keys=["member.joined.v1"],
-            retry_delays_ms=[100, 2000],
-            delivery_limit=7,
-        )
+        # Declared twice: declaring again (every reconnect does) is accepted, same type, same arguments.
+        for _ in range(2):
+            await declare_consumer_queue(
+                channel,
+                exchange="kkmp.events",
+                queue="toy.things",
+                routing_keys=["member.joined.v1"],
+                retry_delays_ms=[100, 2000],
+                delivery_limit=7,
+            )
     queues = queues_of(amqp_url)
     assert set(queues) == {"toy.things", "toy.things.dlq", "toy.things.retry.100", "toy.things.retry.2000"}
     assert {q["type"] for q in queues.values()} == {"quorum"}

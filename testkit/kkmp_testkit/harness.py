@@ -9,6 +9,7 @@ service's relay would (persistent, confirmed).
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,6 +23,9 @@ from fastapi import FastAPI
 from kkmp_shared import clock
 from kkmp_shared.events.contracts import EventData
 from kkmp_shared.events.envelope import CloudEvent, new_event
+from kkmp_shared.settings import ServiceSettings
+
+from kkmp_testkit.tokens import TokenFactory
 
 
 @asynccontextmanager
@@ -30,6 +34,24 @@ async def running_app(app: FastAPI, base_url: str = "http://test") -> AsyncItera
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url=base_url, timeout=30) as client:
             yield client
+
+
+def app_on_database(
+    create_app: Callable[..., FastAPI], settings: ServiceSettings, database_url: str, tokens: TokenFactory
+) -> FastAPI:
+    """``create_app(settings)`` on ``database_url``, verifying tokens of ``tokens``. A service reads
+    ``<SERVICE>_DATABASE_URL`` when its app is made: the variable is set for that call only (the tests
+    of a session run apps on several databases), and what it was is put back."""
+    name = f"{settings.service_name.upper()}_DATABASE_URL"
+    previous = os.environ.get(name)
+    os.environ[name] = database_url
+    try:
+        return create_app(settings, key_source=lambda _s: tokens.key_source())
+    finally:
+        if previous is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = previous
 
 
 async def wait_ready(client: httpx.AsyncClient, timeout: float = 20.0) -> None:

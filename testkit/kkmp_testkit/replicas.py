@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import re
 import time
 from collections.abc import Iterable, Sequence
@@ -34,11 +33,10 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from kkmp_shared.memory import allocator_env
 
 from kkmp_testkit.ports import free_port
 from kkmp_testkit.postgres import create_database, drop_database, ensure_postgres
-from kkmp_testkit.processes import ServiceProcess
+from kkmp_testkit.processes import ServiceProcess, service_env
 from kkmp_testkit.rabbit import RabbitCluster
 
 __all__ = [
@@ -150,33 +148,26 @@ class ReplicatedPlatform:
     def _environment(
         self, service: str, replica: int, ports: dict[str, list[int]], key: Path
     ) -> dict[str, str]:
-        env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
         # Another service is reached at its replica 0 (the JWKS too: the registry replicas share a key).
-        env.update({f"{n.upper()}_URL": f"http://127.0.0.1:{p[0]}" for n, p in ports.items()})
-        env.update(
-            {
-                "KKMP_DEMO": "1",
-                "KKMP_DATA_DIR": str(self.work / f"{service}-{replica}"),
-                "AMQP_URL": ",".join(self.amqp_urls(self.first_node(service, replica))),
-                "KKMP_ADMIN_PASSWORD": self.admin_password,
-                # INFO: ResumeWatch reads "broker connected to" from the logs.
-                "LOG_LEVEL": "INFO",
-                "RETRY_DELAYS_MS": "[200,1000,3000]",
-                "RELAY_POLL_INTERVAL_S": "0.2",
-                "DETECTION_INTERVAL_S": "0",
-                "ALLOW_INTERNAL_WEBHOOKS": "true",
+        # LOG_LEVEL stays INFO (service_env's): ResumeWatch reads "broker connected to" from the logs.
+        return service_env(
+            service,
+            data_dir=self.work / f"{service}-{replica}",
+            amqp_url=",".join(self.amqp_urls(self.first_node(service, replica))),
+            urls={n: f"http://127.0.0.1:{p[0]}" for n, p in ports.items()},
+            admin_password=self.admin_password,
+            database_url=self.databases[service],
+            extra={
                 # Ten processes on a PostgreSQL shared with other test runs (max_connections 100): a
                 # budget of 10 × (3 + 3).
                 "DATABASE_POOL_SIZE": "3",
                 "DATABASE_MAX_OVERFLOW": "3",
                 # The same starting key in every registry replica (they share the key store after).
                 "SIGNING_KEY_FILE": str(key),
-                f"{service.upper()}_DATABASE_URL": self.databases[service],
-            }
+                **self.env,
+                **self.service_env.get(service, {}),
+            },
         )
-        env.update(self.env)
-        env.update(self.service_env.get(service, {}))
-        return allocator_env(env)
 
     def start(self, timeout: float = 120.0) -> ReplicatedPlatform:
         began = time.monotonic()

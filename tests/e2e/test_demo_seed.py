@@ -8,11 +8,9 @@ on today's date, and must be right on every day (`pytest --clock-at ...`)."""
 from __future__ import annotations
 
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -20,9 +18,7 @@ import pytest
 from kkmp_cli.runner import DEMO_PASSWORD_HASHING, demo_reports_expected_from
 from kkmp_cli.seed import DEMO_PASSWORD, Urls, kelurahan, seed_city, seed_if_empty
 from kkmp_shared import clock
-from kkmp_testkit.postgres import create_database, drop_database, ensure_postgres
-from kkmp_testkit.processes import Platform
-from kkmp_testkit.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
+from kkmp_testkit.processes import Platform, started_platform
 from kkmp_testkit.wait import wait_until
 
 # Seeding 153 KKMP with 90 days of stock takes minutes on a 2-core machine, too long to repeat at each of
@@ -51,36 +47,20 @@ class City:
 
 @pytest.fixture(scope="module")
 def city(tmp_path_factory: pytest.TempPathFactory) -> Iterator[City]:
-    base = ensure_broker()
-    vhost = f"seed-{uuid.uuid4().hex[:8]}"
-    create_vhost(vhost)
-    ensure_postgres()
-    databases = {name: create_database(f"seed_{name}") for name in SERVICES}
-    work: Path = tmp_path_factory.mktemp("demo-seed")
-    plat = Platform(
-        vhost_url(base, vhost),
-        work,
-        databases,
+    with started_platform(
+        SERVICES,
+        tmp_path_factory.mktemp("demo-seed"),
+        prefix="seed",
         # As `kkmp run` starts the services in demo mode (cli/kkmp_cli/runner.py).
         extra_env={"REPORTS_EXPECTED_FROM": demo_reports_expected_from(), **DEMO_PASSWORD_HASHING},
         admin_password=ADMIN_PASSWORD,
-    )
-    try:
-        plat.start(SERVICES)
+    ) as plat:
         urls = Urls(**{name: plat.url(name) for name in SERVICES})
         started = time.monotonic()
         seed_city(SEED, urls, ADMIN_PASSWORD)
         seconds = time.monotonic() - started
         print(f"\nseed_city: {seconds:.1f} s for {CITY} KKMP")
         yield City(plat, urls, seconds)
-    except Exception:
-        print(plat.logs())
-        raise
-    finally:
-        plat.stop()
-        for url in databases.values():
-            drop_database(url)
-        delete_vhost(vhost)
 
 
 def headers(tok: str) -> dict[str, str]:

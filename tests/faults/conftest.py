@@ -15,11 +15,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
-import os
 import random
-import re
 import uuid
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
 from decimal import Decimal
@@ -36,10 +34,10 @@ from kkmp_shared.events.contracts import OrderDelivered
 from kkmp_shared.events.envelope import new_event
 from kkmp_testkit.ports import free_port
 from kkmp_testkit.postgres import create_database, drop_database, ensure_postgres
-from kkmp_testkit.processes import TEST_POOL_ENV, Platform, ServiceProcess
+from kkmp_testkit.processes import Platform, ServiceProcess, service_env
 from kkmp_testkit.proxy import ChaosProxy
 from kkmp_testkit.rabbit import PrivateRabbit
-from kkmp_testkit.replicas import ReplicatedPlatform
+from kkmp_testkit.replicas import ReplicatedPlatform, parse_consumed
 from kkmp_testkit.wait import eventually
 from sqlalchemy.engine import make_url
 
@@ -47,9 +45,6 @@ from sqlalchemy.engine import make_url
 SERVICES = ("registry", "reporting", "inventory", "sourcing", "notifications")
 PASSWORD = "fault-password-123"
 ADMIN_PASSWORD = "fault-admin-password"
-
-_METRIC = re.compile(r"^kkmp_events_consumed_total\{(?P<labels>[^}]*)\}\s+(?P<value>[0-9.e+]+)$")
-_LABEL = re.compile(r'(\w+)="([^"]*)"')
 
 
 def plain_dsn(url: str) -> str:
@@ -123,14 +118,7 @@ class Stack:
     async def consumed(self, service: str) -> dict[tuple[str, str], float]:
         """`kkmp_events_consumed_total` of one service process: (queue, outcome) → count."""
         async with httpx.AsyncClient(timeout=10) as client:
-            text = (await client.get(f"{self.url(service)}/metrics")).text
-        out: dict[tuple[str, str], float] = {}
-        for line in text.splitlines():
-            match = _METRIC.match(line.strip())
-            if match:
-                labels = dict(_LABEL.findall(match["labels"]))
-                out[(labels["queue"], labels["outcome"])] = float(match["value"])
-        return out
+            return parse_consumed((await client.get(f"{self.url(service)}/metrics")).text)
 
     async def outcome(self, service: str, outcome: str, queue: str | None = None) -> float:
         counts = await self.consumed(service)
@@ -168,31 +156,20 @@ def _service_env(
     name: str, port_of: dict[str, int], work: Path, amqp_url: str, database_url: str | None
 ) -> dict[str, str]:
     # The same environment as kkmp_testkit.processes.Platform gives, plus per-service AMQP URLs.
-    env = {k: v for k, v in os.environ.items() if not k.endswith("DATABASE_URL")}
-    env.update({f"{n.upper()}_URL": f"http://127.0.0.1:{p}" for n, p in port_of.items()})
-    env.update(
-        {
-            "KKMP_DEMO": "1",
-            "KKMP_DATA_DIR": str(work / name),
-            "AMQP_URL": amqp_url,
-            "REGISTRY_URL": f"http://127.0.0.1:{port_of['registry']}",
-            "KKMP_ADMIN_PASSWORD": ADMIN_PASSWORD,
-            "LOG_LEVEL": "INFO",
-            # Short retry delays so that a poison message reaches its dead-letter queue in seconds.
-            "RETRY_DELAYS_MS": "[200,1000,3000]",
-            "RELAY_POLL_INTERVAL_S": "0.2",
-            "DETECTION_INTERVAL_S": "0",
-            "ALLOW_INTERNAL_WEBHOOKS": "true",
-            **TEST_POOL_ENV,
-        }
-    )
+    extra: dict[str, str] = {}
     if name == "reporting":
         # Reporting's default prefetch (300) would take a test's whole backlog in one batch; 64 keeps
         # several batches in flight and bounds what the commit/ack crash test holds unacked.
-        env["PREFETCH"] = "64"
-    if database_url:
-        env[f"{name.upper()}_DATABASE_URL"] = database_url
-    return env
+        extra["PREFETCH"] = "64"
+    return service_env(
+        name,
+        data_dir=work / name,
+        amqp_url=amqp_url,
+        urls={n: f"http://127.0.0.1:{p}" for n, p in port_of.items()},
+        admin_password=ADMIN_PASSWORD,
+        database_url=database_url,
+        extra=extra,
+    )
 
 
 @contextlib.contextmanager
@@ -969,6 +946,42 @@ async def settled(stack: Stack) -> bool:
     return not busy
 
 
+# --- watching a stream while faults land ------------------------------------------------------------
+
+
+async def consumed_stock_events(stack: Stack) -> int:
+    """How many inventory events reporting has taken in (its inbox on the stock queue, shared by its
+    replicas on a cluster stack)."""
+    return int(
+        await stack.fetchval("reporting", "SELECT count(*) FROM inbox WHERE consumer = 'reporting.stock'")
+    )
+
+
+async def detect_until(
+    stop: asyncio.Event, client: httpx.AsyncClient, url: str, admin: dict[str, str]
+) -> int:
+    """Run detection at ``url`` every few seconds while the flow lasts (episodes start during faults);
+    returns how many runs were answered."""
+    runs = 0
+    while not stop.is_set():
+        try:
+            response = await client.post(f"{url}/detections/run", headers=admin, json={})
+        except httpx.TransportError:  # the process was just killed: the next round runs again
+            response = None
+        if response is not None and response.status_code < 500:
+            assert response.status_code == 200, response.text
+            runs += 1
+        try:
+            await asyncio.wait_for(stop.wait(), timeout=4)
+        except TimeoutError:
+            pass
+    return runs
+
+
+async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float) -> None:
+    await eventually(condition, timeout=timeout, interval=0.25)
+
+
 @pytest.fixture(scope="session")
 def kit() -> Any:
     """The helpers of this directory, for test modules (conftest modules are not importable)."""
@@ -988,6 +1001,9 @@ def kit() -> Any:
         republish_from_outbox=republish_from_outbox,
         delivery_event=delivery_event,
         get_all=get_all,
+        consumed_stock_events=consumed_stock_events,
+        detect_until=detect_until,
+        wait_for=wait_for,
         DELIVERED=DELIVERED,
         plain_dsn=plain_dsn,
     )

@@ -25,7 +25,6 @@ from typing import Any
 
 import httpx
 import pytest
-from kkmp_testkit.wait import eventually
 
 pytestmark = [pytest.mark.fault, pytest.mark.e2e]
 
@@ -47,33 +46,6 @@ async def stack(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
         await running.aclose()
 
 
-async def consumed_stock_events(stack: Any) -> int:
-    """How many inventory events reporting has taken in (its inbox on the stock queue)."""
-    return int(
-        await stack.fetchval("reporting", "SELECT count(*) FROM inbox WHERE consumer = 'reporting.stock'")
-    )
-
-
-async def detect_until(
-    stop: asyncio.Event, client: httpx.AsyncClient, url: str, admin: dict[str, str]
-) -> int:
-    """Run detection every few seconds while the flow lasts (episodes start while the broker is down)."""
-    runs = 0
-    while not stop.is_set():
-        try:
-            response = await client.post(f"{url}/detections/run", headers=admin, json={})
-        except httpx.TransportError:  # the process was just killed: the next round runs again
-            response = None
-        if response is not None and response.status_code < 500:
-            assert response.status_code == 200, response.text
-            runs += 1
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=4)
-        except TimeoutError:
-            pass
-    return runs
-
-
 async def inject_duplicates(stack: Any, kit: Any, cohort: Any, publisher: Any, seed: int) -> Counter[str]:
     """Publish again events that were already published: inventory's (as its relay would after dying
     between publishing and marking sent) and this test's deliveries."""
@@ -88,10 +60,6 @@ async def inject_duplicates(stack: Any, kit: Any, cohort: Any, publisher: Any, s
         await publisher.publish(body, "order.delivered.v1", event_id)
         counts["order.delivered.v1"] += 1
     return counts
-
-
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float) -> None:
-    await eventually(condition, timeout=timeout, interval=0.25)
 
 
 @pytest.mark.timeout(1200)
@@ -111,7 +79,9 @@ async def test_broker_sigkilled_three_times_while_10000_movements_flow(stack: An
         stop_detection = asyncio.Event()
         posting = asyncio.create_task(kit.post_ledgers(stack, cohort, client))
         delivering = asyncio.create_task(kit.send_deliveries(cohort, publisher, per_coop=20))
-        detecting = asyncio.create_task(detect_until(stop_detection, client, stack.url("inventory"), admin))
+        detecting = asyncio.create_task(
+            kit.detect_until(stop_detection, client, stack.url("inventory"), admin)
+        )
         # The first kill lands while the API is still taking batches, the others while relays and
         # consumers work through the backlog, each at a random share of the flow.
         batches = sum(-(-len(plan) // 100) for plan in cohort.plans.values())
@@ -124,16 +94,16 @@ async def test_broker_sigkilled_three_times_while_10000_movements_flow(stack: An
 
         def consumed_reached(share: float) -> Callable[[], Awaitable[bool]]:
             async def reached() -> bool:
-                return await consumed_stock_events(stack) >= share * total
+                return await kit.consumed_stock_events(stack) >= share * total
 
             return reached
 
         injected: Counter[str] = Counter()
         outages: list[dict[str, Any]] = []
         for number, moment in enumerate([posting_reached, *(consumed_reached(s) for s in later)]):
-            await wait_for(moment, timeout=600)
+            await kit.wait_for(moment, timeout=600)
             await asyncio.sleep(rng.uniform(0, 1.0))
-            at = (await consumed_stock_events(stack), sum(cohort.posted.values()))
+            at = (await kit.consumed_stock_events(stack), sum(cohort.posted.values()))
             await asyncio.to_thread(stack.rabbit.kill)
             down_since = time.monotonic()
 
@@ -142,7 +112,7 @@ async def test_broker_sigkilled_three_times_while_10000_movements_flow(stack: An
                 response = await stack.ready("inventory")
                 return response.status_code == 503 and response.json()["checks"]["broker"] != "ok"
 
-            await wait_for(not_ready, timeout=30)
+            await kit.wait_for(not_ready, timeout=30)
             answered = await client.get(f"{stack.url('inventory')}/commodities", headers=admin)
             assert answered.status_code == 200
             await asyncio.sleep(rng.uniform(0.5, 3.0))
@@ -167,11 +137,11 @@ async def test_broker_sigkilled_three_times_while_10000_movements_flow(stack: An
         # One more scan once every ledger is in: each cooperative's kedelai is stalled exactly once.
         response = await client.post(f"{stack.url('inventory')}/detections/run", headers=admin, json={})
         assert response.status_code == 200, response.text
-        await wait_for(lambda: kit.settled(stack), timeout=600)
+        await kit.wait_for(lambda: kit.settled(stack), timeout=600)
         # The last scan's stalled events were announced after the last injection: replay them too.
         injected += await inject_duplicates(stack, kit, cohort, publisher, SEED + 99)
         await publisher.close()
-        await wait_for(lambda: kit.settled(stack), timeout=300)
+        await kit.wait_for(lambda: kit.settled(stack), timeout=300)
 
         summary = await kit.compare_read_models(stack, cohort, client, admin)
         dead = {q: n for q, n in (await kit.broker_queues(stack)).items() if q.endswith(".dlq") and n}
@@ -233,7 +203,7 @@ async def test_consumer_processes_sigkilled_mid_stream(stack: Any, kit: Any) -> 
             stack, town, client, {"35.78.10": 4}, movements_per_coop=500, seed=seed, out_of_scope="35.78.02"
         )
         total = cohort.movement_count
-        before = await consumed_stock_events(stack)  # the first test's events are in the same inbox
+        before = await kit.consumed_stock_events(stack)  # the first test's events are in the same inbox
         tally = DuplicateTally(stack)
         await tally.start()
         publisher = kit.ResilientPublisher(stack.rabbit.url)
@@ -241,14 +211,16 @@ async def test_consumer_processes_sigkilled_mid_stream(stack: Any, kit: Any) -> 
         # Small batches, one at a time: the stream lasts long enough for inventory to die in the middle.
         posting = asyncio.create_task(kit.post_ledgers(stack, cohort, client, batch_size=25, concurrency=1))
         delivering = asyncio.create_task(kit.send_deliveries(cohort, publisher, per_coop=10))
-        detecting = asyncio.create_task(detect_until(stop_detection, client, stack.url("inventory"), admin))
+        detecting = asyncio.create_task(
+            kit.detect_until(stop_detection, client, stack.url("inventory"), admin)
+        )
         batches = sum(-(-len(plan) // 25) for plan in cohort.plans.values())
 
         async def posted(share: float) -> bool:
             return sum(cohort.posted.values()) >= share * batches
 
         async def consumed(share: float) -> bool:
-            return await consumed_stock_events(stack) - before >= share * total
+            return await kit.consumed_stock_events(stack) - before >= share * total
 
         # Inventory dies while batches are being posted (answers lost, relay mid-publish); the others
         # while the stream flows into them.
@@ -261,12 +233,12 @@ async def test_consumer_processes_sigkilled_mid_stream(stack: Any, kit: Any) -> 
         injected: Counter[str] = Counter()
         kills: list[dict[str, Any]] = []
         for number, (service, progress, share) in enumerate(plan):
-            await wait_for(lambda progress=progress, share=share: progress(share), timeout=600)
+            await kit.wait_for(lambda progress=progress, share=share: progress(share), timeout=600)
             await tally.before_kill(service)
             kills.append(
                 {
                     "service": service,
-                    "reporting_had": await consumed_stock_events(stack) - before,
+                    "reporting_had": await kit.consumed_stock_events(stack) - before,
                     "batches_posted": sum(cohort.posted.values()),
                 }
             )
@@ -279,10 +251,10 @@ async def test_consumer_processes_sigkilled_mid_stream(stack: Any, kit: Any) -> 
         await detecting
         response = await client.post(f"{stack.url('inventory')}/detections/run", headers=admin, json={})
         assert response.status_code == 200, response.text
-        await wait_for(lambda: kit.settled(stack), timeout=600)
+        await kit.wait_for(lambda: kit.settled(stack), timeout=600)
         injected += await inject_duplicates(stack, kit, cohort, publisher, seed + 99)
         await publisher.close()
-        await wait_for(lambda: kit.settled(stack), timeout=300)
+        await kit.wait_for(lambda: kit.settled(stack), timeout=300)
 
         summary = await kit.compare_read_models(stack, cohort, client, admin)
         dead = {q: n for q, n in (await kit.broker_queues(stack)).items() if q.endswith(".dlq") and n}

@@ -26,13 +26,12 @@ import os
 import random
 import time
 from collections import Counter
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import pytest
 from kkmp_testkit.replicas import CONSUMERS, ResumeWatch
-from kkmp_testkit.wait import eventually
 
 pytestmark = [pytest.mark.fault, pytest.mark.cluster, pytest.mark.e2e]
 
@@ -47,33 +46,6 @@ async def stack(kit: Any, tmp_path_factory: pytest.TempPathFactory) -> AsyncIter
     with kit.cluster_stack_up(tmp_path_factory.mktemp("cluster-replicas")) as running:
         yield running
         await running.aclose()
-
-
-async def consumed_stock_events(stack: Any) -> int:
-    """Inventory events reporting has taken in (its inbox, shared by both replicas)."""
-    return int(
-        await stack.fetchval("reporting", "SELECT count(*) FROM inbox WHERE consumer = 'reporting.stock'")
-    )
-
-
-async def detect_until(
-    stop: asyncio.Event, client: httpx.AsyncClient, url: str, admin: dict[str, str]
-) -> int:
-    """Detection every few seconds on one inventory replica while the flow lasts."""
-    runs = 0
-    while not stop.is_set():
-        try:
-            response = await client.post(f"{url}/detections/run", headers=admin, json={})
-        except httpx.TransportError:
-            response = None
-        if response is not None and response.status_code < 500:
-            assert response.status_code == 200, response.text
-            runs += 1
-        try:
-            await asyncio.wait_for(stop.wait(), timeout=4)
-        except TimeoutError:
-            pass
-    return runs
 
 
 class Tally:
@@ -128,10 +100,6 @@ async def feed(
     return sent
 
 
-async def wait_for(condition: Callable[[], Awaitable[bool]], timeout: float) -> None:
-    await eventually(condition, timeout=timeout, interval=0.25)
-
-
 def leaders_on(stack: Any, node: int) -> list[str]:
     """The quorum queues whose leader is on ``node``."""
     out = stack.ctl("list_queues", "-q", "--formatter", "json", "name", "leader")
@@ -163,14 +131,14 @@ async def test_a_broker_node_and_a_replica_of_each_consumer_sigkilled_while_1000
         posting = asyncio.create_task(kit.post_ledgers(stack, cohort, client, inventory_urls=inventory))
         delivering = asyncio.create_task(kit.send_deliveries(cohort, publisher, per_coop=10))
         # Detection on the inventory replica that is never killed (the other one is).
-        detecting = asyncio.create_task(detect_until(stop_detection, client, inventory[1], admin))
+        detecting = asyncio.create_task(kit.detect_until(stop_detection, client, inventory[1], admin))
         batches = sum(-(-len(plan) // 100) for plan in cohort.plans.values())
 
         async def posted(share: float) -> bool:
             return sum(cohort.posted.values()) >= share * batches
 
         async def consumed(share: float) -> bool:
-            return await consumed_stock_events(stack) >= share * total
+            return await kit.consumed_stock_events(stack) >= share * total
 
         async def stalls_announced() -> bool:
             return bool(
@@ -183,8 +151,8 @@ async def test_a_broker_node_and_a_replica_of_each_consumer_sigkilled_while_1000
 
         # 1. A broker node dies while the API takes batches and the consumers work.
         share = rng.uniform(0.15, 0.35)
-        await wait_for(lambda: posted(share), timeout=300)
-        await wait_for(stalls_announced, timeout=60)
+        await kit.wait_for(lambda: posted(share), timeout=300)
+        await kit.wait_for(stalls_announced, timeout=60)
         leaders = await asyncio.to_thread(leaders_on, stack, KILLED_NODE)
         watch = ResumeWatch(plat, KILLED_NODE)
         stop_feed = asyncio.Event()
@@ -213,13 +181,13 @@ async def test_a_broker_node_and_a_replica_of_each_consumer_sigkilled_while_1000
         ]
         kills: list[dict[str, Any]] = []
         for service, progress, at in plan:
-            await wait_for(lambda progress=progress, at=at: progress(at), timeout=600)
+            await kit.wait_for(lambda progress=progress, at=at: progress(at), timeout=600)
             replica = spared[service]
             await tally.before_kill(service, replica)
             kills.append(
                 {
                     "replica": f"{service}-{replica}",
-                    "reporting_had": await consumed_stock_events(stack),
+                    "reporting_had": await kit.consumed_stock_events(stack),
                     "batches_posted": sum(cohort.posted.values()),
                 }
             )
@@ -235,7 +203,7 @@ async def test_a_broker_node_and_a_replica_of_each_consumer_sigkilled_while_1000
         # One more scan once every ledger is in: each cooperative's kedelai is stalled exactly once.
         response = await client.post(f"{inventory[0]}/detections/run", headers=admin, json={})
         assert response.status_code == 200, response.text
-        await wait_for(lambda: kit.settled(stack), timeout=600)
+        await kit.wait_for(lambda: kit.settled(stack), timeout=600)
         # Events a relay had published, published again under their own ids (a relay's crash between
         # publishing and marking sent): every consumer must absorb them, whatever the kills produced.
         injected: Counter[str] = Counter(
@@ -248,7 +216,7 @@ async def test_a_broker_node_and_a_replica_of_each_consumer_sigkilled_while_1000
                 await publisher.publish(body, "order.delivered.v1", event_id)
                 injected["order.delivered.v1"] += 1
         await publisher.close()
-        await wait_for(lambda: kit.settled(stack), timeout=300)
+        await kit.wait_for(lambda: kit.settled(stack), timeout=300)
 
         summary = await kit.compare_read_models(stack, cohort, client, admin)
         dead = {q: n for q, n in (await kit.broker_queues(stack)).items() if q.endswith(".dlq") and n}

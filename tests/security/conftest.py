@@ -16,15 +16,12 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from kkmp_shared import clock
-from kkmp_testkit.postgres import create_database, drop_database, ensure_postgres
-from kkmp_testkit.processes import Platform
-from kkmp_testkit.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
+from kkmp_testkit.processes import Platform, started_platform
 from kkmp_testkit.wait import wait_until
 
 KEC_A = "35.78.24"  # Tenggilis Mejoyo
@@ -505,25 +502,8 @@ def fresh_platform(tmp_path_factory: pytest.TempPathFactory) -> Callable[..., An
     def start(
         names: tuple[str, ...], *, postgres: bool = True, extra_env: dict[str, str] | None = None
     ) -> Iterator[Platform]:
-        base = ensure_broker()
-        vhost = f"sec-{uuid.uuid4().hex[:8]}"
-        create_vhost(vhost)
-        databases: dict[str, str] = {}
-        if postgres:
-            ensure_postgres()
-            databases = {n: create_database(f"sec_{n}") for n in names if n != "portal"}
-        work: Path = tmp_path_factory.mktemp("secplatform")
-        plat = Platform(vhost_url(base, vhost), work, databases, extra_env=dict(extra_env or {}))
-        try:
-            plat.start(names)
+        work = tmp_path_factory.mktemp("secplatform")
+        with started_platform(names, work, prefix="sec", postgres=postgres, extra_env=extra_env) as plat:
             yield plat
-        except Exception:
-            print(plat.logs())
-            raise
-        finally:
-            plat.stop()
-            for url in databases.values():
-                drop_database(url)
-            delete_vhost(vhost)
 
     return start

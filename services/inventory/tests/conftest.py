@@ -8,22 +8,20 @@ bound to every routing key for the whole module, so every event the relay sends 
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from inventory.bootstrap import create_app
-from inventory.settings import InventorySettings
-from kkmp_testkit.harness import EventProbe, running_app, wait_ready
+from kkmp_testkit.harness import EventProbe, app_on_database, running_app, wait_ready
 from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
 from kkmp_testkit.rabbit import ensure_broker, temporary_vhost
 from kkmp_testkit.tokens import TokenFactory
 
 # Whatever pytest's import mode, the tests import their helpers by this unique module name.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inventory_testkit import Inventory
+from inventory_testkit import Inventory, inventory_settings
 
 
 @pytest.fixture(scope="session")
@@ -51,25 +49,7 @@ async def inventory(
         ensure_postgres()
         database_url = await acreate_database("inventory_test")
     with temporary_vhost(broker_url, prefix="inventory") as amqp_url:
-        previous = os.environ.get("INVENTORY_DATABASE_URL")
-        os.environ["INVENTORY_DATABASE_URL"] = database_url
-        try:
-            settings = InventorySettings(
-                amqp_url=amqp_url,
-                demo=True,
-                data_dir=tmp,
-                detection_interval_s=0,
-                retry_delays_ms=[200, 500],
-                relay_poll_interval_s=0.1,
-                log_json=False,
-                log_level="WARNING",
-            )
-            app = create_app(settings, key_source=lambda _s: tokens.key_source())
-        finally:
-            if previous is None:
-                os.environ.pop("INVENTORY_DATABASE_URL", None)
-            else:
-                os.environ["INVENTORY_DATABASE_URL"] = previous
+        app = app_on_database(create_app, inventory_settings(amqp_url, tmp), database_url, tokens)
         async with EventProbe(amqp_url) as probe, running_app(app) as client:
             await wait_ready(client, timeout=30)
             yield Inventory(

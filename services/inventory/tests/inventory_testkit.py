@@ -6,11 +6,13 @@ import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 import httpx
 from fastapi import FastAPI
 from inventory.adapters import repository
+from inventory.settings import InventorySettings
 from kkmp_shared import clock
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.events.contracts import CooperativeRegistered
@@ -20,6 +22,23 @@ from kkmp_testkit.tokens import TokenFactory
 from kkmp_testkit.wait import eventually
 
 KECAMATAN = ("35.78.01", "35.78.02", "35.78.03")
+
+
+def inventory_settings(amqp_url: str, data_dir: Path, **overrides: Any) -> InventorySettings:
+    """The settings the tests run the inventory app with (demo mode, short retry and relay delays, no
+    detection loop), ``overrides`` on top."""
+    values: dict[str, Any] = {
+        "amqp_url": amqp_url,
+        "demo": True,
+        "data_dir": data_dir,
+        "detection_interval_s": 0,
+        "retry_delays_ms": [200, 500],
+        "relay_poll_interval_s": 0.1,
+        "log_json": False,
+        "log_level": "WARNING",
+    }
+    values.update(overrides)
+    return InventorySettings(**values)
 
 
 def known_cooperative(

@@ -7,16 +7,14 @@ prepared-statement error. The control: the same engine without the setting fails
 from __future__ import annotations
 
 import asyncio
-import os
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 from inventory.bootstrap import create_app
-from inventory.settings import InventorySettings
 from kkmp_shared.db import make_engine
-from kkmp_testkit.harness import EventProbe, running_app, wait_ready
+from kkmp_testkit.harness import EventProbe, app_on_database, running_app, wait_ready
 from kkmp_testkit.pgbouncer import PgBouncer, pgbouncer
 from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
 from kkmp_testkit.rabbit import ensure_broker, temporary_vhost
@@ -25,7 +23,7 @@ from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from inventory_testkit import Inventory
+from inventory_testkit import Inventory, inventory_settings
 
 pytestmark = pytest.mark.integration
 
@@ -52,28 +50,10 @@ async def inventory(
     tokens = TokenFactory()
     tmp = tmp_path_factory.mktemp("inventory-pgbouncer")
     with temporary_vhost(ensure_broker(), prefix="inventory-pgbouncer") as amqp_url:
-        previous = os.environ.get("INVENTORY_DATABASE_URL")
-        os.environ["INVENTORY_DATABASE_URL"] = bouncer.url(database)
-        try:
-            settings = InventorySettings(
-                amqp_url=amqp_url,
-                demo=True,
-                data_dir=tmp,
-                database_pooler="pgbouncer",
-                database_pool_size=8,
-                detection_interval_s=0,
-                stock_cache_ttl_s=0,
-                retry_delays_ms=[200, 500],
-                relay_poll_interval_s=0.1,
-                log_json=False,
-                log_level="WARNING",
-            )
-            app = create_app(settings, key_source=lambda _s: tokens.key_source())
-        finally:
-            if previous is None:
-                os.environ.pop("INVENTORY_DATABASE_URL", None)
-            else:
-                os.environ["INVENTORY_DATABASE_URL"] = previous
+        settings = inventory_settings(
+            amqp_url, tmp, database_pooler="pgbouncer", database_pool_size=8, stock_cache_ttl_s=0
+        )
+        app = app_on_database(create_app, settings, bouncer.url(database), tokens)
         async with EventProbe(amqp_url) as probe, running_app(app) as client:
             await wait_ready(client, timeout=30)
             yield Inventory(

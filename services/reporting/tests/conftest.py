@@ -8,15 +8,13 @@ kecamatan codes of their own, and officers scoped to those codes when they asser
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
-from kkmp_testkit.harness import EventProbe, running_app, wait_ready
+from kkmp_testkit.harness import EventProbe, app_on_database, running_app, wait_ready
 from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
 from kkmp_testkit.rabbit import ensure_broker, temporary_vhost
 from kkmp_testkit.tokens import TokenFactory
@@ -73,21 +71,9 @@ def make_settings(amqp_url: str, **overrides: Any) -> ReportingSettings:
     return ReportingSettings(**values)
 
 
-def build_app(database_url: str, settings: ReportingSettings, tokens: TokenFactory) -> FastAPI:
-    previous = os.environ.get("REPORTING_DATABASE_URL")
-    os.environ["REPORTING_DATABASE_URL"] = database_url
-    try:
-        return create_app(settings, key_source=lambda _s: tokens.key_source())
-    finally:
-        if previous is None:
-            os.environ.pop("REPORTING_DATABASE_URL", None)
-        else:
-            os.environ["REPORTING_DATABASE_URL"] = previous
-
-
 @pytest.fixture(scope="session")
 async def service(amqp_url: str, database_url: str, tokens: TokenFactory) -> AsyncIterator[Running]:
-    app = build_app(database_url, make_settings(amqp_url), tokens)
+    app = app_on_database(create_app, make_settings(amqp_url), database_url, tokens)
     async with running_app(app) as client, EventProbe(amqp_url) as probe:
         await wait_ready(client, timeout=30)
         yield Running(app=app, client=client, probe=probe, tokens=tokens)

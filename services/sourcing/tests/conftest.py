@@ -8,13 +8,12 @@ the app starts, so every event sourcing publishes is routable and seen.
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
-from kkmp_testkit.harness import EventProbe, running_app, wait_ready
+from kkmp_testkit.harness import EventProbe, app_on_database, running_app, wait_ready
 from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
 from kkmp_testkit.rabbit import ensure_broker, temporary_vhost
 from kkmp_testkit.tokens import TokenFactory
@@ -62,25 +61,17 @@ async def service(
     else:
         ensure_postgres()
         database_url = await acreate_database("kkmp_sourcing")
-    previous = os.environ.get("SOURCING_DATABASE_URL")
-    os.environ["SOURCING_DATABASE_URL"] = database_url
-    try:
-        settings = SourcingSettings(
-            amqp_url=amqp_url,
-            demo=True,
-            data_dir=data_dir,
-            commodities_csv=commodities_csv,
-            retry_delays_ms=[200, 500],
-            relay_poll_interval_s=0.1,
-            log_json=False,
-            log_level="WARNING",
-        )
-        app = create_app(settings, key_source=lambda _s: tokens.key_source())
-    finally:
-        if previous is None:
-            os.environ.pop("SOURCING_DATABASE_URL", None)
-        else:
-            os.environ["SOURCING_DATABASE_URL"] = previous
+    settings = SourcingSettings(
+        amqp_url=amqp_url,
+        demo=True,
+        data_dir=data_dir,
+        commodities_csv=commodities_csv,
+        retry_delays_ms=[200, 500],
+        relay_poll_interval_s=0.1,
+        log_json=False,
+        log_level="WARNING",
+    )
+    app = app_on_database(create_app, settings, database_url, tokens)
     try:
         async with EventProbe(amqp_url) as probe, running_app(app) as client:
             await wait_ready(client, timeout=30)
