@@ -89,7 +89,7 @@ def _keys_run(job: Callable[[Database], Awaitable[T]]) -> T:
     from kkmp_shared.settings import ServiceSettings
 
     async def run() -> T:
-        settings = ServiceSettings(service_name="registry")
+        settings = ServiceSettings(service_name="registry", broker_enabled=False)  # the keys need no broker
         db = Database(settings.database_url, pool_size=1, pooler=settings.database_pooler)
         try:
             return await job(db)

@@ -326,14 +326,17 @@ def vhost_url(base_url: str, vhost: str) -> str:
     return urlunsplit(parts._replace(path="/" + quote(vhost, safe="")))
 
 
-def _vhost_ctl(args: list[str], node: str | None) -> None:
+def _vhost_ctl(args: list[str], node: str | None) -> str:
     if node is None and _container is not None:
         # The broker is a container: its own rabbitmqctl has the right cookie and node name.
         exit_code, output = _container.exec(["rabbitmqctl", *args])
         if exit_code != 0:
             raise RuntimeError(f"rabbitmqctl {' '.join(args)} in the container failed: {output!r}")
-        return
-    rabbitmqctl(*args, node=node)
+        return output.decode() if isinstance(output, bytes) else str(output)
+    return rabbitmqctl(*args, node=node)
+
+
+VHOST_START_S = 180.0
 
 
 def create_vhost(name: str, *, node: str | None = None, user: str = "guest") -> None:
@@ -342,7 +345,18 @@ def create_vhost(name: str, *, node: str | None = None, user: str = "guest") -> 
     ``node`` is a rabbitmqctl node name (``PrivateRabbit.node``); ``None`` means the broker that
     :func:`ensure_broker` chose (its container) or else the machine's default node.
     """
-    _vhost_ctl(["add_vhost", name], node)
+    try:
+        _vhost_ctl(["add_vhost", name], node)
+    except RuntimeError as exc:
+        # A broker busy with other tests' quorum queues can take longer than rabbitmqctl waits to
+        # start a vhost, and goes on starting it: wait for it rather than fail the test's set-up.
+        if "timed out" not in str(exc):
+            raise
+        deadline = time.monotonic() + VHOST_START_S
+        while name not in _vhost_ctl(["list_vhosts", "--quiet"], node).split():
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
     _vhost_ctl(["set_permissions", "-p", name, user, ".*", ".*", ".*"], node)
 
 

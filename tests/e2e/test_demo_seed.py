@@ -226,7 +226,7 @@ def test_demo_city_is_what_the_readme_promises(city: City) -> None:
         assert any(n["title"] == "Pelatihan pembukuan Kec. Wonocolo" for n in inbox(manager))
 
 
-def test_seeding_again_does_nothing(city: City, services_calendar: None) -> None:
+def test_seeding_again_does_nothing(city: City) -> None:
     admin = login(city, "admin", ADMIN_PASSWORD)
     reg, src, rep = (city.url(s) for s in ("registry", "sourcing", "reporting"))
     with httpx.Client(timeout=60) as client:
