@@ -8,6 +8,10 @@ STAMP := $(VENV)/.installed-stamp
 PYTEST_ARGS ?=
 # Two workers (one per core); a module's tests stay on one worker, so its platform starts once.
 PYTEST_XDIST ?= -n 2 --dist loadscope
+# Under a full run the machine's RabbitMQ 3.10 node sometimes stops answering for a minute or more
+# (not root-caused; see the README's Tests section): a test that met that, and only that, runs once more.
+BROKER_STALL := (rabbitmqctl .* timed out|5672 unreachable|is down|did not become healthy|not ready within|Connection.OpenOk)
+PYTEST_RERUN ?= --reruns 1 --only-rerun '$(BROKER_STALL)'
 BENCH_ARGS ?=
 
 .PHONY: install run test test-clock bench lint typecheck test-services clean
@@ -33,11 +37,11 @@ run: install
 
 ## Install, start what the tests need, and run the whole suite (unit, integration, end-to-end, browser).
 test: install test-services
-	$(VENV)/bin/python -m pytest $(PYTEST_XDIST) --durations=15 $(PYTEST_ARGS)
+	$(VENV)/bin/python -m pytest $(PYTEST_XDIST) $(PYTEST_RERUN) --durations=15 $(PYTEST_ARGS)
 
 ## The date-sensitive tests (marker `clock`) pinned at the month, year and leap-day edges, in WIB and UTC.
 test-clock: install test-services
-	$(VENV)/bin/python tests/clock_edges.py $(PYTEST_XDIST) $(PYTEST_ARGS)
+	$(VENV)/bin/python tests/clock_edges.py $(PYTEST_XDIST) $(PYTEST_RERUN) $(PYTEST_ARGS)
 
 test-services:
 	@bash deploy/scripts/ensure-services.sh broker postgres chromium pgbouncer
