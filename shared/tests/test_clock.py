@@ -17,9 +17,8 @@ pytestmark = [pytest.mark.unit, pytest.mark.clock]
 
 @pytest.fixture
 def restored() -> Iterator[None]:
-    before = clock.offset()
-    yield
-    clock.pin(datetime.now(UTC) + before)
+    with clock.pinned(clock.now()):  # whatever the tests pin, the setting before them comes back
+        yield
 
 
 def test_a_pinned_clock_starts_at_the_instant_and_ticks_on(restored: None) -> None:

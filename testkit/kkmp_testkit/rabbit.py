@@ -363,7 +363,7 @@ def create_vhost(name: str, *, node: str | None = None, user: str = "guest") -> 
 def create_vhost_user(vhost: str, *, node: str | None = None) -> tuple[str, str]:
     """A broker user of the vhost's own, with a random password: what a deployment outside demo mode
     gives its services (they refuse RabbitMQ's default guest password). Returns (user, password)."""
-    user, password = f"kkmp-{vhost}", secrets.token_urlsafe(16)
+    user, password = f"kkmp-{vhost}", secrets.token_hex(16)  # never a leading "-" (an option)
     _vhost_ctl(["add_user", user, password], node)
     _vhost_ctl(["set_permissions", "-p", vhost, user, ".*", ".*", ".*"], node)
     return user, password

@@ -8,9 +8,9 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime
 
 import pytest
+from kkmp_shared import clock
 from kkmp_shared.db import Database
 from kkmp_shared.messaging.outbox import Outbox
 from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
@@ -50,7 +50,7 @@ async def seed(url: str) -> None:
     """Cooperatives recorded as active (aktif) though nothing shows it, all marked: each one's recompute is a
     level change, announced through the outbox."""
     db = Database(url, pool_size=1)
-    now = datetime.now(UTC)
+    now = clock.now()
     kecamatan = [f"35.78.{n:02d}" for n in range(1, 11)]
     coops = [
         {
@@ -107,7 +107,7 @@ async def test_two_refreshers_do_the_marked_work_once_and_all_of_it(database_url
             claimed = await a._claim(session, "cooperative", await a._last_mark(session))
             cycle = asyncio.create_task(b.run_once())
             await eventually(lambda: waiting_for_locks(watcher), timeout=10, message="B waits for A")
-            await a.recompute_health(session, claimed, datetime.now(UTC))
+            await a.recompute_health(session, claimed, clock.now())
         result = await asyncio.wait_for(cycle, timeout=60)
         assert len(claimed) == 50
         assert result.cooperatives == COOPERATIVES - len(claimed)
