@@ -11,7 +11,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
@@ -26,7 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from kkmp_shared.auth import JwksKeySource, KeySource, StaticKeySource, TokenVerifier
-from kkmp_shared.db import Database
+from kkmp_shared.bootstrap import Platform, build_platform
 from kkmp_shared.errors import BodySizeLimitMiddleware, install_error_handlers
 from kkmp_shared.events.asyncapi import asyncapi_document
 from kkmp_shared.events.contracts import EventData
@@ -44,6 +44,7 @@ from kkmp_shared.telemetry import (
     setup_logging,
     setup_tracing,
 )
+from kkmp_shared.unit_of_work import UnitOfWork
 
 log = logging.getLogger("kkmp.app")
 
@@ -168,17 +169,19 @@ def create_service_app(
     version: str = "1.0.0",
     metadata: MetaData | None = None,
     middleware: Sequence[type[Any]] = (),
+    platform: Platform | None = None,
+    state: Mapping[str, Any] | None = None,
 ) -> FastAPI:
     """`middleware`: the service's own ASGI middleware classes (taking only the app), outermost first;
-    they run inside the shared ones, so their answers are measured, traced and size-limited too."""
+    they run inside the shared ones, so their answers are measured, traced and size-limited too.
+
+    `platform`: the database, outbox and bus the service built first (`build_platform`) and already
+    handed to its consumers and use cases; without one, they are built here from `settings`.
+    `state`: the service's own dependencies (caches, clients, locks), set on `app.state` here, once."""
     service = settings.service_name
-    db = Database(
-        settings.database_url,
-        pool_size=settings.database_pool_size,
-        max_overflow=settings.database_max_overflow,
-        pooler=settings.database_pooler,
-    )
-    outbox = Outbox(tables, source=f"/{service}")
+    platform = platform or build_platform(settings, tables)
+    db = platform.db
+    outbox = platform.outbox
     broker: Broker | None = None
     relay: OutboxRelay | None = None
     runner: ConsumerRunner | None = None
@@ -266,8 +269,11 @@ def create_service_app(
         telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.settings = settings
+    app.state.platform = platform
     app.state.db = db
     app.state.outbox = outbox
+    for name, value in (state or {}).items():
+        setattr(app.state, name, value)
     app.state.broker = broker
     app.state.relay = relay
     app.state.runner = runner
@@ -333,6 +339,12 @@ async def _read_session(request: Request) -> AsyncIterator[AsyncSession]:
         yield session
 
 
+async def _unit_of_work(request: Request) -> AsyncIterator[UnitOfWork]:
+    platform: Platform = request.app.state.platform
+    async with platform.unit_of_work() as uow:
+        yield uow
+
+
 def _outbox(request: Request) -> Outbox:
     outbox: Outbox = request.app.state.outbox
     return outbox
@@ -342,3 +354,6 @@ SessionDep = Annotated[AsyncSession, Depends(_session)]
 # For routes that only read: on PostgreSQL no BEGIN/ROLLBACK round trips (see `Database.read_session`).
 ReadSessionDep = Annotated[AsyncSession, Depends(_read_session)]
 OutboxDep = Annotated[Outbox, Depends(_outbox)]
+# A route's business transaction: it commits after the route returns and before the answer is sent
+# (scope "function"), so a failed commit is answered as an error, never after a 2xx.
+UowDep = Annotated[UnitOfWork, Depends(_unit_of_work, scope="function")]
