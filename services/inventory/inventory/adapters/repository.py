@@ -13,7 +13,7 @@ import time
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -21,6 +21,7 @@ from typing import Any
 import asyncpg
 from kkmp_shared.db import note_change, on_sqlite, one_of, upsert_insert
 from kkmp_shared.directory import CooperativeDirectory, KnownCooperative
+from kkmp_shared.timeutil import as_utc as aware
 from sqlalchemy import and_, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,13 +51,6 @@ def item_filter(session: AsyncSession, table: Any, keys: Iterable[Key]) -> Any:
             for coop, codes in sorted(by_coop.items())
         )
     )
-
-
-def aware(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes; everything stored is UTC."""
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 # --- catalogue --------------------------------------------------------------------------------------
@@ -106,8 +100,8 @@ async def load_catalogue(
             low_cover_days=r.low_cover_days,
             typical_price=r.typical_price,
             active=bool(r.active),
-            created_at=aware(r.created_at),  # type: ignore[arg-type]
-            updated_at=aware(r.updated_at),  # type: ignore[arg-type]
+            created_at=aware(r.created_at),
+            updated_at=aware(r.updated_at),
         )
         for r in await session.execute(query)
     }
@@ -118,7 +112,7 @@ async def load_catalogue(
                     price_ceiling=r.price_ceiling,
                     ceiling_kind=r.ceiling_kind,
                     legal_basis=r.legal_basis,
-                    effective_from=aware(r.effective_from),  # type: ignore[arg-type]
+                    effective_from=aware(r.effective_from),
                 )
             )
     return catalogue
@@ -236,7 +230,7 @@ async def lock_stock(session: AsyncSession, keys: Iterable[Key], now: datetime) 
     )
     for r in rows:
         states[(r.cooperative_id, r.commodity)].lots.append(
-            Lot(received_at=aware(r.received_at), remaining=from_milli(r.remaining_milli), id=r.id)  # type: ignore[arg-type]
+            Lot(received_at=aware(r.received_at), remaining=from_milli(r.remaining_milli), id=r.id)
         )
     return states
 

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Literal
+
+from kkmp_shared.timeutil import as_utc as utc
 
 MovementKind = Literal["receipt", "sale", "adjustment", "transfer_in", "transfer_out", "spoilage"]
 MOVEMENT_KINDS: tuple[str, ...] = ("receipt", "sale", "adjustment", "transfer_in", "transfer_out", "spoilage")
@@ -40,13 +42,6 @@ def to_milli(quantity: Decimal) -> int:
 
 def from_milli(milli: int) -> Decimal:
     return (Decimal(milli) / MILLI).quantize(QUANTUM)
-
-
-def utc(moment: datetime) -> datetime:
-    """Every instant in UTC (a naive one is taken as UTC): SQLite compares stored text."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def rupiah(amount: Decimal | int | float) -> int:

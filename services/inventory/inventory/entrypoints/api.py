@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterable, Mapping
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
@@ -29,6 +29,7 @@ from kkmp_shared.auth import (
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.errors import forbidden, not_found
 from kkmp_shared.pagination import PageDep
+from kkmp_shared.timeutil import as_utc
 from pydantic import BaseModel
 from sqlalchemy import ColumnElement, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -327,9 +328,9 @@ async def list_movements(
     if kind:
         conditions.append(m.c.kind == kind)
     if since:
-        conditions.append(m.c.occurred_at >= _utc(since))
+        conditions.append(m.c.occurred_at >= as_utc(since))
     if until:
-        conditions.append(m.c.occurred_at < _utc(until))
+        conditions.append(m.c.occurred_at < as_utc(until))
     if reference:
         conditions.append(m.c.reference == reference)
     total = (await session.execute(select(func.count()).select_from(m).where(*conditions))).scalar_one()
@@ -367,10 +368,6 @@ async def get_movement(
     if row is None:
         raise not_found("movement")
     return movement_out(row, row.unit)
-
-
-def _utc(moment: datetime) -> datetime:
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 # --- stock ------------------------------------------------------------------------------------------

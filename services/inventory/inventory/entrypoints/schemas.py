@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 from kkmp_shared import clock
+from kkmp_shared.timeutil import as_utc
 from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
 from kkmp_shared.validation import NO_CONTROL as NO_CONTROL
 from kkmp_shared.validation import TRIMMED, Strict
@@ -46,7 +47,7 @@ CeilingKind = Literal["HET", "HAP"]
 def _check_instant(value: datetime | None, info: ValidationInfo) -> datetime | None:
     if value is None:
         return None
-    moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    moment = as_utc(value)
     skew = (info.context or {}).get("clock_skew", DEFAULT_CLOCK_SKEW)
     if moment > clock.now() + skew:
         raise ValueError("must not be in the future")
@@ -287,7 +288,7 @@ class DetectionRunIn(Strict):
     def _sane(cls, value: datetime | None) -> datetime | None:
         if value is None:
             return None
-        moment = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        moment = as_utc(value)
         if not EARLIEST <= moment <= clock.now() + timedelta(days=366):
             raise ValueError("must be between 2000-01-01 and a year from now")
         return moment

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import uuid
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from kkmp_shared import clock
 from kkmp_shared.db import upsert_insert
+from kkmp_shared.timeutil import as_utc
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -20,21 +21,15 @@ def now() -> datetime:
     return clock.now()
 
 
+utc = as_utc  # this service's name for it
+
+
 def new_id() -> str:
     return str(uuid.uuid4())
 
 
 def derived_id(*parts: str) -> str:
     return str(uuid.uuid5(NAMESPACE, "|".join(parts)))
-
-
-def utc(moment: datetime | None) -> datetime | None:
-    """SQLite hands back naive datetimes (we always store UTC): make every moment aware, in UTC."""
-    if moment is None:
-        return None
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
 
 
 def insert_for(session: AsyncSession, table: Table) -> Any:

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from typing import Annotated, Literal
 
 from kkmp_shared import clock
+from kkmp_shared.timeutil import as_utc as as_utc
 from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
 from kkmp_shared.validation import TRIMMED, Strict
 from kkmp_shared.validation import ErrorOut as ErrorOut
@@ -35,11 +36,6 @@ BusinessUnit = Literal[BUSINESS_UNITS]  # type: ignore[valid-type]
 BoardPosition = Literal[BOARD_POSITIONS]  # type: ignore[valid-type]
 Status = Literal[COOPERATIVE_STATUSES]  # type: ignore[valid-type]
 Role = Literal["admin", "officer", "coop_manager", "supplier", "service"]
-
-
-def as_utc(value: datetime) -> datetime:
-    """SQLite gives back naive datetimes (stored in UTC); everything leaves the service as UTC-aware."""
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 def _not_future(value: datetime) -> datetime:

@@ -690,7 +690,7 @@ def _member_out(row: Any) -> dict[str, Any]:
         "name": get("name"),
         "kind": get("kind"),
         "business": {"sector": sector, "products": list(get("products") or [])} if sector else None,
-        "joined_at": as_utc(get("joined_at")),  # type: ignore[arg-type]
+        "joined_at": as_utc(get("joined_at")),
     }
 
 

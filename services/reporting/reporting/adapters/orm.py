@@ -15,19 +15,16 @@ Quantities are integers in thousandths of a unit; money is whole rupiah.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from kkmp_shared.db import new_metadata
 from kkmp_shared.directory import add_directory_table
 from kkmp_shared.messaging.tables import SeqType, add_messaging_tables
+from kkmp_shared.timeutil import UtcDateTime
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
     Column,
     Date,
-    DateTime,
     Float,
     Index,
     Integer,
@@ -38,38 +35,12 @@ from sqlalchemy import (
     false,
     text,
 )
-from sqlalchemy.types import TypeDecorator
 
 metadata = new_metadata()
 messaging = add_messaging_tables(metadata)
 known_cooperatives = add_directory_table(metadata)
 
 ALL = "*"  # the key of a city-wide (all kecamatan / all commodities) aggregate row
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """Timestamps stored in UTC and always read back timezone-aware.
-
-    SQLite keeps no offset: an aware value would be written with its local wall-clock time and read
-    back naive. Converting to UTC on the way in and tagging UTC on the way out makes both databases
-    behave the same, and keeps SQLite's text timestamps comparable as strings.
-    """
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None or value.tzinfo is UTC:  # asyncpg already answers in UTC: the common case
-            return value
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
 # --- the event store ----------------------------------------------------------------------------

@@ -11,33 +11,15 @@ import calendar
 import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta, tzinfo
-from functools import lru_cache
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from kkmp_shared.timeutil import as_utc, zone
 
 # Years 1900-2099: a cooperative's month is never outside them, and year 0 or 9999 would put the
 # period's bounds (and its due date a month later) outside what a date can hold.
 PERIOD_PATTERN = r"^(19|20)\d{2}-(0[1-9]|1[0-2])$"
 _PERIOD_RE = re.compile(PERIOD_PATTERN)
 
-
-@lru_cache(maxsize=8)
-def zone(name: str) -> tzinfo:
-    """The named time zone; WIB as a fixed offset if the system has no zone database."""
-    try:
-        return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
-        if name == "Asia/Jakarta":
-            from datetime import timezone
-
-            return timezone(timedelta(hours=7), "WIB")
-        raise
-
-
-def as_utc(moment: datetime) -> datetime:
-    """Naive timestamps are taken as UTC (that is how SQLite hands them back)."""
-    if moment.tzinfo is None:
-        return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+__all__ = ["as_utc", "zone"]  # re-exported: the services' UTC and zone helpers are kkmp_shared's
 
 
 def local_date(moment: datetime, tz: tzinfo) -> date:

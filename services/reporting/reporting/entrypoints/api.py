@@ -23,6 +23,7 @@ from kkmp_shared.app import OutboxDep, SessionDep
 from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, Principal, ensure_can_read, ensure_can_write
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.errors import ApiError, forbidden, not_found
+from kkmp_shared.timeutil import as_utc
 from pydantic import AfterValidator
 
 from reporting.adapters import exports as export_files
@@ -101,12 +102,6 @@ async def readable_cooperative(
         raise not_found("cooperative")
     ensure_can_read(principal, coop.id, coop.kecamatan_code)
     return coop
-
-
-def _naive_as_utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment
 
 
 # --- dashboards ---------------------------------------------------------------------------------
@@ -243,8 +238,8 @@ async def needs_response_times(
         ctx.names,
         kecamatan_code=kecamatan_code,
         kind=kind,
-        since=_naive_as_utc(since),
-        until=_naive_as_utc(until),
+        since=as_utc(since),
+        until=as_utc(until),
     )
 
 
@@ -269,8 +264,8 @@ async def list_price_violations(
         scope,
         kecamatan_code=kecamatan_code,
         commodity=commodity,
-        since=_naive_as_utc(since),
-        until=_naive_as_utc(until),
+        since=as_utc(since),
+        until=as_utc(until),
         limit=limit,
         offset=offset,
     )

@@ -6,19 +6,16 @@ databases: SQLite hands back naive values, which `UtcDateTime` marks as UTC agai
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-from typing import Any
-
 from kkmp_shared.db import new_metadata
 from kkmp_shared.directory import add_directory_table
 from kkmp_shared.messaging.tables import add_messaging_tables
+from kkmp_shared.timeutil import UtcDateTime
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
     Column,
     Date,
-    DateTime,
     Float,
     ForeignKey,
     Index,
@@ -29,29 +26,6 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
-from sqlalchemy.types import TypeDecorator
-
-
-class UtcDateTime(TypeDecorator[datetime]):
-    """A timezone-aware timestamp that always comes back in UTC (SQLite forgets the zone)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=UTC)
-        value = value.astimezone(UTC)
-        # SQLite compares timestamps as text: store them all in one form so order is time order.
-        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
-
-    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
 
 Quantity = Numeric(14, 3)
 Money = BigInteger

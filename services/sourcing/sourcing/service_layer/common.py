@@ -5,16 +5,18 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta, timezone
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from kkmp_shared import clock
 from kkmp_shared.auth import Principal
+from kkmp_shared.clock import WIB as WIB
 from kkmp_shared.db import upsert_insert
 from kkmp_shared.directory import CooperativeDirectory
 from kkmp_shared.errors import ApiError, forbidden, unprocessable
 from kkmp_shared.messaging.outbox import Outbox
+from kkmp_shared.timeutil import as_utc as as_utc
 from sqlalchemy import Table
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,8 +24,6 @@ from sourcing.adapters.reference import Reference
 from sourcing.domain.commodities import Commodity
 from sourcing.settings import SourcingSettings
 
-# Surabaya keeps Western Indonesia Time (UTC+7, no daylight saving): dates such as `needed_by` are local.
-WIB = timezone(timedelta(hours=7), "WIB")
 # Clocks of callers drift; a timestamp this far ahead is still taken as "now".
 CLOCK_SKEW = timedelta(minutes=5)
 
@@ -114,12 +114,6 @@ async def upsert(
         index_elements=[table.c[k] for k in keys], set_={k: statement.excluded[k] for k in update}
     )
     await session.execute(statement)
-
-
-def as_utc(moment: datetime | None) -> datetime | None:
-    if moment is None:
-        return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def check_whole_units(commodity: Commodity | None, field: str, quantity: Decimal | None) -> None:
