@@ -62,7 +62,9 @@ def test_quantity_with_unit() -> None:
 
 
 def test_short_money_for_tiles() -> None:
-    assert fmt.rupiah_ringkas(291_900_000) == "Rp291,9 jt"
+    # From 100 of a unit on, no decimal (as in the alerts' "± Rp250 juta"): three figures are enough.
+    assert fmt.rupiah_ringkas(291_900_000) == "Rp292 jt"
+    assert fmt.rupiah_ringkas(12_500_000) == "Rp12,5 jt"
     assert fmt.rupiah_ringkas(1_250_000_000) == "Rp1,3 M"
     assert fmt.rupiah_ringkas(950_000) == "Rp950.000"
 

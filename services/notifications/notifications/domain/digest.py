@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from notifications.domain.formatting import WIB, to_wib
+from kkmp_shared.clock import WIB
+from kkmp_shared.locale_id import to_wib
 
 
 def latest_digest_boundary(as_of: datetime, hour_wib: int) -> datetime:

@@ -17,6 +17,7 @@ from notifications.domain.formatting import (
     in_sentence,
     number,
     periode,
+    quantity,
     rupiah,
     rupiah_approx,
     tanggal,
@@ -90,7 +91,7 @@ def _qty(data: Mapping[str, Any], amount_key: str = "quantity", unit_key: str = 
     if amount is None:
         return ""
     unit = data.get(unit_key)
-    return f"{number(amount)} {unit}" if unit else number(amount)
+    return quantity(amount, unit)
 
 
 Template = Callable[[Mapping[str, Any], Names], Message]

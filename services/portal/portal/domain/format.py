@@ -1,7 +1,7 @@
 """Indonesian formatting and parsing for what people see and type in the portal.
 
-Pure functions, no I/O: money as ``Rp1.250.000``, quantities as ``1.234,5 kg``, dates in Asia/Jakarta
-time with Indonesian month names, and the reverse (``"1.250.000"`` or ``"1,5"`` typed in a form back to
+Pure functions, no I/O: money as ``Rp1.250.000``, quantities as ``1.234,5 kg``, dates in WIB with
+Indonesian month names (all from ``kkmp_shared.locale_id``), and the reverse (``"1.250.000"`` or ``"1,5"`` typed in a form back to
 a number). Indonesian uses ``.`` to group thousands and ``,`` for decimals; times are written ``14.30``.
 """
 
@@ -10,80 +10,27 @@ from __future__ import annotations
 import re
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
-from zoneinfo import ZoneInfo
 
 from kkmp_shared import clock
+from kkmp_shared.clock import WIB
+from kkmp_shared.locale_id import EMPTY as EMPTY
+from kkmp_shared.locale_id import MONTHS as MONTHS
+from kkmp_shared.locale_id import MONTHS_SHORT as MONTHS_SHORT
+from kkmp_shared.locale_id import Number as Number
+from kkmp_shared.locale_id import decimal as _to_decimal
+from kkmp_shared.locale_id import number as angka
+from kkmp_shared.locale_id import periode as periode
+from kkmp_shared.locale_id import quantity, rupiah_compact
+from kkmp_shared.locale_id import rupiah as rupiah
+from kkmp_shared.locale_id import tanggal as tanggal
+from kkmp_shared.locale_id import waktu as waktu
 
-JAKARTA = ZoneInfo("Asia/Jakarta")
-EMPTY = "–"
-
-MONTHS = (
-    "Januari", "Februari", "Maret", "April", "Mei", "Juni",
-    "Juli", "Agustus", "September", "Oktober", "November", "Desember",
-)  # fmt: skip
-MONTHS_SHORT = ("Jan", "Feb", "Mar", "Apr", "Mei", "Jun", "Jul", "Agu", "Sep", "Okt", "Nov", "Des")
-
-Number = int | float | Decimal | str
-
-
-def _to_decimal(value: Number | None) -> Decimal | None:
-    if value is None or isinstance(value, bool):
-        return None
-    try:
-        result = Decimal(str(value))
-    except (InvalidOperation, ValueError):
-        return None
-    return result if result.is_finite() else None
-
-
-def _group(digits: str) -> str:
-    """'1250000' -> '1.250.000'."""
-    head = len(digits) % 3 or 3
-    parts = [digits[:head]] + [digits[i : i + 3] for i in range(head, len(digits), 3)]
-    return ".".join(parts)
-
-
-def angka(value: Number | None, decimals: int = 1, *, keep_zeros: bool = False) -> str:
-    """A number in Indonesian notation: ``angka(1234.5) == "1.234,5"``, ``angka(1000) == "1.000"``.
-
-    Rounds half up to ``decimals`` places; trailing decimal zeros are dropped unless ``keep_zeros``.
-    """
-    number = _to_decimal(value)
-    if number is None:
-        return EMPTY
-    quantum = Decimal(1).scaleb(-decimals)
-    rounded = number.quantize(quantum, rounding=ROUND_HALF_UP)
-    if rounded == 0:
-        rounded = abs(rounded)  # no "-0"
-    sign = "-" if rounded < 0 else ""
-    text = f"{abs(rounded):.{decimals}f}"
-    whole, _, frac = text.partition(".")
-    if not keep_zeros:
-        frac = frac.rstrip("0")
-    return f"{sign}{_group(whole)}" + (f",{frac}" if frac else "")
-
-
-def rupiah(value: Number | None) -> str:
-    """Money in whole rupiah: ``rupiah(1250000) == "Rp1.250.000"``, ``rupiah(-500) == "-Rp500"``."""
-    number = _to_decimal(value)
-    if number is None:
-        return EMPTY
-    whole = number.quantize(Decimal(1), rounding=ROUND_HALF_UP)
-    sign = "-" if whole < 0 else ""
-    return f"{sign}Rp{_group(str(abs(int(whole))))}"
+JAKARTA = WIB  # Surabaya's zone, UTC+7 all year
 
 
 def rupiah_ringkas(value: Number | None) -> str:
     """Large money, short, for headline tiles: ``Rp1,3 M`` (miliar), ``Rp12,5 jt`` (juta)."""
-    number = _to_decimal(value)
-    if number is None:
-        return EMPTY
-    size = abs(number)
-    for threshold, suffix in ((Decimal(10) ** 12, "T"), (Decimal(10) ** 9, "M"), (Decimal(10) ** 6, "jt")):
-        if size >= threshold:
-            sign = "-" if number < 0 else ""
-            return f"{sign}Rp{angka(size / threshold, 1)} {suffix}"
-    return rupiah(number)
+    return rupiah_compact(value, short=True)
 
 
 UNIT_LABELS = {
@@ -98,10 +45,7 @@ UNIT_LABELS = {
 
 def jumlah(value: Number | None, unit: str | None = None, decimals: int = 1) -> str:
     """A quantity with its unit: ``jumlah(1234.5, "kg") == "1.234,5 kg"``."""
-    text = angka(value, decimals)
-    if text == EMPTY or not unit:
-        return text
-    return f"{text} {UNIT_LABELS.get(unit, unit)}"
+    return quantity(value, UNIT_LABELS.get(unit, unit) if unit else None, decimals)
 
 
 def persen(value: Number | None, decimals: int = 1, *, ratio: bool = True) -> str:
@@ -131,45 +75,6 @@ def parse_timestamp(value: str | datetime | date | None) -> datetime | None:
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)
     return moment
-
-
-def tanggal(value: str | datetime | date | None, *, short: bool = False) -> str:
-    """A date in Jakarta time: ``"5 Januari 2025"`` (``short``: ``"5 Jan 2025"``).
-
-    A bare date (``"2025-01-05"``) is a calendar date and is not shifted between time zones.
-    """
-    if value is None or value == "":
-        return EMPTY
-    if isinstance(value, date) and not isinstance(value, datetime):
-        day = value
-    elif isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value.strip()):
-        day = date.fromisoformat(value.strip())
-    else:
-        moment = parse_timestamp(value)
-        if moment is None:
-            return str(value)
-        day = moment.astimezone(JAKARTA).date()
-    months = MONTHS_SHORT if short else MONTHS
-    return f"{day.day} {months[day.month - 1]} {day.year}"
-
-
-def waktu(value: str | datetime | None, *, short: bool = True) -> str:
-    """A moment in Jakarta time: ``"5 Jan 2025 14.30 WIB"``."""
-    moment = parse_timestamp(value)
-    if moment is None:
-        return EMPTY if value in (None, "") else str(value)
-    local = moment.astimezone(JAKARTA)
-    return f"{tanggal(local.date(), short=short)} {local:%H.%M} WIB"
-
-
-def periode(value: str | None) -> str:
-    """A reporting period ``"2025-01"`` as ``"Januari 2025"``."""
-    if not value:
-        return EMPTY
-    match = re.fullmatch(r"(\d{4})-(\d{2})", value.strip())
-    if not match or not 1 <= int(match.group(2)) <= 12:
-        return value
-    return f"{MONTHS[int(match.group(2)) - 1]} {match.group(1)}"
 
 
 def sejak(value: str | datetime | None, now: datetime | None = None) -> str:

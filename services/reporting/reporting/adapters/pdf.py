@@ -13,6 +13,8 @@ from datetime import date, datetime
 from typing import Any
 from xml.sax.saxutils import escape
 
+from kkmp_shared import locale_id
+from kkmp_shared.locale_id import periode
 from reportlab.graphics.charts.barcharts import VerticalBarChart
 from reportlab.graphics.charts.legends import Legend
 from reportlab.graphics.shapes import Drawing, String
@@ -22,20 +24,6 @@ from reportlab.lib.styles import ParagraphStyle, getSampleStyleSheet
 from reportlab.lib.units import cm
 from reportlab.platypus import PageBreak, Paragraph, SimpleDocTemplate, Spacer, Table, TableStyle
 
-MONTHS = (
-    "Januari",
-    "Februari",
-    "Maret",
-    "April",
-    "Mei",
-    "Juni",
-    "Juli",
-    "Agustus",
-    "September",
-    "Oktober",
-    "November",
-    "Desember",
-)
 GREEN, AMBER, RED = colors.HexColor("#2e7d32"), colors.HexColor("#f9a825"), colors.HexColor("#c62828")
 
 
@@ -52,21 +40,16 @@ class MonthlyReportData:
     visits: list[dict[str, Any]]
 
 
-def period_name(period: str) -> str:
-    year, month = period.split("-")
-    return f"{MONTHS[int(month) - 1]} {year}"
-
-
 def rupiah(value: int | float | None) -> str:
-    return "-" if value is None else "Rp" + f"{round(value):,}".replace(",", ".")
+    return locale_id.rupiah(value, empty="-")
 
 
 def percent(value: float | None) -> str:
-    return "-" if value is None else f"{value * 100:.1f}%".replace(".", ",")
+    return "-" if value is None else f"{locale_id.number(value * 100, 1, keep_zeros=True)}%"
 
 
 def hours(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f} jam".replace(".", ",")
+    return "-" if value is None else f"{locale_id.number(value, 1, keep_zeros=True)} jam"
 
 
 def _table(rows: list[list[Any]], widths: list[float] | None = None, header: bool = True) -> Table:
@@ -102,7 +85,7 @@ def _summary_rows(data: MonthlyReportData) -> list[list[str]]:
         ["Nilai stok macet", rupiah(s["stock"]["stalled_value"])],
         ["Stok menipis / habis", f"{s['stock']['low_items']} / {s['stock']['stockout_items']}"],
         [
-            f"Laporan {period_name(data.period)}: masuk / diharapkan",
+            f"Laporan {periode(data.period)}: masuk / diharapkan",
             f"{rates['submitted']} / {rates['expected']}",
         ],
         ["Kelengkapan laporan", percent(rates["completeness_rate"])],
@@ -173,7 +156,7 @@ def render_monthly_report(data: MonthlyReportData) -> bytes:
         rightMargin=1.5 * cm,
         topMargin=1.5 * cm,
         bottomMargin=1.5 * cm,
-        title=f"Laporan Bulanan KKMP {period_name(data.period)}",
+        title=f"Laporan Bulanan KKMP {periode(data.period)}",
         author="Dinkopdag - KKMP Reporting",
     )
     styles = getSampleStyleSheet()
@@ -181,7 +164,7 @@ def render_monthly_report(data: MonthlyReportData) -> bytes:
     story: list[Any] = [
         Paragraph(f"Laporan Bulanan KKMP - {escape(data.area)}", styles["Title"]),
         Paragraph(
-            f"Periode {period_name(data.period)} (batas laporan {data.due_date:%d-%m-%Y}); "
+            f"Periode {periode(data.period)} (batas laporan {data.due_date:%d-%m-%Y}); "
             f"posisi data {data.generated_at:%d-%m-%Y %H:%M} UTC.",
             styles["Normal"],
         ),

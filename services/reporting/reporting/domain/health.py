@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Literal
 
+from kkmp_shared.locale_id import rupiah
+
 HealthLevel = Literal["aktif", "kurang_aktif", "tidak_aktif"]
 LEVELS: tuple[HealthLevel, ...] = ("aktif", "kurang_aktif", "tidak_aktif")
 
@@ -137,15 +139,11 @@ def _ratio(have: float, target: float) -> float:
     return max(0.0, min(1.0, have / target)) if target > 0 else 1.0
 
 
-def _rupiah(value: int) -> str:
-    return "Rp" + f"{value:,}".replace(",", ".")
-
-
 def trading_activity(inputs: HealthInputs, policy: HealthPolicy) -> Factor:
     value = _ratio(inputs.sale_days, policy.sale_days_target)
     note = (
         f"Ada penjualan pada {inputs.sale_days} dari {policy.sales_window_days} hari terakhir "
-        f"(target {policy.sale_days_target} hari); nilai penjualan {_rupiah(inputs.sales_value)}."
+        f"(target {policy.sale_days_target} hari); nilai penjualan {rupiah(inputs.sales_value)}."
     )
     return _factor(TRADING_ACTIVITY, value, policy, note)
 
@@ -157,7 +155,7 @@ def stalled_stock(inputs: HealthInputs, policy: HealthPolicy) -> Factor:
     value = 1.0 - inputs.items_stalled / on_hand
     note = (
         f"{inputs.items_stalled} dari {on_hand} komoditas yang ada stoknya macet "
-        f"(nilai stok macet {_rupiah(inputs.stalled_value)})."
+        f"(nilai stok macet {rupiah(inputs.stalled_value)})."
     )
     return _factor(STALLED_STOCK, value, policy, note)
 

@@ -12,6 +12,7 @@ from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from kkmp_shared.directory import KnownCooperative
+from kkmp_shared.locale_id import rupiah
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
@@ -759,9 +760,7 @@ async def visit_list(
         if row["health_level"] in ("tidak_aktif", "kurang_aktif"):
             reasons.append(f"kesehatan {row['health_level'].replace('_', ' ')} ({row['health_score']:.0f})")
         if row["stalled_items"]:
-            reasons.append(
-                f"{row['stalled_items']} stok macet (Rp{row['stalled_value']:,})".replace(",", ".")
-            )
+            reasons.append(f"{row['stalled_items']} stok macet ({rupiah(row['stalled_value'])})")
         if unanswered.get(row["cooperative_id"]):
             reasons.append(f"{unanswered[row['cooperative_id']]} kebutuhan belum ditanggapi")
         if row["report_status"] == "belum" and row["status"] != "dissolved":

@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_DOWN, Decimal
 
+from kkmp_shared.locale_id import quantity as format_quantity
+from kkmp_shared.locale_id import rupiah as format_rupiah
+
+# The formats are kkmp_shared.locale_id's, re-exported under the names sourcing uses.
+__all__ = ["DISCRETE_UNITS", "Commodity", "format_quantity", "format_rupiah"]
+
 # Units sold by the piece: a quantity in these is a whole number (no one ships 2.4 tabung of LPG).
 DISCRETE_UNITS = frozenset({"tabung", "dus", "kaleng", "pack", "pcs", "sak", "karung", "botol", "bungkus"})
 
@@ -32,19 +38,3 @@ class Commodity:
         """A quantity that can actually be handed over: whole pieces, or kg/liter to 0.01."""
         step = Decimal(1) if self.discrete else Decimal("0.01")
         return quantity.quantize(step, rounding=ROUND_DOWN)
-
-
-def format_rupiah(amount: int | float) -> str:
-    """Rp13.500 (Indonesian thousands separator)."""
-    return "Rp" + f"{round(amount):,}".replace(",", ".")
-
-
-def format_quantity(quantity: Decimal | float | int, unit: str) -> str:
-    """1.250,5 kg: Indonesian separators, no trailing zeros."""
-    value = Decimal(str(quantity)).normalize()
-    if value == value.to_integral():
-        text = f"{int(value):,}".replace(",", ".")
-    else:
-        whole, _, frac = f"{value:f}".partition(".")
-        text = f"{int(whole):,}".replace(",", ".") + "," + frac
-    return f"{text} {unit}"
