@@ -1,8 +1,8 @@
 """Indonesian formatting and parsing for what people see and type in the portal.
 
 Pure functions, no I/O: money as ``Rp1.250.000``, quantities as ``1.234,5 kg``, dates in WIB with
-Indonesian month names (all from ``kkmp_shared.locale_id``), and the reverse (``"1.250.000"`` or ``"1,5"`` typed in a form back to
-a number). Indonesian uses ``.`` to group thousands and ``,`` for decimals; times are written ``14.30``.
+Indonesian month names (all from ``kkmp_shared.locale_id``), and the reverse (``"1.250.000"`` or
+``"1,5"`` typed in a form back to a number), and the Indonesian labels of the APIs' codes.
 """
 
 from __future__ import annotations
