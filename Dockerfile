@@ -16,7 +16,6 @@ FROM python:3.11-slim
 RUN useradd --create-home --uid 10001 kkmp
 WORKDIR /app
 COPY --from=build /app /app
-COPY data data
 ENV PATH="/app/.venv/bin:$PATH" KKMP_DATA_DIR=/var/lib/kkmp SERVICE=registry PORT=8001 PYTHONUNBUFFERED=1
 # glibc: two malloc arenas and a fixed mmap threshold, so freed memory goes back (kkmp_shared/memory.py).
 ENV MALLOC_ARENA_MAX=2 MALLOC_MMAP_THRESHOLD_=131072 MALLOC_TRIM_THRESHOLD_=131072

@@ -45,6 +45,7 @@ def _log(message: str) -> None:
 async def _prepare_database(prefix: str) -> tuple[str, Any]:
     from inventory.adapters import orm  # noqa: F401  (the metadata the migrations build)
     from inventory.service_layer.catalogue import seed_catalogue
+    from kkmp_shared import refdata
     from kkmp_shared.db import Database
     from kkmp_testkit.postgres import acreate_database
 
@@ -52,7 +53,7 @@ async def _prepare_database(prefix: str) -> tuple[str, Any]:
     db = Database(url, pool_size=4)
     await db.migrate(SERVICE_DIR / "migrations")
     async with db.transaction() as session:
-        await seed_catalogue(session, ROOT / "data" / "commodities.csv", datetime.now(UTC))
+        await seed_catalogue(session, refdata.path(refdata.COMMODITIES), datetime.now(UTC))
     return url, db
 
 

@@ -9,7 +9,6 @@ proposals and notifications.
 
 from __future__ import annotations
 
-import csv
 import os
 import random
 import time
@@ -17,17 +16,15 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import httpx
-from kkmp_shared import clock
+from kkmp_shared import clock, refdata
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 console = Console()
 DEMO_PASSWORD = "kkmp-demo-2025"
-DATA = Path(__file__).resolve().parents[2] / "data"
 
 FIRST = [
     "Budi",
@@ -172,13 +169,11 @@ def bearer(tok: str) -> dict[str, str]:
 
 
 def commodities() -> dict[str, dict[str, str]]:
-    with (DATA / "commodities.csv").open(encoding="utf-8") as fh:
-        return {row["code"]: row for row in csv.DictReader(fh)}
+    return {row["code"]: row for row in refdata.rows(refdata.COMMODITIES)}
 
 
 def kelurahan() -> list[dict[str, str]]:
-    with (DATA / "surabaya_kelurahan.csv").open(encoding="utf-8") as fh:
-        return list(csv.DictReader(fh))
+    return refdata.rows(refdata.KELURAHAN)
 
 
 def person(rng: random.Random) -> str:

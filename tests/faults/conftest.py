@@ -431,7 +431,7 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
 
 # --- the ledger a test sends, and what every read model must then show ---------------------------
 
-# Commodities that sell (unit price below the ceiling, HET/HAP), from data/commodities.csv.
+# Commodities that sell (unit price below the ceiling, HET/HAP), from the reference commodities.csv.
 SOLD = {"beras_medium": 13000, "gula": 17000, "minyakita": 15500, "telur": 28500, "tepung_terigu": 12000}
 ABOVE_CEILING = ("beras_medium", 15000)  # HET 13,500: recorded and announced as price.ceiling_exceeded
 # Never sold and received long ago (stall_days 30): one stalled episode per cooperative.

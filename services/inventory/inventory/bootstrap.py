@@ -11,7 +11,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
-from kkmp_shared import clock
+from kkmp_shared import clock, refdata
 from kkmp_shared.app import create_service_app
 from kkmp_shared.auth import KeySource
 from kkmp_shared.directory import COOPERATIVE_CHANGED
@@ -39,13 +39,12 @@ from inventory.settings import InventorySettings
 log = logging.getLogger("kkmp.inventory")
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
-REPO_DATA = SERVICE_DIR.parent.parent / "data"
 
 
 async def load_catalogue(app: FastAPI) -> None:
-    """Seed the commodity catalogue from data/commodities.csv (new codes only; admin changes stay)."""
+    """Seed the commodity catalogue from the reference commodities.csv (new codes only; admin edits stay)."""
     settings: InventorySettings = app.state.settings
-    path = settings.commodities_csv or REPO_DATA / "commodities.csv"
+    path = settings.commodities_csv or refdata.path(refdata.COMMODITIES)
     async with app.state.db.transaction() as session:
         await seed_catalogue(session, path, clock.now())
 

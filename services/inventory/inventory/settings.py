@@ -13,7 +13,7 @@ class InventorySettings(ServiceSettings):
     port: int = 8002
     # Seconds between scheduled detection scans; 0 disables the schedule (on-demand runs still work).
     detection_interval_s: float = Field(default=300, ge=0)
-    # The catalogue seed; defaults to the repository's data/commodities.csv.
+    # The catalogue seed; defaults to kkmp_shared.refdata's commodities.csv.
     commodities_csv: Path | None = None
     # Idempotency keys are kept this long; a retry after that is treated as a new request.
     idempotency_ttl_h: int = Field(default=72, ge=1)

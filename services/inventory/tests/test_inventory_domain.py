@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from pathlib import Path
 
 import pytest
 from inventory.domain.catalogue import (
@@ -35,14 +34,14 @@ from inventory.domain.ledger import (
 from inventory.entrypoints.schemas import MovementBatchIn, MovementIn
 from inventory.service_layer.catalogue import CEILING_HISTORY
 from inventory_testkit import known_cooperative
-from kkmp_shared import clock
+from kkmp_shared import clock, refdata
 from pydantic import ValidationError
 
 pytestmark = [pytest.mark.unit, pytest.mark.clock]
 
 NOW = datetime(2026, 11, 28, 10, 0, tzinfo=UTC)
 D = Decimal
-REPO_DATA = Path(__file__).resolve().parents[3] / "data"
+REPO_DATA = refdata.directory()
 
 
 def days_ago(n: float) -> datetime:

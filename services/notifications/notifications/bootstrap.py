@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
+from kkmp_shared import refdata
 from kkmp_shared.app import create_service_app
 from kkmp_shared.auth import KeySource
 from kkmp_shared.events.contracts import NotificationDelivered, NotificationFailed
@@ -29,7 +30,6 @@ from notifications.settings import NotificationsSettings
 log = logging.getLogger("kkmp.notifications")
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
-REPO_DATA = SERVICE_DIR.parent.parent / "data"
 
 
 async def seed_routing_rules(app: FastAPI) -> None:
@@ -68,7 +68,7 @@ def create_app(
     key_source: Callable[[ServiceSettings], KeySource] | None = None,
 ) -> FastAPI:
     settings = settings or NotificationsSettings()
-    data_dir = settings.reference_data_dir or REPO_DATA
+    data_dir = settings.reference_data_dir or refdata.directory()
     # The same outbox the app factory builds (same table, same source): the consumers need it first.
     outbox = Outbox(orm.messaging, source=f"/{settings.service_name}")
     notifier = Notifier(

@@ -18,7 +18,7 @@ class NotificationsSettings(ServiceSettings):
 
     # Links in messages point at the portal's pages (/koperasi/{id}, /kebutuhan/{id}).
     portal_url: str = "http://127.0.0.1:8000"
-    # Commodity and kelurahan names for messages (the repository's data/ directory by default).
+    # Commodity and kelurahan names for messages (kkmp_shared.refdata by default).
     reference_data_dir: Path | None = None
 
     # Email over SMTP. Without SMTP_HOST the email channel is off: users get the inbox only, and an

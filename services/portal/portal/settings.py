@@ -9,13 +9,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from kkmp_shared import refdata
 from kkmp_shared.settings import ServiceSettings
 from pydantic import AliasChoices, Field, model_validator
 
 DEFAULT_SESSION_SECRET = "kkmp-demo-session-secret"
-
-# services/portal/portal/settings.py → repository root is three levels above the package directory.
-_REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
 class PortalSettings(ServiceSettings):
@@ -46,9 +44,10 @@ class PortalSettings(ServiceSettings):
     upstream_timeout_s: float = Field(
         default=8.0, validation_alias=AliasChoices("PORTAL_UPSTREAM_TIMEOUT_S", "upstream_timeout_s")
     )
-    # Reference data (GeoJSON, coordinates) shipped with the project; a container copies data/ here.
+    # Reference data (GeoJSON, coordinates): kkmp_shared.refdata's unless another folder is named.
     reference_dir: Path = Field(
-        default=_REPO_ROOT / "data", validation_alias=AliasChoices("PORTAL_REFERENCE_DIR", "reference_dir")
+        default_factory=refdata.directory,
+        validation_alias=AliasChoices("PORTAL_REFERENCE_DIR", "reference_dir"),
     )
 
     @model_validator(mode="after")

@@ -16,16 +16,15 @@ import json
 import random
 import uuid
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Form, Header, Request
 from fastapi.responses import JSONResponse, Response
-from kkmp_shared import clock
+from kkmp_shared import clock, refdata
 from starlette.applications import Starlette
 from starlette.routing import Mount
 
-DATA = Path(__file__).resolve().parents[3] / "data"
+DATA = refdata.directory()
 NOW = clock.now()
 
 COMMODITIES = [

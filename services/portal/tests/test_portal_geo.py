@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import math
 import re
-from pathlib import Path
 
 import pytest
+from kkmp_shared import refdata
 from portal.domain import geo
 
 pytestmark = pytest.mark.unit
 
-DATA = Path(__file__).resolve().parents[3] / "data"
+DATA = refdata.directory()
 
 SQUARE = {
     "type": "Polygon",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI
+from kkmp_shared import refdata
 from kkmp_shared.app import create_service_app
 from kkmp_shared.auth import KeySource
 from kkmp_shared.db import upsert_insert
@@ -35,7 +36,6 @@ from registry.settings import RegistrySettings
 log = logging.getLogger("kkmp.registry")
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
-REPO_DATA = SERVICE_DIR.parent.parent / "data"
 DEMO_SERVICE_CLIENTS = "kkmp-service:kkmp-demo-service-secret"
 # Rows per INSERT of the region upsert: both databases cap bound parameters per statement (a province's
 # or the country's 83,000 kelurahan would not fit in one).
@@ -68,8 +68,8 @@ def parse_clients(spec: str | None) -> dict[str, str]:
 async def load_reference_regions(app: FastAPI) -> None:
     """Upsert the regions from the reference CSVs: restarting never duplicates, a new list extends."""
     settings: RegistrySettings = app.state.settings
-    kelurahan_csv = settings.regions_csv or REPO_DATA / "surabaya_kelurahan.csv"
-    coords_csv = settings.coords_csv or REPO_DATA / "surabaya_coords.csv"
+    kelurahan_csv = settings.regions_csv or refdata.path(refdata.KELURAHAN)
+    coords_csv = settings.coords_csv or refdata.path(refdata.COORDS)
     kecamatan, kelurahan = load_regions(kelurahan_csv, coords_csv)
     db = app.state.db
     insert = upsert_insert(db)

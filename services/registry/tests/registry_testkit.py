@@ -12,12 +12,13 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
+from kkmp_shared import refdata
 from kkmp_testkit.harness import EventProbe
 from kkmp_testkit.tokens import TokenFactory
 from registry.domain.rules import load_regions
 from registry.settings import RegistrySettings
 
-DATA = Path(__file__).resolve().parents[3] / "data"
+DATA = refdata.directory()
 ADMIN_PASSWORD = "admin-pass-for-tests"
 SERVICE_CLIENT = ("kkmp-test", "service-secret-for-tests")
 # Kecamatan whose cooperatives only the tests that name them create (they count what is there).

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from kkmp_shared import refdata
 from registry.domain.rules import (
     ALLOWED_STATUS_CHANGES,
     BOARD_POSITIONS,
@@ -24,7 +25,7 @@ from registry.entrypoints import schemas
 
 pytestmark = pytest.mark.unit
 
-DATA = Path(__file__).resolve().parents[3] / "data"
+DATA = refdata.directory()
 
 # --- lifecycle ------------------------------------------------------------------------------------
 

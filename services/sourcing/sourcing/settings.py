@@ -10,7 +10,7 @@ from kkmp_shared.settings import ServiceSettings
 class SourcingSettings(ServiceSettings):
     service_name: str = "sourcing"
     port: int = 8003
-    # Reference data shipped with the project (data/); overridable for tests and other cities.
+    # Reference data: kkmp_shared.refdata by default; overridable for tests and other cities.
     commodities_csv: Path | None = None
     coords_csv: Path | None = None
     # How many ranked suppliers a need keeps and announces.

@@ -17,14 +17,13 @@ from typing import Any
 
 import httpx
 from fastapi import FastAPI
-from kkmp_shared import clock
+from kkmp_shared import clock, refdata
 from kkmp_shared.events.contracts import CooperativeRegistered, EventData
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_testkit.harness import EventProbe
 from kkmp_testkit.tokens import TokenFactory
 from kkmp_testkit.wait import eventually
 from sourcing.adapters import orm
-from sourcing.adapters.reference import REPO_DATA
 from sourcing.service_layer.common import WIB
 from sqlalchemy import select
 
@@ -33,7 +32,7 @@ _clone_numbers: dict[str, itertools.count[int]] = {}
 
 
 def kelurahan_rows() -> dict[str, dict[str, str]]:
-    with (REPO_DATA / "surabaya_coords.csv").open(newline="") as f:
+    with refdata.path(refdata.COORDS).open(newline="") as f:
         return {r["code"]: r for r in csv.DictReader(f) if r["level"] == "kelurahan"}
 
 
@@ -42,7 +41,7 @@ KELURAHAN = kelurahan_rows()
 
 def write_test_commodities(path: Path) -> Path:
     """The real catalogue plus numbered clones of each row (`beras_medium_t3`), so tests never share one."""
-    with (REPO_DATA / "commodities.csv").open(newline="") as f:
+    with refdata.path(refdata.COMMODITIES).open(newline="") as f:
         reader = csv.DictReader(f)
         fields = list(reader.fieldnames or [])
         rows = list(reader)

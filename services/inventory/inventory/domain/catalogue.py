@@ -41,8 +41,8 @@ class CeilingPeriod:
 
 
 def read_catalogue(path: Path) -> list[CatalogueEntry]:
-    """Rows of data/commodities.csv (code,name,unit,price_ceiling,ceiling_kind,legal_basis,stall_days,
-    typical_price); blank numbers mean none."""
+    """Rows of the reference commodities.csv (code,name,unit,price_ceiling,ceiling_kind,legal_basis,
+    stall_days,typical_price); blank numbers mean none."""
     entries = []
     with path.open(encoding="utf-8", newline="") as handle:
         for row in csv.DictReader(handle):

@@ -9,13 +9,14 @@ import csv
 import logging
 from pathlib import Path
 
+from kkmp_shared import refdata
+
 log = logging.getLogger("kkmp.notifications.reference")
 
 
 def _read(path: Path, key: str, value: str) -> dict[str, str]:
     try:
-        with path.open(newline="", encoding="utf-8") as handle:
-            return {row[key]: row[value] for row in csv.DictReader(handle) if row.get(key) and row.get(value)}
+        return {row[key]: row[value] for row in refdata.rows(path) if row.get(key) and row.get(value)}
     except (OSError, KeyError, csv.Error) as exc:
         log.warning("reference data %s not loaded: %r", path, exc)
         return {}

@@ -1,4 +1,4 @@
-"""Surabaya's reference data, read once from the project's ``data/`` folder.
+"""Surabaya's reference data, read once from ``kkmp_shared.refdata`` (or the folder a setting names).
 
 Kecamatan boundaries for the map, a representative point per kelurahan, and the names of both. This is
 static, public reference data shipped with the project (not a database of the portal's own), so the

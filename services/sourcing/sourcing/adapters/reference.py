@@ -1,20 +1,19 @@
 """Reference data sourcing reads from the project's CSVs: the commodity catalogue and region points.
 
-Commodity codes and price ceilings come from `data/commodities.csv` (the same file inventory seeds its
-catalogue from), points of kecamatan and kelurahan from `data/surabaya_coords.csv`. Nothing here calls
-another service.
+Commodity codes and price ceilings come from `commodities.csv` (the same file inventory seeds its
+catalogue from), points of kecamatan and kelurahan from `surabaya_coords.csv`, both in
+`kkmp_shared.refdata` unless a setting names other files. Nothing here calls another service.
 """
 
 from __future__ import annotations
 
-import csv
 from dataclasses import dataclass
 from pathlib import Path
 
+from kkmp_shared import refdata
+
 from sourcing.domain.commodities import Commodity
 from sourcing.domain.geo import Point
-
-REPO_DATA = Path(__file__).resolve().parents[4] / "data"
 
 
 @dataclass(frozen=True)
@@ -52,36 +51,34 @@ def _int_or_none(value: str | None) -> int | None:
 
 
 def load_commodities(path: Path) -> dict[str, Commodity]:
-    with path.open(newline="", encoding="utf-8") as f:
-        return {
-            row["code"].strip(): Commodity(
-                code=row["code"].strip(),
-                name=row["name"].strip(),
-                unit=row["unit"].strip(),
-                price_ceiling=_int_or_none(row.get("price_ceiling")),
-                ceiling_kind=(row.get("ceiling_kind") or "").strip() or None,
-                stall_days=_int_or_none(row.get("stall_days")) or 14,
-                typical_price=_int_or_none(row.get("typical_price")),
-            )
-            for row in csv.DictReader(f)
-            if (row.get("code") or "").strip()
-        }
+    return {
+        row["code"].strip(): Commodity(
+            code=row["code"].strip(),
+            name=row["name"].strip(),
+            unit=row["unit"].strip(),
+            price_ceiling=_int_or_none(row.get("price_ceiling")),
+            ceiling_kind=(row.get("ceiling_kind") or "").strip() or None,
+            stall_days=_int_or_none(row.get("stall_days")) or 14,
+            typical_price=_int_or_none(row.get("typical_price")),
+        )
+        for row in refdata.rows(path)
+        if (row.get("code") or "").strip()
+    }
 
 
 def load_reference(commodities_csv: Path | None = None, coords_csv: Path | None = None) -> Reference:
-    commodities = load_commodities(commodities_csv or REPO_DATA / "commodities.csv")
+    commodities = load_commodities(commodities_csv or refdata.path(refdata.COMMODITIES))
     kecamatan: dict[str, Point] = {}
     kelurahan: dict[str, Point] = {}
     parents: dict[str, str] = {}
     city: Point | None = None
-    with (coords_csv or REPO_DATA / "surabaya_coords.csv").open(newline="", encoding="utf-8") as f:
-        for row in csv.DictReader(f):
-            point = Point(float(row["lat"]), float(row["lon"]))
-            if row["level"] == "kecamatan":
-                kecamatan[row["code"]] = point
-            elif row["level"] == "kelurahan":
-                kelurahan[row["code"]] = point
-                parents[row["code"]] = row["parent_code"]
-            elif row["level"] == "kota":
-                city = point
+    for row in refdata.rows(coords_csv or refdata.COORDS):
+        point = Point(float(row["lat"]), float(row["lon"]))
+        if row["level"] == "kecamatan":
+            kecamatan[row["code"]] = point
+        elif row["level"] == "kelurahan":
+            kelurahan[row["code"]] = point
+            parents[row["code"]] = row["parent_code"]
+        elif row["level"] == "kota":
+            city = point
     return Reference(commodities, kecamatan, kelurahan, parents, city)
