@@ -28,6 +28,7 @@ from kkmp_shared.auth import (
 )
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.errors import forbidden, not_found
+from kkmp_shared.http import ERRORS, IdPath
 from kkmp_shared.pagination import PageDep
 from kkmp_shared.timeutil import as_utc
 from pydantic import BaseModel
@@ -53,7 +54,7 @@ from inventory.service_layer.movements import MovementOrder, movement_out, recor
 
 DetectionPrincipal = Annotated[Principal, require_roles("admin", "officer", "service")]
 CityPrincipal = Annotated[Principal, require_roles("admin", "officer", "service")]
-CooperativeId = Annotated[str, Path(min_length=1, max_length=64, pattern=schemas.NO_CONTROL)]
+CooperativeId = IdPath
 CommodityPath = Annotated[str, Path(max_length=40, pattern=schemas.NO_CONTROL)]
 CommodityQuery = Annotated[str | None, Query(max_length=40, pattern=schemas.NO_CONTROL)]
 IdempotencyKey = Annotated[
@@ -69,7 +70,6 @@ Status = Literal["ok", "low", "stockout", "stalled"]
 Episode = Literal["low", "stockout", "stalled"]
 
 # Every route documents the error format with the statuses it may answer (the contract's list).
-ERRORS: dict[int | str, dict[str, Any]] = schemas.error_responses(*schemas.COMMON_ERRORS)
 
 commodities = APIRouter(tags=["commodities"], responses=ERRORS)
 ledger = APIRouter(tags=["stock ledger"], responses=ERRORS)

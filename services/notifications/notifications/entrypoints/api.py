@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Path, Query, Request, Response, status
+from fastapi import APIRouter, Query, Request, Response, status
 from kkmp_shared.app import SessionDep
 from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, Principal, StaffPrincipal, require_roles
 from kkmp_shared.errors import forbidden
+from kkmp_shared.http import ERRORS, IdPath
 from kkmp_shared.pagination import PageDep
 
 from notifications.domain.events import MUTABLE_EVENT_TYPES, ROUTABLE_EVENT_TYPES
@@ -19,7 +20,6 @@ from notifications.service_layer.common import now, utc
 from notifications.service_layer.recipients import learn_from_token
 
 # Every route documents the error format with the statuses it may answer (the contract's list).
-ERRORS = schemas.error_responses(*schemas.COMMON_ERRORS)
 inbox = APIRouter(tags=["inbox"], responses=ERRORS)
 rules = APIRouter(tags=["routing rules"], responses=ERRORS)
 subscriptions = APIRouter(tags=["subscriptions"], responses=ERRORS)
@@ -28,7 +28,6 @@ jobs = APIRouter(tags=["jobs"], responses=ERRORS)
 
 # Ids in the path: a control character (NUL above all, which PostgreSQL cannot even compare) is bad
 # input (422); any other unknown id is a 404.
-IdPath = Annotated[str, Path(pattern=schemas.NO_CONTROL)]
 JobPrincipal = Annotated[Principal, require_roles("admin", "service")]
 EscalationPrincipal = Annotated[Principal, require_roles("admin", "officer", "service")]
 

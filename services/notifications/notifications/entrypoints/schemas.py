@@ -8,6 +8,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Literal
 
+from kkmp_shared.http import KecamatanCode as KecamatanCode
 from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
 from kkmp_shared.validation import NO_CONTROL as NO_CONTROL
 from kkmp_shared.validation import TRIMMED, Strict
@@ -18,7 +19,6 @@ from pydantic import BaseModel, Field, StringConstraints, field_validator
 from notifications.domain.events import MUTABLE_EVENT_TYPES, ROUTABLE_EVENT_TYPES, routable_model
 from notifications.domain.routing import Audience
 
-KecamatanCode = Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}\.\d{2}$")]
 FieldName = Annotated[str, StringConstraints(pattern=r"^[a-z_][a-z0-9_]{0,59}$")]
 
 

@@ -17,6 +17,7 @@ from kkmp_shared import clock
 from kkmp_shared.app import OutboxDep, SessionDep
 from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, StaffPrincipal
 from kkmp_shared.errors import ApiError, unprocessable
+from kkmp_shared.http import ERRORS, IdPath
 from kkmp_shared.pagination import PageDep
 from sqlalchemy import func, select
 
@@ -26,7 +27,6 @@ from registry.entrypoints.schemas import storable_text
 from registry.service_layer import handlers, importer
 
 # Every route documents the error format with the statuses it may answer (the contract's list).
-ERRORS = schemas.error_responses(*schemas.COMMON_ERRORS)
 regions = APIRouter(tags=["regions"], responses=ERRORS)
 auth = APIRouter(tags=["auth"], responses=ERRORS)
 cooperatives = APIRouter(tags=["cooperatives"], responses=ERRORS)
@@ -37,7 +37,6 @@ trainings = APIRouter(tags=["trainings"], responses=ERRORS)
 KECAMATAN_PATTERN = r"^\d{2}\.\d{2}\.\d{2}$"
 KecamatanQuery = Annotated[str | None, Query(pattern=KECAMATAN_PATTERN, description="e.g. 35.78.01")]
 # Ids are UUIDs; a longer value is bad input, a malformed one of the right size names nothing (404).
-IdPath = Annotated[str, Path(max_length=64)]
 KelurahanPath = Annotated[str, Path(max_length=20, description="Kemendagri code, e.g. 35.78.01.1001")]
 CooperativeStatus = Literal["formed", "operating", "suspended", "dissolved"]
 

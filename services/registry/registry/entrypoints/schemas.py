@@ -12,6 +12,7 @@ from datetime import date, datetime
 from typing import Annotated, Literal
 
 from kkmp_shared import clock
+from kkmp_shared.http import KecamatanCode as KecamatanCode
 from kkmp_shared.timeutil import as_utc as as_utc
 from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
 from kkmp_shared.validation import TRIMMED, Strict
@@ -29,7 +30,6 @@ from registry.domain.rules import (
 
 Name = Annotated[str, StringConstraints(min_length=2, max_length=200), TRIMMED]
 Code = Annotated[str, StringConstraints(pattern=r"^\d{2}(\.\d{2}){2}(\.\d{4})?$")]
-KecamatanCode = Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}\.\d{2}$")]
 KelurahanCode = Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")]
 KELURAHAN_CODE_RE = re.compile(r"^\d{2}\.\d{2}\.\d{2}\.\d{4}$")
 BusinessUnit = Literal[BUSINESS_UNITS]  # type: ignore[valid-type]

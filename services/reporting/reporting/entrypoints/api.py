@@ -23,6 +23,7 @@ from kkmp_shared.app import OutboxDep, SessionDep
 from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, Principal, ensure_can_read, ensure_can_write
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.errors import ApiError, forbidden, not_found
+from kkmp_shared.http import ERRORS, FilterQuery, IdPath
 from kkmp_shared.timeutil import as_utc
 from pydantic import AfterValidator
 
@@ -53,8 +54,8 @@ KecamatanCode = Annotated[
     str | None, Query(max_length=20, pattern=r"^[0-9.]+$", description="Kecamatan code")
 ]
 Commodity = Annotated[str | None, Query(max_length=50, pattern=r"^[a-z0-9_]+$", description="Commodity code")]
-CooperativeId = Annotated[str, Path(min_length=1, max_length=64, pattern=schemas.NO_CONTROL)]
-CooperativeQuery = Annotated[str | None, Query(max_length=64, pattern=schemas.NO_CONTROL)]
+CooperativeId = IdPath
+CooperativeQuery = FilterQuery
 PeriodQuery = Annotated[str | None, Query(pattern=PERIOD_PATTERN, description="YYYY-MM")]
 # Over-long pages are clamped, not refused (the contract); 5,000 rows is this service's page maximum.
 MAX_LIST_PAGE = 5000
@@ -107,7 +108,6 @@ async def readable_cooperative(
 # --- dashboards ---------------------------------------------------------------------------------
 
 # Every route documents the error format with the statuses it may answer (the contract's list).
-ERRORS = schemas.error_responses(*schemas.COMMON_ERRORS)
 dashboards = APIRouter(tags=["dashboards"], responses=ERRORS)
 
 

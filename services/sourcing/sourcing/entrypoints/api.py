@@ -7,9 +7,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Path, Query, Request, status
+from fastapi import APIRouter, Depends, Query, Request, status
 from kkmp_shared.app import SessionDep
 from kkmp_shared.auth import CurrentPrincipal
+from kkmp_shared.http import ERRORS, FilterQuery, IdPath
 from kkmp_shared.pagination import PageDep
 
 from sourcing.entrypoints import schemas
@@ -27,11 +28,8 @@ def _context(request: Request) -> Context:
 
 ContextDep = Annotated[Context, Depends(_context)]
 # Every route documents the error format with the statuses it may answer (the contract's list).
-ERRORS: dict[int | str, dict[str, Any]] = schemas.error_responses(*schemas.COMMON_ERRORS)
-Code = Annotated[str | None, Query(max_length=64, pattern=schemas.NO_CONTROL)]
 # Ids in the path: a control character (NUL above all, which PostgreSQL cannot even compare) is bad
 # input (422); any other unknown id is a 404.
-IdPath = Annotated[str, Path(max_length=64, pattern=schemas.NO_CONTROL)]
 
 suppliers = APIRouter(tags=["suppliers"], responses=ERRORS)
 needs = APIRouter(tags=["needs"], responses=ERRORS)
@@ -76,9 +74,9 @@ async def list_suppliers(
     ctx: ContextDep,
     principal: CurrentPrincipal,
     page: PageDep,
-    commodity: Code = None,
-    kecamatan_code: Code = None,
-    kind: Code = None,
+    commodity: FilterQuery = None,
+    kecamatan_code: FilterQuery = None,
+    kind: FilterQuery = None,
     q: Annotated[str | None, Query(max_length=100, pattern=schemas.NO_CONTROL)] = None,
     active: bool | None = None,
 ) -> Any:
@@ -174,10 +172,10 @@ async def list_needs(
     status_: Annotated[
         Literal["open", "acknowledged", "in_progress", "resolved", "rejected"] | None, Query(alias="status")
     ] = None,
-    cooperative_id: Code = None,
+    cooperative_id: FilterQuery = None,
     kind: Annotated[Literal["supply", "capital", "training", "other"] | None, Query()] = None,
-    commodity: Code = None,
-    kecamatan_code: Code = None,
+    commodity: FilterQuery = None,
+    kecamatan_code: FilterQuery = None,
 ) -> Any:
     return await need_cases.list_needs(
         session,
@@ -201,7 +199,7 @@ async def need_stats(
     session: SessionDep,
     ctx: ContextDep,
     principal: CurrentPrincipal,
-    kecamatan_code: Code = None,
+    kecamatan_code: FilterQuery = None,
     kind: Annotated[Literal["supply", "capital", "training", "other"] | None, Query()] = None,
     since: schemas.IsoDateTime | None = None,
     until: schemas.IsoDateTime | None = None,
@@ -225,7 +223,7 @@ async def need_stats(
     summary="Open supply needs that one pooled order could combine, with the price it would reach (staff)",
 )
 async def pooling(
-    session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal, commodity: Code = None
+    session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal, commodity: FilterQuery = None
 ) -> Any:
     return await need_cases.pooling_candidates(session, ctx, principal, commodity)
 
@@ -306,11 +304,11 @@ async def list_redistributions(
     session: SessionDep,
     principal: CurrentPrincipal,
     page: PageDep,
-    commodity: Code = None,
+    commodity: FilterQuery = None,
     status_: Annotated[
         Literal["proposed", "accepted", "declined", "withdrawn"] | None, Query(alias="status")
     ] = None,
-    cooperative_id: Code = None,
+    cooperative_id: FilterQuery = None,
 ) -> Any:
     return await redistribution_cases.list_proposals(
         session,
@@ -378,8 +376,8 @@ async def list_stalled_items(
     status_: Annotated[
         Literal["no_taker", "proposed", "redistributed", "recovered"] | None, Query(alias="status")
     ] = None,
-    commodity: Code = None,
-    cooperative_id: Code = None,
+    commodity: FilterQuery = None,
+    cooperative_id: FilterQuery = None,
 ) -> Any:
     return await redistribution_cases.list_stalled(
         session,
@@ -428,13 +426,13 @@ async def list_orders(
     session: SessionDep,
     principal: CurrentPrincipal,
     page: PageDep,
-    need_id: Code = None,
+    need_id: FilterQuery = None,
     status_: Annotated[
         Literal["placed", "confirmed", "partially_delivered", "delivered", "cancelled"] | None,
         Query(alias="status"),
     ] = None,
-    supplier_id: Code = None,
-    cooperative_id: Code = None,
+    supplier_id: FilterQuery = None,
+    cooperative_id: FilterQuery = None,
 ) -> Any:
     return await order_cases.list_orders(
         session,

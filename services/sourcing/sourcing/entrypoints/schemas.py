@@ -11,6 +11,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
+from kkmp_shared.http import KecamatanCode as KecamatanCode
 from kkmp_shared.validation import COMMON_ERRORS as COMMON_ERRORS
 from kkmp_shared.validation import NO_CONTROL as NO_CONTROL
 from kkmp_shared.validation import TRIMMED, Strict
@@ -32,7 +33,6 @@ Rupiah = Annotated[int, Field(gt=0, le=10_000_000_000)]
 Text = Annotated[str, StringConstraints(min_length=1, max_length=2000), TRIMMED]
 Name = Annotated[str, StringConstraints(min_length=2, max_length=200), TRIMMED]
 CommodityCode = Annotated[str, StringConstraints(min_length=1, max_length=50), TRIMMED]
-KecamatanCode = Annotated[str, StringConstraints(pattern=r"^\d{2}\.\d{2}\.\d{2}$")]
 Id = Annotated[str, StringConstraints(min_length=1, max_length=64), TRIMMED]
 NeedKind = Literal[NEED_KINDS]  # type: ignore[valid-type]
 NeedStatus = Literal[NEED_STATUSES]  # type: ignore[valid-type]
