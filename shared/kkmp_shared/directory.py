@@ -2,11 +2,13 @@
 
 Inventory, sourcing, reporting and notifications must know each cooperative's kelurahan and kecamatan
 (for scope checks, distances and per-kecamatan figures) without calling the registry. Each keeps its own
-copy in its own database: this module gives them the table and the handlers, written once.
+copy in its own database: this module gives them the table, the handlers and the reads (`get`, `many`,
+`all`, `in_kecamatan`), written once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,6 +23,8 @@ from kkmp_shared.messaging.consumer import ConsumerGroup
 
 # The kind of change (`kkmp_shared.db.note_change`) noted when a cooperative's directory row is written.
 COOPERATIVE_CHANGED = "cooperative"
+# Ids per IN (...) list: both databases cap the bound parameters of one statement.
+_CHUNK = 1000
 
 
 @dataclass(frozen=True)
@@ -63,13 +67,28 @@ class CooperativeDirectory:
         row = (await session.execute(select(self.table).where(self.table.c.id == cooperative_id))).first()
         return _to_known(row) if row else None
 
+    async def many(self, session: AsyncSession, ids: Iterable[str]) -> dict[str, KnownCooperative]:
+        """The entries of these ids that the directory knows, by id (1,000 ids a query)."""
+        found: dict[str, KnownCooperative] = {}
+        wanted = sorted(set(ids))
+        for start in range(0, len(wanted), _CHUNK):
+            query = select(self.table).where(self.table.c.id.in_(wanted[start : start + _CHUNK]))
+            found.update((row.id, _to_known(row)) for row in (await session.execute(query)).all())
+        return found
+
     async def all(
         self, session: AsyncSession, kecamatan_codes: list[str] | None = None
     ) -> list[KnownCooperative]:
+        """Every entry, or those in the given kecamatan."""
         query = select(self.table)
         if kecamatan_codes is not None:
             query = query.where(self.table.c.kecamatan_code.in_(kecamatan_codes))
         return [_to_known(r) for r in (await session.execute(query)).all()]
+
+    async def in_kecamatan(
+        self, session: AsyncSession, kecamatan_codes: Iterable[str]
+    ) -> list[KnownCooperative]:
+        return await self.all(session, sorted(set(kecamatan_codes)))
 
     async def upsert(self, session: AsyncSession, values: dict[str, Any]) -> None:
         statement = upsert_insert(session)(self.table).values(**values)

@@ -11,14 +11,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
-from kkmp_shared.directory import KnownCooperative
+from kkmp_shared.directory import CooperativeDirectory, KnownCooperative
 from kkmp_shared.locale_id import rupiah
 from sqlalchemy import case, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.sql.elements import ColumnElement
 
 from reporting.adapters import orm
-from reporting.adapters.sql import chunked
 from reporting.domain.needs import OPEN_STATUSES, seconds_to_hours
 from reporting.domain.periods import Period, local_date, local_midnight, week_start
 from reporting.domain.stock import days_since_sale_now, quantity_out
@@ -143,23 +142,8 @@ async def kecamatan_rows(
 
 
 async def known_cooperatives(session: AsyncSession, ids: set[str]) -> dict[str, KnownCooperative]:
-    """Directory entries for a set of ids (one query), as the common directory returns them."""
-    found: dict[str, KnownCooperative] = {}
-    for chunk in chunked(sorted(ids), 1000):
-        for row in (await session.execute(select(d).where(d.c.id.in_(chunk)))).all():
-            found[row.id] = KnownCooperative(
-                id=row.id,
-                name=row.name,
-                kelurahan_code=row.kelurahan_code,
-                kecamatan_code=row.kecamatan_code,
-                kelurahan_name=row.kelurahan_name,
-                lat=row.lat,
-                lon=row.lon,
-                status=row.status,
-                business_units=list(row.business_units or []),
-                member_count=row.member_count or 0,
-            )
-    return found
+    """Directory entries for a set of ids, as the common directory returns them."""
+    return await CooperativeDirectory(d).many(session, ids)
 
 
 async def cooperative_rows(
