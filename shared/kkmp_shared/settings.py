@@ -1,7 +1,8 @@
 """Service settings read from the environment (pydantic-settings).
 
-Every service subclasses `ServiceSettings` and sets `service_name`. The database URL follows the
-contract: `<SERVICE>_DATABASE_URL`, then `DATABASE_URL`, then a SQLite file in the data directory.
+Every service subclasses `ServiceSettings` and sets `service_name`. Every value is resolved once, when
+the settings are made. The database URL follows the contract: `<SERVICE>_DATABASE_URL`, then
+`DATABASE_URL`, then a SQLite file in the data directory; one given to the constructor wins.
 """
 
 from __future__ import annotations
@@ -9,10 +10,13 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 from urllib.parse import unquote, urlparse
 
 from pydantic import AliasChoices, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from kkmp_shared.timeutil import zone
 
 DEFAULT_SERVICE_SECRET = "kkmp-demo-service-secret"
 # RabbitMQ's built-in account is guest/guest; a deployment gives the services a user of its own.
@@ -27,6 +31,12 @@ class ServiceSettings(BaseSettings):
     data_dir: Path = Field(default=Path("var"), validation_alias=AliasChoices("KKMP_DATA_DIR", "data_dir"))
     host: str = "127.0.0.1"
     port: int = 8000
+    # Resolved once at construction (see `__init__`); the environment is not read again afterwards.
+    database_url: str = ""
+    # The business calendar's zone (days, weeks, due dates): Surabaya's. `TIMEZONE` is the older name.
+    timezone: str = Field(
+        default="Asia/Jakarta", validation_alias=AliasChoices("KKMP_TIMEZONE", "TIMEZONE", "timezone")
+    )
 
     # One broker, or several (the nodes of a cluster) separated by commas; `AMQP_URLS` wins if set.
     # The service connects to the first that answers and fails over to the others.
@@ -88,10 +98,18 @@ class ServiceSettings(BaseSettings):
     max_body_bytes: int = 2 * 1024 * 1024
     max_page_size: int = 500
 
-    @property
-    def database_url(self) -> str:
-        specific = os.environ.get(f"{self.service_name.upper()}_DATABASE_URL")
-        url = specific or os.environ.get("DATABASE_URL")
+    def __init__(self, **values: Any) -> None:
+        super().__init__(**values)
+        # After the fields: the variable's name depends on `service_name`, and a URL given here (not
+        # one pydantic-settings read from `DATABASE_URL`) wins over `<SERVICE>_DATABASE_URL`.
+        self.database_url = self.resolve_database_url(values.get("database_url"))
+
+    def resolve_database_url(self, given: str | None) -> str:
+        url = (
+            given
+            or os.environ.get(f"{self.service_name.upper()}_DATABASE_URL")
+            or os.environ.get("DATABASE_URL")
+        )
         if url:
             return normalise_database_url(url)
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -104,6 +122,14 @@ class ServiceSettings(BaseSettings):
     @property
     def resolved_jwks_url(self) -> str:
         return self.jwks_url or f"{self.registry_url.rstrip('/')}/.well-known/jwks.json"
+
+    @model_validator(mode="after")
+    def _known_timezone(self) -> ServiceSettings:
+        try:  # an unknown zone name fails at start, not at the first local date
+            zone(self.timezone)
+        except (KeyError, ValueError) as exc:
+            raise ValueError(f"KKMP_TIMEZONE={self.timezone!r} is not a time zone (Asia/Jakarta)") from exc
+        return self
 
     @model_validator(mode="after")
     def _refuse_default_secrets(self) -> ServiceSettings:

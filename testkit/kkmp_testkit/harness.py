@@ -9,7 +9,6 @@ service's relay would (persistent, confirmed).
 from __future__ import annotations
 
 import asyncio
-import os
 import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -23,7 +22,7 @@ from fastapi import FastAPI
 from kkmp_shared import clock
 from kkmp_shared.events.contracts import EventData
 from kkmp_shared.events.envelope import CloudEvent, new_event
-from kkmp_shared.settings import ServiceSettings
+from kkmp_shared.settings import ServiceSettings, normalise_database_url
 
 from kkmp_testkit.tokens import TokenFactory
 
@@ -39,19 +38,10 @@ async def running_app(app: FastAPI, base_url: str = "http://test") -> AsyncItera
 def app_on_database(
     create_app: Callable[..., FastAPI], settings: ServiceSettings, database_url: str, tokens: TokenFactory
 ) -> FastAPI:
-    """``create_app(settings)`` on ``database_url``, verifying tokens of ``tokens``. A service reads
-    ``<SERVICE>_DATABASE_URL`` when its app is made: the variable is set for that call only (the tests
-    of a session run apps on several databases), and what it was is put back."""
-    name = f"{settings.service_name.upper()}_DATABASE_URL"
-    previous = os.environ.get(name)
-    os.environ[name] = database_url
-    try:
-        return create_app(settings, key_source=lambda _s: tokens.key_source())
-    finally:
-        if previous is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = previous
+    """``create_app(settings)`` on ``database_url``, verifying tokens of ``tokens`` (the tests of a
+    session run apps on several databases: the URL goes into a copy of the settings)."""
+    on_database = settings.model_copy(update={"database_url": normalise_database_url(database_url)})
+    return create_app(on_database, key_source=lambda _s: tokens.key_source())
 
 
 async def wait_ready(client: httpx.AsyncClient, timeout: float = 20.0) -> None:

@@ -63,8 +63,7 @@ class PortalSettings(ServiceSettings):
     def secrets(self) -> dict[str, str | None]:
         return {**super().secrets(), "PORTAL_SESSION_SECRET": self.session_secret}
 
-    @property
-    def database_url(self) -> str:
+    def resolve_database_url(self, given: str | None) -> str:
         # The portal owns no data. The common app factory still opens a database for its readiness
         # check, so it gets an in-memory SQLite that is never written to.
         return "sqlite+aiosqlite:///:memory:"

@@ -8,7 +8,7 @@ from kkmp_shared.settings import ServiceSettings
 from pydantic import Field, model_validator
 
 from reporting.domain.health import DEFAULT_WEIGHTS, HealthPolicy
-from reporting.domain.periods import PERIOD_PATTERN, DueRule, Period, zone
+from reporting.domain.periods import PERIOD_PATTERN, DueRule, Period
 
 
 class ReportingSettings(ServiceSettings):
@@ -18,8 +18,6 @@ class ReportingSettings(ServiceSettings):
     # transactions per event.
     prefetch: int = 600
 
-    # Days, weeks and report due dates are Surabaya's local calendar.
-    timezone: str = "Asia/Jakarta"
     # Kecamatan names (the reference CSV of kecamatan and kelurahan); the repository's by default.
     regions_csv: Path | None = None
 
@@ -63,7 +61,6 @@ class ReportingSettings(ServiceSettings):
     @model_validator(mode="after")
     def _valid_policy(self) -> ReportingSettings:
         self.health_policy()  # raises a clear error at start for a bad weight or threshold
-        zone(self.timezone)
         return self
 
     def health_policy(self) -> HealthPolicy:
