@@ -51,13 +51,11 @@ class ServiceSettings(BaseSettings):
     prefetch: int = 64
     # When a message arrives with fewer than a full batch waiting, how long the consumer waits for more
     # before applying what it has (0: not at all). A transaction, an inbox claim and an ack cost about as
-    # much for one message as for ten: under a stream of events (an ingest) 10 ms cut the CPU per
-    # event by a tenth across the platform (`make bench`), and alone adds at most that to its latency.
+    # much for one message as for ten; the wait adds at most this much to a lone event's latency.
     consumer_linger_ms: float = Field(default=10, ge=0, le=1000)
     # While a burst is still arriving (each linger step brought more), the consumer lingers on, step by
-    # step, until the batch is full, a step brings nothing, or this long after the first message. One
-    # transaction costs a dozen round trips to PostgreSQL, tens of ms on a loaded machine: a detection
-    # scan's 200 stalls, published over 100-250 ms, were applied in three batches, one after another.
+    # step, until the batch is full, a step brings nothing, or this long after the first message: a
+    # burst published over a few hundred ms is then applied in one transaction rather than several.
     consumer_linger_max_ms: float = Field(default=100, ge=0, le=5000)
     # Delays of the retry queues, one per attempt after the first; then the dead-letter queue.
     retry_delays_ms: list[int] = [1000, 5000, 30000]

@@ -162,7 +162,7 @@ class OutboxRelay:
     async def _publish_all(self, exchange: AbstractExchange, rows: list[Any]) -> list[Any]:
         """Publish every row at once; a row's result is None once the broker confirmed it, or the
         exception. One deadline bounds the batch (a confirm that never comes fails its row), rather
-        than one timer per message: those were a tenth of the relay's CPU."""
+        than one timer per message, which cost the relay real CPU."""
         tasks = [asyncio.ensure_future(self._publish(exchange, row)) for row in rows]
         try:
             _done, late = await asyncio.wait(tasks, timeout=PUBLISH_TIMEOUT_S)

@@ -173,9 +173,8 @@ async def roll_sales_window(session: AsyncSession, day: date) -> int:
 async def _rolled_already(session: AsyncSession, day: date) -> bool:
     """Whether every item's window ends on `day` already (every scan but the day's first): the
     lowest `sold_window_day`, and the highest or a missing one, are two probes of its index (in the
-    index's own orders, which put NULL last going up and first going down). The roll's UPDATE found
-    nothing to do in these scans, but read every item to find it out: at national scale (1.52 M
-    items) 430-470 ms of a 1.17 s scan."""
+    index's own orders, which put NULL last going up and first going down), so that a scan with
+    nothing to roll does not read every item to find that out."""
     s = orm.stock_items
     column = s.c.sold_window_day
     lowest = (await session.execute(select(column).order_by(column.asc().nulls_last()).limit(1))).first()

@@ -16,9 +16,8 @@ When a copy goes:
 
 A copy that is still read is read again from the database before it goes, in the background
 (`due`/`refreshed`), once it is between half and three quarters of `ttl_s` old (spread at random, so
-that copies stored together are not all read again at the same moment). A read that misses waits for
-several round trips, each one behind every request in flight: at thousands of reads a second, the
-misses of copies that simply expired were the slowest percent of all reads.
+that copies stored together are not all read again at the same moment): a copy in use never expires
+into a miss, which waits for round trips behind every request in flight.
 
 A read that started before a change commits must not store what it read: each read takes a `ticket`
 first, and `store` refuses a copy of a cooperative that changed after the ticket was taken.

@@ -12,9 +12,8 @@ Anything else (the first read, another principal's first read, filters, errors o
 the route, which answers it and stores the copy. A copy due to be read again (`StockReadCache.due`) is
 still answered, and read again in the background.
 
-The route's cost is FastAPI's dependency handling and two queries: 1.4 ms of CPU per request on the
-benchmark machine, and, more to the point, several round trips each waiting behind every request in
-flight. This path costs about 0.25 ms and no round trip (`python bench/stock_reads.py`).
+Why: the route pays FastAPI's dependency handling and round trips that wait behind every request in
+flight; this path pays neither (figures in bench/README.md).
 """
 
 from __future__ import annotations

@@ -79,11 +79,8 @@ class WebhookSender:
     """POSTs webhooks with aiohttp: one pooled session, no redirects, no proxies from the
     environment, and every attempt bounded by `webhook_timeout_s` in total.
 
-    aiohttp, not httpx (which the rest of the platform uses as a client): in a burst of alerts the
-    webhook POSTs were the largest single cost of this service. In `bench/alert_floor.py` under the
-    bench's ingest, the whole floor path cost 1.9-2.6 ms of CPU per stall with `httpx.AsyncClient`
-    for its POST, 0.50-0.55 ms with aiohttp and 0.45 ms with a hand-written HTTP/1.1 client
-    (encode/httpx#3215 reports the same gap)."""
+    aiohttp, not httpx (the platform's usual client): in a burst of alerts the webhook POSTs are this
+    service's largest cost, and aiohttp's is a few times lower (figures in bench/README.md)."""
 
     def __init__(self, settings: NotificationsSettings, *, ssl_context: ssl.SSLContext | None = None) -> None:
         self.settings = settings
