@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import os
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -367,11 +368,20 @@ def _array_params(
     return params
 
 
+# Revisions of the tables every service has (outbox, inbox, directory), on the branch `kkmp_shared`:
+# each service's history includes them (docs/decisions/0004-shared-migration-branch.md).
+SHARED_VERSIONS = Path(__file__).resolve().parent / "migrations" / "versions"
+
+
 def alembic_config(script_location: Path, url: str) -> Any:
     from alembic.config import Config
 
     config = Config()
     config.set_main_option("script_location", str(script_location))
+    config.set_main_option("path_separator", "os")
+    config.set_main_option(
+        "version_locations", os.pathsep.join([str(Path(script_location) / "versions"), str(SHARED_VERSIONS)])
+    )
     config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
     return config
 
@@ -383,7 +393,7 @@ def run_migrations(script_location: Path, url: str, *, pooler: str = "none") -> 
 
     config = alembic_config(script_location, url)
     config.attributes["kkmp_pooler"] = pooler
-    command.upgrade(config, "head")
+    command.upgrade(config, "heads")  # the service's branch and kkmp_shared's
 
 
 def migration_lock_key(history: str) -> int:
