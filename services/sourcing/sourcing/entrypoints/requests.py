@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from sourcing.domain.matching import PriceTier
 from sourcing.entrypoints import schemas
 from sourcing.service_layer import commands
 
@@ -15,7 +16,7 @@ def _offer(offer: schemas.OfferIn) -> commands.OfferTerms:
         capacity_per_week=offer.capacity_per_week,
         lead_time_days=offer.lead_time_days,
         min_order=offer.min_order,
-        price_tiers=tuple(commands.PriceTier(t.min_quantity, t.unit_price) for t in offer.price_tiers),
+        price_tiers=tuple(PriceTier(t.min_quantity, t.unit_price) for t in offer.price_tiers),
     )
 
 

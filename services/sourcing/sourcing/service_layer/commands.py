@@ -12,13 +12,9 @@ from typing import Any, Literal
 
 from kkmp_shared.events.contracts import NeedKind, NeedStatus
 
+from sourcing.domain.matching import PriceTier
+
 # --- suppliers ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PriceTier:
-    min_quantity: Decimal
-    unit_price: int
 
 
 @dataclass(frozen=True)
