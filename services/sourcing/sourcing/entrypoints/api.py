@@ -14,7 +14,7 @@ from kkmp_shared.pagination import PageDep
 
 from sourcing.entrypoints import requests as to_command
 from sourcing.entrypoints import schemas
-from sourcing.service_layer import need_views, order_views, proposals, redistribution_views
+from sourcing.service_layer import fulfilment, need_views, order_views, proposals, redistribution_views
 from sourcing.service_layer import needs as need_cases
 from sourcing.service_layer import orders as order_cases
 from sourcing.service_layer import suppliers as supplier_cases
@@ -445,7 +445,7 @@ async def get_order(order_id: IdPath, session: ReadSessionDep, principal: Curren
 async def confirm_order(
     order_id: IdPath, uow: UowDep, principal: CurrentPrincipal, data: schemas.ConfirmIn | None = None
 ) -> Any:
-    await order_cases.confirm(uow, principal, order_id, to_command.confirm_order(data))
+    await fulfilment.confirm(uow, principal, order_id, to_command.confirm_order(data))
     return await order_views.get_order(uow.session, principal, order_id)
 
 
@@ -461,7 +461,7 @@ async def deliver_order(
     principal: CurrentPrincipal,
     data: schemas.DeliverIn | None = None,
 ) -> Any:
-    await order_cases.deliver(uow, ctx, principal, order_id, to_command.record_delivery(data))
+    await fulfilment.deliver(uow, ctx, principal, order_id, to_command.record_delivery(data))
     return await order_views.get_order(uow.session, principal, order_id)
 
 
@@ -473,7 +473,7 @@ async def deliver_order(
 async def cancel_order(
     order_id: IdPath, uow: UowDep, principal: CurrentPrincipal, data: schemas.CancelIn | None = None
 ) -> Any:
-    await order_cases.cancel(uow, principal, order_id, to_command.cancel_order(data))
+    await fulfilment.cancel(uow, principal, order_id, to_command.cancel_order(data))
     return await order_views.get_order(uow.session, principal, order_id)
 
 
