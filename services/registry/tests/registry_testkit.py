@@ -34,9 +34,8 @@ class RegistryTestSettings(RegistrySettings):
 
     test_database_url: str = ""
 
-    @property
-    def database_url(self) -> str:
-        return self.test_database_url
+    def resolve_database_url(self, given: str | None) -> str:
+        return given or self.test_database_url
 
 
 @dataclass
