@@ -31,7 +31,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from inventory.adapters import repository
 from inventory.adapters.stock_cache import StockReadCache
 from inventory.domain.detection import sales_window
-from inventory.entrypoints.api import STOCK_PAGE, stock, stock_lines, stock_lines_body, stock_of
+from inventory.entrypoints.api import STOCK_PAGE, stock, stock_lines_body
+from inventory.service_layer.views import stock_lines, stock_of
 
 log = logging.getLogger("kkmp.inventory.stock_cache")
 
