@@ -1,20 +1,9 @@
-"""`GET /cooperatives/{id}/stock` answered from this process's copy of the cooperative's stock.
-
-An ASGI middleware in front of the routes (inside the telemetry and body-limit middlewares). It answers
-only when everything the route would check can be decided without a round trip, and the answer is the
-route's own (the same `stock_lines` and encoding):
-- a plain GET of the page, without a query string;
-- a bearer token the verifier has already accepted and still accepts (`TokenVerifier.cached`);
-- a fresh copy of the cooperative (`StockReadCache`, stored by the route) that this principal may read;
-- the catalogue's copy (reloaded in the background once past its time, at once after a change made here).
-
-Anything else (the first read, another principal's first read, filters, errors of every kind) goes to
-the route, which answers it and stores the copy. A copy due to be read again (`StockReadCache.due`) is
-still answered, and read again in the background.
-
-The route's cost is FastAPI's dependency handling and two queries: 1.4 ms of CPU per request on the
-benchmark machine, and, more to the point, several round trips each waiting behind every request in
-flight. This path costs about 0.25 ms and no round trip (`python bench/stock_reads.py`).
+"""`GET /cooperatives/{id}/stock` answered from this process's copy of the cooperative's stock, with no
+round trip, when everything the route would check can be decided without one: a plain GET without a
+query string, a bearer token the verifier already accepted, a fresh copy (`StockReadCache`, stored by
+the route) this principal may read, and the catalogue's copy. The answer is the route's own (the same
+`views.stock_lines` and encoding); anything else goes to the route.
+Why and what it saves: docs/decisions/0020-inventory-stock-page-read-copy.md.
 """
 
 from __future__ import annotations
