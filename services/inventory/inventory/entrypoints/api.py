@@ -68,22 +68,18 @@ def _who(principal: Principal) -> str:
     return principal.username or principal.sub
 
 
-def _stock_cache(request: Request) -> StockReadCache:
-    cache: StockReadCache = request.app.state.stock_cache
-    return cache
-
-
-def _platform(request: Request) -> Platform:
+# The dependencies bootstrap built (`state=` of create_service_app). Async: a plain `def` dependency
+# would run in a worker thread.
+async def _platform(request: Request) -> Platform:
     platform: Platform = request.app.state.platform
     return platform
 
 
-def _scan_lock(request: Request) -> asyncio.Lock:
+async def _scan_lock(request: Request) -> asyncio.Lock:
     lock: asyncio.Lock = request.app.state.scan_lock
     return lock
 
 
-StockCacheDep = Annotated[StockReadCache, Depends(_stock_cache)]
 PlatformDep = Annotated[Platform, Depends(_platform)]
 ScanLockDep = Annotated[asyncio.Lock, Depends(_scan_lock)]
 
@@ -349,13 +345,15 @@ STOCK_PAGE = "/cooperatives/{cooperative_id}/stock"
     responses=ERRORS,
 )
 async def cooperative_stock(
+    request: Request,
     cooperative_id: CooperativeId,
     session: ReadSessionDep,
-    cache: StockCacheDep,
     principal: CurrentPrincipal,
     commodity: CommodityQuery = None,
     status: Annotated[Status | None, Query()] = None,
 ) -> Any:
+    # The cache straight from app.state: the most read route takes no dependency it can do without.
+    cache: StockReadCache = request.app.state.stock_cache
     lines = await views.stock_page(session, cache, principal, cooperative_id, _now(), commodity, status)
     return stock_lines_json(lines)
 
