@@ -5,7 +5,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -78,6 +78,6 @@ class SetCeiling:
 class RunDetection:
     as_of: datetime | None = None  # None: now
     trigger: str = "api"
-    kecamatan_codes: list[str] | None = field(default=None)  # None: the whole city
+    kecamatan_codes: list[str] | None = None  # None: the whole city
     requested_by: str | None = None
     wait: bool = True  # False: skip (None) when another scan is running
