@@ -1,7 +1,7 @@
 """What reporting's handlers share: its rules (calendar, health policy), the projector and refresher.
 
-Built once by the composition root (`bootstrap.py`) or by the rebuild command, and handed to the
-routes, consumers and background jobs.
+Built once from the platform by the composition root (`bootstrap.py`) or by the rebuild command, and
+handed to the routes (as `app.state.reporting`), consumers and background jobs.
 """
 
 from __future__ import annotations

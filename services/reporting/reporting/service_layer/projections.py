@@ -1,13 +1,9 @@
 """Projections: how each event changes reporting's read model.
 
-The same `Projector.apply` runs for a live event (from the consumers, inside the inbox transaction)
-and for a stored one during a rebuild, so a replay from a clean state arrives at the same rows. A
-projection uses only the event (never the clock), and the rules that could be upset by redelivery or
-reordering live in the pure domain functions (`domain.stock`, `domain.needs`).
-
-Events reporting keeps but does not project (potentials, users, supplier matches, redistributions,
-orders, notifications, its own events) are still stored, so a later projection can be added and
-filled by a rebuild.
+The same `Projector` runs for a live event (in the consumer's transaction) and for a stored one in a
+rebuild, so a replay arrives at the same rows. A projection uses only the event, never the clock; the
+rules that redelivery or reordering could upset live in `domain.stock` and `domain.needs`. Events kept
+but not projected are still stored, for a projection added later and filled by a rebuild.
 """
 
 from __future__ import annotations

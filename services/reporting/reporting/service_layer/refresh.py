@@ -1,19 +1,10 @@
 """The refresher: keeps the derived figures (health per cooperative, counts per kecamatan and for the
-city) caught up with the read model.
+city) caught up with the marks the consumers leave in `refresh_queue`, a chunk per transaction, and
+announces health level changes through the outbox in the same transaction.
 
-Consumers only mark what they touched (`refresh_queue`); the refresher claims the marks in chunks,
-recomputes those cooperatives' health set-based, announces level changes
-(`cooperative.health_changed.v1`, through the outbox in the same transaction), then recomputes the
-touched kecamatan rows and the city row. So the dashboards read a handful of pre-aggregated rows
-whatever the number of cooperatives, and a burst of a thousand events about one kecamatan costs one
-re-aggregation, not a thousand.
-
-Replicas: every refresher transaction first locks the lease row (`refresh_lease`), so across
-replicas one transaction at a time claims marks and writes derived figures, and the next one sees the
-marks the last one deleted (work done once, and a level change announced once). The lease's holder
-and expiry choose which replica runs the scheduled work (`hold_lease`); a holder that dies stops
-renewing, and after `lease_s` another replica takes over. On SQLite (one process) BEGIN IMMEDIATE
-already serialises the transactions and the lease is simply always this process's.
+Every refresher transaction first locks the lease row, so across replicas one at a time claims marks
+(work done once, a change announced once); the lease's holder runs the scheduled work, and another
+replica takes over `lease_s` after the holder stops renewing it.
 """
 
 from __future__ import annotations
