@@ -94,7 +94,7 @@ def _check_filter(principal: Principal, kecamatan_code: str | None) -> None:
 
 
 async def readable_cooperative(session: Any, principal: Principal, cooperative_id: str) -> KnownCooperative:
-    coop = await queries.readable_cooperative(session, cooperative_id)
+    coop = await queries.find_cooperative(session, cooperative_id)
     if coop is None:
         raise not_found("cooperative")
     ensure_can_read(principal, coop.id, coop.kecamatan_code)

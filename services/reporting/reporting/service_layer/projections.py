@@ -37,8 +37,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import event_store, orm
 from reporting.adapters import projection_store as store
+from reporting.adapters.directory import directory
 from reporting.adapters.sql import mark_dirty
-from reporting.adapters.views.cooperatives import directory
 from reporting.domain import needs as need_rules
 from reporting.domain import stock as stock_rules
 from reporting.domain.periods import as_utc, local_date, week_start

@@ -13,9 +13,10 @@ from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.errors import not_found
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from reporting.adapters.directory import directory, known_cooperatives
 from reporting.adapters.pdf import MonthlyReportData
 from reporting.adapters.views import cooperatives, exports, needs, reports, stock
-from reporting.adapters.views.cooperatives import cooperative_rows, directory, known_cooperatives
+from reporting.adapters.views.cooperatives import cooperative_rows
 from reporting.adapters.views.dashboard import kecamatan_rows, summary
 from reporting.adapters.views.needs import response_times
 from reporting.adapters.views.prices import price_violations
@@ -34,10 +35,10 @@ __all__ = [
     "cooperative_page",
     "cooperative_rows",
     "export_rows",
+    "find_cooperative",
     "known_cooperatives",
     "monthly_report",
     "price_violations",
-    "readable_cooperative",
     "report_rows",
     "response_times",
     "sales_series",
@@ -47,7 +48,7 @@ __all__ = [
 ]
 
 
-async def readable_cooperative(session: AsyncSession, cooperative_id: str) -> KnownCooperative | None:
+async def find_cooperative(session: AsyncSession, cooperative_id: str) -> KnownCooperative | None:
     return await directory.get(session, cooperative_id)
 
 

@@ -23,8 +23,8 @@ from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import figures, monthly_reports, orm
+from reporting.adapters.directory import directory, known_cooperatives
 from reporting.adapters.sql import mark_dirty
-from reporting.adapters.views.cooperatives import directory, known_cooperatives
 from reporting.domain.periods import DueRule, Period, local_date
 from reporting.service_layer.commands import SubmitReport
 

@@ -5,12 +5,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta, tzinfo
 from typing import Any
 
-from kkmp_shared.directory import CooperativeDirectory, KnownCooperative
 from sqlalchemy import case, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import figures, orm
-from reporting.adapters.sql import chunked
 from reporting.adapters.views.scope import in_scope
 from reporting.adapters.views.series import sales_series
 from reporting.domain.needs import OPEN_STATUSES, seconds_to_hours
@@ -19,28 +17,6 @@ from reporting.domain.scope import Scope
 from reporting.domain.stock import quantity_out
 
 d = orm.known_cooperatives
-# The common library's read of the directory table (one cooperative by id).
-directory = CooperativeDirectory(d)
-
-
-async def known_cooperatives(session: AsyncSession, ids: set[str]) -> dict[str, KnownCooperative]:
-    """Directory entries for a set of ids (one query), as the common directory returns them."""
-    found: dict[str, KnownCooperative] = {}
-    for chunk in chunked(sorted(ids), 1000):
-        for row in (await session.execute(select(d).where(d.c.id.in_(chunk)))).all():
-            found[row.id] = KnownCooperative(
-                id=row.id,
-                name=row.name,
-                kelurahan_code=row.kelurahan_code,
-                kecamatan_code=row.kecamatan_code,
-                kelurahan_name=row.kelurahan_name,
-                lat=row.lat,
-                lon=row.lon,
-                status=row.status,
-                business_units=list(row.business_units or []),
-                member_count=row.member_count or 0,
-            )
-    return found
 
 
 async def cooperative_rows(
