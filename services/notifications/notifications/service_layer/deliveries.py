@@ -1,25 +1,9 @@
-"""Delivery workers: drain the `deliveries` table (an outbox of push messages) in the background.
+"""The delivery worker: sends the `deliveries` rows (an outbox of push messages) in the background.
 
-New deliveries need no claim: `queue_deliveries` inserts those the worker has room for already
-claimed by this process (leased, like a claim) and hands them to the worker when the transaction
-commits, the same after-commit hook as the outbox relay's wake. The rest are inserted pending and the
-worker is woken at commit to claim them; the poll (`DELIVERY_POLL_INTERVAL_S`) only picks up retries
-coming due and rows another replica (or a crashed process, once its leases expired) left behind.
-
-Rows are claimed in bulk with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas never take
-the same row; SQLite serialises writers anyway) and wait in memory, per target, for a sending slot:
-at most `delivery_concurrency` attempts at once and at most `delivery_per_target` to one target, so a
-hanging receiver ties up its own slots for one timeout and nothing else. When an attempt ends, the
-next row for that target is sent at once, without another claim. A target holds at most
-`CLAIMED_PER_SLOT` rows per slot, so the last of them starts well within its lease even if every
-attempt before it times out.
-
-Every attempt is written to `delivery_attempts`; the row then becomes delivered, pending again
-(exponential backoff with jitter) or failed, and the matching `notification.delivered.v1` /
-`notification.failed.v1` is staged in the outbox in that same transaction. Attempts that end while
-another batch is being recorded are recorded together in the next transaction (a group commit), so a
-burst costs a few transactions rather than one per attempt. A worker that dies mid-send leaves a
-lease that expires, and the row is taken up again: at-least-once, never lost.
+New rows are handed to it when their transaction commits (`queue_deliveries`), the rest it claims
+with a lease; it sends at most `delivery_per_target` at once to one target, records each burst's
+attempts together once its sends are out, and stages `notification.delivered` / `.failed` in that
+same unit of work. Why it works this way: docs/decisions/0005-notifications-push-deliveries.md.
 """
 
 from __future__ import annotations
@@ -399,8 +383,7 @@ class DeliveryWorker:
     async def sends_first(self) -> None:
         """Let a burst's sends go out before its attempts are recorded and before the outbox relay
         publishes this process's events (`OutboxRelay.before_drain`): both take the same process's
-        CPU as the sends (200 webhooks took 20 ms of this loop to send, and 45 ms when recorded as
-        they ended). Waits until no attempt is in flight, at most `delivery_record_delay_ms`: a
+        CPU as the sends. Waits until no attempt is in flight, at most `delivery_record_delay_ms`: a
         steady stream is still recorded and published that often."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.delivery_record_delay_ms / 1000
