@@ -85,7 +85,7 @@ async def test_an_officer_writes_only_within_their_own_kecamatan() -> None:
     await refused(403, announcements.announce(unit(), officer, command, "http://portal"))
 
 
-async def test_subscriptions_are_for_staff_and_an_officers_stay_within_scope() -> None:
+async def test_subscriptions_are_for_staff_and_an_officer_subscribes_within_their_scope() -> None:
     mail = Subscribe("email", "dinas@example.org", ["stock.stalled.v1"])
     await refused(
         403, subscriptions.create_subscription(unit(), manager, mail, allow_internal_webhooks=False)

@@ -52,31 +52,19 @@ JobPrincipal = Annotated[Principal, require_roles("admin", "service")]
 EscalationPrincipal = Annotated[Principal, require_roles("admin", "officer", "service")]
 
 
-# What bootstrap built once (`create_service_app(state=...)`), for the routes that need it.
-def _settings(request: Request) -> NotificationsSettings:
-    settings: NotificationsSettings = request.app.state.settings
-    return settings
+def _built(name: str) -> Any:
+    """What bootstrap built once (`create_service_app(state=...)`), for the routes that need it."""
+
+    def read(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return Depends(read)
 
 
-def _platform(request: Request) -> Platform:
-    platform: Platform = request.app.state.platform
-    return platform
-
-
-def _notifier(request: Request) -> Notifier:
-    notifier: Notifier = request.app.state.notifier
-    return notifier
-
-
-def _worker(request: Request) -> DeliveryWorker:
-    worker: DeliveryWorker = request.app.state.delivery_worker
-    return worker
-
-
-SettingsDep = Annotated[NotificationsSettings, Depends(_settings)]
-PlatformDep = Annotated[Platform, Depends(_platform)]
-NotifierDep = Annotated[Notifier, Depends(_notifier)]
-WorkerDep = Annotated[DeliveryWorker, Depends(_worker)]
+SettingsDep = Annotated[NotificationsSettings, _built("settings")]
+PlatformDep = Annotated[Platform, _built("platform")]
+NotifierDep = Annotated[Notifier, _built("notifier")]
+WorkerDep = Annotated[DeliveryWorker, _built("delivery_worker")]
 
 
 def _person(principal: Principal) -> Principal:

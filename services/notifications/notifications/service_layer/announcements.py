@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import Any
 
 from kkmp_shared.auth import Principal
-from kkmp_shared.errors import forbidden, unprocessable
+from kkmp_shared.errors import unprocessable
 from kkmp_shared.unit_of_work import UnitOfWork
 
 from notifications.adapters import inbox
 from notifications.domain.events import ANNOUNCEMENT_TYPE
 from notifications.service_layer.commands import Announce
-from notifications.service_layer.common import new_id, now, utc
+from notifications.service_layer.common import new_id, now, utc, within_own_scope
 
 
 async def announce(
@@ -21,13 +21,11 @@ async def announce(
     created = utc(command.created_at) or moment
     if created > moment:
         raise unprocessable("created_at", "An announcement cannot be dated in the future.")
-    codes = sorted(set(command.kecamatan_codes)) if command.kecamatan_codes else None
-    own = principal.kecamatan_filter()
-    if own is not None:
-        if codes is None:
-            codes = sorted(own)
-        elif not set(codes) <= set(own):
-            raise forbidden("An officer may only write to kecamatan within their own scope.")
+    codes = within_own_scope(
+        principal,
+        sorted(set(command.kecamatan_codes)) if command.kecamatan_codes else None,
+        "An officer may only write to kecamatan within their own scope.",
+    )
     announcement_id = new_id()
     written = await inbox.write_announcement(
         uow.session,

@@ -8,6 +8,8 @@ from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 
 from kkmp_shared import clock
+from kkmp_shared.auth import Principal
+from kkmp_shared.errors import forbidden
 from kkmp_shared.unit_of_work import UnitOfWork
 
 from notifications.domain.moments import utc as utc
@@ -31,3 +33,16 @@ def new_id() -> str:
 
 def derived_id(*parts: str) -> str:
     return str(uuid.uuid5(NAMESPACE, "|".join(parts)))
+
+
+def within_own_scope(principal: Principal, codes: list[str] | None, refusal: str) -> list[str] | None:
+    """The kecamatan an act covers: an officer acts within their own scope, by default all of it
+    (forbidden with `refusal` beyond it); others as asked (None: the whole city)."""
+    own = principal.kecamatan_filter()
+    if own is None:
+        return codes
+    if codes is None:
+        return sorted(own)
+    if not set(codes) <= set(own):
+        raise forbidden(refusal)
+    return codes

@@ -25,40 +25,28 @@ from notifications.service_layer.fanout import Notifier
 log = logging.getLogger("kkmp.notifications.escalation")
 
 
+def _need(data: NeedSubmitted | NeedStatusChanged) -> dict[str, Any]:
+    """What both need events say of the need."""
+    return {
+        "need_id": data.need_id,
+        "cooperative_id": data.cooperative_id,
+        "kelurahan_code": data.kelurahan_code,
+        "kecamatan_code": data.kecamatan_code,
+        "kind": data.kind,
+        "commodity": data.commodity,
+        "submitted_at": utc(data.submitted_at),
+        "updated_at": now(),
+    }
+
+
 async def need_submitted(uow: UnitOfWork, data: NeedSubmitted) -> None:
-    await needs.submitted(
-        uow.session,
-        {
-            "need_id": data.need_id,
-            "cooperative_id": data.cooperative_id,
-            "kelurahan_code": data.kelurahan_code,
-            "kecamatan_code": data.kecamatan_code,
-            "kind": data.kind,
-            "commodity": data.commodity,
-            "description": data.description[:2000],
-            "submitted_at": utc(data.submitted_at),
-            "updated_at": now(),
-        },
-    )
+    await needs.submitted(uow.session, {**_need(data), "description": data.description[:2000]})
 
 
 async def need_status_changed(uow: UnitOfWork, data: NeedStatusChanged) -> None:
     if data.new_status == "open":
         return
-    await needs.acknowledged(
-        uow.session,
-        {
-            "need_id": data.need_id,
-            "cooperative_id": data.cooperative_id,
-            "kelurahan_code": data.kelurahan_code,
-            "kecamatan_code": data.kecamatan_code,
-            "kind": data.kind,
-            "commodity": data.commodity,
-            "submitted_at": utc(data.submitted_at),
-            "acknowledged_at": utc(data.changed_at),
-            "updated_at": now(),
-        },
-    )
+    await needs.acknowledged(uow.session, {**_need(data), "acknowledged_at": utc(data.changed_at)})
 
 
 async def escalate_due(

@@ -15,7 +15,7 @@ from notifications.adapters import subscriptions
 from notifications.adapters.channels import check_webhook_target
 from notifications.domain.delivery import TargetRejected, check_email
 from notifications.service_layer.commands import Subscribe
-from notifications.service_layer.common import new_id, now
+from notifications.service_layer.common import new_id, now, within_own_scope
 
 
 def may_manage_subscriptions(principal: Principal) -> None:
@@ -44,14 +44,11 @@ async def create_subscription(
             f"The target is refused: {exc}.",
             [{"field": "target", "message": str(exc)}],
         ) from exc
-    codes = sorted(set(command.kecamatan_codes)) if command.kecamatan_codes else None
-    own = principal.kecamatan_filter()
-    if own is not None:
-        # An officer subscribes within their own scope; by default to all of it.
-        if codes is None:
-            codes = sorted(own)
-        elif not set(codes) <= set(own):
-            raise forbidden("An officer may only subscribe to kecamatan within their own scope.")
+    codes = within_own_scope(
+        principal,
+        sorted(set(command.kecamatan_codes)) if command.kecamatan_codes else None,
+        "An officer may only subscribe to kecamatan within their own scope.",
+    )
     secret = secrets.token_urlsafe(32) if command.channel == "webhook" else None
     subscription_id = new_id()
     await subscriptions.add(
