@@ -43,17 +43,20 @@ def _log(message: str) -> None:
 
 
 async def _prepare_database(prefix: str) -> tuple[str, Any]:
-    from inventory.adapters import orm  # noqa: F401  (the metadata the migrations build)
+    from inventory.adapters import orm
     from inventory.service_layer.catalogue import seed_catalogue
+    from inventory.service_layer.commands import SeedCatalogue
     from kkmp_shared import refdata
     from kkmp_shared.db import Database
+    from kkmp_shared.messaging.outbox import Outbox
+    from kkmp_shared.unit_of_work import UnitOfWork
     from kkmp_testkit.postgres import acreate_database
 
     url = await acreate_database(prefix)
     db = Database(url, pool_size=4)
     await db.migrate(SERVICE_DIR / "migrations")
-    async with db.transaction() as session:
-        await seed_catalogue(session, refdata.path(refdata.COMMODITIES), datetime.now(UTC))
+    async with UnitOfWork(db.session(), Outbox(orm.messaging, source="/inventory")) as uow:
+        await seed_catalogue(uow, SeedCatalogue(refdata.path(refdata.COMMODITIES)))
     return url, db
 
 
@@ -101,7 +104,10 @@ async def bench_detection(results: dict[str, Any]) -> None:
     from inventory.adapters.detection_sql import classified_items, roll_sales_window
     from inventory.adapters.repository import load_thresholds
     from inventory.domain.detection import sales_window
+    from inventory.service_layer.commands import RunDetection
     from inventory.service_layer.detection import run_detection
+    from inventory.settings import InventorySettings
+    from kkmp_shared.bootstrap import Platform
     from kkmp_shared.messaging.outbox import Outbox
     from kkmp_testkit.postgres import adrop_database
     from sqlalchemy import func, select, text, update
@@ -149,8 +155,10 @@ async def bench_detection(results: dict[str, Any]) -> None:
         _log(f"episodes recorded in {time.perf_counter() - started:.1f} s")
 
         outbox = Outbox(orm.messaging, source="/inventory")
+        platform = Platform(settings=InventorySettings(demo=True), tables=orm.messaging, db=db, outbox=outbox)
         for minutes in (5, 10):
-            scan = await run_detection(db, outbox, as_of=as_of + timedelta(minutes=minutes), trigger="bench")
+            command = RunDetection(as_of=as_of + timedelta(minutes=minutes), trigger="bench")
+            scan = await run_detection(platform, command)
             assert scan is not None
             _log(
                 f"full scan {minutes} minutes later: {scan['duration_ms'] / 1000:.2f} s,"

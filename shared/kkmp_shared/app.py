@@ -11,7 +11,7 @@ import asyncio
 import gc
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Mapping, Sequence
 from contextlib import asynccontextmanager, suppress
 from pathlib import Path
 from typing import Annotated, Any
@@ -171,13 +171,15 @@ def create_service_app(
     middleware: Sequence[type[Any]] = (),
     platform: Platform | None = None,
     state: Mapping[str, Any] | None = None,
+    relay_before_drain: Callable[[], Awaitable[None]] | None = None,
 ) -> FastAPI:
     """`middleware`: the service's own ASGI middleware classes (taking only the app), outermost first;
     they run inside the shared ones, so their answers are measured, traced and size-limited too.
 
     `platform`: the database, outbox and bus the service built first (`build_platform`) and already
     handed to its consumers and use cases; without one, they are built here from `settings`.
-    `state`: the service's own dependencies (caches, clients, locks), set on `app.state` here, once."""
+    `state`: the service's own dependencies (caches, clients, locks), set on `app.state` here, once.
+    `relay_before_drain`: awaited by the outbox relay before each batch (`OutboxRelay.before_drain`)."""
     service = settings.service_name
     platform = platform or build_platform(settings, tables)
     db = platform.db
@@ -194,6 +196,7 @@ def create_service_app(
             service=service,
             batch_size=settings.relay_batch_size,
             poll_interval_s=settings.relay_poll_interval_s,
+            before_drain=relay_before_drain,
         )
         if consumers is not None and consumers.subscriptions:
             runner = ConsumerRunner(

@@ -1,19 +1,19 @@
-"""Composition root of the inventory: builds the app and wires its dependencies.
-
-Started as `uvicorn inventory.bootstrap:create_app --factory --port 8002`.
+"""Composition root of the inventory, and the reference for every service's (docs/architecture.md):
+settings, then the platform (database, outbox, bus), then what the use cases and consumers need, then
+the app, given all of it at once. Started as `uvicorn inventory.bootstrap:create_app --factory`.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable
 from pathlib import Path
 
 from fastapi import FastAPI
-from kkmp_shared import clock, refdata
+from kkmp_shared import refdata
 from kkmp_shared.app import create_service_app
 from kkmp_shared.auth import KeySource
+from kkmp_shared.bootstrap import build_platform
 from kkmp_shared.directory import COOPERATIVE_CHANGED
 from kkmp_shared.events.contracts import (
     PriceCeilingExceeded,
@@ -23,30 +23,19 @@ from kkmp_shared.events.contracts import (
     StockStalled,
     StockStockout,
 )
-from kkmp_shared.messaging.outbox import Outbox
 from kkmp_shared.settings import ServiceSettings
 
-from inventory.adapters import orm
-from inventory.adapters.repository import STOCK_CHANGED
+from inventory.adapters import orm, repository
 from inventory.adapters.stock_cache import StockReadCache
 from inventory.entrypoints.api import ROUTERS
 from inventory.entrypoints.consumers import subscriptions
 from inventory.entrypoints.fast_stock import CachedStockPage
 from inventory.service_layer.catalogue import seed_catalogue
-from inventory.service_layer.detection import detection_loop
+from inventory.service_layer.commands import SeedCatalogue
+from inventory.service_layer.detection import scheduled_detection
 from inventory.settings import InventorySettings
 
-log = logging.getLogger("kkmp.inventory")
-
 SERVICE_DIR = Path(__file__).resolve().parent.parent
-
-
-async def load_catalogue(app: FastAPI) -> None:
-    """Seed the commodity catalogue from the reference commodities.csv (new codes only; admin edits stay)."""
-    settings: InventorySettings = app.state.settings
-    path = settings.commodities_csv or refdata.path(refdata.COMMODITIES)
-    async with app.state.db.transaction() as session:
-        await seed_catalogue(session, path, clock.now())
 
 
 def create_app(
@@ -55,9 +44,26 @@ def create_app(
     key_source: Callable[[ServiceSettings], KeySource] | None = None,
 ) -> FastAPI:
     settings = settings or InventorySettings()
-    # The same outbox table and source the app's own Outbox uses; the consumers stage events with it.
-    outbox = Outbox(orm.messaging, source=f"/{settings.service_name}")
-    app = create_service_app(
+    platform = build_platform(settings, orm.messaging)
+    stock_cache = StockReadCache(ttl_s=settings.stock_cache_ttl_s, size=settings.stock_cache_size)
+    scan_lock = asyncio.Lock()  # one detection scan at a time in this process
+    # This process's read copies go when a commit of this process changes what they were read from.
+    platform.db.on_change(repository.STOCK_CHANGED, stock_cache.forget)
+    platform.db.on_change(COOPERATIVE_CHANGED, stock_cache.forget)
+    platform.db.on_change(
+        repository.CATALOGUE_CHANGED, lambda _: repository.forget_catalogue(platform.db.engine)
+    )
+
+    async def load_catalogue(_app: FastAPI) -> None:
+        """Seed the commodity catalogue (new codes only; an admin's changes stay)."""
+        command = SeedCatalogue(settings.commodities_csv or refdata.path(refdata.COMMODITIES))
+        async with platform.unit_of_work() as uow:
+            await seed_catalogue(uow, command)
+
+    async def detection_loop(_app: FastAPI) -> None:
+        await scheduled_detection(platform, scan_lock, settings)
+
+    return create_service_app(
         settings,
         title="KKMP Inventory",
         description=(
@@ -68,15 +74,11 @@ def create_app(
         migrations=SERVICE_DIR / "migrations",
         routers=ROUTERS,
         publishes=[StockMoved, StockLow, StockStockout, StockStalled, StockRecovered, PriceCeilingExceeded],
-        consumers=subscriptions(outbox),
+        consumers=subscriptions(platform),
         on_startup=[load_catalogue],
         background=[detection_loop],
         key_source=key_source,
         middleware=[CachedStockPage],
+        platform=platform,
+        state={"stock_cache": stock_cache, "scan_lock": scan_lock},
     )
-    app.state.scan_lock = asyncio.Lock()
-    cache = StockReadCache(ttl_s=settings.stock_cache_ttl_s, size=settings.stock_cache_size)
-    app.state.stock_cache = cache
-    app.state.db.on_change(STOCK_CHANGED, cache.forget)
-    app.state.db.on_change(COOPERATIVE_CHANGED, cache.forget)
-    return app

@@ -14,11 +14,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from inventory.adapters import orm
-from inventory.adapters.detection_sql import classified_items, roll_sales_window
+from inventory.adapters.detection_sql import SCAN_LOCK_KEY, classified_items, roll_sales_window
 from inventory.adapters.repository import load_thresholds
 from inventory.domain.detection import Thresholds, classify_stock, sales_window
 from inventory.domain.ledger import from_milli
-from inventory.service_layer.detection import SCAN_LOCK_KEY, run_detection
+from inventory.service_layer.commands import RunDetection
+from inventory.service_layer.detection import run_detection
 from inventory_testkit import Inventory
 from kkmp_shared import clock
 from kkmp_testkit.wait import quiet_period
@@ -240,21 +241,20 @@ async def test_sale_above_the_ceiling_is_kept_and_announced(inventory: Inventory
 
 async def test_only_one_scheduled_scan_at_a_time(inventory: Inventory) -> None:
     app = inventory.app
+    scheduled = RunDetection(trigger="schedule", wait=False)
     if inventory.backend == "postgres":
         # Another replica's scan holds the lock: this replica's scheduled scan skips its turn.
         async with app.state.db.engine.connect() as other:
             await other.execute(text("SELECT pg_advisory_lock(:k)"), {"k": SCAN_LOCK_KEY})
-            skipped = await run_detection(app.state.db, app.state.outbox, trigger="schedule", wait=False)
+            skipped = await run_detection(app.state.platform, scheduled)
             await other.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": SCAN_LOCK_KEY})
             await other.commit()
     else:
         lock: asyncio.Lock = app.state.scan_lock
         async with lock:
-            skipped = await run_detection(
-                app.state.db, app.state.outbox, trigger="schedule", wait=False, local_lock=lock
-            )
+            skipped = await run_detection(app.state.platform, scheduled, scan_lock=lock)
     assert skipped is None
-    ran = await run_detection(app.state.db, app.state.outbox, trigger="schedule", wait=False)
+    ran = await run_detection(app.state.platform, scheduled)
     assert ran is not None and ran["trigger"] == "schedule"
     runs = (await inventory.client.get("/detections", headers=inventory.headers())).json()
     assert runs[0]["trigger"] == "schedule"

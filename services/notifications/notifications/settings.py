@@ -40,12 +40,9 @@ class NotificationsSettings(ServiceSettings):
 
     # Background delivery workers (email, webhook): each attempt is a row in `delivery_attempts`.
     delivery_concurrency: int = Field(default=256, ge=1, le=1024)
-    # At most this many attempts in flight to one target, so one slow receiver cannot take every slot
-    # (a hanging one holds a quarter of them for one timeout). A burst to one target (a detection
-    # scan's stalls to a WhatsApp gateway) goes out this many at a time, and up to 4 times this many
-    # are handed to the worker when the burst commits (the rest wait for a claim): at 32 (and 128
-    # handed over), 200 stalls took seven rounds and two claims, 200-350 ms after the inbox under
-    # `make bench`'s load; at 64 (and 256) they followed the inbox within 5-60 ms.
+    # At most this many attempts in flight to one target, so one slow receiver cannot take every slot;
+    # up to 4 times this many are handed to the worker when a burst commits. Why 64: see
+    # docs/decisions/0005-notifications-push-deliveries.md.
     delivery_per_target: int = Field(default=64, ge=1)
     # Attempts are recorded once the sends in flight are done, or after this long: a burst's sends
     # do not share this process's CPU with its recording.

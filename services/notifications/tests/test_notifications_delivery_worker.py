@@ -20,13 +20,15 @@ from typing import Any
 
 import pytest
 from kkmp_shared import clock
+from kkmp_shared.bootstrap import Platform
 from kkmp_shared.db import Database
 from kkmp_shared.messaging.outbox import Outbox
 from kkmp_testkit.wait import eventually, holds
 from notifications.adapters import orm
 from notifications.adapters.channels import AttemptResult, WebhookSender
+from notifications.adapters.deliveries import wake_after_commit
 from notifications.bootstrap import SERVICE_DIR
-from notifications.service_layer.deliveries import DeliveryWorker, queue_deliveries, wake_after_commit
+from notifications.service_layer.deliveries import DeliveryWorker, queue_deliveries
 from notifications.settings import NotificationsSettings
 from sqlalchemy import func, select
 
@@ -114,6 +116,11 @@ async def db(database_url: str) -> AsyncIterator[Database]:
     await database.dispose()
 
 
+def on(db: Database, config: NotificationsSettings) -> Platform:
+    """The platform a worker takes its units of work from, over the test's database."""
+    return Platform(config, orm.messaging, db, Outbox(orm.messaging, source="/notifications"))
+
+
 def settings(**overrides: Any) -> NotificationsSettings:
     values: dict[str, Any] = {
         "demo": True,
@@ -153,12 +160,8 @@ def new_delivery(target: str) -> dict[str, Any]:
 async def started(db: Database, **overrides: Any) -> tuple[DeliveryWorker, FakeWebhook, asyncio.Task[None]]:
     """A running worker that has made its first look at the table and is now waiting."""
     webhook = FakeWebhook()
-    worker = DeliveryWorker(
-        db,
-        Outbox(orm.messaging, source="/notifications"),
-        settings(**overrides),
-        webhook=webhook,
-    )
+    config = settings(**overrides)
+    worker = DeliveryWorker(on(db, config).unit_of_work, config, webhook=webhook)
     task = asyncio.create_task(worker.run())
     await eventually(lambda: worker.dispatches >= 1, timeout=10)
     await asyncio.sleep(0.1)
@@ -182,8 +185,8 @@ async def test_new_deliveries_are_handed_over_at_commit_without_a_claim(db: Data
     try:
         looked = worker.dispatches
         rows = [new_delivery(f"http://receiver.test/{uuid.uuid4().hex}") for _ in range(3)]
-        async with db.transaction() as session:
-            await queue_deliveries(session, rows, worker)
+        async with on(db, worker.settings).unit_of_work() as uow:
+            await queue_deliveries(uow, rows, worker)
             await asyncio.sleep(0.1)
             assert webhook.sent == []  # nothing goes out before the commit
         ids = [row["id"] for row in rows]
@@ -211,8 +214,8 @@ async def test_a_rolled_back_transaction_sends_nothing_and_frees_the_room(db: Da
     try:
         rows = [new_delivery(f"http://receiver.test/{uuid.uuid4().hex}") for _ in range(2)]
         with pytest.raises(RuntimeError):
-            async with db.transaction() as session:
-                await queue_deliveries(session, rows, worker)
+            async with on(db, worker.settings).unit_of_work() as uow:
+                await queue_deliveries(uow, rows, worker)
                 assert worker.promised == 2
                 raise RuntimeError("the consumer's batch failed")
         await holds(lambda: webhook.sent == [])
@@ -229,8 +232,8 @@ async def test_what_the_worker_has_no_room_for_is_claimed_when_the_commit_wakes_
     try:
         target = f"http://receiver.test/{uuid.uuid4().hex}"
         rows = [new_delivery(target) for _ in range(20)]
-        async with db.transaction() as session:
-            await queue_deliveries(session, rows, worker)
+        async with on(db, worker.settings).unit_of_work() as uow:
+            await queue_deliveries(uow, rows, worker)
         ids = [row["id"] for row in rows]
         await eventually(lambda: len(webhook.sent) == len(ids), timeout=20)
         assert sorted(webhook.sent) == sorted(ids)  # each once
@@ -247,7 +250,7 @@ async def test_a_burst_to_one_target_is_sent_the_default_per_target_cap_at_a_tim
     assert config.delivery_per_target == cap and config.delivery_concurrency > cap
     receiver = GatedReceiver()
     await receiver.start()
-    worker = DeliveryWorker(db, Outbox(orm.messaging, source="/notifications"), config)
+    worker = DeliveryWorker(on(db, config).unit_of_work, config)
     task = asyncio.create_task(worker.run())
     try:
         await eventually(lambda: worker.dispatches >= 1, timeout=10)
@@ -255,8 +258,8 @@ async def test_a_burst_to_one_target_is_sent_the_default_per_target_cap_at_a_tim
         # waits in the table and is claimed as the queue drains.
         target = receiver.url(f"/hook/{uuid.uuid4().hex}")
         rows = [new_delivery(target) for _ in range(5 * cap)]
-        async with db.transaction() as session:
-            await queue_deliveries(session, rows, worker)
+        async with on(db, worker.settings).unit_of_work() as uow:
+            await queue_deliveries(uow, rows, worker)
         ids = [row["id"] for row in rows]
         await eventually(lambda: receiver.in_flight >= cap, timeout=10)
         # a request beyond the cap, had the worker sent one, would arrive within the quiet period
@@ -304,12 +307,8 @@ async def test_with_the_defaults_a_scans_burst_to_one_target_is_handed_over_whol
     """A detection scan's 200 stalls to one webhook (`make bench`'s burst): with the default settings
     every one is inserted leased to the worker and sent from memory, none waits for a claim."""
     webhook = FakeWebhook()
-    worker = DeliveryWorker(
-        db,
-        Outbox(orm.messaging, source="/notifications"),
-        NotificationsSettings(demo=True, delivery_poll_interval_s=3600.0),
-        webhook=webhook,
-    )
+    config = NotificationsSettings(demo=True, delivery_poll_interval_s=3600.0)
+    worker = DeliveryWorker(on(db, config).unit_of_work, config, webhook=webhook)
     task = asyncio.create_task(worker.run())
     try:
         await eventually(lambda: worker.dispatches >= 1, timeout=10)
@@ -317,8 +316,8 @@ async def test_with_the_defaults_a_scans_burst_to_one_target_is_handed_over_whol
         looked = worker.dispatches
         target = f"http://receiver.test/{uuid.uuid4().hex}"
         rows = [new_delivery(target) for _ in range(200)]
-        async with db.transaction() as session:
-            await queue_deliveries(session, rows, worker)
+        async with on(db, worker.settings).unit_of_work() as uow:
+            await queue_deliveries(uow, rows, worker)
             assert worker.promised == 200
         ids = [row["id"] for row in rows]
         await eventually(lambda: len(webhook.sent) == 200, timeout=30)
@@ -353,9 +352,8 @@ async def gated_burst(
     """A running worker with a burst of `count` deliveries handed over and all of them in flight (each
     held until the test opens its gate), their ids, and the size of each recording made from then on."""
     webhook = GatedWebhook()
-    worker = DeliveryWorker(
-        db, Outbox(orm.messaging, source="/notifications"), settings(**overrides), webhook=webhook
-    )
+    config = settings(**overrides)
+    worker = DeliveryWorker(on(db, config).unit_of_work, config, webhook=webhook)
     recorded: list[int] = []
     record_many = worker.record_many
 
@@ -367,8 +365,8 @@ async def gated_burst(
     task = asyncio.create_task(worker.run())
     await eventually(lambda: worker.dispatches >= 1, timeout=10)
     rows = [new_delivery(f"http://receiver.test/{uuid.uuid4().hex}") for _ in range(count)]
-    async with db.transaction() as session:
-        await queue_deliveries(session, rows, worker)
+    async with on(db, worker.settings).unit_of_work() as uow:
+        await queue_deliveries(uow, rows, worker)
     await eventually(lambda: worker.inflight == count, timeout=10)
     return worker, webhook, task, [row["id"] for row in rows], recorded
 

@@ -519,10 +519,11 @@ async def test_a_batch_is_routed_as_if_one_by_one(env: Env) -> None:
         ]
 
     one_by_one, labels_1, key_1 = await world()
-    async with env.app.state.db.transaction() as session:
+    platform = env.app.state.platform
+    async with platform.unit_of_work() as uow:
         first = [
             await notifier.announce(
-                session,
+                uow,
                 event_id=i.event_id,
                 event_type=i.event_type,
                 data=i.data,
@@ -532,8 +533,8 @@ async def test_a_batch_is_routed_as_if_one_by_one(env: Env) -> None:
             for i in one_by_one
         ]
     batch, labels_2, key_2 = await world()
-    async with env.app.state.db.transaction() as session:
-        second = await notifier.announce_many(session, batch)
+    async with platform.unit_of_work() as uow:
+        second = await notifier.announce_many(uow, batch)
 
     assert seen(second, labels_2) == seen(first, labels_1)
     assert [o.suppressed for o in second] == [False, False, True, False, False, False]

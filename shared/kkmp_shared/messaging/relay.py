@@ -50,6 +50,7 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_interval_s: float = 0.5,
         retention: timedelta = timedelta(days=7),
+        before_drain: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.db = db
         self.table = tables.outbox
@@ -67,7 +68,7 @@ class OutboxRelay:
         self.fault_hook: FaultHook | None = None
         # Awaited before each batch: a service lets latency-critical work of its own go first (the
         # notifications service, its webhook sends, before the bookkeeping events of the inbox).
-        self.before_drain: Callable[[], Awaitable[None]] | None = None
+        self.before_drain = before_drain
         self.published_total = 0
         broker.on_connect(self._open_channel)
         db.outbox_wake = self.wake

@@ -23,6 +23,7 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
+    insert,
     literal,
     null,
     select,
@@ -35,6 +36,28 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from inventory.adapters import orm
 from inventory.adapters.repository import STOCK_CHANGED
 from inventory.domain.detection import LOOKBACK_DAYS, Thresholds, sales_window
+
+# pg advisory lock key of the detection scan ("KKMPINV" as an integer): one scan at a time per database.
+SCAN_LOCK_KEY = int.from_bytes(b"KKMPINV", "big")
+# The 28-day sales of every item are aggregated in memory rather than spilled to disk.
+SCAN_WORK_MEM = "256MB"
+
+
+async def begin_scan(session: AsyncSession, *, wait: bool) -> bool:
+    """Take this database's scan lock for the transaction (waiting for it, or False at once if another
+    replica holds it) and give the scan its memory. SQLite is single-process: nothing to take."""
+    if on_sqlite(session):
+        return True
+    if wait:
+        await session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": SCAN_LOCK_KEY})
+    else:
+        got = (
+            await session.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": SCAN_LOCK_KEY})
+        ).scalar()
+        if not got:
+            return False
+    await session.execute(text(f"SET LOCAL work_mem = '{SCAN_WORK_MEM}'"))
+    return True
 
 
 def thresholds_table(as_of: datetime, thresholds: Mapping[str, tuple[Thresholds, str]]) -> Any:
@@ -173,8 +196,8 @@ async def roll_sales_window(session: AsyncSession, day: date) -> int:
 async def _rolled_already(session: AsyncSession, day: date) -> bool:
     """Whether every item's window ends on `day` already (every scan but the day's first): the
     lowest `sold_window_day`, and the highest or a missing one, are two probes of its index (in the
-    index's own orders, which put NULL last going up and first going down), so that a scan with
-    nothing to roll does not read every item to find that out."""
+    index's own orders, which put NULL last going up and first going down), instead of the roll's
+    UPDATE reading every item to find nothing to do."""
     s = orm.stock_items
     column = s.c.sold_window_day
     lowest = (await session.execute(select(column).order_by(column.asc().nulls_last()).limit(1))).first()
@@ -250,10 +273,17 @@ async def apply_changed_conditions(
     return [r for r in rows if (r.cooperative_id, r.commodity) in done]
 
 
-def condition_totals_query(kecamatan_codes: list[str] | None = None) -> Select[Any]:
+async def condition_totals(
+    session: AsyncSession, kecamatan_codes: list[str] | None = None
+) -> dict[str | None, int]:
+    """How many items (in these kecamatan, or all) are in each condition (`None`: fine)."""
     s = orm.stock_items
     query = select(s.c.condition, func.count()).group_by(s.c.condition)
     if kecamatan_codes is not None:
         k = orm.known_cooperatives
         query = query.join(k, k.c.id == s.c.cooperative_id).where(k.c.kecamatan_code.in_(kecamatan_codes))
-    return query
+    return {c: int(n) for c, n in (await session.execute(query)).all()}
+
+
+async def record_run(session: AsyncSession, values: dict[str, Any]) -> None:
+    await session.execute(insert(orm.detection_runs).values(**values))

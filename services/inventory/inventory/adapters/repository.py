@@ -13,7 +13,7 @@ import time
 import weakref
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from types import SimpleNamespace
 from typing import Any
@@ -38,6 +38,8 @@ Key = tuple[str, str]  # (cooperative_id, commodity)
 # The kind of change (`kkmp_shared.db.note_change`) noted for the cooperatives whose stock items a
 # transaction writes: the stock read cache (`inventory.adapters.stock_cache`) forgets them on commit.
 STOCK_CHANGED = "stock"
+# Noted by every write to the catalogue: this process's copy of it is forgotten on commit.
+CATALOGUE_CHANGED = "catalogue"
 
 
 def item_filter(session: AsyncSession, table: Any, keys: Iterable[Key]) -> Any:
@@ -51,6 +53,25 @@ def item_filter(session: AsyncSession, table: Any, keys: Iterable[Key]) -> Any:
             for coop, codes in sorted(by_coop.items())
         )
     )
+
+
+async def add_provisional_cooperative(
+    session: AsyncSession, cooperative_id: str, kelurahan_code: str, kecamatan_code: str
+) -> None:
+    """A directory row for a cooperative whose registration has not arrived yet (the registration
+    overwrites it); nothing if the row exists by now."""
+    values = {
+        "id": cooperative_id,
+        "name": cooperative_id,
+        "kelurahan_code": kelurahan_code,
+        "kecamatan_code": kecamatan_code,
+        "status": "unknown",
+        "business_units": [],
+        "member_count": 0,
+        "updated_at": datetime(2000, 1, 1, tzinfo=UTC),
+    }
+    insert_ = upsert_insert(session)
+    await session.execute(insert_(orm.known_cooperatives).values(**values).on_conflict_do_nothing())
 
 
 # --- catalogue --------------------------------------------------------------------------------------
@@ -166,11 +187,29 @@ def catalogue_copy(engine: Any) -> tuple[dict[str, CommodityInfo] | None, bool]:
     return cached[1], time.monotonic() - cached[0] < CATALOGUE_TTL_S
 
 
-def forget_catalogue(session: AsyncSession) -> None:
-    """After a change to the catalogue: the next read loads it again."""
-    key = _database_key(session)
-    if key is not None:
-        _catalogue_cache.pop(key, None)
+def forget_catalogue(engine: Any) -> None:
+    """After a change to the catalogue of the database behind `engine` (an AsyncEngine) commits: the
+    next read loads it again (`Database.on_change(CATALOGUE_CHANGED, ...)`, wired in bootstrap)."""
+    _catalogue_cache.pop(engine.sync_engine.pool, None)
+
+
+async def catalogue_codes(session: AsyncSession) -> set[str]:
+    return set((await session.execute(select(orm.commodities.c.code))).scalars())
+
+
+async def insert_commodities(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    note_change(session, CATALOGUE_CHANGED, {"catalogue"})
+    await session.execute(insert(orm.commodities), rows)
+
+
+async def insert_ceilings(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    note_change(session, CATALOGUE_CHANGED, {"catalogue"})
+    await session.execute(insert(orm.commodity_ceilings), rows)
+
+
+async def update_commodity(session: AsyncSession, code: str, values: dict[str, Any]) -> None:
+    note_change(session, CATALOGUE_CHANGED, {"catalogue"})
+    await session.execute(update(orm.commodities).where(orm.commodities.c.code == code).values(**values))
 
 
 async def load_thresholds(session: AsyncSession) -> dict[str, tuple[Thresholds, str]]:
@@ -440,6 +479,16 @@ async def existing_references(
         )
     )
     return {(k, r) for k, r in rows} & wanted
+
+
+async def already_booked(session: AsyncSession, cooperative_id: str, kind: str, reference: str) -> bool:
+    m = orm.movements
+    found = await session.execute(
+        select(m.c.id).where(
+            m.c.cooperative_id == cooperative_id, m.c.kind == kind, m.c.reference == reference
+        )
+    )
+    return found.first() is not None
 
 
 class DuplicateReference(Exception):

@@ -1,26 +1,12 @@
-"""This process's copy of what the stock page of a cooperative is computed from.
+"""This process's copy of what the stock page of a cooperative is computed from: its directory row, its
+stock items and their 28-day sales (the status is still computed at each request's time).
 
-`GET /cooperatives/{id}/stock` is the platform's most read page. Its answer depends on the cooperative's
-directory row, its stock items and their sales over the 28-day window, plus the time of the request
-(status, days since sale) and the catalogue (its own short-lived copy in `repository`). The route keeps
-the first three here, so that a repeated read is answered without a database round trip
-(`inventory.entrypoints.fast_stock`), with the status still computed at the time of each request.
-
-When a copy goes:
-- at once, when a transaction of this process that wrote the cooperative's stock items or directory row
-  commits (`kkmp_shared.db.note_change` with `STOCK_CHANGED` or `COOPERATIVE_CHANGED`): a replica
-  reads its own writes;
-- after `ttl_s` seconds at most: a write made by another replica of the inventory is seen within that
-  time (`STOCK_CACHE_TTL_S`, like the catalogue's `CATALOGUE_TTL_S`);
-- when the sales window moves to a new day.
-
-A copy that is still read is read again from the database before it goes, in the background
-(`due`/`refreshed`), once it is between half and three quarters of `ttl_s` old (spread at random, so
-that copies stored together are not all read again at the same moment): a copy in use never expires
-into a miss, which waits for round trips behind every request in flight.
-
-A read that started before a change commits must not store what it read: each read takes a `ticket`
-first, and `store` refuses a copy of a cooperative that changed after the ticket was taken.
+A copy goes when a commit of this process changes the cooperative's stock or directory row
+(`STOCK_CHANGED`, `COOPERATIVE_CHANGED`), after `ttl_s` at most (another replica's writes), and when
+the sales window moves to a new day. A copy still read is read again in the background before it
+expires (`due`/`refreshed`, between half and three quarters of `ttl_s`, spread at random). A read that
+started before a change must not store what it read: `ticket` first, and `store` refuses a copy of a
+cooperative changed since. Why: docs/decisions/0020-inventory-stock-page-read-copy.md.
 """
 
 from __future__ import annotations

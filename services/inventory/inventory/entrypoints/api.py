@@ -1,4 +1,6 @@
-"""The inventory's HTTP routes: thin adapters over the service layer.
+"""The inventory's HTTP routes: each parses the request, builds a command (or a query's filter), calls
+one use case and shapes its answer. Writes run in the route's unit of work (`UowDep`), reads in a read
+session (`ReadSessionDep`).
 
 Access: a coop_manager sees and changes only its own cooperative (404 reading another's, 403 writing
 it); officers act within their kecamatan (all of the city when they have none); admins everywhere;
@@ -7,50 +9,31 @@ suppliers see the catalogue only; services (machine to machine) read, record and
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import Iterable, Mapping
-from datetime import date, datetime
+import asyncio
+from datetime import datetime
 from decimal import Decimal
 from typing import Annotated, Any, Literal
 
 import orjson
-from fastapi import APIRouter, Body, Header, Path, Query, Request
+from fastapi import APIRouter, Body, Depends, Header, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from kkmp_shared import clock
-from kkmp_shared.app import OutboxDep, ReadSessionDep, SessionDep
-from kkmp_shared.auth import (
-    AdminPrincipal,
-    CurrentPrincipal,
-    Principal,
-    ensure_can_read,
-    ensure_can_write,
-    require_roles,
-)
-from kkmp_shared.directory import KnownCooperative
-from kkmp_shared.errors import forbidden, not_found
+from kkmp_shared.app import ReadSessionDep, UowDep
+from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, Principal, require_roles
+from kkmp_shared.bootstrap import Platform
 from kkmp_shared.http import ERRORS, IdPath
 from kkmp_shared.pagination import PageDep
-from kkmp_shared.timeutil import as_utc
 from pydantic import BaseModel
-from sqlalchemy import ColumnElement, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from inventory.adapters import orm, repository
+from inventory.adapters.queries import CityStockFilter, MovementFilter
 from inventory.adapters.stock_cache import StockReadCache
-from inventory.domain.detection import (
-    average_daily_sales,
-    classify_stock,
-    days_of_cover,
-    days_unmoved,
-    sales_window,
-    status_of,
-)
-from inventory.domain.ledger import MovementDraft, StockState
+from inventory.domain.ledger import MovementDraft, utc
 from inventory.entrypoints import schemas
 from inventory.service_layer import catalogue as catalogue_service
-from inventory.service_layer import idempotency
+from inventory.service_layer import commands, views
 from inventory.service_layer.detection import run_detection
-from inventory.service_layer.movements import MovementOrder, movement_out, record_movements
+from inventory.service_layer.idempotency import request_hash
+from inventory.service_layer.movements import Answer, Recorded, record_movements
 
 DetectionPrincipal = Annotated[Principal, require_roles("admin", "officer", "service")]
 CityPrincipal = Annotated[Principal, require_roles("admin", "officer", "service")]
@@ -85,28 +68,20 @@ def _who(principal: Principal) -> str:
     return principal.username or principal.sub
 
 
-async def readable_cooperative(
-    session: AsyncSession, principal: Principal, cooperative_id: str
-) -> KnownCooperative:
-    coop = await repository.directory.get(session, cooperative_id)
-    if coop is None or principal.role == "supplier":
-        raise not_found("cooperative")
-    ensure_can_read(principal, coop.id, coop.kecamatan_code)
-    return coop
+# The dependencies bootstrap built (`state=` of create_service_app). Async: a plain `def` dependency
+# would run in a worker thread.
+async def _platform(request: Request) -> Platform:
+    platform: Platform = request.app.state.platform
+    return platform
 
 
-async def writable_cooperative(
-    session: AsyncSession, principal: Principal, cooperative_id: str
-) -> KnownCooperative:
-    if principal.role == "supplier":
-        raise forbidden("Suppliers cannot change a cooperative's stock.")
-    coop = await repository.directory.get(session, cooperative_id)
-    if coop is None:
-        if principal.role == "coop_manager" and principal.cooperative_id != cooperative_id:
-            raise forbidden("You may only change your own cooperative's data.")
-        raise not_found("cooperative")
-    ensure_can_write(principal, coop.id, coop.kecamatan_code)
-    return coop
+async def _scan_lock(request: Request) -> asyncio.Lock:
+    lock: asyncio.Lock = request.app.state.scan_lock
+    return lock
+
+
+PlatformDep = Annotated[Platform, Depends(_platform)]
+ScanLockDep = Annotated[asyncio.Lock, Depends(_scan_lock)]
 
 
 # --- commodities ------------------------------------------------------------------------------------
@@ -117,7 +92,7 @@ async def list_commodities(
     session: ReadSessionDep, _: CurrentPrincipal, include_inactive: bool = False
 ) -> Any:
     now = _now()
-    catalogue = await repository.cached_catalogue(session)
+    catalogue = await catalogue_service.catalogue(session)
     return [
         catalogue_service.commodity_out(info, now)
         for info in catalogue.values()
@@ -137,10 +112,10 @@ async def get_commodity(code: CommodityPath, session: ReadSessionDep, _: Current
     summary="Add a commodity (admin)",
     responses={**ERRORS, 409: {"model": schemas.ErrorOut, "description": "The code exists"}},
 )
-async def create_commodity(data: schemas.CommodityIn, session: SessionDep, principal: AdminPrincipal) -> Any:
-    now = _now()
-    info = await catalogue_service.create_commodity(session, principal, data, now)
-    return catalogue_service.commodity_out(info, now)
+async def create_commodity(data: schemas.CommodityIn, uow: UowDep, principal: AdminPrincipal) -> Any:
+    command = commands.AddCommodity(**data.model_dump(), recorded_by=_who(principal))
+    info = await catalogue_service.add_commodity(uow, command)
+    return catalogue_service.commodity_out(info, _now())
 
 
 @commodities.patch(
@@ -150,14 +125,11 @@ async def create_commodity(data: schemas.CommodityIn, session: SessionDep, princ
     responses=ERRORS,
 )
 async def update_commodity(
-    code: CommodityPath,
-    data: schemas.CommodityUpdate,
-    session: SessionDep,
-    principal: AdminPrincipal,
+    code: CommodityPath, data: schemas.CommodityUpdate, uow: UowDep, principal: AdminPrincipal
 ) -> Any:
-    now = _now()
-    info = await catalogue_service.update_commodity(session, principal, code, data, now)
-    return catalogue_service.commodity_out(info, now)
+    command = commands.ChangeCommodity(code, data.model_dump(exclude_unset=True), recorded_by=_who(principal))
+    info = await catalogue_service.change_commodity(uow, command)
+    return catalogue_service.commodity_out(info, _now())
 
 
 @commodities.get(
@@ -181,14 +153,11 @@ async def list_ceilings(code: CommodityPath, session: ReadSessionDep, _: Current
     responses=ERRORS,
 )
 async def add_ceiling(
-    code: CommodityPath,
-    data: schemas.CeilingIn,
-    session: SessionDep,
-    principal: AdminPrincipal,
+    code: CommodityPath, data: schemas.CeilingIn, uow: UowDep, principal: AdminPrincipal
 ) -> Any:
-    now = _now()
-    info = await catalogue_service.add_ceiling(session, principal, code, data, now)
-    return catalogue_service.commodity_out(info, now)
+    command = commands.SetCeiling(code, **data.model_dump(), recorded_by=_who(principal))
+    info = await catalogue_service.set_ceiling(uow, command)
+    return catalogue_service.commodity_out(info, _now())
 
 
 # --- ledger -----------------------------------------------------------------------------------------
@@ -208,18 +177,28 @@ def _draft(item: schemas.MovementIn, now: datetime) -> MovementDraft:
     )
 
 
-async def _replay(
-    session: AsyncSession, scope: str, key: str | None, request: BaseModel, now: datetime
-) -> JSONResponse | None:
+def _idempotency(key: str | None, request: BaseModel) -> commands.IdempotencyKey | None:
     if key is None:
         return None
-    payload = request.model_dump(mode="json")
-    stored = await idempotency.claim(session, scope, key, idempotency.request_hash(payload), now)
-    if stored is None:
-        return None
-    await session.rollback()
-    status, body = stored
-    return JSONResponse(body, status_code=status, headers={"Idempotent-Replayed": "true"})
+    return commands.IdempotencyKey(key, request_hash(request.model_dump(mode="json")))
+
+
+def _replayed(answer: Answer) -> JSONResponse:
+    return JSONResponse(answer.body, status_code=answer.status, headers={"Idempotent-Replayed": "true"})
+
+
+def _movement_body(recorded: Recorded) -> Any:
+    [movement] = recorded.movements
+    return schemas.MovementOut.model_validate(movement).model_dump(mode="json")
+
+
+def _batch_body(recorded: Recorded) -> Any:
+    assert recorded.batch_id is not None
+    return schemas.MovementBatchOut(
+        batch_id=recorded.batch_id,
+        count=len(recorded.movements),
+        movements=[schemas.MovementOut.model_validate(r) for r in recorded.movements],
+    ).model_dump(mode="json")
 
 
 @ledger.post(
@@ -235,25 +214,22 @@ async def _replay(
 async def post_movement(
     cooperative_id: CooperativeId,
     data: schemas.MovementIn,
-    session: SessionDep,
-    outbox: OutboxDep,
+    uow: UowDep,
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    coop = await writable_cooperative(session, principal, cooperative_id)
     now = _now()
-    scope = f"movement:{coop.id}"
-    replay = await _replay(session, scope, idempotency_key, data, now)
-    if replay is not None:
-        return replay
-    [recorded] = await record_movements(
-        session, outbox, [MovementOrder(coop, _draft(data, now))], recorded_by=_who(principal), now=now
+    command = commands.RecordMovements(
+        cooperative_id,
+        [_draft(data, now)],
+        recorded_by=_who(principal),
+        now=now,
+        idempotency=_idempotency(idempotency_key, data),
     )
-    body = schemas.MovementOut.model_validate(recorded).model_dump(mode="json")
-    if idempotency_key is not None:
-        await idempotency.remember(session, scope, idempotency_key, 201, body)
-    await session.commit()
-    return JSONResponse(body, status_code=201)
+    answer = await record_movements(uow, principal, command, present=_movement_body)
+    if answer.replayed:
+        return _replayed(answer)
+    return JSONResponse(answer.body, status_code=answer.status)
 
 
 @ledger.post(
@@ -272,33 +248,25 @@ async def post_movement(
 async def post_movement_batch(
     cooperative_id: CooperativeId,
     data: schemas.MovementBatchIn,
-    session: SessionDep,
-    outbox: OutboxDep,
+    uow: UowDep,
     principal: CurrentPrincipal,
     idempotency_key: IdempotencyKey = None,
 ) -> Any:
-    coop = await writable_cooperative(session, principal, cooperative_id)
     now = _now()
-    scope = f"batch:{coop.id}"
-    replay = await _replay(session, scope, idempotency_key, data, now)
-    if replay is not None:
-        return replay
-    batch_id = str(uuid.uuid4())
-    orders = [MovementOrder(coop, _draft(item, now), index=i) for i, item in enumerate(data.movements)]
-    recorded = await record_movements(
-        session, outbox, orders, recorded_by=_who(principal), batch_id=batch_id, now=now
+    command = commands.RecordMovements(
+        cooperative_id,
+        [_draft(item, now) for item in data.movements],
+        recorded_by=_who(principal),
+        now=now,
+        batch=True,
+        idempotency=_idempotency(idempotency_key, data),
     )
-    body = schemas.MovementBatchOut(
-        batch_id=batch_id,
-        count=len(recorded),
-        movements=[schemas.MovementOut.model_validate(r) for r in recorded],
-    ).model_dump(mode="json")
-    if idempotency_key is not None:
-        await idempotency.remember(session, scope, idempotency_key, 201, body)
-    await session.commit()
+    answer = await record_movements(uow, principal, command, present=_batch_body)
+    if answer.replayed:
+        return _replayed(answer)
     # orjson: a batch answers up to a thousand movements, and Starlette's stdlib encoding of them
     # showed in the ingest's profile.
-    return Response(orjson.dumps(body), status_code=201, media_type="application/json")
+    return Response(orjson.dumps(answer.body), status_code=answer.status, media_type="application/json")
 
 
 @ledger.get(
@@ -320,29 +288,15 @@ async def list_movements(
     until: Annotated[schemas.IsoDateTime | None, Query(description="occurred_at before")] = None,
     reference: Annotated[str | None, Query(max_length=100, pattern=schemas.NO_CONTROL)] = None,
 ) -> Any:
-    coop = await readable_cooperative(session, principal, cooperative_id)
-    m, c = orm.movements, orm.commodities
-    conditions = [m.c.cooperative_id == coop.id]
-    if commodity:
-        conditions.append(m.c.commodity == commodity)
-    if kind:
-        conditions.append(m.c.kind == kind)
-    if since:
-        conditions.append(m.c.occurred_at >= as_utc(since))
-    if until:
-        conditions.append(m.c.occurred_at < as_utc(until))
-    if reference:
-        conditions.append(m.c.reference == reference)
-    total = (await session.execute(select(func.count()).select_from(m).where(*conditions))).scalar_one()
-    rows = await session.execute(
-        select(m, c.c.unit)
-        .join(c, c.c.code == m.c.commodity)
-        .where(*conditions)
-        .order_by(m.c.occurred_at.desc(), m.c.seq.desc())
-        .limit(page.limit)
-        .offset(page.offset)
+    where = MovementFilter(
+        cooperative_id,
+        commodity=commodity,
+        kind=kind,
+        since=utc(since) if since else None,
+        until=utc(until) if until else None,
+        reference=reference,
     )
-    return {"items": [movement_out(r, r.unit) for r in rows], "total": int(total)}
+    return await views.movements_page(session, principal, where, page.limit, page.offset)
 
 
 @ledger.get(
@@ -356,45 +310,10 @@ async def get_movement(
     session: ReadSessionDep,
     principal: CurrentPrincipal,
 ) -> Any:
-    coop = await readable_cooperative(session, principal, cooperative_id)
-    m, c = orm.movements, orm.commodities
-    row = (
-        await session.execute(
-            select(m, c.c.unit)
-            .join(c, c.c.code == m.c.commodity)
-            .where(m.c.cooperative_id == coop.id, m.c.id == movement_id)
-        )
-    ).first()
-    if row is None:
-        raise not_found("movement")
-    return movement_out(row, row.unit)
+    return await views.movement(session, principal, cooperative_id, movement_id)
 
 
 # --- stock ------------------------------------------------------------------------------------------
-
-
-def _stock_line(
-    state: StockState, info: repository.CommodityInfo, sold: Decimal, now: datetime, status: str
-) -> dict[str, Any]:
-    ceiling = info.ceiling_at(now)
-    cover = days_of_cover(state.on_hand, sold)
-    return {
-        "commodity": info.code,
-        "name": info.name,
-        "unit": info.unit,
-        "on_hand": state.on_hand,
-        "last_sale_at": state.last_sale_at,
-        "avg_daily_sales": average_daily_sales(sold).quantize(Decimal("0.001")),
-        "days_of_cover": cover.quantize(Decimal("0.01")) if cover is not None else None,
-        "status": status,
-        "unmoved_since": state.stall_clock_at,
-        "days_since_sale": days_unmoved(state.stall_clock_at, now) if state.stall_clock_at else None,
-        "unit_cost": state.unit_cost,
-        "value": state.stock_value,
-        "price_ceiling": ceiling.price_ceiling if ceiling else None,
-        "episode": state.condition,
-        "episode_since": state.condition_since,
-    }
 
 
 def _quantity_as_number(value: Any) -> float:
@@ -405,8 +324,8 @@ def _quantity_as_number(value: Any) -> float:
 
 def stock_lines_body(lines: list[dict[str, Any]]) -> bytes:
     """Stock lines written as `schemas.StockLine` writes them (quantities as JSON numbers, UTC times
-    ending in Z), without validating lines this module has just built: on the platform's most read page
-    that validation and serialization cost more than the query."""
+    ending in Z), without validating lines `views.stock_lines` has just built: on the platform's most
+    read page that validation and serialization cost more than the query."""
     return orjson.dumps(lines, default=_quantity_as_number, option=orjson.OPT_UTC_Z)
 
 
@@ -433,49 +352,10 @@ async def cooperative_stock(
     commodity: CommodityQuery = None,
     status: Annotated[Status | None, Query()] = None,
 ) -> Any:
+    # The cache straight from app.state: the most read route takes no dependency it can do without.
     cache: StockReadCache = request.app.state.stock_cache
-    ticket = cache.ticket()
-    now = _now()
-    coop, states, sold, last_day = await stock_of(session, cooperative_id, now, commodity)
-    if coop is None or principal.role == "supplier":
-        raise not_found("cooperative")
-    ensure_can_read(principal, coop.id, coop.kecamatan_code)
-    catalogue = await repository.cached_catalogue(session)
-    if commodity is None:  # all of its items: what `fast_stock` answers from
-        cache.store(ticket, coop, states, sold, last_day)
-    return stock_lines_json(stock_lines(states, catalogue, sold, now, status))
-
-
-async def stock_of(
-    session: AsyncSession, cooperative_id: str, now: datetime, commodity: str | None = None
-) -> tuple[KnownCooperative | None, list[StockState], dict[tuple[str, str], Decimal], date]:
-    """What the stock page is computed from: the cooperative (None if unknown), its items (or the one
-    commodity's) and their sales over the 28-day window ending on the last day returned."""
-    first_day, last_day = sales_window(now)
-    coop, states = await repository.cooperative_stock(session, cooperative_id, commodity)
-    if coop is None:
-        return None, [], {}, last_day
-    return coop, states, await repository.sold_in_window(session, states, first_day, last_day), last_day
-
-
-def stock_lines(
-    states: Iterable[StockState],
-    catalogue: dict[str, repository.CommodityInfo],
-    sold: Mapping[tuple[str, str], Decimal],
-    now: datetime,
-    status: str | None = None,
-) -> list[dict[str, Any]]:
-    """The stock page's lines at `now` (those with this status, when given)."""
-    lines = []
-    for state in states:
-        info = catalogue[state.commodity]
-        key = (state.cooperative_id, state.commodity)
-        current = status_of(
-            classify_stock(state.on_hand, state.stall_clock_at, sold[key], now, info.thresholds)
-        )
-        if status is None or status == current:
-            lines.append(_stock_line(state, info, sold[key], now, current))
-    return lines
+    lines = await views.stock_page(session, cache, principal, cooperative_id, _now(), commodity, status)
+    return stock_lines_json(lines)
 
 
 @stock.get(
@@ -487,21 +367,7 @@ def stock_lines(
 async def valuation(
     cooperative_id: CooperativeId, session: ReadSessionDep, principal: CurrentPrincipal
 ) -> Any:
-    coop = await readable_cooperative(session, principal, cooperative_id)
-    states = await repository.stock_rows(session, coop.id)
-    catalogue = await repository.cached_catalogue(session)
-    items = [
-        {
-            "commodity": s.commodity,
-            "unit": catalogue[s.commodity].unit,
-            "on_hand": s.on_hand,
-            "unit_cost": s.unit_cost if s.on_hand > 0 else None,
-            "value": s.stock_value,
-        }
-        for s in states
-        if s.on_hand > 0
-    ]
-    return {"cooperative_id": coop.id, "total_value": sum(i["value"] for i in items), "items": items}
+    return await views.valuation(session, principal, cooperative_id)
 
 
 @stock.get(
@@ -518,48 +384,10 @@ async def city_stock(
     commodity: CommodityQuery = None,
     kecamatan_code: Annotated[str | None, Query(max_length=20, pattern=schemas.NO_CONTROL)] = None,
 ) -> Any:
-    s, k = orm.stock_items, orm.known_cooperatives
-    conditions: list[ColumnElement[bool]] = []
-    scope = principal.kecamatan_filter()
-    if scope is not None:
-        conditions.append(k.c.kecamatan_code.in_(scope))
-    if kecamatan_code:
-        conditions.append(k.c.kecamatan_code == kecamatan_code)
-    if episode:
-        conditions.append(s.c.condition == episode)
-    if commodity:
-        conditions.append(s.c.commodity == commodity)
-    base = (
-        select(s, k.c.kelurahan_code, k.c.kecamatan_code)
-        .join(k, k.c.id == s.c.cooperative_id)
-        .where(*conditions)
+    where = CityStockFilter(
+        principal.kecamatan_filter(), kecamatan_code=kecamatan_code, episode=episode, commodity=commodity
     )
-    total = (await session.execute(select(func.count()).select_from(base.subquery()))).scalar_one()
-    rows = list(
-        await session.execute(
-            base.order_by(s.c.condition_since.desc().nulls_last(), s.c.cooperative_id, s.c.commodity)
-            .limit(page.limit)
-            .offset(page.offset)
-        )
-    )
-    now = _now()
-    catalogue = await repository.cached_catalogue(session)
-    first_day, last_day = sales_window(now)
-    states = [repository.state_from_row(r) for r in rows]
-    sold = await repository.sold_in_window(session, states, first_day, last_day)
-    items = []
-    for r, state in zip(rows, states, strict=True):
-        key = (r.cooperative_id, r.commodity)
-        line = _stock_line(state, catalogue[r.commodity], sold[key], now, status_of(state.condition))
-        items.append(
-            {
-                **line,
-                "cooperative_id": r.cooperative_id,
-                "kelurahan_code": r.kelurahan_code,
-                "kecamatan_code": r.kecamatan_code,
-            }
-        )
-    return {"items": items, "total": int(total)}
+    return await views.city_stock(session, where, page.limit, page.offset, _now())
 
 
 # --- detection --------------------------------------------------------------------------------------
@@ -572,21 +400,19 @@ async def city_stock(
     responses=ERRORS,
 )
 async def run_detection_now(
-    request: Request,
     principal: DetectionPrincipal,
+    platform: PlatformDep,
+    scan_lock: ScanLockDep,
     data: Annotated[schemas.DetectionRunIn | None, Body()] = None,
 ) -> Any:
-    app = request.app
-    result = await run_detection(
-        app.state.db,
-        app.state.outbox,
+    command = commands.RunDetection(
         as_of=data.as_of if data else None,
         trigger="api",
         kecamatan_codes=principal.kecamatan_filter(),
         requested_by=_who(principal),
         wait=True,
-        local_lock=app.state.scan_lock,
     )
+    result = await run_detection(platform, command, scan_lock=scan_lock)
     assert result is not None  # a waiting run always runs
     return result
 
@@ -598,12 +424,7 @@ async def run_detection_now(
     responses=ERRORS,
 )
 async def list_detection_runs(session: ReadSessionDep, _: DetectionPrincipal, page: PageDep) -> Any:
-    d = orm.detection_runs
-    rows = await session.execute(select(d).order_by(d.c.id.desc()).limit(page.limit).offset(page.offset))
-    return [
-        {**dict(r._mapping), "as_of": repository.aware(r.as_of), "started_at": repository.aware(r.started_at)}
-        for r in rows
-    ]
+    return await views.detection_runs(session, page.limit, page.offset)
 
 
 ROUTERS = [commodities, ledger, stock, detection]

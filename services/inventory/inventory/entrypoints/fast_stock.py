@@ -1,19 +1,9 @@
-"""`GET /cooperatives/{id}/stock` answered from this process's copy of the cooperative's stock.
-
-An ASGI middleware in front of the routes (inside the telemetry and body-limit middlewares). It answers
-only when everything the route would check can be decided without a round trip, and the answer is the
-route's own (the same `stock_lines` and encoding):
-- a plain GET of the page, without a query string;
-- a bearer token the verifier has already accepted and still accepts (`TokenVerifier.cached`);
-- a fresh copy of the cooperative (`StockReadCache`, stored by the route) that this principal may read;
-- the catalogue's copy (reloaded in the background once past its time, at once after a change made here).
-
-Anything else (the first read, another principal's first read, filters, errors of every kind) goes to
-the route, which answers it and stores the copy. A copy due to be read again (`StockReadCache.due`) is
-still answered, and read again in the background.
-
-Why: the route pays FastAPI's dependency handling and round trips that wait behind every request in
-flight; this path pays neither (figures in bench/README.md).
+"""`GET /cooperatives/{id}/stock` answered from this process's copy of the cooperative's stock, with no
+round trip, when everything the route would check can be decided without one: a plain GET without a
+query string, a bearer token the verifier already accepted, a fresh copy (`StockReadCache`, stored by
+the route) this principal may read, and the catalogue's copy. The answer is the route's own (the same
+`views.stock_lines` and encoding); anything else goes to the route.
+Why and what it saves: docs/decisions/0020-inventory-stock-page-read-copy.md.
 """
 
 from __future__ import annotations
@@ -30,7 +20,8 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from inventory.adapters import repository
 from inventory.adapters.stock_cache import StockReadCache
 from inventory.domain.detection import sales_window
-from inventory.entrypoints.api import STOCK_PAGE, stock, stock_lines, stock_lines_body, stock_of
+from inventory.entrypoints.api import STOCK_PAGE, stock, stock_lines_body
+from inventory.service_layer.views import stock_lines, stock_of
 
 log = logging.getLogger("kkmp.inventory.stock_cache")
 

@@ -12,12 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from kkmp_shared import clock
-from kkmp_shared.auth import Principal
 from kkmp_shared.errors import conflict, not_found, unprocessable
-from sqlalchemy import insert, select, update
+from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inventory.adapters import orm, repository
+from inventory.adapters import repository
 from inventory.adapters.repository import CommodityInfo
 from inventory.domain.catalogue import (
     CeilingPeriod,
@@ -26,6 +25,7 @@ from inventory.domain.catalogue import (
     read_ceiling_history,
 )
 from inventory.domain.ledger import utc
+from inventory.service_layer.commands import AddCommodity, ChangeCommodity, SeedCatalogue, SetCeiling
 
 log = logging.getLogger("kkmp.inventory.catalogue")
 
@@ -33,16 +33,18 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent
 CEILING_HISTORY = PACKAGE_DIR / "ceiling_history.csv"
 
 
-async def seed_catalogue(session: AsyncSession, csv_path: Path, now: datetime) -> int:
+async def seed_catalogue(uow: UnitOfWork, command: SeedCatalogue) -> int:
     """Add the commodities of the seed file that are not there yet (an admin's later changes stay)."""
-    entries = read_catalogue(csv_path)
-    history = read_ceiling_history(CEILING_HISTORY) if CEILING_HISTORY.exists() else {}
-    existing = set((await session.execute(select(orm.commodities.c.code))).scalars())
+    now = clock.now()
+    entries = read_catalogue(command.csv_path)
+    history_path = command.ceiling_history or CEILING_HISTORY
+    history = read_ceiling_history(history_path) if history_path.exists() else {}
+    existing = await repository.catalogue_codes(uow.session)
     new = [e for e in entries if e.code not in existing]
     if not new:
         return 0
-    await session.execute(
-        insert(orm.commodities),
+    await repository.insert_commodities(
+        uow.session,
         [
             {
                 "code": e.code,
@@ -72,7 +74,7 @@ async def seed_catalogue(session: AsyncSession, csv_path: Path, now: datetime) -
         for p in initial_ceilings(e, history.get(e.code, []))
     ]
     if ceilings:
-        await session.execute(insert(orm.commodity_ceilings), ceilings)
+        await repository.insert_ceilings(uow.session, ceilings)
     log.info("catalogue seeded with %d commodities", len(new))
     return len(new)
 
@@ -107,6 +109,11 @@ def ceiling_out(period: CeilingPeriod, now: datetime, current: CeilingPeriod | N
     }
 
 
+async def catalogue(session: AsyncSession) -> dict[str, CommodityInfo]:
+    """The whole catalogue (this process's short-lived copy, see `repository.cached_catalogue`)."""
+    return await repository.cached_catalogue(session)
+
+
 async def get_commodity(session: AsyncSession, code: str) -> CommodityInfo:
     info = (await repository.load_catalogue(session, [code])).get(code)
     if info is None:
@@ -114,38 +121,44 @@ async def get_commodity(session: AsyncSession, code: str) -> CommodityInfo:
     return info
 
 
-async def create_commodity(
-    session: AsyncSession, principal: Principal, data: Any, now: datetime
-) -> CommodityInfo:
-    if (await repository.load_catalogue(session, [data.code])).get(data.code) is not None:
-        raise conflict("duplicate_commodity", f"Commodity {data.code!r} already exists.")
-    await session.execute(
-        insert(orm.commodities).values(
-            code=data.code,
-            name=data.name,
-            unit=data.unit,
-            stall_days=data.stall_days,
-            low_cover_days=data.low_cover_days,
-            typical_price=data.typical_price,
-            active=True,
-            created_at=now,
-            updated_at=now,
-        )
+async def add_commodity(uow: UnitOfWork, command: AddCommodity) -> CommodityInfo:
+    now = clock.now()
+    if (await repository.load_catalogue(uow.session, [command.code])).get(command.code) is not None:
+        raise conflict("duplicate_commodity", f"Commodity {command.code!r} already exists.")
+    await repository.insert_commodities(
+        uow.session,
+        [
+            {
+                "code": command.code,
+                "name": command.name,
+                "unit": command.unit,
+                "stall_days": command.stall_days,
+                "low_cover_days": command.low_cover_days,
+                "typical_price": command.typical_price,
+                "active": True,
+                "created_at": now,
+                "updated_at": now,
+            }
+        ],
     )
-    if data.price_ceiling is not None:
+    if command.price_ceiling is not None:
         await _add_ceiling(
-            session, data.code, data.price_ceiling, data.ceiling_kind, data.legal_basis, now, principal, now
+            uow,
+            command.code,
+            command.price_ceiling,
+            command.ceiling_kind,
+            command.legal_basis,
+            now,
+            command.recorded_by,
+            now,
         )
-    await session.commit()
-    repository.forget_catalogue(session)
-    return await get_commodity(session, data.code)
+    return await get_commodity(uow.session, command.code)
 
 
-async def update_commodity(
-    session: AsyncSession, principal: Principal, code: str, data: Any, now: datetime
-) -> CommodityInfo:
-    await get_commodity(session, code)
-    fields = data.model_dump(exclude_unset=True)
+async def change_commodity(uow: UnitOfWork, command: ChangeCommodity) -> CommodityInfo:
+    now = clock.now()
+    await get_commodity(uow.session, command.code)
+    fields = dict(command.changes)
     ceiling_fields = {
         k: fields.pop(k) for k in ("price_ceiling", "ceiling_kind", "legal_basis") if k in fields
     }
@@ -153,70 +166,65 @@ async def update_commodity(
         if name in fields and fields[name] is None:
             raise unprocessable(name, f"{name} cannot be null.")
     if fields:
-        await session.execute(
-            update(orm.commodities).where(orm.commodities.c.code == code).values(**fields, updated_at=now)
-        )
+        await repository.update_commodity(uow.session, command.code, {**fields, "updated_at": now})
     if ceiling_fields:
         if "price_ceiling" not in ceiling_fields:
             raise unprocessable("price_ceiling", "A ceiling change needs price_ceiling (null to remove it).")
         await _add_ceiling(
-            session,
-            code,
+            uow,
+            command.code,
             ceiling_fields["price_ceiling"],
             ceiling_fields.get("ceiling_kind"),
             ceiling_fields.get("legal_basis"),
             now,
-            principal,
+            command.recorded_by,
             now,
         )
-        await session.execute(
-            update(orm.commodities).where(orm.commodities.c.code == code).values(updated_at=now)
-        )
-    await session.commit()
-    repository.forget_catalogue(session)
-    return await get_commodity(session, code)
+        await repository.update_commodity(uow.session, command.code, {"updated_at": now})
+    return await get_commodity(uow.session, command.code)
 
 
-async def add_ceiling(
-    session: AsyncSession, principal: Principal, code: str, data: Any, now: datetime
-) -> CommodityInfo:
-    await get_commodity(session, code)
-    effective_from = utc(data.effective_from) if data.effective_from is not None else now
+async def set_ceiling(uow: UnitOfWork, command: SetCeiling) -> CommodityInfo:
+    now = clock.now()
+    await get_commodity(uow.session, command.code)
+    effective_from = utc(command.effective_from) if command.effective_from is not None else now
     await _add_ceiling(
-        session, code, data.price_ceiling, data.ceiling_kind, data.legal_basis, effective_from, principal, now
+        uow,
+        command.code,
+        command.price_ceiling,
+        command.ceiling_kind,
+        command.legal_basis,
+        effective_from,
+        command.recorded_by,
+        now,
     )
-    await session.execute(
-        update(orm.commodities).where(orm.commodities.c.code == code).values(updated_at=now)
-    )
-    await session.commit()
-    repository.forget_catalogue(session)
-    return await get_commodity(session, code)
+    await repository.update_commodity(uow.session, command.code, {"updated_at": now})
+    return await get_commodity(uow.session, command.code)
 
 
 async def _add_ceiling(
-    session: AsyncSession,
+    uow: UnitOfWork,
     code: str,
     price_ceiling: int | None,
     ceiling_kind: str | None,
     legal_basis: str | None,
     effective_from: datetime,
-    principal: Principal,
+    recorded_by: str,
     now: datetime,
 ) -> None:
     if price_ceiling is not None and ceiling_kind is None:
         raise unprocessable("ceiling_kind", "Say whether the ceiling is a HET or a HAP.")
-    await session.execute(
-        insert(orm.commodity_ceilings).values(
-            commodity=code,
-            price_ceiling=price_ceiling,
-            ceiling_kind=ceiling_kind if price_ceiling is not None else None,
-            legal_basis=legal_basis,
-            effective_from=effective_from,
-            recorded_at=now,
-            recorded_by=principal.username or principal.sub,
-        )
+    await repository.insert_ceilings(
+        uow.session,
+        [
+            {
+                "commodity": code,
+                "price_ceiling": price_ceiling,
+                "ceiling_kind": ceiling_kind if price_ceiling is not None else None,
+                "legal_basis": legal_basis,
+                "effective_from": effective_from,
+                "recorded_at": now,
+                "recorded_by": recorded_by,
+            }
+        ],
     )
-
-
-def now_utc() -> datetime:
-    return clock.now()

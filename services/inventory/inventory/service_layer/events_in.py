@@ -1,28 +1,25 @@
 """What inventory does with other services' events: a delivered order becomes a receipt, an accepted
 redistribution becomes a transfer out of one cooperative and into another.
 
-Each runs inside the consumer's transaction (with its inbox row), so a redelivered event has no second
-effect; the ledger's unique (cooperative, kind, reference) also absorbs the same delivery or proposal
+Each runs in the consumer's unit of work (committed with its inbox row), so a redelivered event has no
+second effect; the ledger's unique (cooperative, kind, reference) also absorbs the same delivery or proposal
 re-sent under a new event id.
 """
 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
 from decimal import Decimal
 
 from kkmp_shared import clock
-from kkmp_shared.db import upsert_insert
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.events.contracts import OrderDelivered, RedistributionAccepted
-from kkmp_shared.messaging.outbox import Outbox
-from sqlalchemy import select
+from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from inventory.adapters import orm, repository
+from inventory.adapters import repository
 from inventory.domain.ledger import MovementDraft, rupiah
-from inventory.service_layer.movements import MovementOrder, record_movements
+from inventory.service_layer.movements import MovementOrder, apply_movements
 
 log = logging.getLogger("kkmp.inventory.events")
 
@@ -45,41 +42,21 @@ async def known_or_provisional(
         cooperative_id,
         extra={"cooperative_id": cooperative_id},
     )
-    values = {
-        "id": cooperative_id,
-        "name": cooperative_id,
-        "kelurahan_code": kelurahan_code,
-        "kecamatan_code": kecamatan_code,
-        "status": "unknown",
-        "business_units": [],
-        "member_count": 0,
-        "updated_at": datetime(2000, 1, 1, tzinfo=UTC),
-    }
-    insert = upsert_insert(session)
-    await session.execute(insert(orm.known_cooperatives).values(**values).on_conflict_do_nothing())
+    await repository.add_provisional_cooperative(session, cooperative_id, kelurahan_code, kecamatan_code)
     known = await repository.directory.get(session, cooperative_id)
     assert known is not None
     return known
 
 
-async def _already_booked(session: AsyncSession, cooperative_id: str, kind: str, reference: str) -> bool:
-    m = orm.movements
-    found = await session.execute(
-        select(m.c.id).where(
-            m.c.cooperative_id == cooperative_id, m.c.kind == kind, m.c.reference == reference
-        )
-    )
-    return found.first() is not None
-
-
-async def receive_delivery(session: AsyncSession, outbox: Outbox, data: OrderDelivered) -> None:
+async def receive_delivery(uow: UnitOfWork, data: OrderDelivered) -> None:
     """order.delivered.v1 → a receipt of the delivered quantity at the order's unit price."""
+    session = uow.session
     if data.quantity <= 0:
         raise ValueError(f"delivery {data.delivery_id} has quantity {data.quantity}")
     coop = await known_or_provisional(
         session, data.cooperative_id, (data.kelurahan_code, data.kecamatan_code)
     )
-    if await _already_booked(session, coop.id, "receipt", data.delivery_id):
+    if await repository.already_booked(session, coop.id, "receipt", data.delivery_id):
         log.info("delivery %s already received; nothing to do", data.delivery_id)
         return
     draft = MovementDraft(
@@ -91,16 +68,13 @@ async def receive_delivery(session: AsyncSession, outbox: Outbox, data: OrderDel
         reference=data.delivery_id,
         note=f"Order {data.order_id} delivered by supplier {data.supplier_id}",
     )
-    await record_movements(
-        session, outbox, [MovementOrder(coop, draft)], recorded_by="event:order.delivered.v1"
-    )
+    await apply_movements(uow, [MovementOrder(coop, draft)], recorded_by="event:order.delivered.v1")
 
 
-async def transfer_redistribution(
-    session: AsyncSession, outbox: Outbox, data: RedistributionAccepted
-) -> None:
+async def transfer_redistribution(uow: UnitOfWork, data: RedistributionAccepted) -> None:
     """redistribution.accepted.v1 → transfer_out at the sender and transfer_in at the receiver, valued at
     the sender's average cost; only what the sender still has moves (and the notes say so)."""
+    session = uow.session
     if data.quantity <= 0:
         raise ValueError(f"proposal {data.proposal_id} has quantity {data.quantity}")
     # The event's cooperative fields describe the sending side (the stalled stock's cooperative).
@@ -113,9 +87,9 @@ async def transfer_redistribution(
     receiver = await known_or_provisional(
         session, data.to_cooperative_id, (data.to_kelurahan_code, data.to_kecamatan_code)
     )
-    if await _already_booked(session, sender.id, "transfer_out", data.proposal_id) or await _already_booked(
-        session, receiver.id, "transfer_in", data.proposal_id
-    ):
+    if await repository.already_booked(
+        session, sender.id, "transfer_out", data.proposal_id
+    ) or await repository.already_booked(session, receiver.id, "transfer_in", data.proposal_id):
         log.info("redistribution %s already recorded; nothing to do", data.proposal_id)
         return
     catalogue = await repository.load_catalogue(session, [data.commodity])
@@ -168,4 +142,4 @@ async def transfer_redistribution(
             ),
         ),
     ]
-    await record_movements(session, outbox, orders, recorded_by="event:redistribution.accepted.v1", now=now)
+    await apply_movements(uow, orders, recorded_by="event:redistribution.accepted.v1", now=now)

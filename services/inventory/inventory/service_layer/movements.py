@@ -1,9 +1,9 @@
-"""Recording movements in the stock ledger: the one use case behind the API (single and batch) and the
-consumers of deliveries and redistributions.
+"""Recording movements in the stock ledger: `record_movements` behind the API (single and batch), and
+`apply_movements`, which it and the consumers of deliveries and redistributions share.
 
-Everything happens in the caller's transaction: the ledger rows, the stock items and their lots, the
+Everything happens in the caller's unit of work: the ledger rows, the stock items and their lots, the
 daily sales, the incremental detection of the items moved just now, and the outgoing events (outbox). Any
-refusal raises before the caller commits, so a batch is applied entirely or not at all.
+refusal raises before the unit commits, so a batch is applied entirely or not at all.
 """
 
 from __future__ import annotations
@@ -17,10 +17,11 @@ from decimal import Decimal
 from typing import Any
 
 from kkmp_shared import clock
+from kkmp_shared.auth import Principal
 from kkmp_shared.directory import KnownCooperative
 from kkmp_shared.errors import conflict, unprocessable
 from kkmp_shared.events.contracts import EventData, PriceCeilingExceeded, StockMoved
-from kkmp_shared.messaging.outbox import Outbox
+from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from inventory.adapters import repository
@@ -36,7 +37,10 @@ from inventory.domain.ledger import (
     to_milli,
     utc,
 )
+from inventory.service_layer import idempotency
+from inventory.service_layer.access import writable_cooperative
 from inventory.service_layer.announcements import ItemSnapshot, episode_events
+from inventory.service_layer.commands import RecordMovements
 
 # How old a movement may be and still be judged by the incremental detection (older: by the scan).
 RECENT = timedelta(days=1)
@@ -51,13 +55,52 @@ class MovementOrder:
     index: int | None = None
 
 
+@dataclass(frozen=True)
+class Recorded:
+    batch_id: str | None
+    movements: list[dict[str, Any]]  # as `movement_out` shows them
+
+
+@dataclass(frozen=True)
+class Answer:
+    """What the request is answered: the first answer again when its Idempotency-Key was seen."""
+
+    status: int
+    body: Any
+    replayed: bool = False
+
+
+async def record_movements(
+    uow: UnitOfWork, principal: Principal, command: RecordMovements, present: Callable[[Recorded], Any]
+) -> Answer:
+    """A client's movements for one cooperative. `present` writes the answer's JSON body (the
+    entrypoint's format), which an Idempotency-Key keeps for the request's retries."""
+    coop = await writable_cooperative(uow.session, principal, command.cooperative_id)
+    scope = f"{'batch' if command.batch else 'movement'}:{coop.id}"
+    if command.idempotency is not None:
+        stored = await idempotency.claim(uow, scope, command.idempotency, command.now)
+        if stored is not None:
+            return Answer(*stored, replayed=True)
+    batch_id = str(uuid.uuid4()) if command.batch else None
+    orders = [
+        MovementOrder(coop, draft, index=i if command.batch else None)
+        for i, draft in enumerate(command.movements)
+    ]
+    recorded = await apply_movements(
+        uow, orders, recorded_by=command.recorded_by, batch_id=batch_id, now=command.now
+    )
+    body = present(Recorded(batch_id, recorded))
+    if command.idempotency is not None:
+        await idempotency.remember(uow, scope, command.idempotency, 201, body)
+    return Answer(201, body)
+
+
 def _field(order: MovementOrder, name: str) -> str:
     return f"movements.{order.index}.{name}" if order.index is not None else name
 
 
-async def record_movements(
-    session: AsyncSession,
-    outbox: Outbox,
+async def apply_movements(
+    uow: UnitOfWork,
     orders: list[MovementOrder],
     *,
     recorded_by: str,
@@ -67,6 +110,7 @@ async def record_movements(
     """Apply the movements in order; returns them as recorded. Raises ApiError (422 unknown commodity,
     409 insufficient_stock or duplicate_reference) before anything is written."""
     now = now or clock.now()
+    session = uow.session
     catalogue = await repository.cached_catalogue(session)
     for order in orders:
         info = catalogue.get(order.draft.commodity)
@@ -175,7 +219,7 @@ async def record_movements(
     current = {k: s for k, s in states.items() if latest[k] >= now - RECENT}
     events.extend(evaluate_items(current, catalogue, coops, now))
     await repository.save_stock(session, list(states.values()), now)
-    await outbox.add_many(session, events)
+    await uow.publish_many(events)
     return [movement_out(row, catalogue[row["commodity"]].unit) for row in rows]
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query, Request, Response, status
-from kkmp_shared.app import SessionDep
+from fastapi import APIRouter, Depends, Query, Request, Response, status
+from kkmp_shared.app import ReadSessionDep, UowDep
 from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, Principal, StaffPrincipal, require_roles
+from kkmp_shared.bootstrap import Platform
 from kkmp_shared.errors import forbidden
 from kkmp_shared.http import ERRORS, IdPath
 from kkmp_shared.pagination import PageDep
@@ -14,10 +15,28 @@ from kkmp_shared.pagination import PageDep
 from notifications.domain.events import MUTABLE_EVENT_TYPES, ROUTABLE_EVENT_TYPES
 from notifications.domain.templates import LABELS
 from notifications.entrypoints import schemas
-from notifications.service_layer import deliveries as delivery_service
-from notifications.service_layer import digests, escalation, handlers
+from notifications.service_layer import (
+    announcements,
+    delivery_log,
+    digests,
+    escalation,
+    routing_rules,
+)
+from notifications.service_layer import (
+    inbox as inbox_service,
+)
+from notifications.service_layer import subscriptions as subscription_service
+from notifications.service_layer.commands import (
+    AddRoutingRule,
+    Announce,
+    ChangePreferences,
+    DeliveryFilter,
+    Subscribe,
+)
 from notifications.service_layer.common import now, utc
-from notifications.service_layer.recipients import learn_from_token
+from notifications.service_layer.deliveries import DeliveryWorker
+from notifications.service_layer.fanout import Notifier
+from notifications.settings import NotificationsSettings
 
 # Every route documents the error format with the statuses it may answer (the contract's list).
 inbox = APIRouter(tags=["inbox"], responses=ERRORS)
@@ -30,6 +49,21 @@ jobs = APIRouter(tags=["jobs"], responses=ERRORS)
 # input (422); any other unknown id is a 404.
 JobPrincipal = Annotated[Principal, require_roles("admin", "service")]
 EscalationPrincipal = Annotated[Principal, require_roles("admin", "officer", "service")]
+
+
+def _built(name: str) -> Any:
+    """What bootstrap built once (`create_service_app(state=...)`), for the routes that need it."""
+
+    def read(request: Request) -> Any:
+        return getattr(request.app.state, name)
+
+    return Depends(read)
+
+
+SettingsDep = Annotated[NotificationsSettings, _built("settings")]
+PlatformDep = Annotated[Platform, _built("platform")]
+NotifierDep = Annotated[Notifier, _built("notifier")]
+WorkerDep = Annotated[DeliveryWorker, _built("delivery_worker")]
 
 
 def _person(principal: Principal) -> Principal:
@@ -49,32 +83,30 @@ def _person(principal: Principal) -> Principal:
 )
 async def my_notifications(
     response: Response,
-    session: SessionDep,
+    uow: UowDep,
     principal: CurrentPrincipal,
     page: PageDep,
     unread: Annotated[bool | None, Query(description="true: unread only; false: read only")] = None,
     event_type: Annotated[str | None, Query(max_length=100, pattern=schemas.NO_CONTROL)] = None,
 ) -> Any:
-    person = _person(principal)
-    if await learn_from_token(session, person):
-        await session.commit()
-    rows, total = await handlers.inbox(session, person.sub, unread, event_type, page.limit, page.offset)
-    summary = await handlers.inbox_summary(session, person.sub)
+    rows, total, unread_count = await inbox_service.inbox_page(
+        uow, _person(principal), unread, event_type, page.limit, page.offset
+    )
     response.headers["X-Total-Count"] = str(total)
-    response.headers["X-Unread-Count"] = str(summary["unread"])
+    response.headers["X-Unread-Count"] = str(unread_count)
     return rows
 
 
 @inbox.get("/me/notifications/summary", response_model=schemas.InboxSummary, summary="Counts for a badge")
-async def my_summary(session: SessionDep, principal: CurrentPrincipal) -> Any:
-    return await handlers.inbox_summary(session, _person(principal).sub)
+async def my_summary(session: ReadSessionDep, principal: CurrentPrincipal) -> Any:
+    return await inbox_service.inbox_summary(session, _person(principal).sub)
 
 
 @inbox.post(
     "/me/notifications/read-all", response_model=schemas.MarkedOut, summary="Mark the whole inbox as read"
 )
-async def read_all(session: SessionDep, principal: CurrentPrincipal) -> Any:
-    return {"marked": await handlers.mark_all_read(session, _person(principal).sub)}
+async def read_all(uow: UowDep, principal: CurrentPrincipal) -> Any:
+    return {"marked": await inbox_service.mark_all_read(uow, _person(principal).sub)}
 
 
 @inbox.post(
@@ -83,13 +115,13 @@ async def read_all(session: SessionDep, principal: CurrentPrincipal) -> Any:
     summary="Mark one notification as read (idempotent)",
     responses={404: {"model": schemas.ErrorOut, "description": "Unknown, or not the caller's"}},
 )
-async def read_one(notification_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
-    return await handlers.mark_read(session, _person(principal).sub, notification_id[:64])
+async def read_one(notification_id: IdPath, uow: UowDep, principal: CurrentPrincipal) -> Any:
+    return await inbox_service.mark_read(uow, _person(principal).sub, notification_id[:64])
 
 
 @inbox.get("/me/preferences", response_model=schemas.PreferencesOut, summary="The caller's preferences")
-async def my_preferences(request: Request, session: SessionDep, principal: CurrentPrincipal) -> Any:
-    return await handlers.get_preferences(session, request.app.state.settings, _person(principal).sub)
+async def my_preferences(session: ReadSessionDep, settings: SettingsDep, principal: CurrentPrincipal) -> Any:
+    return await inbox_service.get_preferences(session, _person(principal).sub, settings.digest_hour_wib)
 
 
 @inbox.put(
@@ -98,9 +130,10 @@ async def my_preferences(request: Request, session: SessionDep, principal: Curre
     summary="Mute event types, choose email, or (officers) a daily digest instead of one message per event",
 )
 async def set_my_preferences(
-    data: schemas.PreferencesIn, request: Request, session: SessionDep, principal: CurrentPrincipal
+    data: schemas.PreferencesIn, uow: UowDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> Any:
-    return await handlers.put_preferences(session, request.app.state.settings, _person(principal), data)
+    change = ChangePreferences(data.muted_event_types, data.digest, data.email)
+    return await inbox_service.put_preferences(uow, _person(principal), change, settings.digest_hour_wib)
 
 
 @inbox.get("/event-types", response_model=list[schemas.EventTypeOut], summary="Types that can reach an inbox")
@@ -116,11 +149,11 @@ async def event_types(_: CurrentPrincipal) -> Any:
 
 @rules.get("/routing-rules", response_model=list[schemas.RoutingRuleOut], summary="The routing table")
 async def list_rules(
-    session: SessionDep,
+    session: ReadSessionDep,
     _: StaffPrincipal,
     event_type: Annotated[str | None, Query(max_length=100, pattern=schemas.NO_CONTROL)] = None,
 ) -> Any:
-    return await handlers.list_rules(session, event_type)
+    return await routing_rules.list_rules(session, event_type)
 
 
 @rules.post(
@@ -130,17 +163,16 @@ async def list_rules(
     summary="Add a routing rule (admin)",
     responses={409: {"model": schemas.ErrorOut, "description": "An identical rule exists"}},
 )
-async def add_rule(data: schemas.RoutingRuleIn, session: SessionDep, principal: AdminPrincipal) -> Any:
-    return await handlers.create_rule(session, principal, data)
+async def add_rule(data: schemas.RoutingRuleIn, uow: UowDep, principal: AdminPrincipal) -> Any:
+    command = AddRoutingRule(data.event_type, data.audience, data.match_field, data.when, data.enabled)
+    return await routing_rules.create_rule(uow, principal, command)
 
 
 @rules.patch(
     "/routing-rules/{rule_id}", response_model=schemas.RoutingRuleOut, summary="Enable or disable (admin)"
 )
-async def patch_rule(
-    rule_id: IdPath, data: schemas.RoutingRulePatch, session: SessionDep, _: AdminPrincipal
-) -> Any:
-    return await handlers.set_rule_enabled(session, rule_id[:36], data.enabled)
+async def patch_rule(rule_id: IdPath, data: schemas.RoutingRulePatch, uow: UowDep, _: AdminPrincipal) -> Any:
+    return await routing_rules.set_rule_enabled(uow, rule_id[:36], data.enabled)
 
 
 @rules.delete(
@@ -148,8 +180,8 @@ async def patch_rule(
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Delete an added rule (admin); contract rules can only be disabled",
 )
-async def remove_rule(rule_id: IdPath, session: SessionDep, _: AdminPrincipal) -> Response:
-    await handlers.delete_rule(session, rule_id[:36])
+async def remove_rule(rule_id: IdPath, uow: UowDep, _: AdminPrincipal) -> Response:
+    await routing_rules.delete_rule(uow, rule_id[:36])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -163,21 +195,26 @@ async def remove_rule(rule_id: IdPath, session: SessionDep, _: AdminPrincipal) -
     summary="Subscribe a webhook or an email address to event types (admin, officer)",
 )
 async def subscribe(
-    data: schemas.SubscriptionIn, request: Request, session: SessionDep, principal: CurrentPrincipal
+    data: schemas.SubscriptionIn, uow: UowDep, settings: SettingsDep, principal: CurrentPrincipal
 ) -> Any:
-    return await handlers.create_subscription(session, request.app.state.settings, principal, data)
+    command = Subscribe(data.channel, data.target, data.event_types, data.kecamatan_codes, data.description)
+    return await subscription_service.create_subscription(
+        uow, principal, command, allow_internal_webhooks=settings.allow_internal_webhooks
+    )
 
 
 @subscriptions.get("/subscriptions", response_model=list[schemas.SubscriptionOut])
 async def list_subscriptions(
-    session: SessionDep, principal: CurrentPrincipal, page: PageDep, active: bool | None = None
+    session: ReadSessionDep, principal: CurrentPrincipal, page: PageDep, active: bool | None = None
 ) -> Any:
-    return await handlers.list_subscriptions(session, principal, active, page.limit, page.offset)
+    return await subscription_service.list_subscriptions(session, principal, active, page.limit, page.offset)
 
 
 @subscriptions.get("/subscriptions/{subscription_id}", response_model=schemas.SubscriptionOut)
-async def get_subscription(subscription_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
-    return await handlers.get_subscription(session, principal, subscription_id[:36])
+async def get_subscription(
+    subscription_id: IdPath, session: ReadSessionDep, principal: CurrentPrincipal
+) -> Any:
+    return await subscription_service.get_subscription(session, principal, subscription_id[:36])
 
 
 @subscriptions.delete(
@@ -185,8 +222,8 @@ async def get_subscription(subscription_id: IdPath, session: SessionDep, princip
     status_code=status.HTTP_204_NO_CONTENT,
     summary="Switch a subscription off (its deliveries stay on record)",
 )
-async def unsubscribe(subscription_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Response:
-    await handlers.deactivate_subscription(session, principal, subscription_id[:36])
+async def unsubscribe(subscription_id: IdPath, uow: UowDep, principal: CurrentPrincipal) -> Response:
+    await subscription_service.deactivate_subscription(uow, principal, subscription_id[:36])
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
@@ -199,7 +236,7 @@ async def unsubscribe(subscription_id: IdPath, session: SessionDep, principal: C
     summary="Push deliveries with every attempt (admin; officers see their subscriptions')",
 )
 async def list_deliveries(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: CurrentPrincipal,
     page: PageDep,
     status_: Annotated[
@@ -209,21 +246,13 @@ async def list_deliveries(
     subscription_id: Annotated[str | None, Query(max_length=36, pattern=schemas.NO_CONTROL)] = None,
     event_id: Annotated[str | None, Query(max_length=64, pattern=schemas.NO_CONTROL)] = None,
 ) -> Any:
-    return await handlers.list_deliveries(
-        session,
-        principal,
-        status=status_,
-        channel=channel,
-        subscription_id=subscription_id,
-        event_id=event_id,
-        limit=page.limit,
-        offset=page.offset,
-    )
+    wanted = DeliveryFilter(status_, channel, subscription_id, event_id)
+    return await delivery_log.list_deliveries(session, principal, wanted, page.limit, page.offset)
 
 
 @deliveries.get("/deliveries/{delivery_id}", response_model=schemas.DeliveryOut)
-async def get_delivery(delivery_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
-    return await handlers.get_delivery(session, principal, delivery_id[:36])
+async def get_delivery(delivery_id: IdPath, session: ReadSessionDep, principal: CurrentPrincipal) -> Any:
+    return await delivery_log.get_delivery(session, principal, delivery_id[:36])
 
 
 @deliveries.post(
@@ -234,14 +263,11 @@ async def get_delivery(delivery_id: IdPath, session: SessionDep, principal: Curr
     responses={409: {"model": schemas.ErrorOut, "description": "The delivery has not failed"}},
 )
 async def retry_delivery(
-    delivery_id: IdPath, request: Request, session: SessionDep, principal: AdminPrincipal
+    delivery_id: IdPath, uow: UowDep, settings: SettingsDep, worker: WorkerDep, principal: AdminPrincipal
 ) -> Any:
-    await delivery_service.retry(session, delivery_id[:36], request.app.state.settings.delivery_max_attempts)
-    await session.commit()
-    worker = getattr(request.app.state, "delivery_worker", None)
-    if worker is not None:
-        worker.wake()
-    return await handlers.get_delivery(session, principal, delivery_id[:36])
+    return await delivery_log.retry(
+        uow, principal, delivery_id[:36], settings.delivery_max_attempts, worker.wake
+    )
 
 
 # --- jobs and announcements ---------------------------------------------------------------------------------
@@ -252,9 +278,11 @@ async def retry_delivery(
     response_model=schemas.EscalationRunOut,
     summary="Escalate needs unacknowledged past the configured time (also runs on a schedule)",
 )
-async def run_escalations(request: Request, _: EscalationPrincipal, data: schemas.RunIn | None = None) -> Any:
+async def run_escalations(
+    platform: PlatformDep, notifier: NotifierDep, _: EscalationPrincipal, data: schemas.RunIn | None = None
+) -> Any:
     as_of = utc(data.as_of) if data and data.as_of else now()
-    count = await escalation.escalate_due(request.app.state.db, request.app.state.notifier, as_of)
+    count = await escalation.escalate_due(platform.unit_of_work, notifier, as_of)
     return {"escalated": count, "as_of": as_of}
 
 
@@ -263,9 +291,11 @@ async def run_escalations(request: Request, _: EscalationPrincipal, data: schema
     response_model=schemas.DigestRunOut,
     summary="Send the daily digests that are due at `as_of` (also runs on a schedule)",
 )
-async def run_digests(request: Request, _: JobPrincipal, data: schemas.RunIn | None = None) -> Any:
+async def run_digests(
+    platform: PlatformDep, notifier: NotifierDep, _: JobPrincipal, data: schemas.RunIn | None = None
+) -> Any:
     as_of = utc(data.as_of) if data and data.as_of else now()
-    result = await digests.send_due(request.app.state.db, request.app.state.notifier, as_of)
+    result = await digests.send_due(platform.unit_of_work, notifier, as_of)
     return {**result, "as_of": as_of}
 
 
@@ -276,9 +306,18 @@ async def run_digests(request: Request, _: JobPrincipal, data: schemas.RunIn | N
     summary="Write to users' inboxes by role and place (admin; officers within their scope)",
 )
 async def make_announcement(
-    data: schemas.AnnouncementIn, request: Request, session: SessionDep, principal: StaffPrincipal
+    data: schemas.AnnouncementIn, uow: UowDep, settings: SettingsDep, principal: StaffPrincipal
 ) -> Any:
-    return await handlers.announce(session, request.app.state.settings, principal, data)
+    command = Announce(
+        data.title,
+        data.body,
+        data.roles,
+        data.kecamatan_codes,
+        data.cooperative_ids,
+        data.link,
+        data.created_at,
+    )
+    return await announcements.announce(uow, principal, command, settings.portal_url)
 
 
 ROUTERS = [inbox, rules, subscriptions, deliveries, jobs]

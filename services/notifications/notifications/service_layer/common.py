@@ -1,16 +1,22 @@
-"""Small helpers every use case shares: clock, ids, dialect-aware upserts, UTC normalisation."""
+"""Small helpers every use case shares: clock, ids, UTC normalisation."""
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Any
 
 from kkmp_shared import clock
-from kkmp_shared.db import upsert_insert
-from kkmp_shared.timeutil import as_utc
-from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncSession
+from kkmp_shared.auth import Principal
+from kkmp_shared.errors import forbidden
+from kkmp_shared.unit_of_work import UnitOfWork
+
+from notifications.domain.moments import utc as utc
+
+# `Platform.unit_of_work`: for the work that needs transactions of its own (the delivery worker's
+# claims and recordings, the scheduled jobs), injected rather than reached for.
+UnitOfWorkFactory = Callable[[], AbstractAsyncContextManager[UnitOfWork]]
 
 # Ids made up for things that are not events on the bus (escalations, digests, announcements) are
 # derived from what they are about, so doing the same thing twice yields the same id (and no copy).
@@ -21,9 +27,6 @@ def now() -> datetime:
     return clock.now()
 
 
-utc = as_utc  # this service's name for it
-
-
 def new_id() -> str:
     return str(uuid.uuid4())
 
@@ -32,6 +35,14 @@ def derived_id(*parts: str) -> str:
     return str(uuid.uuid5(NAMESPACE, "|".join(parts)))
 
 
-def insert_for(session: AsyncSession, table: Table) -> Any:
-    """INSERT with ON CONFLICT support in the session's dialect."""
-    return upsert_insert(session)(table)
+def within_own_scope(principal: Principal, codes: list[str] | None, refusal: str) -> list[str] | None:
+    """The kecamatan an act covers: an officer acts within their own scope, by default all of it
+    (forbidden with `refusal` beyond it); others as asked (None: the whole city)."""
+    own = principal.kecamatan_filter()
+    if own is None:
+        return codes
+    if codes is None:
+        return sorted(own)
+    if not set(codes) <= set(own):
+        raise forbidden(refusal)
+    return codes

@@ -1,25 +1,9 @@
-"""Delivery workers: drain the `deliveries` table (an outbox of push messages) in the background.
+"""The delivery worker: sends the `deliveries` rows (an outbox of push messages) in the background.
 
-New deliveries need no claim: `queue_deliveries` inserts those the worker has room for already
-claimed by this process (leased, like a claim) and hands them to the worker when the transaction
-commits, the same after-commit hook as the outbox relay's wake. The rest are inserted pending and the
-worker is woken at commit to claim them; the poll (`DELIVERY_POLL_INTERVAL_S`) only picks up retries
-coming due and rows another replica (or a crashed process, once its leases expired) left behind.
-
-Rows are claimed in bulk with a lease (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so replicas never take
-the same row; SQLite serialises writers anyway) and wait in memory, per target, for a sending slot:
-at most `delivery_concurrency` attempts at once and at most `delivery_per_target` to one target, so a
-hanging receiver ties up its own slots for one timeout and nothing else. When an attempt ends, the
-next row for that target is sent at once, without another claim. A target holds at most
-`CLAIMED_PER_SLOT` rows per slot, so the last of them starts well within its lease even if every
-attempt before it times out.
-
-Every attempt is written to `delivery_attempts`; the row then becomes delivered, pending again
-(exponential backoff with jitter) or failed, and the matching `notification.delivered.v1` /
-`notification.failed.v1` is staged in the outbox in that same transaction. Attempts that end while
-another batch is being recorded are recorded together in the next transaction (a group commit), so a
-burst costs a few transactions rather than one per attempt. A worker that dies mid-send leaves a
-lease that expires, and the row is taken up again: at-least-once, never lost.
+New rows are handed to it when their transaction commits (`queue_deliveries`), the rest it claims
+with a lease; it sends at most `delivery_per_target` at once to one target, records each burst's
+attempts together once its sends are out, and stages `notification.delivered` / `.failed` in that
+same unit of work. Why it works this way: docs/decisions/0005-notifications-push-deliveries.md.
 """
 
 from __future__ import annotations
@@ -34,19 +18,16 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
-from kkmp_shared.db import Database, KkmpSession, Rows, insert_together
-from kkmp_shared.errors import conflict, not_found
+from kkmp_shared.db import Rows
 from kkmp_shared.events.contracts import EventData, NotificationDelivered, NotificationFailed
-from kkmp_shared.messaging.outbox import Outbox
-from prometheus_client import Counter, Gauge
-from sqlalchemy import and_, event, func, or_, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import Session, SessionTransaction
+from kkmp_shared.unit_of_work import UnitOfWork
+from prometheus_client import Counter
 
-from notifications.adapters import orm
+from notifications.adapters import deliveries as store
 from notifications.adapters.channels import AttemptResult, EmailSender, WebhookSender
+from notifications.adapters.deliveries import hand_over_after_commit, wake_after_commit
 from notifications.domain.delivery import backoff_delay, next_outcome
-from notifications.service_layer.common import now
+from notifications.service_layer.common import UnitOfWorkFactory, now
 from notifications.settings import NotificationsSettings
 
 log = logging.getLogger("kkmp.notifications.deliveries")
@@ -54,47 +35,9 @@ log = logging.getLogger("kkmp.notifications.deliveries")
 ATTEMPTS = Counter(
     "kkmp_notification_delivery_attempts_total", "Push delivery attempts", ["channel", "outcome"]
 )
-PENDING = Gauge("kkmp_notification_deliveries_pending", "Push deliveries waiting to be sent")
 
 # Rows claimed ahead per sending slot of a target (see the module docstring for the lease bound).
 CLAIMED_PER_SLOT = 4
-
-d = orm.deliveries
-
-
-# --- wake and hand-off on commit ---------------------------------------------------------------------
-
-
-def wake_after_commit(session: AsyncSession, wake: Callable[[], None] | None) -> None:
-    """Have `wake` called once this session's transaction commits (never before: a worker must not
-    look for rows the transaction has not made visible yet), and not at all if it rolls back."""
-    if wake is None:
-        return
-    session.info["deliveries_pending"] = True
-    session.info["deliveries_wake"] = wake
-
-
-@event.listens_for(KkmpSession, "after_commit")
-def _after_commit(session: Session) -> None:
-    if session.in_nested_transaction():
-        return  # a savepoint: nothing is visible to others yet
-    for worker, reserved, rows in session.info.pop("deliveries_handoff", ()):
-        worker.accept(reserved, rows)
-    if session.info.pop("deliveries_pending", False):
-        wake = session.info.pop("deliveries_wake", None)
-        if wake is not None:
-            wake()
-
-
-@event.listens_for(KkmpSession, "after_transaction_end")
-def _after_transaction_end(session: Session, transaction: SessionTransaction) -> None:
-    if transaction.parent is not None:
-        return
-    # Rolled back (or the commit failed): the rows were never visible, the worker's room is freed.
-    for worker, reserved, _rows in session.info.pop("deliveries_handoff", ()):
-        worker.release(reserved)
-    session.info.pop("deliveries_pending", None)
-    session.info.pop("deliveries_wake", None)
 
 
 @dataclass(frozen=True)
@@ -139,19 +82,18 @@ class Claimed:
 
 
 async def queue_deliveries(
-    session: AsyncSession,
+    uow: UnitOfWork,
     rows: list[dict[str, Any]],
     worker: DeliveryWorker | None,
     secrets: Mapping[str, str | None] | None = None,
 ) -> None:
-    """Insert new `deliveries` rows (pending, due now) in the session's transaction. Those the worker
-    has room for are inserted claimed by it instead and handed over when the transaction commits,
-    so they are sent without a claim's round trips; `secrets` are their subscriptions' secrets."""
+    """Insert new `deliveries` rows (pending, due now) in the unit of work. Those the worker has
+    room for are inserted claimed by it instead and handed over when the transaction commits, so
+    they are sent without a claim's round trips; `secrets` are their subscriptions' secrets."""
     if not rows:
         return
-    staged = stage_deliveries(session, rows, worker, secrets)
-    result = await insert_together(session, [staged.rows])
-    staged.inserted(set(result.scalars()))
+    staged = stage_deliveries(uow, rows, worker, secrets)
+    staged.inserted(await store.insert(uow.session, [staged.rows]))
 
 
 @dataclass
@@ -164,7 +106,7 @@ class StagedDeliveries:
 
 
 def stage_deliveries(
-    session: AsyncSession,
+    uow: UnitOfWork,
     rows: list[dict[str, Any]],
     worker: DeliveryWorker | None,
     secrets: Mapping[str, str | None] | None = None,
@@ -176,7 +118,7 @@ def stage_deliveries(
     handed: list[Claimed] = []
     if worker is not None and reserved:
         # Registered before the insert: if anything fails from here, the rollback frees the room.
-        session.info.setdefault("deliveries_handoff", []).append((worker, reserved, handed))
+        hand_over_after_commit(uow.session, worker, reserved, handed)
     lease_until = now() + timedelta(seconds=worker.settings.delivery_lease_s) if worker is not None else None
     for row, ok in zip(rows, taken, strict=True):
         if ok:
@@ -197,9 +139,9 @@ def stage_deliveries(
             if ok and row["id"] in ids
         )
         if not all(taken):
-            wake_after_commit(session, worker.wake)
+            wake_after_commit(uow.session, worker.wake)
 
-    return StagedDeliveries(Rows(d, rows, ignore_conflicts=True, returning=d.c.id), inserted)
+    return StagedDeliveries(store.new_rows(rows), inserted)
 
 
 # --- the worker -----------------------------------------------------------------------------------------
@@ -208,15 +150,14 @@ def stage_deliveries(
 class DeliveryWorker:
     def __init__(
         self,
-        db: Database,
-        outbox: Outbox,
+        unit_of_work: UnitOfWorkFactory,
         settings: NotificationsSettings,
         *,
         webhook: WebhookSender | None = None,
         email: EmailSender | None = None,
     ) -> None:
-        self.db = db
-        self.outbox = outbox
+        # Claims and recordings are transactions of their own, after (not inside) a consumer's.
+        self.unit_of_work = unit_of_work
         self.settings = settings
         self.webhook = webhook or WebhookSender(settings)
         self.email = email or EmailSender(settings)
@@ -347,19 +288,8 @@ class DeliveryWorker:
         cap = self._target_cap
         held = self._held()
         full = [t for t, n in held.items() if n >= cap]
-        due = or_(
-            and_(d.c.status == "pending", d.c.next_attempt_at <= moment),
-            and_(d.c.status == "delivering", d.c.lease_until < moment),
-        )
-        async with self.db.transaction() as session:
-            query = select(d.c.id, d.c.target).where(due)
-            if full:
-                query = query.where(d.c.target.notin_(full))
-            candidates = (
-                await session.execute(
-                    query.order_by(d.c.next_attempt_at).limit(limit * 2).with_for_update(skip_locked=True)
-                )
-            ).all()
+        async with self.unit_of_work() as uow:
+            candidates = await store.due_candidates(uow.session, moment, full, limit * 2)
             self._more_due = len(candidates) == limit * 2
             chosen: list[str] = []
             left = bool(full) or self._more_due
@@ -372,25 +302,8 @@ class DeliveryWorker:
             self._backlog = left
             if not chosen:
                 return []
-            await session.execute(
-                update(d)
-                .where(d.c.id.in_(chosen))
-                .values(
-                    status="delivering",
-                    attempts=d.c.attempts + 1,
-                    lease_until=moment + timedelta(seconds=self.settings.delivery_lease_s),
-                    updated_at=moment,
-                )
-            )
-            s = orm.subscriptions
-            rows = (
-                await session.execute(
-                    select(d, s.c.secret.label("secret"), s.c.active.label("subscription_active"))
-                    .select_from(d.outerjoin(s, s.c.id == d.c.subscription_id))
-                    .where(d.c.id.in_(chosen))
-                    .order_by(d.c.next_attempt_at, d.c.created_at)
-                )
-            ).all()
+            lease_until = moment + timedelta(seconds=self.settings.delivery_lease_s)
+            rows = await store.lease(uow.session, chosen, moment, lease_until)
         return [
             Claimed.of(
                 row._mapping, secret=row.secret, subscription_active=row.subscription_active is not False
@@ -470,8 +383,7 @@ class DeliveryWorker:
     async def sends_first(self) -> None:
         """Let a burst's sends go out before its attempts are recorded and before the outbox relay
         publishes this process's events (`OutboxRelay.before_drain`): both take the same process's
-        CPU as the sends (200 webhooks took 20 ms of this loop to send, and 45 ms when recorded as
-        they ended). Waits until no attempt is in flight, at most `delivery_record_delay_ms`: a
+        CPU as the sends. Waits until no attempt is in flight, at most `delivery_record_delay_ms`: a
         steady stream is still recorded and published that often."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self.settings.delivery_record_delay_ms / 1000
@@ -549,25 +461,15 @@ class DeliveryWorker:
                 values.update(status="failed", failed_at=moment)
             groups.setdefault(tuple(sorted(values.items())), []).append(row.id)
         rows = {row.id: (row, result) for row, _, result in ended}
-        async with self.db.transaction() as session:
-            await session.execute(orm.delivery_attempts.insert(), attempts_rows)
-            changed: list[str] = []
-            for key, ids in groups.items():
-                result_rows = await session.execute(
-                    update(d)
-                    .where(d.c.id.in_(ids), d.c.status == "delivering")
-                    .values(**dict(key))
-                    .returning(d.c.id)
-                )
-                # A row missing here was taken over after a lease expiry: the other attempt decides.
-                changed.extend(result_rows.scalars())
+        async with self.unit_of_work() as uow:
+            changed = await store.record_attempts(uow.session, attempts_rows, groups)
             events: list[EventData] = []
             for delivery_id in sorted(changed):
                 row, result = rows[delivery_id]
                 event_data = self._outcome_event(row, outcomes[delivery_id], result, moment)
                 if event_data is not None:
                     events.append(event_data)
-            await self.outbox.add_many(session, events)
+            await uow.publish_many(events)
         for row, _, result in ended:
             log.info(
                 "delivery %s (%s) attempt %d: %s -> %s",
@@ -599,32 +501,3 @@ class DeliveryWorker:
             error = (result.error or result.outcome)[:1000]
             return NotificationFailed(**common, error=error, failed_at=moment)
         return None
-
-
-async def retry(session: AsyncSession, delivery_id: str, max_attempts: int) -> None:
-    """An administrator sends a failed delivery again: a fresh budget of attempts, starting now."""
-    row = (await session.execute(select(d.c.status, d.c.attempts).where(d.c.id == delivery_id))).first()
-    if row is None:
-        raise not_found("delivery")
-    if row.status != "failed":
-        raise conflict("illegal_state", f"Only a failed delivery can be retried; this one is {row.status}.")
-    moment = now()
-    await session.execute(
-        update(d)
-        .where(d.c.id == delivery_id, d.c.status == "failed")
-        .values(
-            status="pending",
-            next_attempt_at=moment,
-            max_attempts=row.attempts + max_attempts,
-            failed_at=None,
-            updated_at=moment,
-        )
-    )
-
-
-async def pending_count(session: AsyncSession) -> int:
-    count = (
-        await session.execute(select(func.count()).select_from(d).where(d.c.status == "pending"))
-    ).scalar_one()
-    PENDING.set(count)
-    return int(count)

@@ -11,24 +11,24 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 import orjson
-from kkmp_shared.db import Rows, array_rows, insert_together, on_sqlite
 from kkmp_shared.events.contracts import EventData, NotificationDelivered
 from kkmp_shared.events.envelope import CloudEvent
-from kkmp_shared.messaging.outbox import Outbox
-from sqlalchemy import DateTime, Interval, String, bindparam, literal_column, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
+from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notifications.adapters import orm
+from notifications.adapters import cooperatives, inbox, rules
+from notifications.adapters import subscriptions as subscription_store
+from notifications.adapters.windows import WindowClaim, claim_windows
 from notifications.domain.events import URGENT_TYPES
-from notifications.domain.routing import RoutingRule, Target, condition_key, event_kecamatans, targets
-from notifications.domain.templates import CooperativeName, Message, Names, render
+from notifications.domain.routing import Target, condition_key, targets
+from notifications.domain.subscriptions import MatchedSubscription
+from notifications.domain.templates import Message, Names, render
 from notifications.service_layer import recipients as people
-from notifications.service_layer.common import insert_for, new_id, now, utc
+from notifications.service_layer.common import new_id, now, utc
 from notifications.service_layer.deliveries import DeliveryWorker, queue_deliveries, stage_deliveries
 from notifications.settings import NotificationsSettings
 
@@ -74,7 +74,6 @@ class _Plan:
 @dataclass
 class Notifier:
     settings: NotificationsSettings
-    outbox: Outbox
     commodity_names: Mapping[str, str] = field(default_factory=dict)
     kelurahan_names: Mapping[str, str] = field(default_factory=dict)
     # The delivery worker of this process: it takes new deliveries over when their transaction commits.
@@ -86,7 +85,7 @@ class Notifier:
 
     async def announce(
         self,
-        session: AsyncSession,
+        uow: UnitOfWork,
         *,
         event_id: str,
         event_type: str,
@@ -97,22 +96,23 @@ class Notifier:
     ) -> Outcome:
         """Route one event (see `Announcement` for the arguments)."""
         item = Announcement(event_id, event_type, data, occurred_at, cloudevent, tuple(fallback))
-        return (await self.announce_many(session, [item]))[0]
+        return (await self.announce_many(uow, [item]))[0]
 
-    async def announce_many(self, session: AsyncSession, items: Sequence[Announcement]) -> list[Outcome]:
+    async def announce_many(self, uow: UnitOfWork, items: Sequence[Announcement]) -> list[Outcome]:
         """Route events in order, with the same effect as announcing them one by one, but in a fixed
         number of statements whatever their number (a burst of stalls from one detection scan is one
         consumer batch, and each statement is a round trip that a loaded machine makes slow)."""
         if not items:
             return []
+        session = uow.session
         moment = now()
-        rules = await load_rules_for(session, {i.event_type for i in items})
-        subscriptions = await subscriptions_for(
+        routing = await rules.enabled_for(session, {i.event_type for i in items})
+        subscriptions = await subscription_store.active_for(
             session, {i.event_type for i in items if i.cloudevent is not None}
         )
         plans: list[_Plan | None] = []
         for item in items:
-            wanted = targets(rules.get(item.event_type, []), item.data)
+            wanted = targets(routing.get(item.event_type, []), item.data)
             subs = (
                 [sub for sub in subscriptions.get(item.event_type, []) if sub.covers(item.data)]
                 if item.cloudevent is not None
@@ -166,23 +166,19 @@ class Notifier:
             outcomes[index] = self._fan_out(
                 plan, recipients, names, moment, inbox_rows, held_rows, inbox_events, deliveries
             )
-        # Every row of the batch in one statement (`insert_together`): inbox, its events, digest
-        # items, and the push deliveries last (their RETURNING says which the worker takes over).
-        parts: list[Rows] = []
-        if inbox_rows:
-            parts.append(Rows(orm.notifications, inbox_rows, ignore_conflicts=True))
-            parts.append(self.outbox.rows(session, inbox_events)[1])
-        if held_rows:
-            parts.append(Rows(orm.digest_items, held_rows, ignore_conflicts=True))
+        # Every row of the batch in one statement: inbox, its events (staged in the unit of work's
+        # outbox), digest items, and the push deliveries last (their RETURNING says which the worker
+        # takes over).
+        events = uow.outbox.rows(session, inbox_events)[1] if inbox_rows else None
         staged = None
         if deliveries:
             secrets = {sub.id: sub.secret for _, plan in live for sub in plan.subscriptions}
-            staged = stage_deliveries(session, deliveries, self.worker, secrets)
-            parts.append(staged.rows)
-        if parts:
-            result = await insert_together(session, parts)
-            if staged is not None:
-                staged.inserted(set(result.scalars()))
+            staged = stage_deliveries(uow, deliveries, self.worker, secrets)
+        inserted = await inbox.write_fan_out(
+            session, inbox_rows, events, held_rows, staged.rows if staged is not None else None
+        )
+        if staged is not None:
+            staged.inserted(inserted)
         return outcomes
 
     def _fan_out(
@@ -296,13 +292,7 @@ class Notifier:
             for k in ("cooperative_id", "to_cooperative_id", "from_cooperative_id")
             if data.get(k)
         }
-        known: dict[str, CooperativeName] = {}
-        if ids:
-            t = orm.known_cooperatives
-            rows = await session.execute(
-                select(t.c.id, t.c.name, t.c.kelurahan_name).where(t.c.id.in_(sorted(ids)))
-            )
-            known = {row.id: CooperativeName(row.name, row.kelurahan_name) for row in rows}
+        known = await cooperatives.names(session, ids)
         return Names(cooperatives=known, commodities=self.commodity_names, kelurahan=self.kelurahan_names)
 
     def email_delivery(
@@ -352,11 +342,11 @@ class Notifier:
 
     async def queue(
         self,
-        session: AsyncSession,
+        uow: UnitOfWork,
         deliveries: list[dict[str, Any]],
         secrets: Mapping[str, str | None] | None = None,
     ) -> None:
-        await queue_deliveries(session, deliveries, self.worker, secrets)
+        await queue_deliveries(uow, deliveries, self.worker, secrets)
 
 
 def email_text(message: Message, link: str | None) -> str:
@@ -368,235 +358,6 @@ def email_text(message: Message, link: str | None) -> str:
         "Atur pemberitahuan Anda di portal (menu Notifikasi)."
     )
     return "\n\n".join(parts)
-
-
-# --- routing rules -----------------------------------------------------------------------------------
-
-
-def rule_from_row(row: Any) -> RoutingRule:
-    return RoutingRule(
-        event_type=row.event_type,
-        audience=row.audience,
-        match_field=row.match_field or None,
-        when={k: tuple(v) for k, v in (row.conditions or {}).items()},
-        enabled=bool(row.enabled),
-        id=row.id,
-    )
-
-
-async def load_rules_for(session: AsyncSession, event_types: set[str]) -> dict[str, list[RoutingRule]]:
-    """The enabled rules of these event types, by type, each list in the table's order."""
-    t = orm.routing_rules
-    found: dict[str, list[RoutingRule]] = {}
-    if not event_types:
-        return found
-    rows = await session.execute(
-        select(t).where(t.c.event_type.in_(sorted(event_types)), t.c.enabled).order_by(t.c.created_at, t.c.id)
-    )
-    for row in rows:
-        found.setdefault(row.event_type, []).append(rule_from_row(row))
-    return found
-
-
-# --- repeat window -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class WindowClaim:
-    key: str
-    event_type: str
-    data: Mapping[str, Any]
-    event_id: str
-    occurred: datetime  # event time
-
-
-def _claim_windows_statement() -> Any:
-    """PostgreSQL: the first claim of each condition in a batch, decided by one upsert whose rows come
-    as arrays (`array_rows`: one statement text whatever the batch's size)."""
-    w = orm.alert_windows
-    rows = array_rows(
-        condition_key=String,
-        event_type=String,
-        cooperative_id=String,
-        last_event_id=String,
-        last_notified_at=DateTime(timezone=True),
-    )
-    statement = pg_insert(w).from_select(
-        ["condition_key", "event_type", "cooperative_id", "last_event_id", "last_notified_at", "suppressed"],
-        select(*rows.c, literal_column("0")),
-    )
-    return statement.on_conflict_do_update(
-        index_elements=[w.c.condition_key],
-        set_={
-            "last_event_id": statement.excluded.last_event_id,
-            "last_notified_at": statement.excluded.last_notified_at,
-        },
-        where=w.c.last_notified_at
-        <= statement.excluded.last_notified_at - bindparam("window", type_=Interval),
-    ).returning(w.c.condition_key)
-
-
-def _count_suppressed_statement() -> Any:
-    """PostgreSQL: the conditions of a batch announced within their window count one more suppression,
-    each at its own event's time (arrays again)."""
-    w = orm.alert_windows
-    lost = array_rows(condition_key=String, occurred=DateTime(timezone=True))
-    return (
-        update(w)
-        .where(w.c.condition_key == lost.c.condition_key)
-        .values(suppressed=w.c.suppressed + 1, last_suppressed_at=lost.c.occurred)
-    )
-
-
-_CLAIM_WINDOWS = _claim_windows_statement()
-_COUNT_SUPPRESSED = _count_suppressed_statement()
-
-
-async def claim_windows(session: AsyncSession, claims: Sequence[WindowClaim], window_s: int) -> list[bool]:
-    """`claim_window` for each claim, in order: True where the event may be announced.
-
-    On PostgreSQL the first claim of each condition is decided for the whole batch by one upsert (per
-    row as atomic as one claim); a condition claimed again in the same batch is decided after it, one
-    by one, which keeps the order's effect. SQLite (the embedded single-process mode) claims one by
-    one: its upsert cannot compute each row's window bound from the inserted row."""
-    allowed = [False] * len(claims)
-    first: dict[str, int] = {}
-    again: list[int] = []
-    for index, claim in enumerate(claims):
-        if claim.key in first:
-            again.append(index)
-        else:
-            first[claim.key] = index
-    if not on_sqlite(session) and len(first) > 1:
-        ordered = sorted(first.values())
-        won = set(
-            (
-                await session.execute(
-                    _CLAIM_WINDOWS,
-                    {
-                        "condition_key": [claims[i].key for i in ordered],
-                        "event_type": [claims[i].event_type for i in ordered],
-                        "cooperative_id": [claims[i].data.get("cooperative_id") for i in ordered],
-                        "last_event_id": [claims[i].event_id for i in ordered],
-                        "last_notified_at": [claims[i].occurred for i in ordered],
-                        "window": timedelta(seconds=window_s),
-                    },
-                )
-            ).scalars()
-        )
-        lost = [i for i in ordered if claims[i].key not in won]
-        for i in ordered:
-            allowed[i] = claims[i].key in won
-        if lost:
-            await session.execute(
-                _COUNT_SUPPRESSED,
-                {
-                    "condition_key": [claims[i].key for i in lost],
-                    "occurred": [claims[i].occurred for i in lost],
-                },
-            )
-    else:
-        again = sorted([*first.values(), *again])
-    for i in again:
-        c = claims[i]
-        allowed[i] = await claim_window(
-            session, c.key, c.event_type, c.data, c.event_id, c.occurred, window_s
-        )
-    return allowed
-
-
-async def claim_window(
-    session: AsyncSession,
-    key: str,
-    event_type: str,
-    data: Mapping[str, Any],
-    event_id: str,
-    occurred: datetime,
-    window_s: int,
-) -> bool:
-    """True if this event may be announced: its condition was not announced within the window.
-    One atomic upsert decides, so two replicas cannot both announce the same condition."""
-    w = orm.alert_windows
-    statement = insert_for(session, w).values(
-        condition_key=key,
-        event_type=event_type,
-        cooperative_id=data.get("cooperative_id"),
-        last_event_id=event_id,
-        last_notified_at=occurred,
-        suppressed=0,
-    )
-    statement = statement.on_conflict_do_update(
-        index_elements=[w.c.condition_key],
-        set_={
-            "last_event_id": statement.excluded.last_event_id,
-            "last_notified_at": statement.excluded.last_notified_at,
-        },
-        where=w.c.last_notified_at <= occurred - timedelta(seconds=window_s),
-    ).returning(w.c.condition_key)
-    if (await session.execute(statement)).first() is not None:
-        return True
-    await session.execute(
-        update(w)
-        .where(w.c.condition_key == key)
-        .values(suppressed=w.c.suppressed + 1, last_suppressed_at=occurred)
-    )
-    return False
-
-
-# --- subscriptions -----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class MatchedSubscription:
-    id: str
-    channel: str
-    target: str
-    secret: str | None = None
-    whole_city: bool = True
-    kecamatan_codes: frozenset[str] = frozenset()
-
-    def covers(self, data: Mapping[str, Any]) -> bool:
-        """The whole city, or one of the kecamatan the event concerns."""
-        return self.whole_city or not self.kecamatan_codes.isdisjoint(event_kecamatans(data))
-
-
-async def subscriptions_for(
-    session: AsyncSession, event_types: set[str]
-) -> dict[str, list[MatchedSubscription]]:
-    """The active subscriptions to these event types with their scopes, by type, oldest first (one
-    query; the subscriptions table is small and each event is matched against it in memory)."""
-    found: dict[str, list[MatchedSubscription]] = {}
-    if not event_types:
-        return found
-    s, st, sc = orm.subscriptions, orm.subscription_types, orm.subscription_scopes
-    rows = await session.execute(
-        select(
-            s.c.id, s.c.channel, s.c.target, s.c.secret, s.c.whole_city, st.c.event_type, sc.c.kecamatan_code
-        )
-        .join(st, st.c.subscription_id == s.c.id)
-        .outerjoin(sc, sc.c.subscription_id == s.c.id)
-        .where(st.c.event_type.in_(sorted(event_types)), s.c.active)
-        .order_by(s.c.created_at, s.c.id)
-    )
-    scopes: dict[tuple[str, str], set[str]] = {}
-    heads: dict[tuple[str, str], Any] = {}
-    for row in rows:
-        key = (row.event_type, row.id)
-        heads.setdefault(key, row)
-        if row.kecamatan_code:
-            scopes.setdefault(key, set()).add(row.kecamatan_code)
-    for (event_type, sub_id), row in heads.items():
-        found.setdefault(event_type, []).append(
-            MatchedSubscription(
-                sub_id,
-                row.channel,
-                row.target,
-                row.secret,
-                bool(row.whole_city),
-                frozenset(scopes.get((event_type, sub_id), ())),
-            )
-        )
-    return found
 
 
 def webhook_body(event: CloudEvent, message: Message, link: str | None) -> bytes:

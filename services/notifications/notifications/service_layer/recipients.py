@@ -7,20 +7,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kkmp_shared.auth import Principal
-from kkmp_shared.db import on_sqlite, one_of
 from kkmp_shared.events.contracts import UserCreated
-from sqlalchemy import Boolean, and_, bindparam, delete, or_, select
+from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from notifications.adapters import orm
+from notifications.adapters import recipients as people
 from notifications.domain.routing import Target
-from notifications.service_layer.common import insert_for, now
-
-r = orm.recipients
-scopes = orm.recipient_scopes
+from notifications.service_layer.common import now
 
 
-async def learn_user(session: AsyncSession, data: UserCreated) -> None:
+async def learn_user(uow: UnitOfWork, data: UserCreated) -> None:
     """Upsert the user and replace their kecamatan scope (the event carries the full state)."""
     moment = now()
     values: dict[str, Any] = {
@@ -37,49 +33,30 @@ async def learn_user(session: AsyncSession, data: UserCreated) -> None:
         "created_at": moment,
         "updated_at": moment,
     }
-    statement = insert_for(session, r).values(**values)
-    statement = statement.on_conflict_do_update(
-        index_elements=[r.c.user_id],
-        set_={k: statement.excluded[k] for k in values if k not in ("user_id", "created_at")},
-    )
-    await session.execute(statement)
-    await session.execute(delete(scopes).where(scopes.c.user_id == data.user_id))
-    codes = sorted(set(data.kecamatan_codes))
-    if codes:
-        await session.execute(
-            scopes.insert(), [{"user_id": data.user_id, "kecamatan_code": c} for c in codes]
-        )
+    await people.save(uow.session, values, sorted(set(data.kecamatan_codes)))
 
 
-async def learn_from_token(session: AsyncSession, principal: Principal) -> bool:
+async def learn_from_token(uow: UnitOfWork, principal: Principal) -> bool:
     """A user whose `user.created.v1` we never saw (created before this service's queue existed)
     becomes a recipient from the claims of their own token; the event, when it comes, overrides."""
     if principal.role == "service":
         return False
-    known = (await session.execute(select(r.c.user_id).where(r.c.user_id == principal.sub))).first()
-    if known is not None:
+    if await people.known(uow.session, principal.sub):
         return False
     moment = now()
-    statement = insert_for(session, r).values(
-        user_id=principal.sub,
-        username=principal.username,
-        role=principal.role,
-        cooperative_id=principal.cooperative_id,
-        supplier_id=principal.supplier_id,
-        whole_city=principal.role in ("officer", "admin") and not principal.kecamatan_codes,
-        supervisor=bool(principal.claims.get("supervisor", False)),
-        learned_from="token",
-        created_at=moment,
-        updated_at=moment,
-    )
-    await session.execute(statement.on_conflict_do_nothing())
-    codes = sorted(set(principal.kecamatan_codes))
-    if codes:
-        await session.execute(
-            insert_for(session, scopes)
-            .values([{"user_id": principal.sub, "kecamatan_code": c} for c in codes])
-            .on_conflict_do_nothing()
-        )
+    values: dict[str, Any] = {
+        "user_id": principal.sub,
+        "username": principal.username,
+        "role": principal.role,
+        "cooperative_id": principal.cooperative_id,
+        "supplier_id": principal.supplier_id,
+        "whole_city": principal.role in ("officer", "admin") and not principal.kecamatan_codes,
+        "supervisor": bool(principal.claims.get("supervisor", False)),
+        "learned_from": "token",
+        "created_at": moment,
+        "updated_at": moment,
+    }
+    await people.add_if_unknown(uow.session, values, sorted(set(principal.kecamatan_codes)))
     return True
 
 
@@ -134,55 +111,6 @@ def _member(candidate: _Candidate, target: Target) -> bool:
 _OFFICER_AUDIENCES = ("officers_in_scope", "supervisors_in_scope")
 
 
-def _candidates_query(sqlite: bool) -> Any:
-    """Everyone who may be in a batch's audiences, one row per (person, kecamatan of their scope
-    among the batch's, muted type among the batch's): one statement whatever the batch."""
-    p, m = orm.preferences, orm.muted_types
-    # An officer is in scope of the batch where their scope (joined on the batch's kecamatans) is.
-    in_scope = or_(r.c.whole_city, scopes.c.kecamatan_code.is_not(None))
-    return (
-        select(
-            r.c.user_id,
-            r.c.role,
-            r.c.email,
-            r.c.cooperative_id,
-            r.c.supplier_id,
-            r.c.whole_city,
-            r.c.supervisor,
-            p.c.digest,
-            p.c.email_enabled,
-            scopes.c.kecamatan_code,
-            m.c.event_type.label("muted_type"),
-        )
-        .select_from(
-            r.outerjoin(p, p.c.user_id == r.c.user_id)
-            .outerjoin(
-                scopes,
-                and_(
-                    scopes.c.user_id == r.c.user_id,
-                    one_of(scopes.c.kecamatan_code, name="kecamatans", sqlite=sqlite),
-                ),
-            )
-            .outerjoin(
-                m, and_(m.c.user_id == r.c.user_id, one_of(m.c.event_type, name="event_types", sqlite=sqlite))
-            )
-        )
-        .where(
-            or_(
-                and_(
-                    r.c.role == "coop_manager", one_of(r.c.cooperative_id, name="cooperatives", sqlite=sqlite)
-                ),
-                and_(r.c.role == "supplier", one_of(r.c.supplier_id, name="suppliers", sqlite=sqlite)),
-                and_(r.c.role == "officer", bindparam("officers", type_=Boolean), in_scope),
-                and_(r.c.role == "admin", bindparam("admins", type_=Boolean)),
-            )
-        )
-    )
-
-
-_CANDIDATES = {sqlite: _candidates_query(sqlite) for sqlite in (True, False)}
-
-
 async def resolve_many(
     session: AsyncSession, requests: Sequence[tuple[Sequence[Target], str]]
 ) -> list[list[Recipient]]:
@@ -197,16 +125,14 @@ async def resolve_many(
     def values(*audiences: str) -> list[str]:
         return sorted({str(t.value) for t in wanted if t.audience in audiences and t.value})
 
-    rows = await session.execute(
-        _CANDIDATES[on_sqlite(session)],
-        {
-            "cooperatives": values("cooperative_managers"),
-            "suppliers": values("supplier"),
-            "kecamatans": values(*_OFFICER_AUDIENCES),
-            "event_types": sorted({event_type for _, event_type in requests}),
-            "officers": any(t.audience in _OFFICER_AUDIENCES for t in wanted),
-            "admins": any(t.audience == "admins" for t in wanted),
-        },
+    rows = await people.candidates(
+        session,
+        cooperatives=values("cooperative_managers"),
+        suppliers=values("supplier"),
+        kecamatans=values(*_OFFICER_AUDIENCES),
+        event_types=sorted({event_type for _, event_type in requests}),
+        officers=any(t.audience in _OFFICER_AUDIENCES for t in wanted),
+        admins=any(t.audience == "admins" for t in wanted),
     )
     found: dict[str, _Candidate] = {}
     for row in rows:
@@ -226,8 +152,8 @@ async def resolve_many(
             candidate.scopes.add(row.kecamatan_code)
         if row.muted_type is not None:
             candidate.muted.add(row.muted_type)
-    people = sorted(found.values(), key=lambda c: c.recipient.user_id)
-    members: dict[Target, list[_Candidate]] = {t: [c for c in people if _member(c, t)] for t in wanted}
+    ordered = sorted(found.values(), key=lambda c: c.recipient.user_id)
+    members: dict[Target, list[_Candidate]] = {t: [c for c in ordered if _member(c, t)] for t in wanted}
     answers: list[list[Recipient]] = []
     for targets, event_type in requests:
         chosen: dict[str, Recipient] = {}
