@@ -12,10 +12,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.adapters import orm
-from registry.adapters.rows import as_utc, chunks, like_pattern
+from registry.adapters.rows import Duplicate, as_utc, chunks, like_pattern
 from registry.domain.rules import board_position_rank
 
 
@@ -165,8 +166,11 @@ async def add_many(
     session: AsyncSession, cooperatives: list[dict[str, Any]], history: list[dict[str, Any]]
 ) -> None:
     """Insert cooperatives and their first status rows. The unique index on the kelurahan refuses a
-    second KKMP (`IntegrityError`)."""
-    await session.execute(insert(orm.cooperatives), cooperatives)
+    second KKMP (`Duplicate`)."""
+    try:
+        await session.execute(insert(orm.cooperatives), cooperatives)
+    except IntegrityError as exc:
+        raise Duplicate(str(exc.orig)) from exc
     await session.execute(insert(orm.status_history), history)
 
 

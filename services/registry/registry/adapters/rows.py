@@ -6,6 +6,12 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+
+class Duplicate(Exception):
+    """A unique index refused the row: what it names exists already (often made meanwhile by a
+    concurrent request)."""
+
+
 # Lists of ids in IN (...) are sent in chunks: both databases cap the number of bound parameters.
 IN_CHUNK = 1000
 

@@ -8,10 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.adapters import orm
-from registry.adapters.rows import as_utc, chunks
+from registry.adapters.rows import Duplicate, as_utc, chunks
 
 
 async def get_many(session: AsyncSession, training_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -67,8 +68,11 @@ async def add(session: AsyncSession, values: dict[str, Any]) -> None:
 
 
 async def add_participants(session: AsyncSession, participants: list[dict[str, Any]]) -> None:
-    """A participant registered twice is refused by a unique index (`IntegrityError`)."""
-    await session.execute(insert(orm.training_participants), participants)
+    """A participant registered twice is refused by a unique index (`Duplicate`)."""
+    try:
+        await session.execute(insert(orm.training_participants), participants)
+    except IntegrityError as exc:
+        raise Duplicate(str(exc.orig)) from exc
 
 
 async def complete(

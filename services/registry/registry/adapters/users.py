@@ -7,10 +7,11 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.adapters import orm
-from registry.adapters.rows import as_utc
+from registry.adapters.rows import Duplicate, as_utc
 
 
 def user_out(row: Any) -> dict[str, Any]:
@@ -51,8 +52,11 @@ async def page(
 
 
 async def add(session: AsyncSession, values: dict[str, Any]) -> None:
-    """A username taken meanwhile is refused by its unique index (`IntegrityError`)."""
-    await session.execute(insert(orm.users).values(**values))
+    """A username taken meanwhile is refused by its unique index (`Duplicate`)."""
+    try:
+        await session.execute(insert(orm.users).values(**values))
+    except IntegrityError as exc:
+        raise Duplicate(str(exc.orig)) from exc
 
 
 async def set_password_hash(session: AsyncSession, user_id: str, password_hash: str) -> None:

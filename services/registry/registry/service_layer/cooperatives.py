@@ -16,10 +16,10 @@ from kkmp_shared.auth import Principal, ensure_can_read, ensure_can_write
 from kkmp_shared.errors import ApiError, conflict, forbidden, not_found, unprocessable
 from kkmp_shared.events.contracts import CooperativeRegistered, CooperativeUpdated
 from kkmp_shared.unit_of_work import UnitOfWork
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.adapters import cooperatives, regions
+from registry.adapters.rows import Duplicate
 from registry.domain.ids import is_id, new_id
 from registry.domain.rules import IllegalStatusChange, check_status_change
 from registry.service_layer.commands import ImportedRow, RegisterCooperative, UpdateCooperative
@@ -223,7 +223,7 @@ async def register_cooperative(
         raise unprocessable(problem.field, problem.message, problem.code)
     try:
         [coop_id] = await _register(uow, principal, [command], known)
-    except IntegrityError as exc:  # a concurrent registration for the same kelurahan won the race
+    except Duplicate as exc:  # a concurrent registration for the same kelurahan won the race
         raise conflict("kelurahan_taken", f"Kelurahan {command.kelurahan_code} already has a KKMP.") from exc
     coop = await load_cooperative(uow.session, coop_id)
     assert coop is not None
@@ -255,7 +255,7 @@ async def register_batch(
         )
     try:
         return await _register(uow, principal, items, known)
-    except IntegrityError as exc:
+    except Duplicate as exc:
         raise conflict(
             "batch_conflict", "Another registration took one of these kelurahan meanwhile."
         ) from exc

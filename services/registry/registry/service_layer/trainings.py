@@ -11,10 +11,10 @@ from kkmp_shared.auth import Principal, ensure_can_write
 from kkmp_shared.errors import ApiError, conflict, forbidden, not_found, unprocessable
 from kkmp_shared.events.contracts import TrainingCompleted
 from kkmp_shared.unit_of_work import UnitOfWork
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.adapters import cooperatives, regions, trainings
+from registry.adapters.rows import Duplicate
 from registry.domain.ids import is_id, new_id
 from registry.service_layer.commands import CompleteTraining, PlanTraining, RegisterParticipants
 from registry.service_layer.cooperatives import readable_cooperative
@@ -110,7 +110,7 @@ async def add_participants(
                 for p in participants
             ],
         )
-    except IntegrityError as exc:
+    except Duplicate as exc:
         raise conflict(
             "duplicate_participant", "A participant is already registered for this training."
         ) from exc

@@ -9,10 +9,10 @@ from kkmp_shared import clock
 from kkmp_shared.errors import conflict, not_found, unprocessable
 from kkmp_shared.events.contracts import UserCreated
 from kkmp_shared.unit_of_work import UnitOfWork
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.adapters import passwords, regions, users
+from registry.adapters.rows import Duplicate
 from registry.domain.ids import is_id, new_id
 from registry.service_layer.commands import CreateUser
 from registry.service_layer.cooperatives import load_cooperative
@@ -62,7 +62,7 @@ async def create_user(uow: UnitOfWork, command: CreateUser) -> dict[str, Any]:
     }
     try:
         await users.add(session, values)
-    except IntegrityError as exc:  # a concurrent creation of the same username won the race
+    except Duplicate as exc:  # a concurrent creation of the same username won the race
         raise conflict("username_taken", f"The username {command.username} is taken.") from exc
     await uow.publish(
         UserCreated(
