@@ -13,7 +13,6 @@ import signal
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +22,7 @@ from kkmp_shared.memory import allocator_env
 
 from kkmp_testkit.ports import free_port
 from kkmp_testkit.postgres import create_database, drop_database, ensure_postgres
-from kkmp_testkit.rabbit import create_vhost, delete_vhost, ensure_broker, vhost_url
+from kkmp_testkit.rabbit import ensure_broker, temporary_vhost
 
 DEFAULT_ORDER = ("registry", "reporting", "inventory", "sourcing", "notifications", "portal")
 # A test run keeps several platforms up at once (and two with pytest-xdist) on one PostgreSQL, whose
@@ -215,28 +214,25 @@ def started_platform(
     (``<prefix>-<random>``) and, with ``postgres``, a fresh PostgreSQL database per service but the
     portal (``<prefix>_<service>``). The services' logs are printed when the start or the ``with``
     body fails; afterwards the services stop, the databases are dropped and the vhost deleted."""
-    base = ensure_broker()
-    vhost = f"{prefix}-{uuid.uuid4().hex[:8]}"
-    create_vhost(vhost)
-    databases: dict[str, str] = {}
-    if postgres:
-        ensure_postgres()
-        databases = {n: create_database(f"{prefix}_{n}") for n in names if n != "portal"}
-    plat = Platform(
-        vhost_url(base, vhost),
-        work,
-        databases,
-        extra_env=dict(extra_env or {}),
-        admin_password=admin_password,
-    )
-    try:
-        plat.start(tuple(names))
-        yield plat
-    except Exception:
-        print(plat.logs())
-        raise
-    finally:
-        plat.stop()
-        for url in databases.values():
-            drop_database(url)
-        delete_vhost(vhost)
+    with temporary_vhost(ensure_broker(), prefix) as amqp_url:
+        databases: dict[str, str] = {}
+        if postgres:
+            ensure_postgres()
+            databases = {n: create_database(f"{prefix}_{n}") for n in names if n != "portal"}
+        plat = Platform(
+            amqp_url,
+            work,
+            databases,
+            extra_env=dict(extra_env or {}),
+            admin_password=admin_password,
+        )
+        try:
+            plat.start(tuple(names))
+            yield plat
+        except Exception:
+            print(plat.logs())
+            raise
+        finally:
+            plat.stop()
+            for url in databases.values():
+                drop_database(url)

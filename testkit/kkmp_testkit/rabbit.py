@@ -58,6 +58,7 @@ __all__ = [
     "delete_vhost",
     "ensure_broker",
     "rabbitmqctl",
+    "release_vhosts",
     "temporary_vhost",
     "vhost_url",
 ]
@@ -389,9 +390,128 @@ def delete_vhost(name: str, *, node: str | None = None) -> None:
             raise
 
 
+class _VhostPool:
+    """Vhosts of the machine's default node, created and deleted a few at a time.
+
+    Each ``rabbitmqctl`` call starts an Erlang VM (half a second of CPU on an idle machine, several
+    seconds of wall time on a busy one), and a vhost took three of them. Here one ``rabbitmqctl eval``
+    creates ``BATCH`` vhosts with the guest user's permissions, and one deletes the vhosts handed back
+    (in a background thread, once ``BATCH`` of them wait, and at exit).
+    """
+
+    BATCH = 4
+    ACTING_USER = "kkmp-tests"
+
+    def __init__(self) -> None:
+        self.ready: list[str] = []
+        self.returned: list[str] = []
+        self.lock = threading.Lock()
+        self.deleting: list[threading.Thread] = []
+        atexit.register(self.close)
+
+    def take(self) -> str:
+        with self.lock:
+            if not self.ready:
+                names = [f"kkmptest-{os.getpid()}-{uuid.uuid4().hex[:10]}" for _ in range(self.BATCH)]
+                self._create(names)
+                self.ready.extend(names)
+            return self.ready.pop()
+
+    def give_back(self, name: str) -> None:
+        with self.lock:
+            self.returned.append(name)
+            if len(self.returned) < self.BATCH:
+                return
+            names, self.returned = self.returned, []
+        thread = threading.Thread(target=self._delete, args=(names,), daemon=True)
+        thread.start()
+        self.deleting.append(thread)
+
+    def release(self) -> None:
+        """Delete the vhosts handed back so far, now."""
+        with self.lock:
+            names, self.returned = self.returned, []
+        if names:
+            self._delete(names)
+
+    def close(self) -> None:
+        with self.lock:
+            names, self.returned = self.returned + self.ready, []
+            self.ready = []
+        for thread in self.deleting:
+            thread.join(timeout=VHOST_START_S)
+        if names:
+            with contextlib.suppress(RuntimeError):
+                self._delete(names)
+
+    def _create(self, names: list[str]) -> None:
+        user = self.ACTING_USER
+        each = (
+            f'begin ok = rabbit_vhost:add(V, <<"{user}">>), '
+            f'ok = rabbit_auth_backend_internal:set_permissions(<<"guest">>, V, <<".*">>, <<".*">>, '
+            f'<<".*">>, <<"{user}">>) end'
+        )
+        try:
+            _eval(f"[{each} || V <- [{_binaries(names)}]], ok.")
+        except RuntimeError as exc:
+            # A busy broker may take longer than rabbitmqctl waits and go on creating them.
+            if "timed out" not in str(exc):
+                raise
+            deadline = time.monotonic() + VHOST_START_S
+            while not set(names) <= set(rabbitmqctl("list_vhosts", "--quiet").split()):
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(1)
+            for name in names:
+                rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+
+    def _delete(self, names: list[str]) -> None:
+        # A vhost already gone (deleted by its test) answers an error tuple, not an exception.
+        _eval(f'[catch rabbit_vhost:delete(V, <<"{self.ACTING_USER}">>) || V <- [{_binaries(names)}]], ok.')
+
+
+def _binaries(names: list[str]) -> str:
+    for name in names:
+        if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+            raise ValueError(f"vhost name unsafe in an Erlang expression: {name!r}")
+    return ", ".join(f'<<"{name}">>' for name in names)
+
+
+def _eval(expression: str) -> str:
+    return rabbitmqctl("eval", expression, timeout=VHOST_START_S)
+
+
+_pool: _VhostPool | None = None
+
+
+def _vhost_pool() -> _VhostPool:
+    global _pool
+    if _pool is None:
+        _pool = _VhostPool()
+    return _pool
+
+
+def release_vhosts() -> None:
+    """Delete now the pooled vhosts whose tests are done (otherwise deleted a few at a time)."""
+    if _pool is not None:
+        _pool.release()
+
+
 @contextlib.contextmanager
 def temporary_vhost(base_url: str, prefix: str = "kkmptest", *, node: str | None = None) -> Iterator[str]:
-    """Create a uniquely named vhost, yield its AMQP URL, and delete it afterwards."""
+    """Create a uniquely named vhost, yield its AMQP URL, and delete it afterwards.
+
+    On the machine's default node the vhost comes from a pool (``prefix`` is then not in its name) and
+    is deleted with the next few handed back, or by :func:`release_vhosts`.
+    """
+    if node is None and _container is None:
+        pool = _vhost_pool()
+        name = pool.take()
+        try:
+            yield vhost_url(base_url, name)
+        finally:
+            pool.give_back(name)
+        return
     name = f"{prefix}-{uuid.uuid4().hex[:12]}"
     create_vhost(name, node=node)
     try:
