@@ -133,8 +133,9 @@ async def run(results: dict[str, Any]) -> None:
     from kkmp_testkit.harness import running_app
     from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
     from kkmp_testkit.tokens import TokenFactory
+    from reporting.adapters import refresh_store
+    from reporting.adapters.views.kecamatan_list import KecamatanList
     from reporting.bootstrap import create_app
-    from reporting.service_layer.kecamatan_list import KecamatanList
     from reporting.settings import ReportingSettings
     from sqlalchemy import text
 
@@ -178,7 +179,7 @@ async def run(results: dict[str, Any]) -> None:
             results["reporting_health_recompute_all_s"] = round(time.perf_counter() - started, 1)
             results["reporting_bench_cooperatives"] = health.cooperatives
             async with db.transaction() as session:
-                await ctx.refresher.mark_all(session, cooperatives=False, kecamatan=True)
+                await refresh_store.mark_all(session, cooperatives=False, kecamatan=True)
             started = time.perf_counter()
             refreshed = await ctx.refresher.run_once()
             results["reporting_refresh_all_kecamatan_s"] = round(time.perf_counter() - started, 2)

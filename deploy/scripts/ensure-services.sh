@@ -11,13 +11,42 @@ wait_port() {
   return 1
 }
 
+# RabbitMQ 3.10 sizes its file handle cache from the node's soft limit on open files at boot (1,024
+# by default here: 927 handles). A full test run holds more (each vhost's message stores and queue
+# files, each connection's socket); past the limit every new connection and vhost waits for a handle,
+# and the node seems to hang for minutes. Raise the soft limit to the hard one and tell the cache.
+raise_broker_file_limit() {
+  command -v rabbitmqctl >/dev/null 2>&1 || return 0
+  local pid soft hard
+  pid="$(rabbitmqctl eval 'os:getpid().' 2>/dev/null | tr -d '"')"
+  [ -r "/proc/${pid:-none}/limits" ] || return 0
+  read -r soft hard < <(awk '/Max open files/ {print $4, $5}' "/proc/$pid/limits")
+  [ "$hard" = "unlimited" ] && hard=65536
+  if [ "$soft" != "unlimited" ] && [ "$soft" -lt "$hard" ]; then
+    # Root may lack CAP_SYS_RESOURCE in a container; the node's own user may raise its soft limit.
+    prlimit --pid "$pid" --nofile="$hard:$hard" 2>/dev/null \
+      || su rabbitmq -s /bin/sh -c "prlimit --pid $pid --nofile=$hard:$hard" 2>/dev/null \
+      || { echo "RabbitMQ keeps $soft open files at most (could not raise it to $hard)." >&2; return 0; }
+  fi
+  read -r soft < <(awk '/Max open files/ {print $4}' "/proc/$pid/limits")
+  [ "$soft" = "unlimited" ] && soft=65536
+  # The cache keeps 100 descriptors for the VM itself, as it does at boot.
+  rabbitmqctl eval "file_handle_cache:set_limit($((soft - 100)))." >/dev/null 2>&1 || true
+}
+
 ensure_broker() {
   [ -n "${AMQP_URL:-}" ] && return 0
-  port_open 5672 && return 0
+  if port_open 5672; then
+    raise_broker_file_limit
+    return 0
+  fi
   if command -v rabbitmq-server >/dev/null 2>&1; then
     echo "Starting RabbitMQ (rabbitmq-server -detached)..."
-    rabbitmq-server -detached >/dev/null 2>&1 || true
-    wait_port 5672 && return 0
+    (ulimit -n "$(ulimit -Hn)" 2>/dev/null; rabbitmq-server -detached >/dev/null 2>&1) || true
+    if wait_port 5672; then
+      raise_broker_file_limit
+      return 0
+    fi
   fi
   echo "RabbitMQ is not reachable on 127.0.0.1:5672: start it (rabbitmq-server -detached, or docker compose up -d rabbitmq) or set AMQP_URL." >&2
   exit 2

@@ -407,10 +407,14 @@ class _VhostPool:
         self.returned: list[str] = []
         self.lock = threading.Lock()
         self.deleting: list[threading.Thread] = []
+        self.first = True
         atexit.register(self.close)
 
     def take(self) -> str:
         with self.lock:
+            if self.first:
+                self.first = False
+                self._delete_orphans()
             if not self.ready:
                 names = [f"kkmptest-{os.getpid()}-{uuid.uuid4().hex[:10]}" for _ in range(self.BATCH)]
                 self._create(names)
@@ -464,6 +468,19 @@ class _VhostPool:
                 time.sleep(1)
             for name in names:
                 rabbitmqctl("set_permissions", "-p", name, "guest", ".*", ".*", ".*")
+
+    def _delete_orphans(self) -> None:
+        """Delete the pooled vhosts of test processes that died before handing them back: each one
+        keeps file handles of the node's (its message stores) until it is deleted."""
+        if not Path("/proc/self").exists():
+            return  # no way to tell a live owner from a dead one
+        orphans = []
+        for name in rabbitmqctl("list_vhosts", "--quiet").split():
+            owner = re.fullmatch(r"kkmptest-(\d+)-[0-9a-f]+", name)
+            if owner and not Path(f"/proc/{owner.group(1)}").exists():
+                orphans.append(name)
+        if orphans:
+            self._delete(orphans)
 
     def _delete(self, names: list[str]) -> None:
         # A vhost already gone (deleted by its test) answers an error tuple, not an exception.

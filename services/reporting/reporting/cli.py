@@ -14,8 +14,7 @@ import asyncio
 import json
 from typing import Any
 
-from kkmp_shared.db import Database
-from kkmp_shared.messaging.outbox import Outbox
+from kkmp_shared.bootstrap import build_platform
 
 from reporting.adapters import orm
 from reporting.bootstrap import MIGRATIONS
@@ -26,14 +25,14 @@ from reporting.settings import ReportingSettings
 
 async def rebuild_read_models(settings: ReportingSettings | None = None) -> dict[str, Any]:
     settings = settings or ReportingSettings()
-    db = Database(settings.database_url, pooler=settings.database_pooler)
+    platform = build_platform(settings, orm.messaging)
     try:
-        await db.migrate(MIGRATIONS)
-        ctx = build_context(settings, db, Outbox(orm.messaging, source=f"/{settings.service_name}"))
-        result = await rebuild(db, ctx.projector, ctx.refresher)
+        await platform.db.migrate(MIGRATIONS)
+        ctx = build_context(settings, platform)
+        result = await rebuild(ctx.projector, ctx.refresher)
         return dict(result.__dict__)
     finally:
-        await db.dispose()
+        await platform.db.dispose()
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -13,6 +13,8 @@ import pytest
 from kkmp_shared.db import Database
 from kkmp_shared.events.contracts import EVENT_MODELS
 from kkmp_shared.events.envelope import CloudEvent, new_event
+from kkmp_shared.messaging.outbox import Outbox
+from kkmp_shared.unit_of_work import UnitOfWork
 from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
 from reporting.adapters import orm
 from reporting.bootstrap import MIGRATIONS
@@ -23,6 +25,7 @@ from sqlalchemy import select
 from test_reporting_read_model import Stream
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]
+OUTBOX = Outbox(orm.messaging, source="/reporting")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -104,14 +107,14 @@ async def test_batches_leave_the_same_rows_as_one_by_one(two_databases: list[Dat
     events = busy_stream()
     models = [(event, EVENT_MODELS[event.type].model_validate(event.data)) for event in events]
     for event, data in models:
-        async with one.transaction() as session:
-            await projector.apply(session, event, data)
+        async with UnitOfWork(one.session(), OUTBOX) as uow:
+            await projector.apply(uow, event, data)
     # Batches of uneven sizes, as the consumer cuts them from what has arrived.
     rng, position = random.Random(11), 0
     while position < len(models):
         size = rng.choice([1, 2, 37, 100, MOVED_RUN + 3])
-        async with many.transaction() as session:
-            await projector.apply_many(session, models[position : position + size])
+        async with UnitOfWork(many.session(), OUTBOX) as uow:
+            await projector.apply_many(uow, models[position : position + size])
         position += size
 
     expected, actual = await contents(one), await contents(many)

@@ -6,8 +6,12 @@ from datetime import UTC, date, datetime, timedelta
 from decimal import Decimal
 
 import pytest
+from kkmp_shared.bootstrap import Platform
+from kkmp_shared.db import Database
 from kkmp_shared.events.contracts import EVENT_MODELS
+from kkmp_shared.messaging.outbox import Outbox
 from pydantic import ValidationError
+from reporting.adapters import orm
 from reporting.domain import health, needs, stock
 from reporting.domain.periods import DueRule, Period, local_date, week_start, zone
 from reporting.entrypoints.consumers import build_consumers
@@ -270,7 +274,9 @@ def test_median_is_the_mean_of_the_middle_pair_for_even_counts() -> None:
 
 
 def test_every_contract_event_type_is_consumed_exactly_once_on_a_reporting_queue() -> None:
-    group = build_consumers(Projector(WIB))
+    outbox = Outbox(orm.messaging, source="/reporting")
+    platform = Platform(ReportingSettings(demo=True), orm.messaging, Database("sqlite+aiosqlite://"), outbox)
+    group = build_consumers(platform, Projector(WIB))
     bound = [t for types in group.queues().values() for t in types]
     assert sorted(bound) == sorted(EVENT_MODELS)
     assert all(queue.startswith("reporting.") for queue in group.queues())

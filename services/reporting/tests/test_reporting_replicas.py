@@ -11,11 +11,12 @@ from collections.abc import AsyncIterator
 
 import pytest
 from kkmp_shared import clock
+from kkmp_shared.bootstrap import Platform
 from kkmp_shared.db import Database
 from kkmp_shared.messaging.outbox import Outbox
 from kkmp_testkit.postgres import acreate_database, adrop_database, ensure_postgres
 from kkmp_testkit.wait import eventually
-from reporting.adapters import orm
+from reporting.adapters import orm, refresh_store
 from reporting.bootstrap import MIGRATIONS
 from reporting.service_layer.context import build_context
 from reporting.service_layer.refresh import Refresher
@@ -41,9 +42,10 @@ async def database_url() -> AsyncIterator[str]:
 
 def replica(url: str) -> tuple[Database, Refresher]:
     """One replica's refresher: its own engine (pool), its own holder id."""
-    db = Database(url, pool_size=2)
     settings = ReportingSettings(demo=True, refresh_chunk=50, refresh_lease_s=LEASE_S)
-    return db, build_context(settings, db, Outbox(orm.messaging, source="/reporting")).refresher
+    db = Database(url, pool_size=2)
+    platform = Platform(settings, orm.messaging, db, Outbox(orm.messaging, source="/reporting"))
+    return db, build_context(settings, platform).refresher
 
 
 async def seed(url: str) -> None:
@@ -82,7 +84,7 @@ async def seed(url: str) -> None:
                 for c in coops
             ],
         )
-        await Refresher.mark_all(session)
+        await refresh_store.mark_all(session)
     await db.dispose()
 
 
@@ -102,12 +104,13 @@ async def test_two_refreshers_do_the_marked_work_once_and_all_of_it(database_url
     try:
         # A claims a chunk and is still working on it when B starts a cycle: B must not take (and
         # recompute) A's chunk, whose marks A deleted but has not committed yet.
-        async with db_a.transaction() as session:
-            await a.take_turn(session)
-            claimed = await a._claim(session, "cooperative", await a._last_mark(session))
+        async with a.platform.unit_of_work() as uow:
+            await a.take_turn(uow)
+            up_to = await refresh_store.last_mark(uow.session)
+            claimed = await refresh_store.claim(uow.session, "cooperative", up_to, a.chunk)
             cycle = asyncio.create_task(b.run_once())
             await eventually(lambda: waiting_for_locks(watcher), timeout=10, message="B waits for A")
-            await a.recompute_health(session, claimed, clock.now())
+            await a.recompute_health(uow, claimed, clock.now())
         result = await asyncio.wait_for(cycle, timeout=60)
         assert len(claimed) == 50
         assert result.cooperatives == COOPERATIVES - len(claimed)
@@ -135,7 +138,7 @@ async def test_two_refreshers_do_the_marked_work_once_and_all_of_it(database_url
 async def mark_all(url: str) -> None:
     db = Database(url, pool_size=1)
     async with db.transaction() as session:
-        await Refresher.mark_all(session)
+        await refresh_store.mark_all(session)
     await db.dispose()
 
 

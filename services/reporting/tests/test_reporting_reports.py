@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 from kkmp_testkit.wait import quiet_period
+from reporting.adapters import figures
 from reporting.domain.periods import DueRule, Period, local_date, zone
-from reporting.service_layer import figures
 from reporting_testkit import Coop, Running, days_ago, fresh_kecamatan, utcnow
 
 pytestmark = [pytest.mark.integration, pytest.mark.clock]

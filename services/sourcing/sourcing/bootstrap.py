@@ -1,4 +1,5 @@
-"""Composition root of sourcing: builds the app and wires its dependencies.
+"""Composition root of sourcing: builds the platform and the context, wires the internal bus and the
+consumers to them, then the app.
 
 `uvicorn sourcing.bootstrap:create_app --factory --port 8003`.
 """
@@ -6,11 +7,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 from fastapi import FastAPI
 from kkmp_shared.app import create_service_app
 from kkmp_shared.auth import KeySource
+from kkmp_shared.bootstrap import build_platform
 from kkmp_shared.directory import CooperativeDirectory
 from kkmp_shared.events.contracts import (
     NeedStatusChanged,
@@ -27,7 +30,9 @@ from sourcing.adapters import orm
 from sourcing.adapters.reference import load_reference
 from sourcing.entrypoints.api import ROUTERS
 from sourcing.entrypoints.consumers import subscriptions
+from sourcing.service_layer import proposals
 from sourcing.service_layer.common import Context
+from sourcing.service_layer.events import SupplyNeedSubmitted
 from sourcing.settings import SourcingSettings
 
 SERVICE_DIR = Path(__file__).resolve().parent.parent
@@ -38,12 +43,14 @@ def create_app(
     key_source: Callable[[ServiceSettings], KeySource] | None = None,
 ) -> FastAPI:
     settings = settings or SourcingSettings()
+    platform = build_platform(settings, orm.messaging)
     ctx = Context(
         settings=settings,
         reference=load_reference(settings.commodities_csv, settings.coords_csv),
         directory=CooperativeDirectory(orm.cooperatives),
     )
-    app = create_service_app(
+    platform.bus.subscribe(SupplyNeedSubmitted, partial(proposals.offer_stalled_for_need, ctx=ctx))
+    return create_service_app(
         settings,
         title="KKMP Sourcing",
         description=(
@@ -62,10 +69,8 @@ def create_app(
             OrderPlaced,
             OrderDelivered,
         ],
-        consumers=subscriptions(ctx),
+        consumers=subscriptions(platform, ctx),
         key_source=key_source,
+        platform=platform,
+        state={"ctx": ctx},
     )
-    # Consumers reach the same outbox as the routes (it exists only once the app is built).
-    ctx.outbox = app.state.outbox
-    app.state.ctx = ctx
-    return app

@@ -10,9 +10,9 @@ from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 from kkmp_shared import clock
-from kkmp_shared.db import upsert_insert
+from kkmp_shared.db import on_sqlite, upsert_insert
 from kkmp_shared.events.envelope import CloudEvent
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from reporting.adapters import orm
@@ -69,3 +69,10 @@ def to_event(row: Any) -> CloudEvent:
         data=row.data,
         traceparent=row.traceparent,
     )
+
+
+async def hold_writers(session: AsyncSession) -> None:
+    """Make events consumed meanwhile wait for this transaction (PostgreSQL; SQLite serialises
+    writers anyway): reads go on, writes wait."""
+    if not on_sqlite(session):
+        await session.execute(text("LOCK TABLE event_store IN EXCLUSIVE MODE"))

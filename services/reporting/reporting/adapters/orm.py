@@ -1,14 +1,7 @@
-"""Reporting's tables (SQLAlchemy Core on its own MetaData).
-
-Three kinds of table live here:
-- the **event store** (`event_store`): a copy of every event consumed, in arrival order, from which
-  the read model can be rebuilt;
-- the **read model** proper, projected from those events (`known_cooperatives` from the common
-  directory, `cooperative_facts`, `stock_items`, `stalled_episodes`, `needs`, daily counts, weekly
-  sales, trainings, price violations), plus the figures derived from it (`cooperative_health`,
-  `kecamatan_figures`, kept current by the refresher through `refresh_queue`);
-- reporting's **own records**, not derived from anyone's events: the monthly reports cooperatives
-  submit here (`monthly_reports`) and the overdue announcements already made (`report_overdue`).
+"""Reporting's tables (SQLAlchemy Core on its own MetaData): the **event store** (every event
+consumed, from which the read model can be rebuilt), the **read model** projected from it plus the
+figures derived from it (`cooperative_health`, `kecamatan_figures`, kept current through
+`refresh_queue`), and reporting's **own records** (`monthly_reports`, `report_overdue`).
 
 Quantities are integers in thousandths of a unit; money is whole rupiah.
 """

@@ -19,19 +19,19 @@ import orjson
 from fastapi import APIRouter, Depends, Path, Query, Request, status
 from fastapi.responses import JSONResponse, Response
 from kkmp_shared import clock
-from kkmp_shared.app import OutboxDep, SessionDep
-from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, Principal, ensure_can_read, ensure_can_write
+from kkmp_shared.app import SessionDep, UowDep
+from kkmp_shared.auth import AdminPrincipal, CurrentPrincipal, Principal, ensure_can_read
 from kkmp_shared.directory import KnownCooperative
-from kkmp_shared.errors import ApiError, forbidden, not_found
+from kkmp_shared.errors import forbidden, not_found
 from pydantic import AfterValidator
 
 from reporting.adapters import exports as export_files
-from reporting.adapters.pdf import MonthlyReportData, render_monthly_report
+from reporting.adapters.pdf import render_monthly_report
 from reporting.domain.periods import PERIOD_PATTERN, Period, local_date
+from reporting.domain.scope import Scope
 from reporting.entrypoints import schemas
-from reporting.service_layer import queries, reports
+from reporting.service_layer import commands, queries, reports
 from reporting.service_layer.context import ReportingContext
-from reporting.service_layer.queries import Scope
 from reporting.service_layer.rebuild import rebuild
 
 
@@ -93,10 +93,8 @@ def _check_filter(principal: Principal, kecamatan_code: str | None) -> None:
         raise forbidden("That kecamatan is outside your area.")
 
 
-async def readable_cooperative(
-    session: Any, ctx: ReportingContext, principal: Principal, cooperative_id: str
-) -> KnownCooperative:
-    coop = await ctx.projector.directory.get(session, cooperative_id)
+async def readable_cooperative(session: Any, principal: Principal, cooperative_id: str) -> KnownCooperative:
+    coop = await queries.find_cooperative(session, cooperative_id)
     if coop is None:
         raise not_found("cooperative")
     ensure_can_read(principal, coop.id, coop.kecamatan_code)
@@ -153,7 +151,7 @@ async def _series(
         target = cooperative_id or principal.cooperative_id
         if target is None:
             raise forbidden("This account is not linked to a cooperative.")
-        await readable_cooperative(session, ctx, principal, target)
+        await readable_cooperative(session, principal, target)
         scope = Scope(cooperative_id=target)
     else:
         scope = Scope(kecamatan=aggregate_scope(principal, kecamatan_code))
@@ -305,30 +303,8 @@ async def list_cooperatives(
 async def cooperative_figures(
     cooperative_id: CooperativeId, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
-    coop = await readable_cooperative(session, ctx, principal, cooperative_id)
-    now = clock.now()
-    health = await _fresh_health(session, ctx, coop.id, now)
-    detail = await queries.cooperative_detail(session, coop, health, now=now, tz=ctx.tz, names=ctx.names)
-    return FastJSON(detail)
-
-
-async def _fresh_health(
-    session: Any, ctx: ReportingContext, cooperative_id: str, now: datetime
-) -> dict[str, Any]:
-    """Computed from the read model as it is now, so the answer never lags the events."""
-    assessed = await ctx.refresher.assess(session, [cooperative_id], now)
-    if cooperative_id not in assessed:
-        raise not_found("cooperative")
-    _coop, assessment = assessed[cooperative_id]
-    return {
-        "cooperative_id": cooperative_id,
-        "score": assessment.score,
-        "level": assessment.level,
-        "factors": [
-            {"name": f.name, "value": f.value, "weight": f.weight, "note": f.note} for f in assessment.factors
-        ],
-        "computed_at": now,
-    }
+    coop = await readable_cooperative(session, principal, cooperative_id)
+    return FastJSON(await queries.cooperative_page(session, ctx, coop, clock.now()))
 
 
 @cooperatives.get(
@@ -339,8 +315,8 @@ async def _fresh_health(
 async def cooperative_health(
     cooperative_id: CooperativeId, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
-    coop = await readable_cooperative(session, ctx, principal, cooperative_id)
-    return await _fresh_health(session, ctx, coop.id, clock.now())
+    coop = await readable_cooperative(session, principal, cooperative_id)
+    return await queries.cooperative_health(session, ctx, coop.id, clock.now())
 
 
 # --- monthly reports ----------------------------------------------------------------------------
@@ -358,22 +334,12 @@ monthly = APIRouter(tags=["monthly reports"], responses=ERRORS)
 async def submit_report(
     cooperative_id: CooperativeId,
     data: schemas.ReportIn,
-    session: SessionDep,
-    outbox: OutboxDep,
+    uow: UowDep,
     ctx: ContextDep,
     principal: CurrentPrincipal,
 ) -> Any:
-    coop = await ctx.projector.directory.get(session, cooperative_id)
-    if coop is None:
-        if principal.role in ("supplier",) or (
-            principal.role == "coop_manager" and principal.cooperative_id != cooperative_id
-        ):
-            raise forbidden("You may only change your own cooperative's data.")
-        raise not_found("cooperative")
-    ensure_can_write(principal, coop.id, coop.kecamatan_code)
-    [row] = await reports.submit_reports(session, outbox, principal, ctx.rules, [(coop, data)])
-    await session.commit()
-    return reports.report_out(row)
+    command = commands.SubmitReport(cooperative_id=cooperative_id, **data.model_dump())
+    return reports.report_out(await reports.submit_report(uow, principal, ctx.rules, command))
 
 
 @monthly.get(
@@ -384,7 +350,7 @@ async def submit_report(
 async def cooperative_reports(
     cooperative_id: CooperativeId, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
-    coop = await readable_cooperative(session, ctx, principal, cooperative_id)
+    coop = await readable_cooperative(session, principal, cooperative_id)
     rows, _total = await queries.report_rows(session, Scope(cooperative_id=coop.id))
     return [reports.report_out(row) for row in rows]
 
@@ -412,34 +378,10 @@ async def list_reports(
     summary="Record up to 1,000 reports at once, all or none (admin: imports and demo seeds)",
 )
 async def submit_report_batch(
-    data: schemas.ReportBatchIn,
-    session: SessionDep,
-    outbox: OutboxDep,
-    ctx: ContextDep,
-    principal: CurrentPrincipal,
+    data: schemas.ReportBatchIn, uow: UowDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
-    if principal.role not in ("admin", "service"):
-        raise forbidden("Batch submission is for administrators.")
-    known = await queries.known_cooperatives(session, {item.cooperative_id for item in data.reports})
-    missing = [
-        {
-            "field": f"reports.{i}.cooperative_id",
-            "message": "Unknown cooperative.",
-            "type": "unknown_cooperative",
-        }
-        for i, item in enumerate(data.reports)
-        if item.cooperative_id not in known
-    ]
-    if missing:
-        raise ApiError(422, "unknown_cooperative", "Some reports name an unknown cooperative.", missing)
-    items = [
-        (known[item.cooperative_id], schemas.ReportIn(**item.model_dump(exclude={"cooperative_id"})))
-        for item in data.reports
-    ]
-    rows = await reports.submit_reports(
-        session, outbox, principal, ctx.rules, items, field_prefix="reports.{index}."
-    )
-    await session.commit()
+    batch = [commands.SubmitReport(**item.model_dump()) for item in data.reports]
+    rows = await reports.submit_report_batch(uow, principal, ctx.rules, batch)
     return {"created": len(rows), "items": [reports.report_out(row) for row in rows]}
 
 
@@ -468,8 +410,7 @@ async def report_rates(
     summary="Announce report.overdue.v1 for every report whose due date has passed (once each)",
 )
 async def run_overdue(
-    session: SessionDep,
-    outbox: OutboxDep,
+    uow: UowDep,
     ctx: ContextDep,
     principal: CurrentPrincipal,
     data: schemas.OverdueRunIn | None = None,
@@ -477,11 +418,7 @@ async def run_overdue(
     if principal.role not in RUNNER_ROLES:
         raise forbidden("Overdue detection is run by Dinkopdag staff.")
     as_of = (data.as_of if data and data.as_of else clock.now()).astimezone(UTC)
-    result = await reports.announce_overdue(
-        session, outbox, ctx.rules, as_of, ctx.settings.overdue_lookback_periods
-    )
-    await session.commit()
-    return result
+    return await reports.announce_overdue(uow, ctx.rules, as_of, ctx.settings.overdue_lookback_periods)
 
 
 # --- exports ------------------------------------------------------------------------------------
@@ -559,35 +496,6 @@ MEDIA = {
 }
 
 
-async def _export_rows(
-    session: Any,
-    ctx: ReportingContext,
-    principal: Principal,
-    name: str,
-    kecamatan_code: str | None,
-    period: str | None,
-    need_status: str | None,
-) -> list[dict[str, Any]]:
-    scope = list_scope(principal, kecamatan_code)
-    names = ctx.names
-    if name == "cooperatives":
-        chosen = Period.parse(period) if period else ctx.current_period()
-        return await queries.cooperative_export_rows(
-            session, scope, names, chosen, kecamatan_code=kecamatan_code
-        )
-    if name == "stalled":
-        rows, _ = await queries.stalled_items(
-            session, scope, now=clock.now(), kecamatan_code=kecamatan_code, limit=1_000_000
-        )
-    elif name == "needs":
-        rows = await queries.need_rows(session, scope, status=need_status, kecamatan_code=kecamatan_code)
-    else:
-        rows, _ = await queries.report_rows(session, scope, period=period, kecamatan_code=kecamatan_code)
-    return [
-        {**row, "kecamatan_name": names.get(row["kecamatan_code"], row["kecamatan_code"])} for row in rows
-    ]
-
-
 async def _export(
     fmt: str,
     name: ExportName,
@@ -600,7 +508,17 @@ async def _export(
 ) -> Response:
     if name not in EXPORT_COLUMNS:
         raise not_found("export")
-    rows = await _export_rows(session, ctx, principal, name, kecamatan_code, period, need_status)
+    scope = list_scope(principal, kecamatan_code)
+    rows = await queries.export_rows(
+        session,
+        ctx,
+        name,
+        scope,
+        now=clock.now(),
+        kecamatan_code=kecamatan_code,
+        period=period,
+        need_status=need_status,
+    )
     columns = EXPORT_COLUMNS[name]
     stamp = local_date(clock.now(), ctx.tz).isoformat()
     body = export_files.to_csv(columns, rows) if fmt == "csv" else export_files.to_xlsx(name, columns, rows)
@@ -627,21 +545,7 @@ async def monthly_report_pdf(
 ) -> Response:
     scope = aggregate_scope(principal)
     chosen = Period.parse(period) if period else ctx.current_period()
-    now = clock.now()
-    as_of = ctx.as_of()
-    data = MonthlyReportData(
-        area="Kota Surabaya" if scope is None else "Wilayah " + ", ".join(ctx.names.get(c, c) for c in scope),
-        period=str(chosen),
-        due_date=ctx.due.due_date(chosen),
-        generated_at=now,
-        summary=await queries.summary(session, scope, as_of, str(ctx.current_period())),
-        rates=await reports.rates(session, ctx.rules, chosen, scope, ctx.names),
-        kecamatan=await queries.kecamatan_rows(session, scope, ctx.names, str(ctx.current_period())),
-        weekly=(
-            await queries.sales_series(session, weeks=12, now=now, tz=ctx.tz, scope=Scope(kecamatan=scope))
-        )["weeks"],
-        visits=await queries.visit_list(session, Scope(kecamatan=scope), ctx.names, chosen),
-    )
+    data = await queries.monthly_report(session, ctx, scope, chosen, clock.now())
     return Response(
         render_monthly_report(data),
         media_type="application/pdf",
@@ -721,8 +625,8 @@ admin = APIRouter(tags=["operations"], responses=ERRORS)
 @admin.post(
     "/admin/rebuild", response_model=schemas.RebuildOut, summary="Rebuild the read model from the event store"
 )
-async def admin_rebuild(request: Request, ctx: ContextDep, _: AdminPrincipal) -> Any:
-    result = await rebuild(request.app.state.db, ctx.projector, ctx.refresher)
+async def admin_rebuild(ctx: ContextDep, _: AdminPrincipal) -> Any:
+    result = await rebuild(ctx.projector, ctx.refresher)
     return result.__dict__
 
 

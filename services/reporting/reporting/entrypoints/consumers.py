@@ -10,6 +10,7 @@ one statement and projected with `Projector.apply_many` (runs of `stock.moved` s
 
 from __future__ import annotations
 
+from kkmp_shared.bootstrap import Platform
 from kkmp_shared.events.contracts import (
     EVENT_MODELS,
     CooperativeHealthChanged,
@@ -42,8 +43,7 @@ from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.consumer import BatchHandler, ConsumerGroup, Handler
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reporting.adapters import event_store
-from reporting.service_layer.projections import Projector
+from reporting.service_layer.projections import Projector, record, record_many
 
 # queue purpose → event types ("reporting.<purpose>")
 SUBSCRIPTIONS: dict[str, tuple[type[EventData], ...]] = {
@@ -66,32 +66,33 @@ SUBSCRIPTIONS: dict[str, tuple[type[EventData], ...]] = {
 OTHER = "other"
 
 
-def make_handler(projector: Projector) -> Handler:
+def make_handler(platform: Platform, projector: Projector) -> Handler:
     async def store_and_project(session: AsyncSession, event: CloudEvent, data: EventData) -> None:
-        await event_store.append(session, event)
-        await projector.apply(session, event, data)
+        async with platform.joined(session) as uow:
+            await record(uow, projector, event, data)
 
     return store_and_project
 
 
-def make_batch_handler(projector: Projector) -> BatchHandler:
+def make_batch_handler(platform: Platform, projector: Projector) -> BatchHandler:
     async def store_and_project_many(
         session: AsyncSession, events: list[tuple[CloudEvent, EventData]]
     ) -> None:
-        await event_store.append_many(session, [event for event, _ in events])
-        await projector.apply_many(session, events)
+        async with platform.joined(session) as uow:
+            await record_many(uow, projector, events)
 
     return store_and_project_many
 
 
-def build_consumers(projector: Projector) -> ConsumerGroup:
+def build_consumers(platform: Platform, projector: Projector) -> ConsumerGroup:
     group = ConsumerGroup("reporting")
-    handler = make_handler(projector)
+    handler = make_handler(platform, projector)
+    batch_handler = make_batch_handler(platform, projector)
     bound = {model.event_type for models in SUBSCRIPTIONS.values() for model in models}
     others = tuple(model for event_type, model in sorted(EVENT_MODELS.items()) if event_type not in bound)
     for purpose, models in {**SUBSCRIPTIONS, OTHER: others}.items():
         for model in models:
             group.add(purpose, model, handler)
         if models:
-            group.in_batches(purpose, make_batch_handler(projector))
+            group.in_batches(purpose, batch_handler)
     return group

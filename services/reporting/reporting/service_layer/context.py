@@ -1,7 +1,7 @@
 """What reporting's handlers share: its rules (calendar, health policy), the projector and refresher.
 
-Built once by the composition root (`bootstrap.py`) or by the rebuild command, and handed to the
-routes, consumers and background jobs.
+Built once from the platform by the composition root (`bootstrap.py`) or by the rebuild command, and
+handed to the routes (as `app.state.reporting`), consumers and background jobs.
 """
 
 from __future__ import annotations
@@ -10,13 +10,12 @@ from dataclasses import dataclass, field
 from datetime import datetime, tzinfo
 
 from kkmp_shared import clock
-from kkmp_shared.db import Database
-from kkmp_shared.messaging.outbox import Outbox
+from kkmp_shared.bootstrap import Platform
 
 from reporting.adapters.regions import load_kecamatan_names
+from reporting.adapters.views.kecamatan_list import KecamatanList
 from reporting.domain.health import HealthPolicy
 from reporting.domain.periods import DueRule, Period, zone
-from reporting.service_layer.kecamatan_list import KecamatanList
 from reporting.service_layer.projections import Projector
 from reporting.service_layer.refresh import Refresher
 from reporting.service_layer.reports import ReportRules
@@ -43,9 +42,7 @@ class ReportingContext:
         return self.refresher.current_period(now or clock.now())
 
 
-def build_context(
-    settings: ReportingSettings, db: Database, outbox: Outbox, projector: Projector | None = None
-) -> ReportingContext:
+def build_context(settings: ReportingSettings, platform: Platform) -> ReportingContext:
     tz = zone(settings.timezone)
     due = settings.due_rule()
     policy = settings.health_policy()
@@ -55,10 +52,9 @@ def build_context(
         due=due,
         policy=policy,
         names=load_kecamatan_names(settings.regions_csv),
-        projector=projector or Projector(tz),
+        projector=Projector(tz),
         refresher=Refresher(
-            db,
-            outbox,
+            platform,
             policy=policy,
             due=due,
             tz=tz,

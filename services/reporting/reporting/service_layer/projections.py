@@ -1,13 +1,9 @@
 """Projections: how each event changes reporting's read model.
 
-The same `Projector.apply` runs for a live event (from the consumers, inside the inbox transaction)
-and for a stored one during a rebuild, so a replay from a clean state arrives at the same rows. A
-projection uses only the event (never the clock), and the rules that could be upset by redelivery or
-reordering live in the pure domain functions (`domain.stock`, `domain.needs`).
-
-Events reporting keeps but does not project (potentials, users, supplier matches, redistributions,
-orders, notifications, its own events) are still stored, so a later projection can be added and
-filled by a rebuild.
+The same `Projector` runs for a live event (in the consumer's transaction) and for a stored one in a
+rebuild, so a replay arrives at the same rows. A projection uses only the event, never the clock; the
+rules that redelivery or reordering could upset live in `domain.stock` and `domain.needs`. Events kept
+but not projected are still stored, for a projection added later and filled by a rebuild.
 """
 
 from __future__ import annotations
@@ -18,7 +14,6 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, tzinfo
 from typing import Any
 
-from kkmp_shared.db import upsert_insert
 from kkmp_shared.directory import CooperativeDirectory
 from kkmp_shared.events.contracts import (
     CooperativeRegistered,
@@ -37,23 +32,26 @@ from kkmp_shared.events.contracts import (
 )
 from kkmp_shared.events.envelope import CloudEvent
 from kkmp_shared.messaging.consumer import ConsumerGroup
-from sqlalchemy import select, tuple_, update
+from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reporting.adapters import orm
-from reporting.adapters.sql import add_to, add_to_many, mark_dirty, replace_statement
+from reporting.adapters import event_store, orm
+from reporting.adapters import projection_store as store
+from reporting.adapters.directory import directory
+from reporting.adapters.sql import mark_dirty
 from reporting.domain import needs as need_rules
 from reporting.domain import stock as stock_rules
 from reporting.domain.periods import as_utc, local_date, week_start
 
 log = logging.getLogger("kkmp.reporting.projections")
 
-Projection = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
+Projection = Callable[[UnitOfWork, CloudEvent, Any], Awaitable[None]]
+DirectoryHandler = Callable[[AsyncSession, CloudEvent, Any], Awaitable[None]]
 # Movements applied in one go at most (keeps a statement's parameters well under the drivers' limits).
 MOVED_RUN = 500
 
 
-def shared_directory_handlers(directory: CooperativeDirectory) -> dict[str, Projection]:
+def shared_directory_handlers(directory: CooperativeDirectory) -> dict[str, DirectoryHandler]:
     """The common library's directory handlers, taken from a throw-away subscription list so that
     reporting runs them inside its own handlers (which also store the event and feed a rebuild)."""
     staging = ConsumerGroup("staging")
@@ -67,7 +65,7 @@ def shared_directory_handlers(directory: CooperativeDirectory) -> dict[str, Proj
 class Projector:
     def __init__(self, tz: tzinfo) -> None:
         self.tz = tz
-        self.directory = CooperativeDirectory(orm.known_cooperatives)
+        self.directory = directory
         self._directory = shared_directory_handlers(self.directory)
         self._projections: dict[str, Projection] = {
             CooperativeRegistered.event_type: self.cooperative_registered,
@@ -88,12 +86,12 @@ class Projector:
     def projected_types(self) -> set[str]:
         return set(self._projections)
 
-    async def apply(self, session: AsyncSession, event: CloudEvent, data: EventData) -> None:
+    async def apply(self, uow: UnitOfWork, event: CloudEvent, data: EventData) -> None:
         projection = self._projections.get(event.type)
         if projection is not None:
-            await projection(session, event, data)
+            await projection(uow, event, data)
 
-    async def apply_many(self, session: AsyncSession, events: Sequence[tuple[CloudEvent, EventData]]) -> None:
+    async def apply_many(self, uow: UnitOfWork, events: Sequence[tuple[CloudEvent, EventData]]) -> None:
         """The same effect as `apply` on each event in order, with runs of `stock.moved` (the
         high-volume stream) and of `stock.stalled` (a detection scan's burst) applied set-based: one
         read and one write per table per run."""
@@ -102,136 +100,67 @@ class Projector:
         for event, data in events:
             batched = type(data) if isinstance(data, (StockMoved, StockStalled)) else None
             if run and (batched is not kind or len(run) >= MOVED_RUN):
-                await self._apply_run(session, run)
+                await self._apply_run(uow, run)
                 run = []
             if batched is None:
-                await self.apply(session, event, data)
+                await self.apply(uow, event, data)
             else:
                 kind = batched
                 run.append((event, data))
         if run:
-            await self._apply_run(session, run)
+            await self._apply_run(uow, run)
 
-    async def _apply_run(self, session: AsyncSession, run: list[tuple[CloudEvent, Any]]) -> None:
+    async def _apply_run(self, uow: UnitOfWork, run: list[tuple[CloudEvent, Any]]) -> None:
         if isinstance(run[0][1], StockMoved):
-            await self.stock_moved_many(session, run)
+            await self.stock_moved_many(uow, run)
         else:
-            await self.stock_stalled_many(session, run)
+            await self.stock_stalled_many(uow, run)
 
     # --- cooperatives -----------------------------------------------------------------------
 
-    async def _facts(self, session: AsyncSession, data: Any, registered_at: datetime | None) -> None:
-        values: dict[str, Any] = {
-            "cooperative_id": data.cooperative_id,
-            "kecamatan_code": data.kecamatan_code,
-            "formation": data.formation,
-        }
-        statement = upsert_insert(session)(orm.cooperative_facts).values(
-            **values, registered_at=registered_at
-        )
-        update_set: dict[str, Any] = {
-            "kecamatan_code": statement.excluded.kecamatan_code,
-            "formation": statement.excluded.formation,
-        }
-        if registered_at is not None:
-            update_set["registered_at"] = statement.excluded.registered_at
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[orm.cooperative_facts.c.cooperative_id], set_=update_set
-            )
-        )
-
     async def cooperative_registered(
-        self, session: AsyncSession, event: CloudEvent, data: CooperativeRegistered
+        self, uow: UnitOfWork, event: CloudEvent, data: CooperativeRegistered
     ) -> None:
-        await self._directory[event.type](session, event, data)
-        await self._facts(session, data, as_utc(data.registered_at))
-        await mark_dirty(session, data.cooperative_id, data.kecamatan_code)
+        await self._directory[event.type](uow.session, event, data)
+        await store.save_facts(uow.session, data, as_utc(data.registered_at))
+        await mark_dirty(uow.session, data.cooperative_id, data.kecamatan_code)
 
-    async def cooperative_updated(
-        self, session: AsyncSession, event: CloudEvent, data: CooperativeUpdated
-    ) -> None:
-        await self._directory[event.type](session, event, data)
+    async def cooperative_updated(self, uow: UnitOfWork, event: CloudEvent, data: CooperativeUpdated) -> None:
+        await self._directory[event.type](uow.session, event, data)
         # An update that overtook the registration leaves registered_at unknown until it arrives.
-        await self._facts(session, data, None)
-        await mark_dirty(session, data.cooperative_id, data.kecamatan_code)
+        await store.save_facts(uow.session, data, None)
+        await mark_dirty(uow.session, data.cooperative_id, data.kecamatan_code)
 
-    async def member_joined(self, session: AsyncSession, event: CloudEvent, data: MemberJoined) -> None:
-        await self._directory[event.type](session, event, data)
-        await add_to(
-            session,
-            orm.coop_members_daily,
-            {"cooperative_id": data.cooperative_id, "day": local_date(data.joined_at, self.tz)},
-            {"members_joined": 1},
-            kecamatan_code=data.kecamatan_code,
-        )
-        await mark_dirty(session, data.cooperative_id, data.kecamatan_code)
+    async def member_joined(self, uow: UnitOfWork, event: CloudEvent, data: MemberJoined) -> None:
+        await self._directory[event.type](uow.session, event, data)
+        day = local_date(data.joined_at, self.tz)
+        await store.count_member_joined(uow.session, data.cooperative_id, day, data.kecamatan_code)
+        await mark_dirty(uow.session, data.cooperative_id, data.kecamatan_code)
 
-    async def training_completed(
-        self, session: AsyncSession, event: CloudEvent, data: TrainingCompleted
-    ) -> None:
-        statement = upsert_insert(session)(orm.coop_trainings).values(
-            cooperative_id=data.cooperative_id,
-            training_id=data.training_id,
-            kecamatan_code=data.kecamatan_code,
-            title=data.title[:200],
-            topic=data.topic[:100],
-            participants=data.participants,
-            completed_at=as_utc(data.completed_at),
+    async def training_completed(self, uow: UnitOfWork, event: CloudEvent, data: TrainingCompleted) -> None:
+        await store.save_training(
+            uow.session,
+            {
+                "cooperative_id": data.cooperative_id,
+                "training_id": data.training_id,
+                "kecamatan_code": data.kecamatan_code,
+                "title": data.title[:200],
+                "topic": data.topic[:100],
+                "participants": data.participants,
+                "completed_at": as_utc(data.completed_at),
+            },
         )
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[orm.coop_trainings.c.cooperative_id, orm.coop_trainings.c.training_id],
-                set_={c: statement.excluded[c] for c in ("title", "topic", "participants", "completed_at")},
-            )
-        )
-        await mark_dirty(session, data.cooperative_id, data.kecamatan_code)
+        await mark_dirty(uow.session, data.cooperative_id, data.kecamatan_code)
 
     # --- stock ------------------------------------------------------------------------------
 
-    async def _load_item(
-        self, session: AsyncSession, cooperative_id: str, commodity: str
-    ) -> stock_rules.StockItem | None:
-        return (await self._load_items(session, [(cooperative_id, commodity)])).get(
-            (cooperative_id, commodity)
-        )
+    async def stock_moved(self, uow: UnitOfWork, event: CloudEvent, data: StockMoved) -> None:
+        await self.stock_moved_many(uow, [(event, data)])
 
-    async def _load_items(
-        self, session: AsyncSession, keys: list[tuple[str, str]]
-    ) -> dict[tuple[str, str], stock_rules.StockItem]:
-        """The stock items of these (cooperative, commodity) keys, locked for the transaction."""
-        t = orm.stock_items
-        rows = (
-            await session.execute(
-                select(t)
-                .where(tuple_(t.c.cooperative_id, t.c.commodity).in_(sorted(keys)))
-                .order_by(t.c.cooperative_id, t.c.commodity)
-                .with_for_update()
-            )
-        ).all()
-        return {(row.cooperative_id, row.commodity): _item_from_row(row) for row in rows}
-
-    async def _save_item(self, session: AsyncSession, data: Any, item: stock_rules.StockItem) -> None:
-        await self._save_items(session, [(data, item)])
-
-    async def _save_items(
-        self, session: AsyncSession, changes: list[tuple[Any, stock_rules.StockItem]]
-    ) -> None:
-        """Upsert stock items (one row per key: the latest event's data names its kecamatan)."""
-        rows = [_item_values(data, item) for data, item in changes]
-        keys = ("cooperative_id", "commodity")
-        columns = [k for k in rows[0] if k not in keys]
-        await session.execute(replace_statement(session, orm.stock_items, keys, columns), rows)
-        for data, _ in changes:
-            await mark_dirty(session, data.cooperative_id, data.kecamatan_code)
-
-    async def stock_moved(self, session: AsyncSession, event: CloudEvent, data: StockMoved) -> None:
-        await self.stock_moved_many(session, [(event, data)])
-
-    async def stock_moved_many(self, session: AsyncSession, run: list[tuple[CloudEvent, StockMoved]]) -> None:
+    async def stock_moved_many(self, uow: UnitOfWork, run: list[tuple[CloudEvent, StockMoved]]) -> None:
         """Movements in order: each item's state folded in memory, sales summed per counter row."""
         keys = list(dict.fromkeys((data.cooperative_id, data.commodity) for _, data in run))
-        items = await self._load_items(session, keys)
+        items = await store.load_items(uow.session, keys)
         latest: dict[tuple[str, str], StockMoved] = {}
         daily: dict[tuple[str, Any], dict[str, Any]] = {}
         coop_weekly: dict[tuple[str, str, Any], dict[str, int]] = defaultdict(_weekly_zero)
@@ -279,45 +208,28 @@ class Projector:
                 totals["quantity_milli"] += quantity
                 totals["value"] += int(value)
                 totals["transactions"] += 1
-        await self._save_items(session, [(latest[key], items[key]) for key in keys])
-        await add_to_many(
-            session,
-            orm.coop_sales_daily,
-            ["cooperative_id", "day"],
+        await store.save_items(uow.session, [(latest[key], items[key]) for key in keys])
+        await store.add_sales(
+            uow.session,
             list(daily.values()),
-            ["sale_count", "sale_value"],
-        )
-        await add_to_many(
-            session,
-            orm.coop_sales_weekly,
-            ["cooperative_id", "commodity", "week_start"],
             [
                 {"cooperative_id": coop, "commodity": commodity, "week_start": week, **totals}
                 for (coop, commodity, week), totals in coop_weekly.items()
             ],
-            list(WEEKLY_COUNTERS),
-        )
-        await add_to_many(
-            session,
-            orm.sales_weekly,
-            ["scope", "commodity", "week_start"],
             [
                 {"scope": scope, "commodity": commodity, "week_start": week, **totals}
                 for (scope, commodity, week), totals in city_weekly.items()
             ],
-            list(WEEKLY_COUNTERS),
         )
 
-    async def stock_stalled(self, session: AsyncSession, event: CloudEvent, data: StockStalled) -> None:
-        await self.stock_stalled_many(session, [(event, data)])
+    async def stock_stalled(self, uow: UnitOfWork, event: CloudEvent, data: StockStalled) -> None:
+        await self.stock_stalled_many(uow, [(event, data)])
 
-    async def stock_stalled_many(
-        self, session: AsyncSession, run: list[tuple[CloudEvent, StockStalled]]
-    ) -> None:
+    async def stock_stalled_many(self, uow: UnitOfWork, run: list[tuple[CloudEvent, StockStalled]]) -> None:
         """Stalls in order (a detection scan announces hundreds at once): each item's state folded in
         memory, then one write of the items and one of the episodes."""
         keys = list(dict.fromkeys((data.cooperative_id, data.commodity) for _, data in run))
-        items = await self._load_items(session, keys)
+        items = await store.load_items(uow.session, keys)
         changed: dict[tuple[str, str], tuple[StockStalled, stock_rules.StockItem]] = {}
         episodes: dict[tuple[str, str, datetime], dict[str, Any]] = {}
         for _, data in run:
@@ -351,30 +263,23 @@ class Projector:
             }
         if not changed:
             return
-        await self._save_items(session, list(changed.values()))
-        t = orm.stalled_episodes
-        statement = upsert_insert(session)(t)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[t.c.cooperative_id, t.c.commodity, t.c.started_at],
-                set_={"value": statement.excluded.value},
-            ),
-            list(episodes.values()),
-        )
+        await store.save_items(uow.session, list(changed.values()))
+        await store.save_episodes(uow.session, list(episodes.values()))
 
-    async def stock_low(self, session: AsyncSession, event: CloudEvent, data: StockLow) -> None:
-        await self._condition(session, data, "low", as_utc(data.detected_at), start=True)
+    async def stock_low(self, uow: UnitOfWork, event: CloudEvent, data: StockLow) -> None:
+        await self._condition(uow, data, "low", as_utc(data.detected_at), start=True)
 
-    async def stock_stockout(self, session: AsyncSession, event: CloudEvent, data: StockStockout) -> None:
-        await self._condition(session, data, "stockout", as_utc(data.detected_at), start=True)
+    async def stock_stockout(self, uow: UnitOfWork, event: CloudEvent, data: StockStockout) -> None:
+        await self._condition(uow, data, "stockout", as_utc(data.detected_at), start=True)
 
-    async def stock_recovered(self, session: AsyncSession, event: CloudEvent, data: StockRecovered) -> None:
-        await self._condition(session, data, data.condition, as_utc(data.detected_at), start=False)
+    async def stock_recovered(self, uow: UnitOfWork, event: CloudEvent, data: StockRecovered) -> None:
+        await self._condition(uow, data, data.condition, as_utc(data.detected_at), start=False)
 
     async def _condition(
-        self, session: AsyncSession, data: Any, condition: str, detected_at: datetime, *, start: bool
+        self, uow: UnitOfWork, data: Any, condition: str, detected_at: datetime, *, start: bool
     ) -> None:
-        item = await self._load_item(session, data.cooperative_id, data.commodity) or stock_rules.StockItem(
+        key = (data.cooperative_id, data.commodity)
+        item = (await store.load_items(uow.session, [key])).get(key) or stock_rules.StockItem(
             unit=getattr(data, "unit", None)
         )
         if start:
@@ -383,154 +288,60 @@ class Projector:
             updated = stock_rules.end_condition(item, condition, detected_at)  # type: ignore[arg-type]
         if updated is item:
             return
-        await self._save_item(session, data, updated)
+        await store.save_items(uow.session, [(data, updated)])
         if condition == "stalled" and not start and item.stalled:
-            t = orm.stalled_episodes
-            await session.execute(
-                update(t)
-                .where(
-                    t.c.cooperative_id == data.cooperative_id,
-                    t.c.commodity == data.commodity,
-                    t.c.ended_at.is_(None),
-                    t.c.started_at <= detected_at,
-                )
-                .values(ended_at=detected_at)
-            )
+            await store.end_episodes(uow.session, data.cooperative_id, data.commodity, detected_at)
 
     async def price_ceiling_exceeded(
-        self, session: AsyncSession, event: CloudEvent, data: PriceCeilingExceeded
+        self, uow: UnitOfWork, event: CloudEvent, data: PriceCeilingExceeded
     ) -> None:
-        statement = upsert_insert(session)(orm.price_violations).values(
-            movement_id=data.movement_id,
-            cooperative_id=data.cooperative_id,
-            kecamatan_code=data.kecamatan_code,
-            commodity=data.commodity,
-            unit=data.unit,
-            quantity_milli=stock_rules.to_milli(data.quantity),
-            unit_price=data.unit_price,
-            price_ceiling=data.price_ceiling,
-            excess=data.excess,
-            occurred_at=as_utc(data.occurred_at),
+        await store.add_price_violation(
+            uow.session,
+            {
+                "movement_id": data.movement_id,
+                "cooperative_id": data.cooperative_id,
+                "kecamatan_code": data.kecamatan_code,
+                "commodity": data.commodity,
+                "unit": data.unit,
+                "quantity_milli": stock_rules.to_milli(data.quantity),
+                "unit_price": data.unit_price,
+                "price_ceiling": data.price_ceiling,
+                "excess": data.excess,
+                "occurred_at": as_utc(data.occurred_at),
+            },
         )
-        await session.execute(statement.on_conflict_do_nothing())
 
     # --- needs ------------------------------------------------------------------------------
 
-    async def _load_need(self, session: AsyncSession, need_id: str) -> need_rules.NeedState | None:
-        t = orm.needs
-        row = (await session.execute(select(t).where(t.c.need_id == need_id).with_for_update())).first()
-        if row is None:
-            return None
-        return need_rules.NeedState(
-            status=row.status,
-            submitted_at=row.submitted_at,
-            status_changed_at=row.status_changed_at,
-            first_response_at=row.first_response_at,
-            closed_at=row.closed_at,
-        )
-
-    async def _save_need(
-        self, session: AsyncSession, data: Any, state: need_rules.NeedState, description: str | None
-    ) -> None:
-        values = {
-            "need_id": data.need_id,
-            "cooperative_id": data.cooperative_id,
-            "kecamatan_code": data.kecamatan_code,
-            "kind": data.kind,
-            "commodity": data.commodity,
-            "status": state.status,
-            "submitted_at": state.submitted_at,
-            "status_changed_at": state.status_changed_at,
-            "first_response_at": state.first_response_at,
-            "response_seconds": state.response_seconds,
-            "closed_at": state.closed_at,
-        }
-        if description is not None:
-            values["description"] = description
-        statement = upsert_insert(session)(orm.needs).values(**values)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[orm.needs.c.need_id],
-                set_={k: statement.excluded[k] for k in values if k != "need_id"},
-            )
-        )
-        await mark_dirty(session, data.cooperative_id, data.kecamatan_code)
-
-    async def need_submitted(self, session: AsyncSession, event: CloudEvent, data: NeedSubmitted) -> None:
-        existing = await self._load_need(session, data.need_id)
+    async def need_submitted(self, uow: UnitOfWork, event: CloudEvent, data: NeedSubmitted) -> None:
+        existing = await store.load_need(uow.session, data.need_id)
         state = need_rules.submitted(existing, as_utc(data.submitted_at))
-        await self._save_need(session, data, state, data.description)
+        await store.save_need(uow.session, data, state, data.description)
 
-    async def need_status_changed(
-        self, session: AsyncSession, event: CloudEvent, data: NeedStatusChanged
-    ) -> None:
-        existing = await self._load_need(session, data.need_id)
+    async def need_status_changed(self, uow: UnitOfWork, event: CloudEvent, data: NeedStatusChanged) -> None:
+        existing = await store.load_need(uow.session, data.need_id)
         state = need_rules.status_changed(
             existing,
             new_status=data.new_status,
             changed_at=as_utc(data.changed_at),
             submitted_at=as_utc(data.submitted_at),
         )
-        await self._save_need(session, data, state, None)
+        await store.save_need(uow.session, data, state, None)
 
 
-WEEKLY_COUNTERS = ("quantity_milli", "value", "transactions")
+async def record(uow: UnitOfWork, projector: Projector, event: CloudEvent, data: EventData) -> None:
+    """A consumed event: stored in the event store and projected, in the consumer's transaction."""
+    await event_store.append(uow.session, event)
+    await projector.apply(uow, event, data)
+
+
+async def record_many(
+    uow: UnitOfWork, projector: Projector, events: list[tuple[CloudEvent, EventData]]
+) -> None:
+    """A batch of consumed events: stored in one statement, projected with `Projector.apply_many`."""
+    await event_store.append_many(uow.session, [event for event, _ in events])
+    await projector.apply_many(uow, events)
 
 
 def _weekly_zero() -> dict[str, int]:
-    return dict.fromkeys(WEEKLY_COUNTERS, 0)
-
-
-def _item_from_row(row: Any) -> stock_rules.StockItem:
-    details = None
-    if row.stalled:
-        details = stock_rules.StalledDetails(
-            on_hand_milli=row.stalled_on_hand_milli or 0,
-            value=row.stalled_value or 0,
-            days_since_sale=row.stalled_days_since_sale or 0,
-            last_sale_at=row.stalled_last_sale_at,
-            unit_cost=row.stalled_unit_cost,
-        )
-    return stock_rules.StockItem(
-        unit=row.unit,
-        on_hand_milli=row.on_hand_milli,
-        on_hand_at=row.on_hand_at,
-        last_sale_at=row.last_sale_at,
-        stalled=row.stalled,
-        stalled_since=row.stalled_since,
-        stalled_changed_at=row.stalled_changed_at,
-        stalled_details=details,
-        low=row.low,
-        low_since=row.low_since,
-        low_changed_at=row.low_changed_at,
-        stockout=row.stockout,
-        stockout_since=row.stockout_since,
-        stockout_changed_at=row.stockout_changed_at,
-    )
-
-
-def _item_values(data: Any, item: stock_rules.StockItem) -> dict[str, Any]:
-    details = item.stalled_details
-    return {
-        "cooperative_id": data.cooperative_id,
-        "commodity": data.commodity,
-        "kecamatan_code": data.kecamatan_code,
-        "unit": item.unit,
-        "on_hand_milli": item.on_hand_milli,
-        "on_hand_at": item.on_hand_at,
-        "last_sale_at": item.last_sale_at,
-        "stalled": item.stalled,
-        "stalled_since": item.stalled_since,
-        "stalled_changed_at": item.stalled_changed_at,
-        "stalled_on_hand_milli": details.on_hand_milli if details else None,
-        "stalled_value": details.value if details else 0,
-        "stalled_days_since_sale": details.days_since_sale if details else None,
-        "stalled_last_sale_at": details.last_sale_at if details else None,
-        "stalled_unit_cost": details.unit_cost if details else None,
-        "low": item.low,
-        "low_since": item.low_since,
-        "low_changed_at": item.low_changed_at,
-        "stockout": item.stockout,
-        "stockout_since": item.stockout_since,
-        "stockout_changed_at": item.stockout_changed_at,
-    }
+    return dict.fromkeys(store.WEEKLY_COUNTERS, 0)

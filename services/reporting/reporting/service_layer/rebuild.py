@@ -14,11 +14,10 @@ import logging
 import time
 from dataclasses import dataclass
 
-from kkmp_shared.db import Database
 from kkmp_shared.events.contracts import EVENT_MODELS
-from sqlalchemy import delete, func, select, text
 
-from reporting.adapters import event_store, orm
+from reporting.adapters import event_store, refresh_store
+from reporting.adapters import projection_store as store
 from reporting.adapters.sql import forget_dirty_marks
 from reporting.service_layer.projections import Projector
 from reporting.service_layer.refresh import Refresher
@@ -35,41 +34,36 @@ class RebuildResult:
     seconds: float
 
 
-async def rebuild(db: Database, projector: Projector, refresher: Refresher) -> RebuildResult:
+async def rebuild(projector: Projector, refresher: Refresher) -> RebuildResult:
     async with refresher.lock:
-        return await _rebuild(db, projector, refresher)
+        return await _rebuild(projector, refresher)
 
 
-async def _rebuild(db: Database, projector: Projector, refresher: Refresher) -> RebuildResult:
+async def _rebuild(projector: Projector, refresher: Refresher) -> RebuildResult:
     started = time.perf_counter()
     replayed = 0
-    async with db.transaction() as session:
+    platform = refresher.platform
+    async with platform.unit_of_work() as uow:
         # Another replica's refresher transactions wait for the replay, as this process's do.
-        await refresher.take_turn(session)
-        if not db.is_sqlite:
-            await session.execute(text("LOCK TABLE event_store IN EXCLUSIVE MODE"))
-        for table in orm.PROJECTION_TABLES:
-            await session.execute(delete(table))
-        stored = await event_store.count(session)
+        await refresher.take_turn(uow)
+        await event_store.hold_writers(uow.session)
+        await store.wipe(uow.session)
+        stored = await event_store.count(uow.session)
         projected = projector.projected_types
-        async for rows in event_store.read_in_order(session):
+        async for rows in event_store.read_in_order(uow.session):
             page = [
                 (event_store.to_event(row), EVENT_MODELS[row.event_type].model_validate(row.data))
                 for row in rows
                 if row.event_type in projected and row.event_type in EVENT_MODELS
             ]
-            await projector.apply_many(session, page)
+            await projector.apply_many(uow, page)
             replayed += len(page)
-        # Health rows of cooperatives the store no longer knows would count in no kecamatan.
-        h = orm.cooperative_health
-        await session.execute(delete(h).where(h.c.cooperative_id.not_in(select(orm.known_cooperatives.c.id))))
-        forget_dirty_marks(session)
-        await Refresher.mark_all(session, cooperatives=False, kecamatan=True)
+        await store.forget_unknown_health(uow.session)
+        forget_dirty_marks(uow.session)
+        await refresh_store.mark_all(uow.session, cooperatives=False, kecamatan=True)
     result = await refresher.recompute_all_health(locked=True)
-    async with db.session() as session:
-        cooperatives = int(
-            (await session.execute(select(func.count()).select_from(orm.known_cooperatives))).scalar_one()
-        )
+    async with platform.db.session() as session:
+        cooperatives = await store.cooperative_count(session)
     seconds = time.perf_counter() - started
     log.info("read model rebuilt: %d of %d stored events replayed in %.2fs", replayed, stored, seconds)
     return RebuildResult(

@@ -1,19 +1,10 @@
 """The refresher: keeps the derived figures (health per cooperative, counts per kecamatan and for the
-city) caught up with the read model.
+city) caught up with the marks the consumers leave in `refresh_queue`, a chunk per transaction, and
+announces health level changes through the outbox in the same transaction.
 
-Consumers only mark what they touched (`refresh_queue`); the refresher claims the marks in chunks,
-recomputes those cooperatives' health set-based, announces level changes
-(`cooperative.health_changed.v1`, through the outbox in the same transaction), then recomputes the
-touched kecamatan rows and the city row. So the dashboards read a handful of pre-aggregated rows
-whatever the number of cooperatives, and a burst of a thousand events about one kecamatan costs one
-re-aggregation, not a thousand.
-
-Replicas: every refresher transaction first locks the lease row (`refresh_lease`), so across
-replicas one transaction at a time claims marks and writes derived figures, and the next one sees the
-marks the last one deleted (work done once, and a level change announced once). The lease's holder
-and expiry choose which replica runs the scheduled work (`hold_lease`); a holder that dies stops
-renewing, and after `lease_s` another replica takes over. On SQLite (one process) BEGIN IMMEDIATE
-already serialises the transactions and the lease is simply always this process's.
+Every refresher transaction first locks the lease row, so across replicas one at a time claims marks
+(work done once, a change announced once); the lease's holder runs the scheduled work, and another
+replica takes over `lease_s` after the holder stops renewing it.
 """
 
 from __future__ import annotations
@@ -25,26 +16,24 @@ import os
 import socket
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 from typing import Any
 
 from kkmp_shared import clock
-from kkmp_shared.db import Database, upsert_insert
+from kkmp_shared.bootstrap import Platform
 from kkmp_shared.events.contracts import CooperativeHealthChanged
-from kkmp_shared.messaging.outbox import Outbox
-from sqlalchemy import delete, func, literal, select, text, union, update
+from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reporting.adapters import orm
-from reporting.adapters.sql import dialect_of
+from reporting.adapters import derived_figures, figures, orm
+from reporting.adapters import refresh_store as marks
 from reporting.domain.health import HealthPolicy, assess_health
 from reporting.domain.periods import DueRule, Period, local_date
-from reporting.service_layer import figures
 
 log = logging.getLogger("kkmp.reporting.refresh")
-
-LEASE = "refresher"
 
 
 @dataclass
@@ -65,8 +54,7 @@ def factors_json(assessment: Any) -> list[dict[str, Any]]:
 class Refresher:
     def __init__(
         self,
-        db: Database,
-        outbox: Outbox,
+        platform: Platform,
         *,
         policy: HealthPolicy,
         due: DueRule,
@@ -75,11 +63,10 @@ class Refresher:
         lease_s: float = 15.0,
         holder: str | None = None,
     ) -> None:
-        self.db = db
+        self.platform = platform
         self.lease_s = lease_s
         # Who this refresher is, in the lease row: readable in an operator's query, unique per start.
         self.holder = holder or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
-        self.outbox = outbox
         self.policy = policy
         self.due = due
         self.tz = tz
@@ -93,31 +80,19 @@ class Refresher:
 
     # --- the lease ----------------------------------------------------------------------------
 
-    async def take_turn(self, session: AsyncSession) -> None:
+    async def take_turn(self, uow: UnitOfWork) -> None:
         """First statement of every refresher transaction: lock the lease row, which serialises the
         refresher transactions of every replica (see the module's docstring). The holder renews its
         lease here too, so a long recompute keeps it."""
-        lease = orm.refresh_lease
-        row = (
-            await session.execute(select(lease.c.holder).where(lease.c.name == LEASE).with_for_update())
-        ).first()
+        row = await marks.lock_lease(uow.session)
         if row is not None and row.holder == self.holder:
-            await session.execute(
-                update(lease)
-                .where(lease.c.name == LEASE)
-                .values(expires_at=clock.system_seconds() + self.lease_s)
-            )
+            await marks.set_lease(uow.session, expires_at=clock.system_seconds() + self.lease_s)
 
     async def hold_lease(self) -> bool:
         """Take or renew the lease; True when this refresher holds it (then it runs the scheduled
         work until the lease is renewed again or `lease_s` has passed)."""
-        lease = orm.refresh_lease
-        async with self.db.transaction() as session:
-            row = (
-                await session.execute(
-                    select(lease.c.holder, lease.c.expires_at).where(lease.c.name == LEASE).with_for_update()
-                )
-            ).first()
+        async with self.platform.unit_of_work() as uow:
+            row = await marks.lock_lease(uow.session)
             now = clock.system_seconds()
             if row is None:
                 raise RuntimeError("the refresh_lease row is missing: is the reporting database migrated?")
@@ -125,82 +100,21 @@ class Refresher:
                 return False
             if row.holder != self.holder:
                 log.info("refresher lease taken by %s (was %s)", self.holder, row.holder or "nobody")
-            await session.execute(
-                update(lease)
-                .where(lease.c.name == LEASE)
-                .values(holder=self.holder, expires_at=now + self.lease_s)
-            )
+            await marks.set_lease(uow.session, holder=self.holder, expires_at=now + self.lease_s)
         return True
 
     async def release_lease(self) -> None:
         """Give the lease up at shutdown, so another replica takes over without waiting it out."""
-        lease = orm.refresh_lease
-        async with self.db.transaction() as session:
-            mine = (lease.c.name == LEASE) & (lease.c.holder == self.holder)
-            await session.execute(update(lease).where(mine).values(expires_at=0.0))
+        async with self.platform.unit_of_work() as uow:
+            await marks.release_lease(uow.session, self.holder)
 
-    # --- marks --------------------------------------------------------------------------------
-
-    @staticmethod
-    async def _tune(session: AsyncSession) -> None:
-        """Plan each chunk's queries for its own ids (PostgreSQL).
-
-        asyncpg prepares statements, and after five runs PostgreSQL may switch a prepared statement
-        to a generic plan. In a generic plan `cooperative_id IN ($1 .. $2000)` is no longer a constant
-        list it can hash, so it is searched linearly for every row: measured on the 80,000-cooperative
-        bench, one health query went from 0.15 s to 40-60 s. Custom plans keep the hashed list.
-        """
-        if dialect_of(session) == "postgresql":
-            await session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
-
-    async def _last_mark(self, session: AsyncSession) -> int:
-        q = orm.refresh_queue
-        return int((await session.execute(select(func.max(q.c.seq)))).scalar() or 0)
-
-    async def _claim(self, session: AsyncSession, kind: str, up_to: int) -> list[str]:
-        """Take up to `chunk` distinct keys of a kind with all their marks up to `up_to`: a key marked a
-        thousand times (a busy kecamatan) is recomputed once. Marks made later wait for the next cycle."""
-        q = orm.refresh_queue
-        keys = [
-            row[0]
-            for row in await session.execute(
-                select(q.c.key)
-                .where(q.c.kind == kind, q.c.seq <= up_to)
-                .distinct()
-                .order_by(q.c.key)
-                .limit(self.chunk)
-            )
-        ]
-        if keys:
-            await session.execute(delete(q).where(q.c.kind == kind, q.c.key.in_(keys), q.c.seq <= up_to))
-        return keys
-
-    async def _mark_kecamatan(self, session: AsyncSession, codes: set[str]) -> None:
-        if codes:
-            await session.execute(
-                orm.refresh_queue.insert(), [{"kind": "kecamatan", "key": c} for c in sorted(codes)]
-            )
-
-    @staticmethod
-    async def mark_all(session: AsyncSession, *, cooperatives: bool = True, kecamatan: bool = True) -> None:
-        """Queue every cooperative's health and every kecamatan row (set-based INSERT ... SELECT)."""
-        q, d = orm.refresh_queue, orm.known_cooperatives
-        if cooperatives:
-            await session.execute(
-                q.insert().from_select(["kind", "key"], select(literal("cooperative"), d.c.id))
-            )
-        if kecamatan:
-            codes = union(
-                select(d.c.kecamatan_code.label("code")),
-                select(orm.stock_items.c.kecamatan_code),
-                select(orm.needs.c.kecamatan_code),
-                select(orm.kecamatan_figures.c.kecamatan_code),
-            ).subquery()
-            await session.execute(
-                q.insert().from_select(
-                    ["kind", "key"], select(literal("kecamatan"), codes.c.code).where(codes.c.code != orm.ALL)
-                )
-            )
+    @asynccontextmanager
+    async def turn(self) -> AsyncIterator[UnitOfWork]:
+        """One refresher transaction: planned per chunk, serialised with every replica's by the lease."""
+        async with self.platform.unit_of_work() as uow:
+            await marks.plan_per_chunk(uow.session)
+            await self.take_turn(uow)
+            yield uow
 
     # --- health -------------------------------------------------------------------------------
 
@@ -212,23 +126,15 @@ class Refresher:
         return {c.id: (c, assess_health(inputs[c.id], self.policy)) for c in coops}
 
     async def recompute_health(
-        self, session: AsyncSession, ids: list[str], now: datetime, id_range: tuple[str, str] | None = None
+        self, uow: UnitOfWork, ids: list[str], now: datetime, id_range: tuple[str, str] | None = None
     ) -> tuple[set[str], int]:
         """Store the health of these cooperatives (`id_range`: they are exactly the directory's ids in
         that range); returns the kecamatan whose level counts changed and how many level changes were
         announced."""
-        assessed = await self.assess(session, ids, now, id_range)
+        assessed = await self.assess(uow.session, ids, now, id_range)
         if not assessed:
             return set(), 0
-        h = orm.cooperative_health
-        previous = {
-            row.cooperative_id: row
-            for row in await session.execute(
-                select(h.c.cooperative_id, h.c.level, h.c.level_since).where(
-                    h.c.cooperative_id.in_(list(assessed))
-                )
-            )
-        }
+        previous = await derived_figures.health_levels(uow.session, list(assessed))
         rows, events, touched = [], [], set()
         for coop_id, (coop, assessment) in assessed.items():
             before = previous.get(coop_id)
@@ -262,14 +168,9 @@ class Refresher:
                     )
                 )
         rows.sort(key=lambda row: row["cooperative_id"])  # one lock order for every writer
-        statement = upsert_insert(session)(h)
-        statement = statement.on_conflict_do_update(
-            index_elements=[h.c.cooperative_id],
-            set_={c: statement.excluded[c] for c in rows[0] if c != "cooperative_id"},
-        )
-        await session.execute(statement, rows)
+        await derived_figures.save_health(uow.session, rows)
         if events:
-            await self.outbox.add_many(session, events)  # type: ignore[arg-type]
+            await uow.publish_many(events)  # type: ignore[arg-type]
         return touched, len(events)
 
     # --- kecamatan and city -------------------------------------------------------------------
@@ -278,53 +179,29 @@ class Refresher:
         """Timeliness on the dashboards is judged on the latest period whose due date has passed."""
         return self.due.latest_passed(local_date(now, self.tz))
 
-    async def refresh_kecamatan(self, session: AsyncSession, codes: list[str], now: datetime) -> bool:
+    async def refresh_kecamatan(self, uow: UnitOfWork, codes: list[str], now: datetime) -> bool:
         """Recompute these kecamatan rows; True when a response-time figure changed (the city median
         then needs recomputing too)."""
         period = self.current_period(now)
-        counts = await figures.kecamatan_counts(session, codes, period, self.tz, self.due)
-        k = orm.kecamatan_figures
-        before = {
-            row.kecamatan_code: (row.needs_responded, row.median_response_seconds)
-            for row in await session.execute(
-                select(k.c.kecamatan_code, k.c.needs_responded, k.c.median_response_seconds).where(
-                    k.c.kecamatan_code.in_(list(counts))
-                )
-            )
-        }
+        counts = await figures.kecamatan_counts(uow.session, codes, period, self.tz, self.due)
+        before = await derived_figures.response_figures(uow.session, list(counts))
         rows = [{**c.as_row(code), "refreshed_at": now} for code, c in sorted(counts.items())]
         if not rows:
             return False
-        statement = upsert_insert(session)(k)
-        statement = statement.on_conflict_do_update(
-            index_elements=[k.c.kecamatan_code],
-            set_={c: statement.excluded[c] for c in rows[0] if c != "kecamatan_code"},
-        )
-        await session.execute(statement, rows)
+        await derived_figures.save_kecamatan(uow.session, rows)
         return any(
             before.get(code) != (c.needs_responded, c.median_response_seconds) for code, c in counts.items()
         )
 
-    async def refresh_city(self, session: AsyncSession, now: datetime, *, median_changed: bool) -> None:
-        k = orm.kecamatan_figures
-        rows = (await session.execute(select(k).where(k.c.kecamatan_code != orm.ALL))).all()
-        total = figures.sum_counts(rows)
+    async def refresh_city(self, uow: UnitOfWork, now: datetime, *, median_changed: bool) -> None:
+        total = figures.sum_counts(await derived_figures.kecamatan_rows(uow.session))
         total.reports_period = str(self.current_period(now))
-        existing = (
-            await session.execute(select(k.c.median_response_seconds).where(k.c.kecamatan_code == orm.ALL))
-        ).first()
+        existing = await derived_figures.city_median(uow.session)
         if median_changed or existing is None:
-            total.median_response_seconds = (await figures.response_medians(session, None, []))[None]
+            total.median_response_seconds = (await figures.response_medians(uow.session, None, []))[None]
         else:
             total.median_response_seconds = existing[0]
-        row = {**total.as_row(orm.ALL), "refreshed_at": now}
-        statement = upsert_insert(session)(k).values(**row)
-        await session.execute(
-            statement.on_conflict_do_update(
-                index_elements=[k.c.kecamatan_code],
-                set_={c: statement.excluded[c] for c in row if c != "kecamatan_code"},
-            )
-        )
+        await derived_figures.save_kecamatan(uow.session, [{**total.as_row(orm.ALL), "refreshed_at": now}])
 
     # --- the cycle ----------------------------------------------------------------------------
 
@@ -340,41 +217,33 @@ class Refresher:
         period = self.current_period(now)
         if period != self._period:
             # A due date passed (or the service just started): every kecamatan's timeliness moves.
-            async with self.db.transaction() as session:
-                await self._tune(session)
-                await self.take_turn(session)
-                await self.mark_all(session, cooperatives=False, kecamatan=True)
+            async with self.turn() as uow:
+                await marks.mark_all(uow.session, cooperatives=False, kecamatan=True)
             self._period = period
-        async with self.db.transaction() as session:
-            up_to = await self._last_mark(session)
+        async with self.platform.unit_of_work() as uow:
+            up_to = await marks.last_mark(uow.session)
         while True:
-            async with self.db.transaction() as session:
-                await self._tune(session)
-                await self.take_turn(session)
-                ids = await self._claim(session, "cooperative", up_to)
+            async with self.turn() as uow:
+                ids = await marks.claim(uow.session, "cooperative", up_to, self.chunk)
                 if not ids:
                     break
-                touched, changes = await self.recompute_health(session, ids, now)
-                await self._mark_kecamatan(session, touched)
+                touched, changes = await self.recompute_health(uow, ids, now)
+                await marks.mark_kecamatan(uow.session, touched)
             result.cooperatives += len(ids)
             result.level_changes += changes
-        async with self.db.transaction() as session:
-            up_to = await self._last_mark(session)  # with the kecamatan the health changes just marked
+        async with self.platform.unit_of_work() as uow:
+            up_to = await marks.last_mark(uow.session)  # with the kecamatan the health changes just marked
         median_changed = False
         while True:
-            async with self.db.transaction() as session:
-                await self._tune(session)
-                await self.take_turn(session)
-                codes = await self._claim(session, "kecamatan", up_to)
+            async with self.turn() as uow:
+                codes = await marks.claim(uow.session, "kecamatan", up_to, self.chunk)
                 if not codes:
                     break
-                median_changed |= await self.refresh_kecamatan(session, codes, now)
+                median_changed |= await self.refresh_kecamatan(uow, codes, now)
             result.kecamatan += len(codes)
         if result.kecamatan:
-            async with self.db.transaction() as session:
-                await self._tune(session)
-                await self.take_turn(session)
-                await self.refresh_city(session, now, median_changed=median_changed)
+            async with self.turn() as uow:
+                await self.refresh_city(uow, now, median_changed=median_changed)
             result.city = True
         self.last_completed_at = now
         result.seconds = time.perf_counter() - started
@@ -398,27 +267,17 @@ class Refresher:
         now = now or clock.now()
         result = RefreshResult()
         started = time.perf_counter()
-        d = orm.known_cooperatives
         after = ""
         while True:
             async with contextlib.AsyncExitStack() as stack:
                 if not locked:
                     await stack.enter_async_context(self.lock)
-                async with self.db.transaction() as session:
-                    await self._tune(session)
-                    await self.take_turn(session)
-                    ids = [
-                        row[0]
-                        for row in await session.execute(
-                            select(d.c.id).where(d.c.id > after).order_by(d.c.id).limit(self.chunk)
-                        )
-                    ]
+                async with self.turn() as uow:
+                    ids = await marks.cooperative_ids_after(uow.session, after, self.chunk)
                     if not ids:
                         break
-                    touched, changes = await self.recompute_health(
-                        session, ids, now, id_range=(ids[0], ids[-1])
-                    )
-                    await self._mark_kecamatan(session, touched)
+                    touched, changes = await self.recompute_health(uow, ids, now, id_range=(ids[0], ids[-1]))
+                    await marks.mark_kecamatan(uow.session, touched)
             after = ids[-1]
             result.cooperatives += len(ids)
             result.level_changes += changes

@@ -15,20 +15,18 @@ from datetime import UTC, datetime, timedelta, tzinfo
 from typing import Any
 
 from kkmp_shared import clock
-from kkmp_shared.auth import Principal
+from kkmp_shared.auth import Principal, ensure_can_write
 from kkmp_shared.directory import KnownCooperative
-from kkmp_shared.errors import conflict, forbidden, unprocessable
+from kkmp_shared.errors import ApiError, conflict, forbidden, not_found, unprocessable
 from kkmp_shared.events.contracts import ReportOverdue, ReportSubmitted
-from kkmp_shared.messaging.outbox import Outbox
-from sqlalchemy import and_, exists, select
-from sqlalchemy.exc import IntegrityError
+from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reporting.adapters import orm
+from reporting.adapters import figures, monthly_reports, orm
+from reporting.adapters.directory import directory, known_cooperatives
 from reporting.adapters.sql import mark_dirty
 from reporting.domain.periods import DueRule, Period, local_date
-from reporting.entrypoints.schemas import ReportIn
-from reporting.service_layer import figures
+from reporting.service_layer.commands import SubmitReport
 
 # A clock a little ahead of ours is not "the future"; anything beyond is refused.
 CLOCK_SKEW = timedelta(minutes=5)
@@ -42,7 +40,7 @@ class ReportRules:
 
 
 def _validate(
-    data: ReportIn, principal: Principal, rules: ReportRules, now: datetime, field_prefix: str = ""
+    data: SubmitReport, principal: Principal, rules: ReportRules, now: datetime, field_prefix: str = ""
 ) -> tuple[Period, datetime]:
     period = Period.parse(data.period)
     today = local_date(now, rules.tz)
@@ -63,7 +61,7 @@ def _validate(
 
 
 def _row(
-    data: ReportIn,
+    data: SubmitReport,
     coop: KnownCooperative,
     principal: Principal,
     rules: ReportRules,
@@ -101,17 +99,54 @@ def _event(row: dict[str, Any], coop: KnownCooperative) -> ReportSubmitted:
     )
 
 
+async def submit_report(
+    uow: UnitOfWork, principal: Principal, rules: ReportRules, command: SubmitReport
+) -> dict[str, Any]:
+    """One cooperative's report, by its manager or by staff who may write for it."""
+    coop = await directory.get(uow.session, command.cooperative_id)
+    if coop is None:
+        if principal.role in ("supplier",) or (
+            principal.role == "coop_manager" and principal.cooperative_id != command.cooperative_id
+        ):
+            raise forbidden("You may only change your own cooperative's data.")
+        raise not_found("cooperative")
+    ensure_can_write(principal, coop.id, coop.kecamatan_code)
+    [row] = await submit_reports(uow, principal, rules, [(coop, command)])
+    return row
+
+
+async def submit_report_batch(
+    uow: UnitOfWork, principal: Principal, rules: ReportRules, commands: list[SubmitReport]
+) -> list[dict[str, Any]]:
+    """Up to a thousand reports at once, all or none (administrators: imports and demo seeds)."""
+    if principal.role not in ("admin", "service"):
+        raise forbidden("Batch submission is for administrators.")
+    known = await known_cooperatives(uow.session, {command.cooperative_id for command in commands})
+    missing = [
+        {
+            "field": f"reports.{i}.cooperative_id",
+            "message": "Unknown cooperative.",
+            "type": "unknown_cooperative",
+        }
+        for i, command in enumerate(commands)
+        if command.cooperative_id not in known
+    ]
+    if missing:
+        raise ApiError(422, "unknown_cooperative", "Some reports name an unknown cooperative.", missing)
+    items = [(known[command.cooperative_id], command) for command in commands]
+    return await submit_reports(uow, principal, rules, items, field_prefix="reports.{index}.")
+
+
 async def submit_reports(
-    session: AsyncSession,
-    outbox: Outbox,
+    uow: UnitOfWork,
     principal: Principal,
     rules: ReportRules,
-    items: list[tuple[KnownCooperative, ReportIn]],
+    items: list[tuple[KnownCooperative, SubmitReport]],
     *,
     now: datetime | None = None,
     field_prefix: str = "",
 ) -> list[dict[str, Any]]:
-    """Record reports (all or none) and stage their events; the caller commits."""
+    """Record reports (all or none) and stage their events in the unit of work."""
     now = now or clock.now()
     rows, events = [], []
     for index, (coop, data) in enumerate(items):
@@ -123,15 +158,7 @@ async def submit_reports(
     keys = [(row["cooperative_id"], row["period"]) for row in rows]
     if len(set(keys)) != len(keys):
         raise conflict("report_exists", "The batch holds two reports for one cooperative and period.")
-    r = orm.monthly_reports
-    taken = (
-        await session.execute(
-            select(r.c.cooperative_id, r.c.period).where(
-                r.c.cooperative_id.in_([k[0] for k in keys]), r.c.period.in_({k[1] for k in keys})
-            )
-        )
-    ).all()
-    clash = sorted({(c, p) for c, p in taken} & set(keys))
+    clash = sorted(await monthly_reports.existing(uow.session, keys))
     if clash:
         raise conflict(
             "report_exists",
@@ -139,12 +166,12 @@ async def submit_reports(
             [{"cooperative_id": c, "period": p} for c, p in clash],
         )
     try:
-        await session.execute(r.insert(), rows)
-    except IntegrityError as exc:  # a concurrent submission won the race
+        await monthly_reports.add(uow.session, rows)
+    except monthly_reports.ReportTaken as exc:
         raise conflict("report_exists", "A report for this cooperative and period already exists.") from exc
-    await outbox.add_many(session, events)  # type: ignore[arg-type]
+    await uow.publish_many(events)  # type: ignore[arg-type]
     for row in rows:
-        await mark_dirty(session, row["cooperative_id"], row["kecamatan_code"])
+        await mark_dirty(uow.session, row["cooperative_id"], row["kecamatan_code"])
     return rows
 
 
@@ -218,49 +245,20 @@ async def rates(
 
 
 async def announce_overdue(
-    session: AsyncSession,
-    outbox: Outbox,
-    rules: ReportRules,
-    as_of: datetime,
-    lookback: int,
-    chunk: int = 5000,
+    uow: UnitOfWork, rules: ReportRules, as_of: datetime, lookback: int, chunk: int = 5000
 ) -> dict[str, Any]:
     """Announce `report.overdue.v1` for each expected report whose due date has passed by `as_of`
-    and that is neither submitted nor already announced; the caller commits."""
+    and that is neither submitted nor already announced."""
     today = local_date(as_of, rules.tz)
     periods = rules.due.passed_periods(today, lookback)
-    d, r, o = orm.known_cooperatives, orm.monthly_reports, orm.report_overdue
     by_period: dict[str, int] = {}
     for period in periods:
         due = rules.due.due_date(period)
-        announced_already = exists().where(and_(o.c.cooperative_id == d.c.id, o.c.period == str(period)))
-        candidates = (
-            select(d.c.id, d.c.kelurahan_code, d.c.kecamatan_code)
-            .select_from(figures.with_facts_and_report(period))
-            .where(
-                figures.expected_to_report(period, rules.tz, rules.due), r.c.id.is_(None), ~announced_already
-            )
-            .order_by(d.c.id)
-        )
-        found = 0
-        rows = (await session.execute(candidates)).all()
+        rows = await monthly_reports.overdue_candidates(uow.session, period, rules.tz, rules.due)
         for start in range(0, len(rows), chunk):
             part = rows[start : start + chunk]
-            await session.execute(
-                o.insert(),
-                [
-                    {
-                        "cooperative_id": c.id,
-                        "period": str(period),
-                        "kecamatan_code": c.kecamatan_code,
-                        "due_date": due,
-                        "detected_at": as_of,
-                    }
-                    for c in part
-                ],
-            )
-            await outbox.add_many(
-                session,
+            await monthly_reports.record_overdue(uow.session, part, period, due, as_of)
+            await uow.publish_many(
                 [
                     ReportOverdue(
                         cooperative_id=c.id,
@@ -273,8 +271,7 @@ async def announce_overdue(
                     for c in part
                 ],
             )
-            found += len(part)
-        by_period[str(period)] = found
+        by_period[str(period)] = len(rows)
     return {
         "as_of": as_of,
         "periods": [str(p) for p in periods],

@@ -1,6 +1,6 @@
-"""Sourcing's HTTP routes: thin adapters over the service layer. Each request is one transaction:
-the route commits once the use case has staged its rows and events, so a refused request leaves
-nothing behind.
+"""Sourcing's HTTP routes: thin adapters over the service layer. A write is one unit of work (`UowDep`),
+committed after the route answers and before the answer is sent, so a refused request leaves nothing
+behind; a read uses a read session.
 """
 
 from __future__ import annotations
@@ -8,14 +8,15 @@ from __future__ import annotations
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Path, Query, Request, status
-from kkmp_shared.app import SessionDep
+from kkmp_shared.app import ReadSessionDep, UowDep
 from kkmp_shared.auth import CurrentPrincipal
 from kkmp_shared.pagination import PageDep
 
+from sourcing.entrypoints import requests as to_command
 from sourcing.entrypoints import schemas
+from sourcing.service_layer import fulfilment, need_views, order_views, proposals, redistribution_views
 from sourcing.service_layer import needs as need_cases
 from sourcing.service_layer import orders as order_cases
-from sourcing.service_layer import redistribution as redistribution_cases
 from sourcing.service_layer import suppliers as supplier_cases
 from sourcing.service_layer.common import Context
 
@@ -49,11 +50,12 @@ orders = APIRouter(tags=["orders"], responses=ERRORS)
     summary="Register a supplier with its offers (admin, officer)",
 )
 async def create_supplier(
-    data: schemas.SupplierCreate, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
+    data: schemas.SupplierCreate, uow: UowDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
-    supplier_id = await supplier_cases.create_supplier(session, ctx, principal, data)
-    await session.commit()
-    return await supplier_cases.get_supplier(session, ctx, principal, supplier_id)
+    supplier_id = await supplier_cases.create_supplier(
+        uow, ctx, principal, to_command.register_supplier(data)
+    )
+    return await supplier_cases.get_supplier(uow.session, ctx, principal, supplier_id)
 
 
 @suppliers.post(
@@ -63,16 +65,16 @@ async def create_supplier(
     summary="Register up to 500 suppliers at once, all or none (admin, officer)",
 )
 async def create_suppliers(
-    data: schemas.SupplierBatch, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
+    data: schemas.SupplierBatch, uow: UowDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
-    ids = await supplier_cases.create_batch(session, ctx, principal, data)
-    await session.commit()
+    batch = [to_command.register_supplier(item) for item in data.suppliers]
+    ids = await supplier_cases.create_batch(uow, ctx, principal, batch)
     return {"created": len(ids), "ids": ids}
 
 
 @suppliers.get("/suppliers", response_model=schemas.SupplierList, summary="Suppliers, with offers and record")
 async def list_suppliers(
-    session: SessionDep,
+    session: ReadSessionDep,
     ctx: ContextDep,
     principal: CurrentPrincipal,
     page: PageDep,
@@ -98,7 +100,7 @@ async def list_suppliers(
 
 @suppliers.get("/suppliers/{supplier_id}", response_model=schemas.SupplierOut)
 async def get_supplier(
-    supplier_id: IdPath, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
+    supplier_id: IdPath, session: ReadSessionDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
     return await supplier_cases.get_supplier(session, ctx, principal, supplier_id)
 
@@ -109,13 +111,12 @@ async def get_supplier(
 async def patch_supplier(
     supplier_id: IdPath,
     data: schemas.SupplierUpdate,
-    session: SessionDep,
+    uow: UowDep,
     ctx: ContextDep,
     principal: CurrentPrincipal,
 ) -> Any:
-    await supplier_cases.update_supplier(session, ctx, principal, supplier_id, data)
-    await session.commit()
-    return await supplier_cases.get_supplier(session, ctx, principal, supplier_id)
+    await supplier_cases.update_supplier(uow, ctx, principal, supplier_id, to_command.change_supplier(data))
+    return await supplier_cases.get_supplier(uow.session, ctx, principal, supplier_id)
 
 
 @suppliers.put(
@@ -126,13 +127,12 @@ async def patch_supplier(
 async def put_offers(
     supplier_id: IdPath,
     data: schemas.OffersIn,
-    session: SessionDep,
+    uow: UowDep,
     ctx: ContextDep,
     principal: CurrentPrincipal,
 ) -> Any:
-    await supplier_cases.replace_offers(session, ctx, principal, supplier_id, data)
-    await session.commit()
-    return await supplier_cases.get_supplier(session, ctx, principal, supplier_id)
+    await supplier_cases.replace_offers(uow, ctx, principal, supplier_id, to_command.replace_offers(data))
+    return await supplier_cases.get_supplier(uow.session, ctx, principal, supplier_id)
 
 
 # --- needs --------------------------------------------------------------------------------------
@@ -145,11 +145,10 @@ async def put_offers(
     summary="Post a need (kebutuhan/kendala); a supply need is matched to suppliers at once",
 )
 async def submit_need(
-    data: schemas.NeedCreate, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
+    data: schemas.NeedCreate, uow: UowDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
-    need_id = await need_cases.submit_need(session, ctx, principal, data)
-    await session.commit()
-    return await need_cases.need_detail(session, principal, need_id)
+    need_id = await need_cases.submit_need(uow, ctx, principal, to_command.submit_need(data))
+    return await need_views.need_detail(uow.session, principal, need_id)
 
 
 @needs.post(
@@ -159,16 +158,16 @@ async def submit_need(
     summary="Post up to 500 needs at once, all or none",
 )
 async def submit_needs(
-    data: schemas.NeedBatch, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
+    data: schemas.NeedBatch, uow: UowDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
-    ids = [await need_cases.submit_need(session, ctx, principal, item) for item in data.needs]
-    await session.commit()
+    batch = [to_command.submit_need(item) for item in data.needs]
+    ids = await need_cases.submit_needs(uow, ctx, principal, batch)
     return {"created": len(ids), "ids": ids}
 
 
 @needs.get("/needs", response_model=schemas.NeedList, summary="Needs in the caller's scope, newest first")
 async def list_needs(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: CurrentPrincipal,
     page: PageDep,
     status_: Annotated[
@@ -179,7 +178,7 @@ async def list_needs(
     commodity: Code = None,
     kecamatan_code: Code = None,
 ) -> Any:
-    return await need_cases.list_needs(
+    return await need_views.list_needs(
         session,
         principal,
         status=status_,
@@ -198,7 +197,7 @@ async def list_needs(
     summary="Response-time figures: open needs, hours to answer and to resolve, share answered in 24 h",
 )
 async def need_stats(
-    session: SessionDep,
+    session: ReadSessionDep,
     ctx: ContextDep,
     principal: CurrentPrincipal,
     kecamatan_code: Code = None,
@@ -207,7 +206,7 @@ async def need_stats(
     until: schemas.IsoDateTime | None = None,
     group_by: Annotated[Literal["kecamatan"] | None, Query()] = None,
 ) -> Any:
-    return await need_cases.stats(
+    return await need_views.stats(
         session,
         ctx,
         principal,
@@ -225,16 +224,16 @@ async def need_stats(
     summary="Open supply needs that one pooled order could combine, with the price it would reach (staff)",
 )
 async def pooling(
-    session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal, commodity: Code = None
+    session: ReadSessionDep, ctx: ContextDep, principal: CurrentPrincipal, commodity: Code = None
 ) -> Any:
-    return await need_cases.pooling_candidates(session, ctx, principal, commodity)
+    return await need_views.pooling_candidates(session, ctx, principal, commodity)
 
 
 @needs.get(
     "/needs/{need_id}", response_model=schemas.NeedDetail, summary="A need, its ranked suppliers, history"
 )
-async def get_need(need_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
-    return await need_cases.need_detail(session, principal, need_id)
+async def get_need(need_id: IdPath, session: ReadSessionDep, principal: CurrentPrincipal) -> Any:
+    return await need_views.need_detail(session, principal, need_id)
 
 
 @needs.post(
@@ -245,13 +244,11 @@ async def get_need(need_id: IdPath, session: SessionDep, principal: CurrentPrinc
 async def change_need_status(
     need_id: IdPath,
     data: schemas.NeedStatusIn,
-    session: SessionDep,
-    ctx: ContextDep,
+    uow: UowDep,
     principal: CurrentPrincipal,
 ) -> Any:
     await need_cases.change_status(
-        session,
-        ctx,
+        uow,
         principal,
         need_id,
         data.status,
@@ -259,25 +256,20 @@ async def change_need_status(
         assigned_to=data.assigned_to,
         changed_at=data.changed_at,
     )
-    await session.commit()
-    return await need_cases.need_detail(session, principal, need_id)
+    return await need_views.need_detail(uow.session, principal, need_id)
 
 
 @needs.post(
     "/needs/{need_id}/match", response_model=schemas.NeedDetail, summary="Rank suppliers again (staff)"
 )
-async def rematch_need(
-    need_id: IdPath, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
-) -> Any:
-    await need_cases.rematch(session, ctx, principal, need_id)
-    await session.commit()
-    return await need_cases.need_detail(session, principal, need_id)
+async def rematch_need(need_id: IdPath, uow: UowDep, ctx: ContextDep, principal: CurrentPrincipal) -> Any:
+    await need_cases.rematch(uow, ctx, principal, need_id)
+    return await need_views.need_detail(uow.session, principal, need_id)
 
 
 @needs.get("/needs/{need_id}/comments", response_model=list[schemas.CommentOut])
-async def list_comments(need_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
-    await need_cases.readable_need(session, principal, need_id)
-    return await need_cases.list_comments(session, need_id)
+async def list_comments(need_id: IdPath, session: ReadSessionDep, principal: CurrentPrincipal) -> Any:
+    return await need_views.list_comments(session, principal, need_id)
 
 
 @needs.post(
@@ -287,11 +279,9 @@ async def list_comments(need_id: IdPath, session: SessionDep, principal: Current
     summary="Comment on a need (its cooperative, staff in scope, a supplier it is addressed to)",
 )
 async def add_comment(
-    need_id: IdPath, data: schemas.CommentIn, session: SessionDep, principal: CurrentPrincipal
+    need_id: IdPath, data: schemas.CommentIn, uow: UowDep, principal: CurrentPrincipal
 ) -> Any:
-    comment = await need_cases.add_comment(session, principal, need_id, data.text)
-    await session.commit()
-    return comment
+    return await need_cases.add_comment(uow, principal, need_id, data.text)
 
 
 # --- redistribution -----------------------------------------------------------------------------
@@ -303,7 +293,7 @@ async def add_comment(
     summary="Proposals to move stalled stock to cooperatives that need it, newest first",
 )
 async def list_redistributions(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: CurrentPrincipal,
     page: PageDep,
     commodity: Code = None,
@@ -312,7 +302,7 @@ async def list_redistributions(
     ] = None,
     cooperative_id: Code = None,
 ) -> Any:
-    return await redistribution_cases.list_proposals(
+    return await redistribution_views.list_proposals(
         session,
         principal,
         commodity=commodity,
@@ -324,8 +314,10 @@ async def list_redistributions(
 
 
 @redistributions.get("/redistributions/{proposal_id}", response_model=schemas.RedistributionOut)
-async def get_redistribution(proposal_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
-    return await redistribution_cases.get_proposal(session, principal, proposal_id)
+async def get_redistribution(
+    proposal_id: IdPath, session: ReadSessionDep, principal: CurrentPrincipal
+) -> Any:
+    return await redistribution_views.get_proposal(session, principal, proposal_id)
 
 
 @redistributions.post(
@@ -335,16 +327,13 @@ async def get_redistribution(proposal_id: IdPath, session: SessionDep, principal
 )
 async def accept_redistribution(
     proposal_id: IdPath,
-    session: SessionDep,
+    uow: UowDep,
     ctx: ContextDep,
     principal: CurrentPrincipal,
     data: schemas.DecisionIn | None = None,
 ) -> Any:
-    result = await redistribution_cases.decide(
-        session, ctx, principal, proposal_id, "accept", data or schemas.DecisionIn()
-    )
-    await session.commit()
-    return result
+    await proposals.decide(uow, ctx, principal, proposal_id, to_command.answer("accept", data))
+    return await redistribution_views.answered_proposal(uow.session, proposal_id)
 
 
 @redistributions.post(
@@ -354,16 +343,13 @@ async def accept_redistribution(
 )
 async def decline_redistribution(
     proposal_id: IdPath,
-    session: SessionDep,
+    uow: UowDep,
     ctx: ContextDep,
     principal: CurrentPrincipal,
     data: schemas.DecisionIn | None = None,
 ) -> Any:
-    result = await redistribution_cases.decide(
-        session, ctx, principal, proposal_id, "decline", data or schemas.DecisionIn()
-    )
-    await session.commit()
-    return result
+    await proposals.decide(uow, ctx, principal, proposal_id, to_command.answer("decline", data))
+    return await redistribution_views.answered_proposal(uow.session, proposal_id)
 
 
 @redistributions.get(
@@ -372,7 +358,7 @@ async def decline_redistribution(
     summary="Stalled stock as sourcing knows it: proposed, redistributed, or no taker (with suggestions)",
 )
 async def list_stalled_items(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: CurrentPrincipal,
     page: PageDep,
     status_: Annotated[
@@ -381,7 +367,7 @@ async def list_stalled_items(
     commodity: Code = None,
     cooperative_id: Code = None,
 ) -> Any:
-    return await redistribution_cases.list_stalled(
+    return await redistribution_views.list_stalled(
         session,
         principal,
         status=status_,
@@ -402,11 +388,10 @@ async def list_stalled_items(
     summary="Order a need from a supplier (officer, admin)",
 )
 async def place_order(
-    data: schemas.OrderCreate, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
+    data: schemas.OrderCreate, uow: UowDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
-    order_id = await order_cases.place_order(session, ctx, principal, data)
-    await session.commit()
-    return await order_cases.get_order(session, principal, order_id)
+    order_id = await order_cases.place_order(uow, ctx, principal, to_command.place_order(data))
+    return await order_views.get_order(uow.session, principal, order_id)
 
 
 @orders.post(
@@ -416,16 +401,15 @@ async def place_order(
     summary="One order for several cooperatives' needs of one commodity (officer, admin)",
 )
 async def place_pooled_order(
-    data: schemas.PooledOrderCreate, session: SessionDep, ctx: ContextDep, principal: CurrentPrincipal
+    data: schemas.PooledOrderCreate, uow: UowDep, ctx: ContextDep, principal: CurrentPrincipal
 ) -> Any:
-    order_id = await order_cases.place_pooled_order(session, ctx, principal, data)
-    await session.commit()
-    return await order_cases.get_order(session, principal, order_id)
+    order_id = await order_cases.place_pooled_order(uow, ctx, principal, to_command.place_pooled_order(data))
+    return await order_views.get_order(uow.session, principal, order_id)
 
 
 @orders.get("/orders", response_model=schemas.OrderList, summary="Orders in the caller's scope, newest first")
 async def list_orders(
-    session: SessionDep,
+    session: ReadSessionDep,
     principal: CurrentPrincipal,
     page: PageDep,
     need_id: Code = None,
@@ -436,7 +420,7 @@ async def list_orders(
     supplier_id: Code = None,
     cooperative_id: Code = None,
 ) -> Any:
-    return await order_cases.list_orders(
+    return await order_views.list_orders(
         session,
         principal,
         need_id=need_id,
@@ -449,8 +433,8 @@ async def list_orders(
 
 
 @orders.get("/orders/{order_id}", response_model=schemas.OrderOut)
-async def get_order(order_id: IdPath, session: SessionDep, principal: CurrentPrincipal) -> Any:
-    return await order_cases.get_order(session, principal, order_id)
+async def get_order(order_id: IdPath, session: ReadSessionDep, principal: CurrentPrincipal) -> Any:
+    return await order_views.get_order(session, principal, order_id)
 
 
 @orders.post(
@@ -459,11 +443,10 @@ async def get_order(order_id: IdPath, session: SessionDep, principal: CurrentPri
     summary="The supplier confirms the order (or staff on its behalf)",
 )
 async def confirm_order(
-    order_id: IdPath, session: SessionDep, principal: CurrentPrincipal, data: schemas.ConfirmIn | None = None
+    order_id: IdPath, uow: UowDep, principal: CurrentPrincipal, data: schemas.ConfirmIn | None = None
 ) -> Any:
-    await order_cases.confirm(session, principal, order_id, data or schemas.ConfirmIn())
-    await session.commit()
-    return await order_cases.get_order(session, principal, order_id)
+    await fulfilment.confirm(uow, principal, order_id, to_command.confirm_order(data))
+    return await order_views.get_order(uow.session, principal, order_id)
 
 
 @orders.post(
@@ -473,14 +456,13 @@ async def confirm_order(
 )
 async def deliver_order(
     order_id: IdPath,
-    session: SessionDep,
+    uow: UowDep,
     ctx: ContextDep,
     principal: CurrentPrincipal,
     data: schemas.DeliverIn | None = None,
 ) -> Any:
-    await order_cases.deliver(session, ctx, principal, order_id, data or schemas.DeliverIn())
-    await session.commit()
-    return await order_cases.get_order(session, principal, order_id)
+    await fulfilment.deliver(uow, ctx, principal, order_id, to_command.record_delivery(data))
+    return await order_views.get_order(uow.session, principal, order_id)
 
 
 @orders.post(
@@ -489,11 +471,10 @@ async def deliver_order(
     summary="Cancel an open order (staff; the supplier may decline one it has not confirmed)",
 )
 async def cancel_order(
-    order_id: IdPath, session: SessionDep, principal: CurrentPrincipal, data: schemas.CancelIn | None = None
+    order_id: IdPath, uow: UowDep, principal: CurrentPrincipal, data: schemas.CancelIn | None = None
 ) -> Any:
-    await order_cases.cancel(session, principal, order_id, data or schemas.CancelIn())
-    await session.commit()
-    return await order_cases.get_order(session, principal, order_id)
+    await fulfilment.cancel(uow, principal, order_id, to_command.cancel_order(data))
+    return await order_views.get_order(uow.session, principal, order_id)
 
 
 ROUTERS = [suppliers, needs, redistributions, orders]

@@ -1,4 +1,4 @@
-"""What every sourcing use case shares: the context it runs in, time, ids, scope checks and upserts."""
+"""What every sourcing use case shares: the context it runs in, time, ids and scope checks."""
 
 from __future__ import annotations
 
@@ -11,12 +11,8 @@ from typing import Any
 
 from kkmp_shared import clock
 from kkmp_shared.auth import Principal
-from kkmp_shared.db import upsert_insert
 from kkmp_shared.directory import CooperativeDirectory
 from kkmp_shared.errors import ApiError, forbidden, unprocessable
-from kkmp_shared.messaging.outbox import Outbox
-from sqlalchemy import Table
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from sourcing.adapters.reference import Reference
 from sourcing.domain.commodities import Commodity
@@ -30,20 +26,15 @@ CLOCK_SKEW = timedelta(minutes=5)
 
 @dataclass
 class Context:
-    """What handlers need besides the session: settings, reference data, the outbox, the directory."""
+    """What use cases need besides their unit of work: settings, reference data, the directory."""
 
     settings: SourcingSettings
     reference: Reference
     directory: CooperativeDirectory
-    outbox: Outbox | None = None
 
     def commodity(self, code: str, unit: str | None = None) -> Commodity:
         """The catalogue's commodity, or a bare one for a code inventory knows and the CSV does not."""
         return self.reference.commodity(code) or Commodity(code=code, name=code, unit=unit or "unit")
-
-    def out(self) -> Outbox:
-        assert self.outbox is not None, "the outbox is wired at bootstrap"
-        return self.outbox
 
 
 def now() -> datetime:
@@ -103,17 +94,6 @@ def check_backdating(
 
 def unknown(field: str, what: str, value: str, code: str) -> ApiError:
     return unprocessable(field, f"Unknown {what} {value!r}.", code)
-
-
-async def upsert(
-    session: AsyncSession, table: Table, values: dict[str, Any], keys: Sequence[str], update: Sequence[str]
-) -> None:
-    """INSERT … ON CONFLICT DO UPDATE on either database."""
-    statement = upsert_insert(session)(table).values(**values)
-    statement = statement.on_conflict_do_update(
-        index_elements=[table.c[k] for k in keys], set_={k: statement.excluded[k] for k in update}
-    )
-    await session.execute(statement)
 
 
 def as_utc(moment: datetime | None) -> datetime | None:

@@ -11,10 +11,11 @@ from decimal import Decimal
 from typing import Any
 
 from kkmp_shared.events.contracts import SupplierMatch, SupplierMatched
-from sqlalchemy import Float, and_, case, cast, delete, func, insert, or_, select, update
+from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.adapters import orm
+from sourcing.adapters import matching as matching_rows
+from sourcing.adapters import needs as need_rows
 from sourcing.domain.geo import Point
 from sourcing.domain.matching import (
     NeedSpec,
@@ -24,62 +25,14 @@ from sourcing.domain.matching import (
     propose_split,
     rank_suppliers,
 )
-from sourcing.domain.needs import ACTIVE_STATUSES
-from sourcing.domain.orders import OPEN_ORDER_STATUSES
 from sourcing.service_layer.common import Context, dec, local_date, now
 
-
-async def supplier_performance(
-    session: AsyncSession, supplier_ids: Iterable[str] | None = None
-) -> dict[str, Performance]:
-    """Each supplier's record: finished orders, how many on time, and the sum of their fill ratios.
-
-    Orders the supplier itself cancelled count as unfilled; those Dinkopdag cancelled do not count.
-    """
-    o = orm.orders
-    judged = or_(
-        o.c.status == "delivered", and_(o.c.status == "cancelled", o.c.cancelled_by_role == "supplier")
-    )
-    query = (
-        select(
-            o.c.supplier_id,
-            func.count().label("orders"),
-            func.sum(case((o.c.delivered_on_time.is_(True), 1), else_=0)).label("on_time"),
-            func.sum(cast(o.c.delivered_quantity, Float) / cast(o.c.quantity, Float)).label("fill"),
-        )
-        .where(judged)
-        .group_by(o.c.supplier_id)
-    )
-    if supplier_ids is not None:
-        query = query.where(o.c.supplier_id.in_(list(supplier_ids)))
-    return {
-        r.supplier_id: Performance(int(r.orders), int(r.on_time or 0), float(r.fill or 0.0))
-        for r in await session.execute(query)
-    }
-
-
-async def open_commitments(session: AsyncSession, commodity: str) -> dict[str, Decimal]:
-    """What each supplier still owes on open orders of this commodity."""
-    o, line = orm.orders, orm.order_lines
-    rows = await session.execute(
-        select(o.c.supplier_id, func.sum(line.c.quantity - line.c.delivered_quantity).label("owed"))
-        .join(line, line.c.order_id == o.c.id)
-        .where(o.c.commodity == commodity, o.c.status.in_(OPEN_ORDER_STATUSES))
-        .group_by(o.c.supplier_id)
-    )
-    return {r.supplier_id: dec(r.owed) for r in rows}
+supplier_performance = matching_rows.supplier_performance
 
 
 async def offers_for(session: AsyncSession, ctx: Context, commodity: str) -> list[Offer]:
-    s, f = orm.suppliers, orm.offers
-    rows = (
-        await session.execute(
-            select(f, s.c.name, s.c.kind, s.c.lat, s.c.lon, s.c.service_kecamatan_codes)
-            .join(s, s.c.id == f.c.supplier_id)
-            .where(f.c.commodity == commodity, s.c.active.is_(True))
-        )
-    ).all()
-    committed = await open_commitments(session, commodity) if rows else {}
+    rows = await matching_rows.active_offers(session, commodity)
+    committed = await matching_rows.open_commitments(session, commodity) if rows else {}
     offers = []
     for r in rows:
         codes = list(r.service_kecamatan_codes or [])
@@ -98,7 +51,7 @@ async def offers_for(session: AsyncSession, ctx: Context, commodity: str) -> lis
                 supplier_kind=r.kind,
                 points=ctx.reference.supplier_points(r.lat, r.lon, codes),
                 service_kecamatan_codes=tuple(codes),
-                committed=committed.get(r.supplier_id, Decimal(0)),
+                committed=dec(committed[r.supplier_id]) if r.supplier_id in committed else Decimal(0),
             )
         )
     return offers
@@ -108,16 +61,9 @@ async def cooperative_point(
     session: AsyncSession, ctx: Context, cooperative_id: str, kelurahan_code: str
 ) -> Point | None:
     """The registry's point for the cooperative when known, else its kelurahan's reference point."""
-    row = (
-        await session.execute(
-            select(orm.cooperatives.c.lat, orm.cooperatives.c.lon).where(
-                orm.cooperatives.c.id == cooperative_id
-            )
-        )
-    ).first()
-    if row is not None and row.lat is not None and row.lon is not None:
-        return Point(row.lat, row.lon)
-    return ctx.reference.kelurahan_point(kelurahan_code)
+    return await matching_rows.cooperative_position(session, cooperative_id) or ctx.reference.kelurahan_point(
+        kelurahan_code
+    )
 
 
 def _signature(matches: list[dict[str, Any]], split: dict[str, Any] | None) -> Any:
@@ -142,7 +88,7 @@ async def candidates_for(session: AsyncSession, ctx: Context, commodity: str) ->
 
 
 async def match_need(
-    session: AsyncSession,
+    uow: UnitOfWork,
     ctx: Context,
     need: Any,
     *,
@@ -156,6 +102,7 @@ async def match_need(
     With `always_announce=False` (a refresh after suppliers changed) the event goes out only when the
     ranking actually changed. Returns whether it changed.
     """
+    session = uow.session
     commodity = ctx.commodity(need.commodity, need.unit)
     candidates = candidates or await candidates_for(session, ctx, need.commodity)
     offers, performance = candidates.offers, candidates.performance
@@ -207,23 +154,11 @@ async def match_need(
         if split is not None
         else None
     )
-    previous = (
-        await session.execute(
-            select(orm.need_matches)
-            .where(orm.need_matches.c.need_id == need.id)
-            .order_by(orm.need_matches.c.rank)
-        )
-    ).all()
-    changed = _signature([dict(r._mapping) for r in previous], need.split) != _signature(rows, split_json)
-    await session.execute(delete(orm.need_matches).where(orm.need_matches.c.need_id == need.id))
-    if rows:
-        await session.execute(insert(orm.need_matches), rows)
-    await session.execute(
-        update(orm.needs).where(orm.needs.c.id == need.id).values(split=split_json, matched_at=now())
-    )
+    previous = await matching_rows.ranking(session, need.id)
+    changed = _signature(previous, need.split) != _signature(rows, split_json)
+    await matching_rows.keep_ranking(session, need.id, rows, split_json, now())
     if always_announce or changed:
-        await ctx.out().add(
-            session,
+        await uow.publish(
             SupplierMatched(
                 cooperative_id=need.cooperative_id,
                 kelurahan_code=need.kelurahan_code,
@@ -255,7 +190,7 @@ async def match_need(
     return changed
 
 
-async def rematch_commodities(session: AsyncSession, ctx: Context, commodities: Iterable[str]) -> int:
+async def rematch_commodities(uow: UnitOfWork, ctx: Context, commodities: Iterable[str]) -> int:
     """Refresh the ranking of every active supply need for these commodities (suppliers changed).
 
     Returns how many rankings changed (and were announced again).
@@ -263,31 +198,16 @@ async def rematch_commodities(session: AsyncSession, ctx: Context, commodities: 
     codes = sorted(set(commodities))
     if not codes:
         return 0
-    needs = (
-        await session.execute(
-            select(orm.needs).where(
-                orm.needs.c.kind == "supply",
-                orm.needs.c.commodity.in_(codes),
-                orm.needs.c.status.in_(ACTIVE_STATUSES),
-            )
-        )
-    ).all()
+    session = uow.session
+    needs = await need_rows.active_supply_needs_for(session, codes)
     # Offers, track records and positions are read once per refresh, not once per need.
-    k = orm.cooperatives
-    positions = {
-        r.id: Point(r.lat, r.lon)
-        for r in await session.execute(
-            select(k.c.id, k.c.lat, k.c.lon).where(
-                k.c.id.in_({n.cooperative_id for n in needs}), k.c.lat.is_not(None), k.c.lon.is_not(None)
-            )
-        )
-    }
+    positions = await matching_rows.cooperative_positions(session, {n.cooperative_id for n in needs})
     candidates = {code: await candidates_for(session, ctx, code) for code in {n.commodity for n in needs}}
     changed = 0
     for need in needs:
         location = positions.get(need.cooperative_id) or ctx.reference.kelurahan_point(need.kelurahan_code)
         changed += await match_need(
-            session,
+            uow,
             ctx,
             need,
             always_announce=False,

@@ -1,50 +1,42 @@
-"""Orders to suppliers: placed for one need or a pooled set, confirmed by the supplier, delivered (in
-parts if need be), or cancelled. Each delivery to a cooperative is announced as `order.delivered.v1`,
-which inventory records as a receipt: no call to inventory.
+"""Placing orders with suppliers: for one need or a pooled set of needs, within the supplier's capacity
+by the date needed, at the price the quantity reaches. What follows an order is in `fulfilment`.
 """
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
 
 from kkmp_shared.auth import Principal
-from kkmp_shared.errors import conflict, forbidden, not_found, unprocessable
-from kkmp_shared.events.contracts import OrderDelivered, OrderPlaced
-from sqlalchemy import exists, func, insert, select, update
+from kkmp_shared.errors import conflict, not_found, unprocessable
+from kkmp_shared.events.contracts import OrderPlaced
+from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.adapters import orm
+from sourcing.adapters import needs as need_rows
+from sourcing.adapters import orders as order_rows
 from sourcing.domain.matching import capacity_by, due_date, unit_price_for
-from sourcing.domain.orders import IllegalOrderChange, LineOwed, check_order_change, split_delivery
-from sourcing.entrypoints import schemas
 from sourcing.service_layer import needs as need_cases
+from sourcing.service_layer.commands import (
+    PlaceOrder,
+    PlacePooledOrder,
+)
 from sourcing.service_layer.common import (
-    CLOCK_SKEW,
     Context,
     check_backdating,
     check_whole_units,
-    dec,
     local_date,
     new_id,
-    now,
     require_staff,
     require_staff_for,
 )
 from sourcing.service_layer.matching import offers_for
-
-ORD = orm.orders
-L = orm.order_lines
-D = orm.deliveries
-
-
-# --- placing ------------------------------------------------------------------------------------
+from sourcing.service_layer.need_views import remaining_quantity
 
 
 async def _supplier_and_offer(session: AsyncSession, ctx: Context, supplier_id: str, commodity: str) -> Any:
-    supplier = (await session.execute(select(orm.suppliers).where(orm.suppliers.c.id == supplier_id))).first()
+    supplier = await order_rows.supplier(session, supplier_id)
     if supplier is None:
         raise unprocessable("supplier_id", f"Unknown supplier {supplier_id!r}.", "unknown_supplier")
     if not supplier.active:
@@ -54,12 +46,7 @@ async def _supplier_and_offer(session: AsyncSession, ctx: Context, supplier_id: 
         raise unprocessable(
             "supplier_id", f"{supplier.name} does not offer {commodity}.", "commodity_not_offered"
         )
-    # Lock the offer row (PostgreSQL): two orders racing for the same capacity are checked one by one.
-    await session.execute(
-        select(orm.offers.c.id)
-        .where(orm.offers.c.supplier_id == supplier_id, orm.offers.c.commodity == commodity)
-        .with_for_update()
-    )
+    await order_rows.lock_offer(session, supplier_id, commodity)
     return supplier, offers[0]
 
 
@@ -87,7 +74,7 @@ def _check_capacity(
 
 
 async def _active_supply_need(session: AsyncSession, need_id: str, field: str) -> Any:
-    need = await need_cases.load_need(session, need_id)
+    need = await need_rows.get_with_orders(session, need_id)
     if need is None:
         raise not_found("need")
     if need.kind != "supply":
@@ -97,26 +84,23 @@ async def _active_supply_need(session: AsyncSession, need_id: str, field: str) -
     return need
 
 
-async def _take_on(
-    session: AsyncSession, ctx: Context, principal: Principal, need: Any, at: datetime, note: str
-) -> None:
+async def _take_on(uow: UnitOfWork, principal: Principal, need: Any, at: datetime, note: str) -> None:
     """Placing an order is working on the need: an open or acknowledged need moves to in_progress."""
     if need.status in ("open", "acknowledged"):
         await need_cases.change_status(
-            session, ctx, principal, need.id, "in_progress", note=note, changed_at=at, check_scope=False
+            uow, principal, need.id, "in_progress", note=note, changed_at=at, check_scope=False
         )
 
 
-async def place_order(
-    session: AsyncSession, ctx: Context, principal: Principal, data: schemas.OrderCreate
-) -> str:
+async def place_order(uow: UnitOfWork, ctx: Context, principal: Principal, data: PlaceOrder) -> str:
+    session = uow.session
     require_staff(principal)
     need = await _active_supply_need(session, data.need_id, "need_id")
     require_staff_for(principal, [need.kecamatan_code])
     placed_at = check_backdating(principal, "placed_at", data.placed_at, earliest=need.submitted_at)
     supplier, offer = await _supplier_and_offer(session, ctx, data.supplier_id, need.commodity)
     check_whole_units(ctx.reference.commodity(need.commodity), "quantity", data.quantity)
-    remaining = need_cases.remaining_quantity(need)
+    remaining = remaining_quantity(need)
     if data.quantity > remaining:
         raise conflict(
             "exceeds_need",
@@ -129,8 +113,9 @@ async def place_order(
     )
     unit_price = data.unit_price or unit_price_for(offer, data.quantity)
     order_id = new_id()
-    await session.execute(
-        insert(ORD).values(
+    await order_rows.add(
+        session,
+        dict(
             id=order_id,
             supplier_id=supplier.id,
             commodity=need.commodity,
@@ -145,11 +130,10 @@ async def place_order(
             due_on=due_date(need.needed_by, placed_on, offer.lead_time_days),
             placed_at=placed_at,
             placed_by=principal.sub,
-        )
+        ),
     )
     await _add_line(
-        session,
-        ctx,
+        uow,
         order_id,
         need,
         data.quantity,
@@ -159,13 +143,12 @@ async def place_order(
         pooled=False,
         total=data.quantity,
     )
-    await _take_on(session, ctx, principal, need, placed_at, f"Pesanan ke {supplier.name} ditempatkan.")
+    await _take_on(uow, principal, need, placed_at, f"Pesanan ke {supplier.name} ditempatkan.")
     return order_id
 
 
 async def _add_line(
-    session: AsyncSession,
-    ctx: Context,
+    uow: UnitOfWork,
     order_id: str,
     need: Any,
     quantity: Decimal,
@@ -176,8 +159,9 @@ async def _add_line(
     pooled: bool,
     total: Decimal,
 ) -> None:
-    await session.execute(
-        insert(L).values(
+    await order_rows.add_line(
+        uow.session,
+        dict(
             id=new_id(),
             order_id=order_id,
             need_id=need.id,
@@ -186,10 +170,9 @@ async def _add_line(
             kecamatan_code=need.kecamatan_code,
             quantity=quantity,
             delivered_quantity=Decimal(0),
-        )
+        ),
     )
-    await ctx.out().add(
-        session,
+    await uow.publish(
         OrderPlaced(
             cooperative_id=need.cooperative_id,
             kelurahan_code=need.kelurahan_code,
@@ -208,9 +191,10 @@ async def _add_line(
 
 
 async def place_pooled_order(
-    session: AsyncSession, ctx: Context, principal: Principal, data: schemas.PooledOrderCreate
+    uow: UnitOfWork, ctx: Context, principal: Principal, data: PlacePooledOrder
 ) -> str:
     """One order for several cooperatives' open needs of one commodity, at the price the total reaches."""
+    session = uow.session
     require_staff(principal)
     if len(set(data.need_ids)) != len(data.need_ids):
         raise unprocessable("need_ids", "A need appears twice in the pool.", "duplicate_need")
@@ -230,7 +214,7 @@ async def place_pooled_order(
         principal, "placed_at", data.placed_at, earliest=max(n.submitted_at for n in pool)
     )
     supplier, offer = await _supplier_and_offer(session, ctx, data.supplier_id, commodity)
-    quantities = {n.id: need_cases.remaining_quantity(n) for n in pool}
+    quantities = {n.id: remaining_quantity(n) for n in pool}
     if empty := [need_id for need_id, q in quantities.items() if q <= 0]:
         raise conflict("exceeds_need", "Some needs are already fully ordered.", {"need_ids": empty})
     total = sum(quantities.values(), Decimal(0))
@@ -240,8 +224,9 @@ async def place_pooled_order(
     _check_capacity(offer, total, earliest, placed_on, ctx.settings.default_horizon_days, unit)
     unit_price = data.unit_price or unit_price_for(offer, total)
     order_id = new_id()
-    await session.execute(
-        insert(ORD).values(
+    await order_rows.add(
+        session,
+        dict(
             id=order_id,
             supplier_id=supplier.id,
             commodity=commodity,
@@ -256,12 +241,11 @@ async def place_pooled_order(
             due_on=due_date(earliest, placed_on, offer.lead_time_days),
             placed_at=placed_at,
             placed_by=principal.sub,
-        )
+        ),
     )
     for need in pool:
         await _add_line(
-            session,
-            ctx,
+            uow,
             order_id,
             need,
             quantities[need.id],
@@ -271,365 +255,5 @@ async def place_pooled_order(
             pooled=True,
             total=total,
         )
-        await _take_on(
-            session, ctx, principal, need, placed_at, f"Pesanan gabungan ke {supplier.name} ditempatkan."
-        )
+        await _take_on(uow, principal, need, placed_at, f"Pesanan gabungan ke {supplier.name} ditempatkan.")
     return order_id
-
-
-# --- reading ------------------------------------------------------------------------------------
-
-
-def _order_scope(principal: Principal) -> Any | None:
-    if principal.role == "supplier":
-        return ORD.c.supplier_id == (principal.supplier_id or "")
-    if principal.role == "coop_manager":
-        own = principal.cooperative_id or ""
-        return exists().where(L.c.order_id == ORD.c.id, L.c.cooperative_id == own)
-    codes = principal.kecamatan_filter()
-    if codes is not None:
-        return exists().where(L.c.order_id == ORD.c.id, L.c.kecamatan_code.in_(codes))
-    return None
-
-
-def _visible_lines(principal: Principal, lines: list[Any]) -> list[Any]:
-    """A manager sees its own share of a pooled order; an officer the shares in its kecamatan."""
-    if principal.role == "coop_manager":
-        return [line for line in lines if line.cooperative_id == principal.cooperative_id]
-    if principal.role == "officer":
-        return [line for line in lines if principal.covers_kecamatan(line.kecamatan_code)]
-    return lines
-
-
-async def _orders_out(
-    session: AsyncSession, principal: Principal, rows: list[Any], with_deliveries: bool
-) -> list[dict[str, Any]]:
-    ids = [r.id for r in rows]
-    lines: dict[str, list[Any]] = defaultdict(list)
-    delivered: dict[str, list[Any]] = defaultdict(list)
-    if ids:
-        for line in await session.execute(
-            select(L).where(L.c.order_id.in_(ids)).order_by(L.c.cooperative_id)
-        ):
-            lines[line.order_id].append(line)
-        if with_deliveries:
-            for d in await session.execute(
-                select(D).where(D.c.order_id.in_(ids)).order_by(D.c.delivered_at, D.c.id)
-            ):
-                delivered[d.order_id].append(d)
-    out = []
-    for r in rows:
-        all_lines = lines[r.id]
-        visible = _visible_lines(principal, all_lines)
-        seen = {line.cooperative_id for line in visible}
-        single = all_lines[0] if len(all_lines) == 1 else None
-        out.append(
-            {
-                **{
-                    c: getattr(r, c)
-                    for c in ORD.c.keys()
-                    if c not in ("placed_by", "confirmed_by", "cancelled_by", "cancelled_by_role")
-                },
-                "supplier_name": r.supplier_name,
-                "quantity": dec(r.quantity),
-                "delivered_quantity": dec(r.delivered_quantity),
-                "total_price": round(dec(r.quantity) * r.unit_price),
-                "need_id": single.need_id if single else None,
-                "need_ids": [line.need_id for line in visible if line.need_id],
-                "cooperative_id": single.cooperative_id if single else None,
-                "created_at": r.placed_at,
-                "lines": [
-                    {
-                        **dict(line._mapping),
-                        "quantity": dec(line.quantity),
-                        "delivered_quantity": dec(line.delivered_quantity),
-                    }
-                    for line in visible
-                ],
-                "deliveries": [
-                    {
-                        "delivery_id": d.id,
-                        "cooperative_id": d.cooperative_id,
-                        "quantity": dec(d.quantity),
-                        "complete": d.complete,
-                        "delivered_at": d.delivered_at,
-                    }
-                    for d in delivered[r.id]
-                    if d.cooperative_id in seen
-                ],
-            }
-        )
-    return out
-
-
-def _order_query() -> Any:
-    return select(ORD, orm.suppliers.c.name.label("supplier_name")).join(
-        orm.suppliers, orm.suppliers.c.id == ORD.c.supplier_id
-    )
-
-
-async def list_orders(
-    session: AsyncSession,
-    principal: Principal,
-    *,
-    need_id: str | None,
-    status: str | None,
-    supplier_id: str | None,
-    cooperative_id: str | None,
-    limit: int,
-    offset: int,
-) -> dict[str, Any]:
-    conditions = []
-    if (scope := _order_scope(principal)) is not None:
-        conditions.append(scope)
-    if need_id:
-        conditions.append(exists().where(L.c.order_id == ORD.c.id, L.c.need_id == need_id))
-    if cooperative_id:
-        conditions.append(exists().where(L.c.order_id == ORD.c.id, L.c.cooperative_id == cooperative_id))
-    if status:
-        conditions.append(ORD.c.status == status)
-    if supplier_id:
-        conditions.append(ORD.c.supplier_id == supplier_id)
-    total = (await session.execute(select(func.count()).select_from(ORD).where(*conditions))).scalar_one()
-    query = (
-        _order_query()
-        .where(*conditions)
-        .order_by(ORD.c.placed_at.desc(), ORD.c.id)
-        .limit(limit)
-        .offset(offset)
-    )
-    rows = list((await session.execute(query)).all())
-    return {
-        "items": await _orders_out(session, principal, rows, False),
-        "total": total,
-        "limit": limit,
-        "offset": offset,
-    }
-
-
-async def _load(session: AsyncSession, order_id: str) -> Any:
-    row = (await session.execute(_order_query().where(ORD.c.id == order_id))).first()
-    if row is None:
-        raise not_found("order")
-    return row
-
-
-async def _can_read(session: AsyncSession, principal: Principal, order_id: str) -> bool:
-    scope = _order_scope(principal)
-    if scope is None:
-        return True
-    return (await session.execute(select(ORD.c.id).where(ORD.c.id == order_id, scope))).first() is not None
-
-
-async def get_order(session: AsyncSession, principal: Principal, order_id: str) -> dict[str, Any]:
-    row = await _load(session, order_id)
-    if not await _can_read(session, principal, order_id):
-        raise not_found("order")
-    return (await _orders_out(session, principal, [row], True))[0]
-
-
-# --- answering and delivering -------------------------------------------------------------------
-
-
-async def _lines(session: AsyncSession, order_id: str) -> list[Any]:
-    query = select(L).where(L.c.order_id == order_id).order_by(L.c.cooperative_id)
-    return list((await session.execute(query)).all())
-
-
-async def _may_act(
-    session: AsyncSession, principal: Principal, order: Any, *, supplier_may: bool = True
-) -> None:
-    """The order's own supplier, or an officer over every cooperative in it, or an administrator."""
-    if principal.role == "supplier":
-        if not supplier_may or principal.supplier_id != order.supplier_id:
-            raise forbidden("This order is not addressed to you.")
-        return
-    require_staff_for(principal, [line.kecamatan_code for line in await _lines(session, order.id)])
-
-
-def _change(order: Any, new: str) -> None:
-    try:
-        check_order_change(order.status, new)
-    except IllegalOrderChange as exc:
-        raise conflict("illegal_order_change", str(exc), {"from": exc.old, "to": exc.new}) from exc
-
-
-async def confirm(
-    session: AsyncSession, principal: Principal, order_id: str, data: schemas.ConfirmIn
-) -> None:
-    order = await _load(session, order_id)
-    await _may_act(session, principal, order)
-    _change(order, "confirmed")
-    at = check_backdating(principal, "confirmed_at", data.confirmed_at, earliest=order.placed_at)
-    result = await session.execute(
-        update(ORD)
-        .where(ORD.c.id == order_id, ORD.c.status == "placed")
-        .values(status="confirmed", confirmed_at=at, confirmed_by=principal.sub, note=data.note or order.note)
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise conflict("illegal_order_change", "The order changed meanwhile; reload it.")
-
-
-async def cancel(session: AsyncSession, principal: Principal, order_id: str, data: schemas.CancelIn) -> None:
-    """Staff cancel an open order; its supplier may decline one it has not confirmed yet."""
-    order = await _load(session, order_id)
-    await _may_act(session, principal, order)
-    if principal.role == "supplier" and order.status != "placed":
-        raise conflict("illegal_order_change", "A confirmed order can only be cancelled by Dinkopdag.")
-    _change(order, "cancelled")
-    result = await session.execute(
-        update(ORD)
-        .where(ORD.c.id == order_id, ORD.c.status == order.status)
-        .values(
-            status="cancelled",
-            cancelled_at=now(),
-            cancelled_by=principal.sub,
-            cancelled_by_role=principal.role,
-            cancel_reason=data.reason,
-        )
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise conflict("illegal_order_change", "The order changed meanwhile; reload it.")
-
-
-async def deliver(
-    session: AsyncSession, ctx: Context, principal: Principal, order_id: str, data: schemas.DeliverIn
-) -> None:
-    """Record a (partial) delivery: one receipt per receiving cooperative, announced for inventory."""
-    order = await _load(session, order_id)
-    await _may_act(session, principal, order)
-    if order.status == "placed":
-        raise conflict("illegal_order_change", "The supplier must confirm the order before delivering it.")
-    _change(order, "delivered")
-    current = now()
-    at = data.delivered_at or current
-    if at.tzinfo is None:
-        raise unprocessable("delivered_at", "delivered_at must carry a time zone.")
-    if at > current + CLOCK_SKEW or at < order.placed_at:
-        raise unprocessable("delivered_at", "delivered_at must lie between the order's placement and now.")
-    at = min(at, current)
-    lines = await _lines(session, order_id)
-    owed = {line.cooperative_id: line for line in lines}
-    remaining_total = sum((dec(line.quantity) - dec(line.delivered_quantity) for line in lines), Decimal(0))
-    commodity = ctx.commodity(order.commodity, order.unit)
-    for i, alloc in enumerate(data.allocations or []):
-        check_whole_units(commodity, f"allocations.{i}.quantity", alloc.quantity)
-    check_whole_units(commodity, "quantity", data.quantity)
-    if data.allocations:
-        shares: list[tuple[Any, Decimal]] = []
-        for i, alloc in enumerate(data.allocations):
-            line = owed.get(alloc.cooperative_id)
-            if line is None:
-                raise unprocessable(
-                    f"allocations.{i}.cooperative_id",
-                    "This cooperative is not part of the order.",
-                    "not_in_order",
-                )
-            shares.append((line, alloc.quantity))
-        if len({line.id for line, _ in shares}) != len(shares):
-            raise unprocessable(
-                "allocations", "A cooperative appears twice in the allocations.", "duplicate_cooperative"
-            )
-        if data.quantity is not None and data.quantity != sum((q for _, q in shares), Decimal(0)):
-            raise unprocessable("quantity", "quantity must equal the sum of the allocations.")
-    else:
-        quantity = data.quantity if data.quantity is not None else remaining_total
-        if quantity > remaining_total:
-            raise conflict(
-                "exceeds_order",
-                f"Only {remaining_total.normalize():f} {order.unit} of this order is still to be delivered.",
-                {"remaining": float(remaining_total)},
-            )
-        by_id = {line.id: line for line in lines}
-        owed_lines = [
-            LineOwed(line.id, line.cooperative_id, dec(line.quantity) - dec(line.delivered_quantity))
-            for line in lines
-        ]
-        shares = [(by_id[line_id], q) for line_id, q in split_delivery(owed_lines, quantity, commodity)]
-    if not shares:
-        raise conflict("exceeds_order", "Nothing of this order is left to deliver.")
-    delivered_total = Decimal(0)
-    for line, quantity in shares:
-        left = dec(line.quantity) - dec(line.delivered_quantity)
-        if quantity > left:
-            raise conflict(
-                "exceeds_order",
-                f"Only {left.normalize():f} {order.unit} is still owed to cooperative {line.cooperative_id}.",
-                {"cooperative_id": line.cooperative_id, "remaining": float(left)},
-            )
-        result = await session.execute(
-            update(L)
-            .where(L.c.id == line.id, L.c.delivered_quantity + quantity <= L.c.quantity)
-            .values(delivered_quantity=L.c.delivered_quantity + quantity)
-        )
-        if result.rowcount != 1:  # type: ignore[attr-defined]
-            raise conflict("exceeds_order", "The order was delivered meanwhile; reload it.")
-        complete = quantity == left
-        delivery_id = new_id()
-        await session.execute(
-            insert(D).values(
-                id=delivery_id,
-                order_id=order_id,
-                line_id=line.id,
-                cooperative_id=line.cooperative_id,
-                quantity=quantity,
-                complete=complete,
-                delivered_at=at,
-                recorded_by=principal.sub,
-            )
-        )
-        await ctx.out().add(
-            session,
-            OrderDelivered(
-                cooperative_id=line.cooperative_id,
-                kelurahan_code=line.kelurahan_code,
-                kecamatan_code=line.kecamatan_code,
-                order_id=order_id,
-                delivery_id=delivery_id,
-                need_id=line.need_id,
-                supplier_id=order.supplier_id,
-                commodity=order.commodity,
-                quantity=quantity,
-                unit_price=order.unit_price,
-                delivered_at=at,
-                complete=complete,
-            ),
-        )
-        delivered_total += quantity
-        if complete and line.need_id:
-            await _resolve_if_delivered(session, ctx, principal, line.need_id, at, order.supplier_name)
-    done = dec(order.delivered_quantity) + delivered_total >= dec(order.quantity)
-    values: dict[str, Any] = {
-        "delivered_quantity": ORD.c.delivered_quantity + delivered_total,
-        "status": "delivered" if done else "partially_delivered",
-    }
-    if done:
-        values["delivered_at"] = at
-        values["delivered_on_time"] = local_date(at) <= order.due_on
-    await session.execute(update(ORD).where(ORD.c.id == order_id).values(**values))
-
-
-async def _resolve_if_delivered(
-    session: AsyncSession, ctx: Context, principal: Principal, need_id: str, at: datetime, supplier: str
-) -> None:
-    """A supply need being worked on is resolved once everything it asked for has arrived."""
-    need = (await session.execute(select(orm.needs).where(orm.needs.c.id == need_id))).first()
-    if need is None or need.status != "in_progress":
-        return
-    received = (
-        await session.execute(
-            select(func.coalesce(func.sum(L.c.delivered_quantity), 0)).where(L.c.need_id == need_id)
-        )
-    ).scalar_one()
-    if dec(received) >= dec(need.quantity):
-        at = max(at, need.status_changed_at)
-        await need_cases.change_status(
-            session,
-            ctx,
-            principal,
-            need_id,
-            "resolved",
-            note=f"Diterima lengkap dari {supplier}.",
-            changed_at=at,
-            check_scope=False,
-        )

@@ -6,24 +6,24 @@ of the open supply needs it touches.
 from __future__ import annotations
 
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 from kkmp_shared.auth import Principal
 from kkmp_shared.errors import conflict, forbidden, not_found, unprocessable
-from sqlalchemy import delete, exists, func, insert, select, update
+from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from sourcing.adapters import orm
-from sourcing.entrypoints import schemas
+from sourcing.adapters import suppliers as supplier_rows
+from sourcing.service_layer.commands import ChangeSupplier, OfferTerms, RegisterSupplier, ReplaceOffers
 from sourcing.service_layer.common import Context, dec, new_id, now, require_staff
 from sourcing.service_layer.matching import rematch_commodities, supplier_performance
 
-S = orm.suppliers
-F = orm.offers
 
-
-def _check_reference(ctx: Context, codes: list[str], offers: list[schemas.OfferIn], prefix: str = "") -> None:
+def _check_reference(
+    ctx: Context, codes: Sequence[str], offers: Sequence[OfferTerms], prefix: str = ""
+) -> None:
     for i, code in enumerate(codes):
         if code not in ctx.reference.kecamatan:
             raise unprocessable(
@@ -46,7 +46,7 @@ def _check_reference(ctx: Context, codes: list[str], offers: list[schemas.OfferI
                 )
 
 
-def _offer_rows(supplier_id: str, offers: list[schemas.OfferIn], at: datetime) -> list[dict[str, Any]]:
+def _offer_rows(supplier_id: str, offers: Sequence[OfferTerms], at: datetime) -> list[dict[str, Any]]:
     return [
         {
             "id": new_id(),
@@ -67,22 +67,24 @@ def _offer_rows(supplier_id: str, offers: list[schemas.OfferIn], at: datetime) -
 
 
 async def create_supplier(
-    session: AsyncSession,
+    uow: UnitOfWork,
     ctx: Context,
     principal: Principal,
-    data: schemas.SupplierCreate,
+    data: RegisterSupplier,
     *,
     prefix: str = "",
 ) -> str:
+    session = uow.session
     require_staff(principal)
     _check_reference(ctx, data.service_kecamatan_codes, data.offers, prefix)
     key = data.name.casefold()
-    if (await session.execute(select(S.c.id).where(S.c.name_key == key))).first() is not None:
+    if await supplier_rows.name_taken(session, key):
         raise conflict("duplicate_supplier", f"A supplier named {data.name!r} already exists.")
     supplier_id = new_id()
     at = now()
-    await session.execute(
-        insert(S).values(
+    await supplier_rows.add(
+        session,
+        dict(
             id=supplier_id,
             name=data.name,
             name_key=key,
@@ -98,35 +100,36 @@ async def create_supplier(
             created_by=principal.sub,
             created_at=at,
             updated_at=at,
-        )
+        ),
     )
     if data.offers:
-        await session.execute(insert(F), _offer_rows(supplier_id, data.offers, at))
-    await rematch_commodities(session, ctx, [o.commodity for o in data.offers])
+        await supplier_rows.add_offers(session, _offer_rows(supplier_id, data.offers, at))
+    await rematch_commodities(uow, ctx, [o.commodity for o in data.offers])
     return supplier_id
 
 
 async def create_batch(
-    session: AsyncSession, ctx: Context, principal: Principal, data: schemas.SupplierBatch
+    uow: UnitOfWork, ctx: Context, principal: Principal, batch: Sequence[RegisterSupplier]
 ) -> list[str]:
     require_staff(principal)
-    names = [s.name.casefold() for s in data.suppliers]
+    names = [s.name.casefold() for s in batch]
     if len(set(names)) != len(names):
         raise unprocessable("suppliers", "Two suppliers in the batch share a name.", "duplicate_supplier")
     ids = []
-    for i, item in enumerate(data.suppliers):
-        ids.append(await create_supplier(session, ctx, principal, item, prefix=f"suppliers.{i}."))
+    for i, item in enumerate(batch):
+        ids.append(await create_supplier(uow, ctx, principal, item, prefix=f"suppliers.{i}."))
     return ids
 
 
 async def update_supplier(
-    session: AsyncSession, ctx: Context, principal: Principal, supplier_id: str, data: schemas.SupplierUpdate
+    uow: UnitOfWork, ctx: Context, principal: Principal, supplier_id: str, data: ChangeSupplier
 ) -> None:
+    session = uow.session
     require_staff(principal)
-    row = (await session.execute(select(S).where(S.c.id == supplier_id))).first()
+    row = await supplier_rows.get(session, supplier_id)
     if row is None:
         raise not_found("supplier")
-    changes = data.model_dump(exclude_unset=True)
+    changes = dict(data.changes)
     if "service_kecamatan_codes" in changes:
         _check_reference(ctx, changes["service_kecamatan_codes"] or [], [])
         changes["service_kecamatan_codes"] = list(dict.fromkeys(changes["service_kecamatan_codes"] or []))
@@ -138,43 +141,37 @@ async def update_supplier(
         raise unprocessable("lat", "lat and lon go together.")
     if "name" in changes:
         key = changes["name"].casefold()
-        clash = (
-            await session.execute(select(S.c.id).where(S.c.name_key == key, S.c.id != supplier_id))
-        ).first()
-        if clash is not None:
+        if await supplier_rows.name_taken(session, key, other_than=supplier_id):
             raise conflict("duplicate_supplier", f"A supplier named {changes['name']!r} already exists.")
         changes["name_key"] = key
     if not changes:
         return
-    await session.execute(update(S).where(S.c.id == supplier_id).values(**changes, updated_at=now()))
+    await supplier_rows.change(session, supplier_id, {**changes, "updated_at": now()})
     if {"lat", "lon", "service_kecamatan_codes", "active"} & changes.keys():
-        commodities = (
-            await session.execute(select(F.c.commodity).where(F.c.supplier_id == supplier_id))
-        ).scalars()
-        await rematch_commodities(session, ctx, list(commodities))
+        commodities = await supplier_rows.offered_commodities(session, supplier_id)
+        await rematch_commodities(uow, ctx, commodities)
 
 
 async def replace_offers(
-    session: AsyncSession, ctx: Context, principal: Principal, supplier_id: str, data: schemas.OffersIn
+    uow: UnitOfWork, ctx: Context, principal: Principal, supplier_id: str, data: ReplaceOffers
 ) -> None:
     """Staff, or the supplier itself, replace what a supplier offers."""
+    session = uow.session
     if principal.role == "supplier":
         if principal.supplier_id != supplier_id:
             raise forbidden("You may only change your own offers.")
     else:
         require_staff(principal)
-    if (await session.execute(select(S.c.id).where(S.c.id == supplier_id))).first() is None:
+    if not await supplier_rows.exists_by_id(session, supplier_id):
         raise not_found("supplier")
     _check_reference(ctx, [], data.offers)
-    before = set(
-        (await session.execute(select(F.c.commodity).where(F.c.supplier_id == supplier_id))).scalars()
-    )
-    await session.execute(delete(F).where(F.c.supplier_id == supplier_id))
+    before = set(await supplier_rows.offered_commodities(session, supplier_id))
+    await supplier_rows.remove_offers(session, supplier_id)
     at = now()
     if data.offers:
-        await session.execute(insert(F), _offer_rows(supplier_id, data.offers, at))
-    await session.execute(update(S).where(S.c.id == supplier_id).values(updated_at=at))
-    await rematch_commodities(session, ctx, before | {o.commodity for o in data.offers})
+        await supplier_rows.add_offers(session, _offer_rows(supplier_id, data.offers, at))
+    await supplier_rows.change(session, supplier_id, {"updated_at": at})
+    await rematch_commodities(uow, ctx, before | {o.commodity for o in data.offers})
 
 
 # --- reading ------------------------------------------------------------------------------------
@@ -184,7 +181,7 @@ async def _suppliers_out(session: AsyncSession, ctx: Context, rows: list[Any]) -
     ids = [r.id for r in rows]
     offers: dict[str, list[dict[str, Any]]] = defaultdict(list)
     if ids:
-        for o in await session.execute(select(F).where(F.c.supplier_id.in_(ids)).order_by(F.c.commodity)):
+        for o in await supplier_rows.offers_of(session, ids):
             commodity = ctx.reference.commodity(o.commodity)
             offers[o.supplier_id].append(
                 {
@@ -232,18 +229,14 @@ async def list_suppliers(
     limit: int,
     offset: int,
 ) -> dict[str, Any]:
-    conditions = []
-    if principal.role == "supplier":
-        conditions.append(S.c.id == (principal.supplier_id or ""))
-    if commodity:
-        conditions.append(exists().where(F.c.supplier_id == S.c.id, F.c.commodity == commodity))
-    if kind:
-        conditions.append(S.c.kind == kind)
-    if q:
-        conditions.append(S.c.name_key.contains(q.casefold(), autoescape=True))
-    if active is not None:
-        conditions.append(S.c.active.is_(active))
-    rows = list((await session.execute(select(S).where(*conditions).order_by(S.c.name_key))).all())
+    rows = await supplier_rows.matching(
+        session,
+        only=(principal.supplier_id or "") if principal.role == "supplier" else None,
+        commodity=commodity,
+        kind=kind,
+        q=q,
+        active=active,
+    )
     if kecamatan_code:
         # The service area is a JSON list (portable across both databases); empty = the whole city.
         rows = [
@@ -264,11 +257,7 @@ async def get_supplier(
 ) -> dict[str, Any]:
     if principal.role == "supplier" and principal.supplier_id != supplier_id:
         raise not_found("supplier")
-    row = (await session.execute(select(S).where(S.c.id == supplier_id))).first()
+    row = await supplier_rows.get(session, supplier_id)
     if row is None:
         raise not_found("supplier")
     return (await _suppliers_out(session, ctx, [row]))[0]
-
-
-async def supplier_count(session: AsyncSession) -> int:
-    return int((await session.execute(select(func.count()).select_from(S))).scalar_one())

@@ -18,9 +18,9 @@ import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from reporting.adapters import orm
+from reporting.adapters import figures, orm
 from reporting.adapters.cache import RenderedCache
-from reporting.service_layer import figures, queries
+from reporting.adapters.views import dashboard
 
 
 def render(row: dict[str, Any]) -> bytes:
@@ -38,7 +38,7 @@ class KecamatanList:
     async def body(
         self, session: AsyncSession, scope: list[str] | None, names: dict[str, str], period: str
     ) -> bytes:
-        version = await queries.figures_version(session)
+        version = await dashboard.figures_version(session)
         key = tuple(scope) if scope is not None else None
         if version is not None and (cached := self.bodies.get(key, version)) is not None:
             return cached
@@ -66,7 +66,7 @@ class KecamatanList:
         if everything:
             self._rows, self._newest = {}, None
         for row in rows:
-            payload = queries.figures_payload(row, row.median_response_seconds, None, period)
+            payload = dashboard.figures_payload(row, row.median_response_seconds, None, period)
             del payload["as_of"]
             code = row.kecamatan_code
             self._rows[code] = render({"kecamatan_code": code, "name": names.get(code, code), **payload})
@@ -77,7 +77,7 @@ class KecamatanList:
         """A kecamatan where nothing has happened yet (zeros), rendered once per period."""
         cached = self._empty.get((code, period))
         if cached is None:
-            payload = queries.figures_payload(figures.KecamatanCounts(), None, None, period)
+            payload = dashboard.figures_payload(figures.KecamatanCounts(), None, None, period)
             del payload["as_of"]
             cached = render({"kecamatan_code": code, "name": names.get(code, code), **payload})
             self._empty[(code, period)] = cached
