@@ -13,7 +13,7 @@ from kkmp_shared.auth import StaticKeySource
 from pydantic import ValidationError
 from registry.adapters.keys import SigningKey, starting_key
 from registry.bootstrap import parse_clients
-from registry.service_layer.handlers import claims_for
+from registry.service_layer.login import claims_for
 from registry.settings import DEMO_ADMIN_PASSWORD, RegistrySettings
 
 pytestmark = pytest.mark.unit
@@ -122,21 +122,21 @@ async def test_a_key_published_with_an_exp_verifies_nothing_after_it() -> None:
 
 async def test_password_hashing_takes_the_settings_parameters_and_verifies_older_hashes() -> None:
     from argon2 import PasswordHasher
-    from registry.service_layer import handlers
+    from registry.adapters import passwords
 
     defaults = RegistrySettings(demo=True)
     older = PasswordHasher().hash("rahasia-lama-1")  # made under the default parameters
     try:
-        handlers.configure_password_hashing(time_cost=2, memory_kib=19456, parallelism=1)
-        made = await handlers.hash_password("rahasia-baru-1")
+        passwords.configure_password_hashing(time_cost=2, memory_kib=19456, parallelism=1)
+        made = await passwords.hash_password("rahasia-baru-1")
         assert made.startswith("$argon2id$v=19$m=19456,t=2,p=1$")
-        assert await handlers.verify_password(made, "rahasia-baru-1")
-        assert await handlers.verify_password(older, "rahasia-lama-1")
-        assert not await handlers.verify_password(older, "rahasia-baru-1")
+        assert await passwords.verify_password(made, "rahasia-baru-1")
+        assert await passwords.verify_password(older, "rahasia-lama-1")
+        assert not await passwords.verify_password(older, "rahasia-baru-1")
     finally:
-        handlers.configure_password_hashing(
+        passwords.configure_password_hashing(
             time_cost=defaults.password_hash_time_cost,
             memory_kib=defaults.password_hash_memory_kib,
             parallelism=defaults.password_hash_parallelism,
         )
-    assert (await handlers.hash_password("x-123456")).startswith("$argon2id$v=19$m=65536,t=3,p=4$")
+    assert (await passwords.hash_password("x-123456")).startswith("$argon2id$v=19$m=65536,t=3,p=4$")

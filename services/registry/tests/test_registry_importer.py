@@ -7,7 +7,7 @@ from datetime import date, datetime
 
 import pytest
 from openpyxl import Workbook
-from registry.service_layer.importer import ImportFileError, read_rows, validate_rows
+from registry.entrypoints.importer import ImportFileError, read_rows, validate_rows
 
 pytestmark = pytest.mark.unit
 

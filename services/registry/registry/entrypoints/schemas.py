@@ -27,6 +27,7 @@ from registry.domain.rules import (
     COOPERATIVE_STATUSES,
     normalise_board_position,
 )
+from registry.service_layer import commands
 
 Name = Annotated[str, StringConstraints(min_length=2, max_length=200), TRIMMED]
 Code = Annotated[str, StringConstraints(pattern=r"^\d{2}(\.\d{2}){2}(\.\d{4})?$")]
@@ -77,6 +78,9 @@ class Deed(Strict):
             raise ValueError("the deed date cannot be in the future")
         return value
 
+    def command(self) -> commands.Deed:
+        return commands.Deed(number=self.number, date=self.date, notary=self.notary)
+
 
 class CooperativeCreate(Strict):
     name: Name
@@ -93,6 +97,18 @@ class CooperativeCreate(Strict):
         description="When the KKMP was registered, for records entered after the fact (default: now)",
     )
 
+    def command(self) -> commands.RegisterCooperative:
+        return commands.RegisterCooperative(
+            name=self.name,
+            kelurahan_code=self.kelurahan_code,
+            formation=self.formation,
+            deed=self.deed.command() if self.deed else None,
+            business_units=list(self.business_units),
+            address=self.address,
+            phone=self.phone,
+            registered_at=self.registered_at,
+        )
+
 
 class CooperativeBatch(Strict):
     cooperatives: list[CooperativeCreate] = Field(min_length=1, max_length=5000)
@@ -107,6 +123,13 @@ class CooperativeUpdate(Strict):
     phone: Annotated[str, StringConstraints(max_length=40)] | None = None
     status: Status | None = None
     status_reason: Annotated[str, StringConstraints(max_length=500)] | None = None
+
+    def command(self, cooperative_id: str) -> commands.UpdateCooperative:
+        """Only the fields the caller sent: a field sent as null is not the same as one left out."""
+        changes = {name: getattr(self, name) for name in self.model_fields_set}
+        if self.deed is not None:
+            changes["deed"] = self.deed.command()
+        return commands.UpdateCooperative(cooperative_id, changes)
 
 
 class BoardMemberIn(Strict):
@@ -129,6 +152,15 @@ class BoardMemberOut(BaseModel):
 
 class BoardIn(Strict):
     members: list[BoardMemberIn] = Field(max_length=30)
+
+    def command(self, cooperative_id: str) -> commands.ReplaceBoard:
+        return commands.ReplaceBoard(
+            cooperative_id,
+            [
+                commands.BoardMember(name=m.name, position=m.position, phone=m.phone, since=m.since)
+                for m in self.members
+            ],
+        )
 
 
 class DeedOut(BaseModel):
@@ -189,6 +221,15 @@ class MemberCreate(Strict):
         default=None, description="When the member joined, for registers entered after the fact"
     )
 
+    def command(self) -> commands.NewMember:
+        business = self.business
+        return commands.NewMember(
+            name=self.name,
+            kind=self.kind,
+            business=commands.Business(business.sector, list(business.products)) if business else None,
+            joined_at=self.joined_at,
+        )
+
 
 class MemberBatch(Strict):
     members: list[MemberCreate] = Field(min_length=1, max_length=1000)
@@ -218,6 +259,9 @@ class PotentialCreate(Strict):
     description: Annotated[str, StringConstraints(min_length=3, max_length=2000), TRIMMED]
     priority: int = Field(ge=1, le=5, description="1 = highest")
 
+    def command(self, kelurahan_code: str) -> commands.MapPotential:
+        return commands.MapPotential(kelurahan_code, self.sector, self.description, self.priority)
+
 
 class PotentialOut(BaseModel):
     id: str
@@ -244,6 +288,9 @@ class TrainingCreate(Strict):
     ends_on: date | None = None
     location: Annotated[str, StringConstraints(max_length=200)] | None = None
 
+    def command(self) -> commands.PlanTraining:
+        return commands.PlanTraining(**self.model_dump())
+
 
 class ParticipantIn(Strict):
     cooperative_id: Annotated[str, StringConstraints(min_length=1, max_length=64), TRIMMED]
@@ -253,6 +300,11 @@ class ParticipantIn(Strict):
 
 class ParticipantsIn(Strict):
     participants: list[ParticipantIn] = Field(min_length=1, max_length=500)
+
+    def command(self, training_id: str) -> commands.RegisterParticipants:
+        return commands.RegisterParticipants(
+            training_id, [commands.Participant(p.cooperative_id, p.name, p.role) for p in self.participants]
+        )
 
 
 class ParticipantOut(BaseModel):
@@ -285,6 +337,9 @@ class TrainingComplete(Strict):
         default=None, description="When it ended, for trainings recorded after the fact (default: now)"
     )
 
+    def command(self, training_id: str) -> commands.CompleteTraining:
+        return commands.CompleteTraining(training_id, self.attended, self.completed_at)
+
 
 Username = Annotated[
     str,
@@ -305,6 +360,9 @@ class UserCreate(Strict):
     full_name: Annotated[str, StringConstraints(max_length=200)] | None = None
     email: Annotated[str, StringConstraints(max_length=200, pattern=r"^[^@\s]+@[^@\s]+$")] | None = None
     supervisor: bool = False
+
+    def command(self) -> commands.CreateUser:
+        return commands.CreateUser(**self.model_dump())
 
 
 class UserOut(BaseModel):

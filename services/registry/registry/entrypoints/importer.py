@@ -2,7 +2,7 @@
 imports nothing, and the answer lists each bad row and field.
 
 Reading and row validation are pure (bytes in, models and errors out); the checks against the database
-(unknown or already registered kelurahan) are the service layer's `registration_problems`.
+(unknown or already registered kelurahan) are the use case's (`service_layer.cooperatives`).
 """
 
 from __future__ import annotations
