@@ -6,7 +6,7 @@ A copy goes when a commit of this process changes the cooperative's stock or dir
 the sales window moves to a new day. A copy still read is read again in the background before it
 expires (`due`/`refreshed`, between half and three quarters of `ttl_s`, spread at random). A read that
 started before a change must not store what it read: `ticket` first, and `store` refuses a copy of a
-cooperative changed since. Why: docs/decisions/0020-inventory-stock-page-read-copy.md.
+cooperative changed since. Why: docs/decisions/0006-inventory-stock-page-read-copy.md.
 """
 
 from __future__ import annotations

@@ -3,7 +3,7 @@ round trip, when everything the route would check can be decided without one: a 
 query string, a bearer token the verifier already accepted, a fresh copy (`StockReadCache`, stored by
 the route) this principal may read, and the catalogue's copy. The answer is the route's own (the same
 `views.stock_lines` and encoding); anything else goes to the route.
-Why and what it saves: docs/decisions/0020-inventory-stock-page-read-copy.md.
+Why and what it saves: docs/decisions/0006-inventory-stock-page-read-copy.md.
 """
 
 from __future__ import annotations
