@@ -150,3 +150,42 @@ def _to_known(row: Any) -> KnownCooperative:
         business_units=list(row.business_units or []),
         member_count=row.member_count or 0,
     )
+
+
+def create_directory_table() -> None:
+    """The directory table as the services' initial revisions create it (an Alembic operation; later
+    changes to it are revisions of the shared branch, `kkmp_shared/migrations`)."""
+    import sqlalchemy as sa
+    from alembic import op
+
+    op.create_table(
+        "known_cooperatives",
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("kelurahan_code", sa.String(length=20), nullable=False),
+        sa.Column("kecamatan_code", sa.String(length=20), nullable=False),
+        sa.Column("kelurahan_name", sa.String(length=100), nullable=True),
+        sa.Column("lat", sa.Float(), nullable=True),
+        sa.Column("lon", sa.Float(), nullable=True),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("business_units", sa.JSON(), nullable=False),
+        sa.Column("member_count", sa.Integer(), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_known_cooperatives")),
+    )
+    with op.batch_alter_table("known_cooperatives", schema=None) as batch_op:
+        batch_op.create_index(
+            batch_op.f("ix_known_cooperatives_kecamatan_code"), ["kecamatan_code"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_known_cooperatives_kelurahan_code"), ["kelurahan_code"], unique=False
+        )
+
+
+def drop_directory_table() -> None:
+    from alembic import op
+
+    with op.batch_alter_table("known_cooperatives", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_known_cooperatives_kelurahan_code"))
+        batch_op.drop_index(batch_op.f("ix_known_cooperatives_kecamatan_code"))
+    op.drop_table("known_cooperatives")

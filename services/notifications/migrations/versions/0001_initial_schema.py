@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from kkmp_shared.directory import create_directory_table, drop_directory_table
 from kkmp_shared.messaging.tables import create_messaging_tables, drop_messaging_tables
 
 
@@ -80,23 +81,7 @@ def upgrade() -> None:
         batch_op.create_index(batch_op.f('ix_digest_items_user_id'), ['user_id'], unique=False)
 
     create_messaging_tables()
-    op.create_table('known_cooperatives',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('kelurahan_code', sa.String(length=20), nullable=False),
-    sa.Column('kecamatan_code', sa.String(length=20), nullable=False),
-    sa.Column('kelurahan_name', sa.String(length=100), nullable=True),
-    sa.Column('lat', sa.Float(), nullable=True),
-    sa.Column('lon', sa.Float(), nullable=True),
-    sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('business_units', sa.JSON(), nullable=False),
-    sa.Column('member_count', sa.Integer(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_known_cooperatives'))
-    )
-    with op.batch_alter_table('known_cooperatives', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_known_cooperatives_kecamatan_code'), ['kecamatan_code'], unique=False)
-        batch_op.create_index(batch_op.f('ix_known_cooperatives_kelurahan_code'), ['kelurahan_code'], unique=False)
+    create_directory_table()
 
     op.create_table('muted_types',
     sa.Column('user_id', sa.String(length=100), nullable=False),
@@ -282,11 +267,7 @@ def downgrade() -> None:
 
     op.drop_table('need_watch')
     op.drop_table('muted_types')
-    with op.batch_alter_table('known_cooperatives', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_known_cooperatives_kelurahan_code'))
-        batch_op.drop_index(batch_op.f('ix_known_cooperatives_kecamatan_code'))
-
-    op.drop_table('known_cooperatives')
+    drop_directory_table()
     drop_messaging_tables()
     with op.batch_alter_table('digest_items', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_digest_items_user_id'))

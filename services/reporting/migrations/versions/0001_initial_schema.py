@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+from kkmp_shared.directory import create_directory_table, drop_directory_table
 from kkmp_shared.messaging.tables import create_messaging_tables, drop_messaging_tables
 
 
@@ -118,23 +119,7 @@ def upgrade() -> None:
     sa.Column('refreshed_at', sa.DateTime(timezone=True), nullable=False),
     sa.PrimaryKeyConstraint('kecamatan_code', name=op.f('pk_kecamatan_figures'))
     )
-    op.create_table('known_cooperatives',
-    sa.Column('id', sa.String(length=36), nullable=False),
-    sa.Column('name', sa.String(length=200), nullable=False),
-    sa.Column('kelurahan_code', sa.String(length=20), nullable=False),
-    sa.Column('kecamatan_code', sa.String(length=20), nullable=False),
-    sa.Column('kelurahan_name', sa.String(length=100), nullable=True),
-    sa.Column('lat', sa.Float(), nullable=True),
-    sa.Column('lon', sa.Float(), nullable=True),
-    sa.Column('status', sa.String(length=20), nullable=False),
-    sa.Column('business_units', sa.JSON(), nullable=False),
-    sa.Column('member_count', sa.Integer(), nullable=False),
-    sa.Column('updated_at', sa.DateTime(timezone=True), nullable=False),
-    sa.PrimaryKeyConstraint('id', name=op.f('pk_known_cooperatives'))
-    )
-    with op.batch_alter_table('known_cooperatives', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_known_cooperatives_kecamatan_code'), ['kecamatan_code'], unique=False)
-        batch_op.create_index(batch_op.f('ix_known_cooperatives_kelurahan_code'), ['kelurahan_code'], unique=False)
+    create_directory_table()
 
     op.create_table('monthly_reports',
     sa.Column('id', sa.String(length=36), nullable=False),
@@ -296,11 +281,7 @@ def downgrade() -> None:
         batch_op.drop_index('ix_monthly_reports_period_kecamatan')
 
     op.drop_table('monthly_reports')
-    with op.batch_alter_table('known_cooperatives', schema=None) as batch_op:
-        batch_op.drop_index(batch_op.f('ix_known_cooperatives_kelurahan_code'))
-        batch_op.drop_index(batch_op.f('ix_known_cooperatives_kecamatan_code'))
-
-    op.drop_table('known_cooperatives')
+    drop_directory_table()
     op.drop_table('kecamatan_figures')
     drop_messaging_tables()
     with op.batch_alter_table('event_store', schema=None) as batch_op:
