@@ -9,12 +9,12 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from kkmp_shared.db import KkmpSession, Rows, insert_together
+from kkmp_shared.timeutil import as_utc as utc
 from sqlalchemy import and_, event, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session, SessionTransaction
 
 from notifications.adapters import orm
-from notifications.domain.moments import utc
 
 d, a, s = orm.deliveries, orm.delivery_attempts, orm.subscriptions
 

@@ -8,11 +8,11 @@ from datetime import datetime
 from typing import Any
 
 from kkmp_shared.db import Rows, insert_together, on_sqlite
+from kkmp_shared.timeutil import as_utc as utc
 from sqlalchemy import String, and_, cast, delete, exists, func, literal, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters import orm
-from notifications.domain.moments import utc
 
 n, items = orm.notifications, orm.digest_items
 

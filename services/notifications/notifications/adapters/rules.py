@@ -6,12 +6,12 @@ from datetime import datetime
 from typing import Any
 
 from kkmp_shared.db import upsert_insert
+from kkmp_shared.timeutil import as_utc as utc
 from sqlalchemy import delete, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters import orm
-from notifications.domain.moments import utc
 from notifications.domain.routing import DEFAULT_MATCH_FIELD, RoutingRule
 
 rr = orm.routing_rules

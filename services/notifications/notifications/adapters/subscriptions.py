@@ -7,11 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+from kkmp_shared.timeutil import as_utc as utc
 from sqlalchemy import literal, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters import orm
-from notifications.domain.moments import utc
 from notifications.domain.subscriptions import MatchedSubscription
 
 s, st, sc = orm.subscriptions, orm.subscription_types, orm.subscription_scopes

@@ -11,6 +11,7 @@ from kkmp_shared.bootstrap import Platform
 from kkmp_shared.errors import forbidden
 from kkmp_shared.http import ERRORS, IdPath
 from kkmp_shared.pagination import PageDep
+from kkmp_shared.timeutil import as_utc as utc
 
 from notifications.domain.events import MUTABLE_EVENT_TYPES, ROUTABLE_EVENT_TYPES
 from notifications.domain.templates import LABELS
@@ -33,7 +34,7 @@ from notifications.service_layer.commands import (
     DeliveryFilter,
     Subscribe,
 )
-from notifications.service_layer.common import now, utc
+from notifications.service_layer.common import now
 from notifications.service_layer.deliveries import DeliveryWorker
 from notifications.service_layer.fanout import Notifier
 from notifications.settings import NotificationsSettings

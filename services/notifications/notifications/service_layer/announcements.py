@@ -6,12 +6,13 @@ from typing import Any
 
 from kkmp_shared.auth import Principal
 from kkmp_shared.errors import unprocessable
+from kkmp_shared.timeutil import as_utc as utc
 from kkmp_shared.unit_of_work import UnitOfWork
 
 from notifications.adapters import inbox
 from notifications.domain.events import ANNOUNCEMENT_TYPE
 from notifications.service_layer.commands import Announce
-from notifications.service_layer.common import new_id, now, utc, within_own_scope
+from notifications.service_layer.common import new_id, now, within_own_scope
 
 
 async def announce(

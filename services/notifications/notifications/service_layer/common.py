@@ -12,8 +12,6 @@ from kkmp_shared.auth import Principal
 from kkmp_shared.errors import forbidden
 from kkmp_shared.unit_of_work import UnitOfWork
 
-from notifications.domain.moments import utc as utc
-
 # `Platform.unit_of_work`: for the work that needs transactions of its own (the delivery worker's
 # claims and recordings, the scheduled jobs), injected rather than reached for.
 UnitOfWorkFactory = Callable[[], AbstractAsyncContextManager[UnitOfWork]]

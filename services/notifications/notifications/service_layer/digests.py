@@ -5,13 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 
 from kkmp_shared.events.contracts import NotificationDelivered
+from kkmp_shared.timeutil import as_utc as utc
 from kkmp_shared.unit_of_work import UnitOfWork
 
 from notifications.adapters import inbox, preferences
 from notifications.domain.digest import digest_due, latest_digest_boundary
 from notifications.domain.events import DIGEST_TYPE
 from notifications.domain.templates import DigestLine, render_digest
-from notifications.service_layer.common import UnitOfWorkFactory, derived_id, now, utc
+from notifications.service_layer.common import UnitOfWorkFactory, derived_id, now
 from notifications.service_layer.fanout import Notifier
 
 

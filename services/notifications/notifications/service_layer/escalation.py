@@ -14,12 +14,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from kkmp_shared.events.contracts import NeedStatusChanged, NeedSubmitted
+from kkmp_shared.timeutil import as_utc as utc
 from kkmp_shared.unit_of_work import UnitOfWork
 
 from notifications.adapters import needs
 from notifications.domain.events import NeedEscalated
 from notifications.domain.routing import Target
-from notifications.service_layer.common import UnitOfWorkFactory, derived_id, now, utc
+from notifications.service_layer.common import UnitOfWorkFactory, derived_id, now
 from notifications.service_layer.fanout import Notifier
 
 log = logging.getLogger("kkmp.notifications.escalation")

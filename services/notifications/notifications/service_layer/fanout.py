@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from kkmp_shared.events.contracts import EventData, NotificationDelivered
 from kkmp_shared.events.envelope import CloudEvent
+from kkmp_shared.timeutil import as_utc as utc
 from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -28,7 +29,7 @@ from notifications.domain.routing import Target, condition_key, targets
 from notifications.domain.subscriptions import MatchedSubscription
 from notifications.domain.templates import Message, Names, render
 from notifications.service_layer import recipients as people
-from notifications.service_layer.common import new_id, now, utc
+from notifications.service_layer.common import new_id, now
 from notifications.service_layer.deliveries import DeliveryWorker, queue_deliveries, stage_deliveries
 from notifications.settings import NotificationsSettings
 

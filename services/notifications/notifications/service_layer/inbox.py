@@ -6,12 +6,13 @@ from typing import Any
 
 from kkmp_shared.auth import Principal
 from kkmp_shared.errors import not_found, unprocessable
+from kkmp_shared.timeutil import as_utc as utc
 from kkmp_shared.unit_of_work import UnitOfWork
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from notifications.adapters import inbox, preferences
 from notifications.service_layer.commands import ChangePreferences
-from notifications.service_layer.common import now, utc
+from notifications.service_layer.common import now
 from notifications.service_layer.recipients import learn_from_token
 
 
